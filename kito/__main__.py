@@ -1,0 +1,3 @@
+from kito.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""`kito` command line. Each command imports its implementation inside the function body, so
+`kito --help` stays fast and `kito serve` never pulls in torch."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(
+    help="Kito QC: quality control for handmade jewelry from phone photos.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Data sets: synthetic photos, imports, previews, statistics.")
+catalog_app = typer.Typer(help="The design catalog and the calibration mat.")
+app.add_typer(data_app, name="data", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog", no_args_is_help=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn the project's own input errors into a one-line message and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from qc_model.errors import USER_ERRORS
+
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+CatalogOpt = Annotated[
+    Path | None,
+    typer.Option(help="Design catalog folder (default: the bundled datasets/catalog)."),
+]
+
+
+def _catalog_dir(catalog: Path | None) -> Path:
+    from qc_model.catalog import default_catalog_dir
+
+    return catalog or default_catalog_dir()
+
+
+# -- catalog ------------------------------------------------------------------------------------
+@catalog_app.command("check")
+@user_errors
+def catalog_check(catalog: CatalogOpt = None) -> None:
+    """Validate every design file; print one line per design."""
+    from qc_model.catalog import load_catalog
+
+    designs = load_catalog(_catalog_dir(catalog))
+    for d in designs.values():
+        dims = ", ".join(
+            f"{x.measure} {x.nominal_mm:g}±{x.tolerance_mm:g} mm" for x in d.dimensions
+        )
+        typer.echo(f"{d.id:24} {d.piece_type:16} {'pair ' if d.pair else ''}{dims}")
+    typer.echo(f"{len(designs)} designs OK")
+
+
+@catalog_app.command("golden")
+@user_errors
+def catalog_golden(catalog: CatalogOpt = None) -> None:
+    """Render each design's reference ("golden") image into the catalog's golden/ folder."""
+    from training.synth.golden import write_golden_images
+
+    for path in write_golden_images(_catalog_dir(catalog)):
+        typer.echo(str(path))
+
+
+@catalog_app.command("mat")
+@user_errors
+def catalog_mat(
+    out: Annotated[Path, typer.Option(help="PNG file to write")] = Path("kito-mat.png"),
+    dpi: Annotated[int, typer.Option(min=72, max=1200)] = 300,
+) -> None:
+    """Write the printable calibration mat (A4 landscape) as a PNG at the given DPI."""
+    import cv2
+
+    from qc_model.mat import DEFAULT_MAT
+
+    img = DEFAULT_MAT.render(dpi / 25.4)
+    if not cv2.imwrite(str(out), img):
+        raise typer.BadParameter(f"cannot write {out}")
+    typer.echo(f"wrote {out} ({img.shape[1]}x{img.shape[0]} px, print at {dpi} dpi, 100% scale)")
+
+
+# -- data ---------------------------------------------------------------------------------------
+@data_app.command("synth")
+@user_errors
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Output data set folder")],
+    count: Annotated[int, typer.Option(min=1, help="Number of photos")] = 200,
+    size: Annotated[int, typer.Option(min=256, max=4000, help="Long side of a photo in px")] = 1024,
+    defect_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.35,
+    difficulty: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    photos_per_piece: Annotated[int, typer.Option(min=1, max=6)] = 2,
+    seed: int = 0,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes (0: all cores)")] = 0,
+    designs: Annotated[
+        str | None, typer.Option(help="Comma-separated design ids (default: all)")
+    ] = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Render synthetic phone photos of catalog designs, with labels, masks and a manifest."""
+    from training.synth.generate import SynthOptions, generate_dataset
+
+    opts = SynthOptions(
+        count=count,
+        size=size,
+        defect_rate=defect_rate,
+        difficulty=difficulty,
+        photos_per_piece=photos_per_piece,
+        seed=seed,
+        designs=tuple(designs.split(",")) if designs else None,
+    )
+    manifest = generate_dataset(_catalog_dir(catalog), out, opts, workers=workers)
+    typer.echo(f"wrote {len(manifest.records)} photos to {out} (version {manifest.header.version})")
+
+
+@data_app.command("preview")
+@user_errors
+def data_preview(
+    dataset: Annotated[Path, typer.Argument(help="Data set folder or manifest file")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write")] = None,
+    count: Annotated[int, typer.Option(min=1, max=400)] = 48,
+    seed: int = 0,
+) -> None:
+    """Write a labelled contact sheet of a data set (PNG) to judge realism at a glance."""
+    from training.preview import contact_sheet
+
+    path = contact_sheet(dataset, out, count=count, seed=seed)
+    typer.echo(f"wrote {path}")
+
+
+@data_app.command("import")
+@user_errors
+def data_import(
+    source: Annotated[Path, typer.Argument(help="ImageFolder root (root/<label>/*) or a CSV")],
+    out: Annotated[Path, typer.Option(help="Output data set folder")],
+    task: Annotated[str, typer.Option(help="auto, multilabel or single_label")] = "auto",
+    seed: int = 0,
+) -> None:
+    """Import a labelled batch; unreadable files are listed in a report and skipped."""
+    from training.data_import import import_batch
+
+    result = import_batch(source, out, task=task, seed=seed)
+    typer.echo(result.summary())
+
+
+@data_app.command("stats")
+@user_errors
+def data_stats(
+    dataset: Annotated[Path, typer.Argument(help="Data set folder or manifest file")],
+) -> None:
+    """Print class balance and split sizes."""
+    from rich.console import Console
+
+    from qc_model.dataset_stats import stats_table
+    from qc_model.manifest import Manifest
+
+    Console().print(stats_table(Manifest.read(dataset)))
+
+
+def main() -> None:
+    app(prog_name="kito")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Design catalog: one YAML file per design (SKU), validated by the schema below.
+
+A malformed file raises `CatalogError` naming the file and the field, so that whoever edits the
+catalog by hand learns exactly what to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qc_model.taxonomy import PIECE_TYPES
+
+PieceType = Literal[
+    "hoop_earring",
+    "stud_earring",
+    "beaded_bracelet",
+    "beaded_necklace",
+    "beaded_collar",
+    "cuff",
+    "pendant",
+    "chain_necklace",
+    "ring",
+]
+assert set(PieceType.__args__) == set(PIECE_TYPES)  # type: ignore[attr-defined]
+
+Material = Literal["brass", "copper", "aluminium", "glass", "ceramic", "horn", "bone", "mixed"]
+
+# How a dimension is measured on the calibration mat's plane:
+# - outer_diameter: diameter of the smallest circle enclosing one piece
+# - length / width: long and short side of the piece's minimum-area rectangle
+# - loop_length: centre-line length of a strand laid as a closed loop (necklaces, bracelets)
+Measure = Literal["outer_diameter", "length", "width", "loop_length"]
+
+Positive = Annotated[float, Field(gt=0)]
+LabColour = tuple[Annotated[float, Field(ge=0, le=100)], float, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Finish(_Strict):
+    """Target surface colour in CIELAB (D65) and the CIEDE2000 distance still accepted."""
+
+    name: str = Field(min_length=1)
+    lab: LabColour
+    delta_e_tolerance: Positive
+
+
+class Dimension(_Strict):
+    measure: Measure
+    nominal_mm: Positive
+    tolerance_mm: Positive
+
+    @model_validator(mode="after")
+    def _tolerance_below_nominal(self) -> Dimension:
+        if self.tolerance_mm >= self.nominal_mm:
+            raise ValueError("tolerance_mm must be smaller than nominal_mm")
+        return self
+
+
+class Components(_Strict):
+    """Countable parts of one piece: beads of a strand, stones of a setting, links of a chain."""
+
+    kind: Literal["bead", "stone", "link"]
+    count: Annotated[int, Field(ge=1, le=400)]
+    size_mm: Positive
+    # Colours of the components in order around the piece, repeating (CIELAB).
+    colours: list[LabColour] = Field(default_factory=list)
+
+
+class Design(_Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{2,39}$")]
+    name: str = Field(min_length=1, max_length=120)
+    piece_type: PieceType
+    material: Material
+    finish: Finish
+    dimensions: list[Dimension] = Field(min_length=1)
+    thickness_mm: Positive
+    components: Components | None = None
+    pair: bool = False
+    reference_images: list[str] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("reference_images")
+    @classmethod
+    def _relative_paths(cls, paths: list[str]) -> list[str]:
+        for p in paths:
+            if p.startswith("/") or ".." in Path(p).parts:
+                raise ValueError(f"reference image path must be relative to the catalog: {p!r}")
+        return paths
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Design:
+        measures = [d.measure for d in self.dimensions]
+        if len(set(measures)) != len(measures):
+            raise ValueError("each dimension measure may appear only once")
+        needs_components = {"beaded_bracelet", "beaded_necklace"}
+        if self.piece_type in needs_components and self.components is None:
+            raise ValueError(f"a {self.piece_type} must declare its components")
+        if self.pair and self.piece_type not in {"hoop_earring", "stud_earring"}:
+            raise ValueError("only earrings are made as pairs")
+        return self
+
+    def dimension(self, measure: str) -> Dimension | None:
+        return next((d for d in self.dimensions if d.measure == measure), None)
+
+
+class CatalogError(ValueError):
+    """A catalog file that cannot be used; names the file and the offending field."""
+
+    def __init__(self, path: Path, field: str, message: str) -> None:
+        self.path = path
+        self.field = field
+        self.message = message
+        super().__init__(f"{path}: field '{field}': {message}")
+
+
+def load_design(path: Path) -> Design:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CatalogError(path, "<file>", f"not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(path, "<file>", f"cannot be read: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CatalogError(path, "<file>", "must hold a mapping of fields")
+    try:
+        design = Design.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "<design>"
+        raise CatalogError(path, field, err["msg"]) from None
+    if design.id != path.stem:
+        raise CatalogError(path, "id", f"id {design.id!r} must match the file name {path.stem!r}")
+    for i, ref in enumerate(design.reference_images):
+        if not (path.parent / ref).is_file():
+            raise CatalogError(path, f"reference_images.{i}", f"file not found: {ref}")
+    return design
+
+
+def load_catalog(directory: Path | str) -> dict[str, Design]:
+    """All designs of a catalog folder (`*.yaml`), keyed and sorted by id."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CatalogError(directory, "<catalog>", "catalog folder not found")
+    designs: dict[str, Design] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        design = load_design(path)
+        designs[design.id] = design
+    if not designs:
+        raise CatalogError(directory, "<catalog>", "no design files (*.yaml) found")
+    return dict(sorted(designs.items()))
+
+
+def default_catalog_dir() -> Path:
+    """The catalog shipped in the repository (`datasets/catalog`)."""
+    return Path(__file__).resolve().parent.parent / "datasets" / "catalog"

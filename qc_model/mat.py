@@ -1,0 +1,143 @@
+"""The printed calibration mat: geometry of its ArUco markers, shared by renderer and detector.
+
+Artisans place each piece on an A4 card (landscape) with eight ArUco markers of known size around
+its border. Any one marker seen whole fixes the scale; the photo gate asks for two, so that a
+single misdetection cannot set a wrong size. Coordinates are millimetres on the card, origin at
+its top-left corner, x to the right, y down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
+
+
+@dataclass(frozen=True)
+class MatSpec:
+    width_mm: float = 297.0
+    height_mm: float = 210.0
+    marker_mm: float = 22.0
+    margin_mm: float = 8.0
+    # Card colour (sRGB): a warm off-white, like ordinary printer paper.
+    paper_rgb: tuple[int, int, int] = (238, 236, 230)
+
+    @cached_property
+    def marker_origins_mm(self) -> dict[int, tuple[float, float]]:
+        """Top-left corner of each marker by id: four corners, then the middle of each edge."""
+        m, s = self.margin_mm, self.marker_mm
+        right, bottom = self.width_mm - m - s, self.height_mm - m - s
+        cx, cy = (self.width_mm - s) / 2, (self.height_mm - s) / 2
+        return {
+            0: (m, m),
+            1: (right, m),
+            2: (right, bottom),
+            3: (m, bottom),
+            4: (cx, m),
+            5: (right, cy),
+            6: (cx, bottom),
+            7: (m, cy),
+        }
+
+    def marker_corners_mm(self, marker_id: int) -> NDArray[np.float64]:
+        """The 4 corners of a marker (TL, TR, BR, BL: ArUco's order), shape (4, 2)."""
+        x, y = self.marker_origins_mm[marker_id]
+        s = self.marker_mm
+        return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], dtype=np.float64)
+
+    @property
+    def placement_area_mm(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the area inside the marker ring where a piece is laid."""
+        inset = self.margin_mm + self.marker_mm + 4.0
+        return (inset, inset, self.width_mm - inset, self.height_mm - inset)
+
+    def render(self, px_per_mm: float) -> NDArray[np.uint8]:
+        """The mat as a BGR image at the given scale (also used to print it)."""
+        w, h = round(self.width_mm * px_per_mm), round(self.height_mm * px_per_mm)
+        img = np.empty((h, w, 3), np.uint8)
+        img[:] = self.paper_rgb[::-1]
+        dictionary = cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARY)
+        for marker_id, (x, y) in self.marker_origins_mm.items():
+            side = round(self.marker_mm * px_per_mm)
+            # A white quiet zone is part of the printed marker; the paper provides it.
+            tag = cv2.aruco.generateImageMarker(dictionary, marker_id, side)
+            x0, y0 = round(x * px_per_mm), round(y * px_per_mm)
+            img[y0 : y0 + side, x0 : x0 + side] = tag[..., None]
+        # Thin dotted border around the placement area tells the artisan where the piece goes.
+        x0, y0, x1, y1 = (round(v * px_per_mm) for v in self.placement_area_mm)
+        colour = (190, 188, 184)
+        step = max(2, round(4 * px_per_mm))
+        for x in range(x0, x1, step * 2):
+            cv2.line(img, (x, y0), (min(x + step, x1), y0), colour, 1)
+            cv2.line(img, (x, y1), (min(x + step, x1), y1), colour, 1)
+        for y in range(y0, y1, step * 2):
+            cv2.line(img, (x0, y), (x0, min(y + step, y1)), colour, 1)
+            cv2.line(img, (x1, y), (x1, min(y + step, y1)), colour, 1)
+        return img
+
+
+DEFAULT_MAT = MatSpec()
+
+
+@dataclass(frozen=True)
+class MatDetection:
+    """Where the mat lies in a photo: a homography from image pixels to mat millimetres."""
+
+    image_to_mat: NDArray[np.float64]  # (3, 3)
+    marker_ids: tuple[int, ...]
+    px_per_mm: float  # mean marker scale in the photo
+    reprojection_error_mm: float
+
+    def to_mat(self, points_px: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Image points (N, 2) to mat millimetres (N, 2)."""
+        pts = np.asarray(points_px, dtype=np.float64).reshape(-1, 1, 2)
+        return cv2.perspectiveTransform(pts, self.image_to_mat).reshape(-1, 2)
+
+    def mat_to_image(self) -> NDArray[np.float64]:
+        return np.linalg.inv(self.image_to_mat)
+
+
+def _aruco_detector() -> cv2.aruco.ArucoDetector:
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    return cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARY), params)
+
+
+def detect_mat(gray: NDArray[np.uint8], spec: MatSpec = DEFAULT_MAT) -> MatDetection | None:
+    """Find the mat's markers in a grayscale photo; None when no valid marker is seen."""
+    corners, ids, _ = _aruco_detector().detectMarkers(gray)
+    if ids is None:
+        return None
+    img_pts, mat_pts, found, scales = [], [], [], []
+    for c, marker_id in zip(corners, ids.ravel().tolist(), strict=True):
+        if marker_id not in spec.marker_origins_mm or marker_id in found:
+            continue
+        quad = c.reshape(4, 2).astype(np.float64)
+        found.append(marker_id)
+        img_pts.append(quad)
+        mat_pts.append(spec.marker_corners_mm(marker_id))
+        side_px = np.mean(np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1))
+        scales.append(side_px / spec.marker_mm)
+    if not found:
+        return None
+    src = np.concatenate(img_pts)
+    dst = np.concatenate(mat_pts)
+    if len(found) == 1:
+        h, _ = cv2.findHomography(src, dst, 0)
+    else:
+        h, _ = cv2.findHomography(src, dst, cv2.RANSAC, 1.5)
+    if h is None:
+        return None
+    proj = cv2.perspectiveTransform(src.reshape(-1, 1, 2), h).reshape(-1, 2)
+    err = float(np.sqrt(np.mean(np.sum((proj - dst) ** 2, axis=1))))
+    return MatDetection(
+        image_to_mat=h,
+        marker_ids=tuple(sorted(found)),
+        px_per_mm=float(np.mean(scales)),
+        reprojection_error_mm=err,
+    )

@@ -1,0 +1,1 @@
+"""Training side: synthetic photos, data import, loaders, training, evaluation and export."""
