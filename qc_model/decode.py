@@ -1,0 +1,240 @@
+"""Safe photo decoding: allow-list by file signature, size limits before decoding, EXIF orientation.
+
+Every photo that enters the system from outside goes through `decode_photo`. It refuses anything
+that is not a plain still JPEG, PNG, WebP or HEIC of sensible size, with a `DecodeError` whose
+`code` says exactly why, and decodes large JPEGs at reduced scale in the DCT domain (several times
+faster than a full decode followed by a resize).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from qc_model.errors import DataError
+
+MB = 1024 * 1024
+
+
+class DecodeError(DataError):
+    """A refused photo. `code` is stable and machine-readable; the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_bytes: int = 15 * MB
+    # Counted from the header before any pixel is decoded: a 50 kB PNG can claim 60000 x 60000 px.
+    max_pixels: int = 64_000_000
+    min_side: int = 128
+    # Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale as long as the long side stays >= this.
+    target_long_side: int = 2048
+
+
+@dataclass(frozen=True)
+class DecodedPhoto:
+    """One decoded photo, upright (EXIF orientation applied), 8-bit BGR as OpenCV expects."""
+
+    image: NDArray[np.uint8] = field(repr=False)  # (H, W, 3) BGR
+    format: str  # "jpeg" | "png" | "webp" | "heic"
+    media_type: str
+    original_size: tuple[int, int]  # (width, height) as stored in the file, before orientation
+    scale: int  # DCT reduction factor used when decoding (1 = full resolution)
+    sha256: str  # of the raw bytes, which is also the photo's storage key
+    byte_size: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+
+MEDIA_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "heic": "image/heic",
+}
+_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heic": "HEIF"}
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+
+
+_EXTENSIONS = {
+    "jpeg": {".jpg", ".jpeg", ".jpe", ".jfif"},
+    "png": {".png"},
+    "webp": {".webp"},
+    "heic": {".heic", ".heif", ".hif"},
+}
+_DECLARED_TYPES = {
+    "jpeg": {"image/jpeg", "image/jpg", "image/pjpeg"},
+    "png": {"image/png"},
+    "webp": {"image/webp"},
+    "heic": {"image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"},
+}
+# Clients that do not know the type send one of these; they are not a claim about the format.
+_GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+MAX_FILENAME_CHARS = 128
+
+
+def check_filename(name: str) -> None:
+    """Refuse overlong, path-like or control-character file names (they are never used as paths,
+    but a name like that is a sign of a broken or hostile client, and it ends up in logs)."""
+    if len(name) > MAX_FILENAME_CHARS:
+        raise DecodeError("bad_filename", f"file name longer than {MAX_FILENAME_CHARS} characters")
+    if "/" in name or "\\" in name or name in {".", ".."} or name.startswith(".."):
+        raise DecodeError("bad_filename", "file name must not contain a path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise DecodeError("bad_filename", "file name must not contain control characters")
+
+
+def check_declared_type(fmt: str, filename: str | None, content_type: str | None) -> None:
+    """The declared extension and content type must agree with the signature when given."""
+    if filename and "." in filename.strip("."):
+        ext = "." + filename.rsplit(".", 1)[1].lower()
+        if ext not in _EXTENSIONS[fmt]:
+            raise DecodeError(
+                "type_mismatch", f"file name says {ext!r} but the content is {fmt.upper()}"
+            )
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if declared not in _GENERIC_TYPES and declared not in _DECLARED_TYPES[fmt]:
+        raise DecodeError(
+            "type_mismatch", f"content type {declared!r} but the content is {fmt.upper()}"
+        )
+
+
+def sniff_format(data: bytes) -> str:
+    """The allowed format the bytes' signature names; `DecodeError` for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "heic"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        raise DecodeError("gif_not_allowed", "GIF images (often animated) are not accepted")
+    head = data[:512].lstrip().lower()
+    if b"<svg" in head or (head.startswith(b"<?xml") and b"svg" in data[:4096].lower()):
+        raise DecodeError("svg_not_allowed", "SVG drawings are not accepted; send a photo")
+    raise DecodeError("not_an_image", "the file is not a JPEG, PNG, WebP or HEIC photo")
+
+
+def _open_lazy(data: bytes, fmt: str) -> Image.Image:
+    """Open without decoding pixels: the header alone gives size and mode."""
+    if fmt == "heic":
+        import pillow_heif  # lazy: only HEIC uploads pay for loading libheif
+
+        pillow_heif.register_heif_opener()
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit is checked right after; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
+    except Image.DecompressionBombError:
+        raise DecodeError("decompression_bomb", "the image claims far too many pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DecodeError("corrupt", f"the {fmt.upper()} header cannot be read ({exc})") from None
+
+
+def _check_header(im: Image.Image, data: bytes, fmt: str, limits: DecodeLimits) -> None:
+    w, h = im.size
+    if w * h > limits.max_pixels:
+        raise DecodeError(
+            "decompression_bomb",
+            f"{w}x{h} px is more than the {limits.max_pixels:,} px allowed",
+        )
+    if min(w, h) < limits.min_side:
+        raise DecodeError(
+            "too_small", f"{w}x{h} px is too small (each side needs >= {limits.min_side} px)"
+        )
+    # HEIC bursts and depth maps carry extra images; the primary one is the photo, so HEIC passes.
+    animated = getattr(im, "is_animated", False) or getattr(im, "n_frames", 1) > 1
+    if animated and fmt != "heic":
+        raise DecodeError("animated", "animated images are not accepted; send a still photo")
+    if fmt == "jpeg" and im.mode == "CMYK":
+        raise DecodeError("cmyk_jpeg", "CMYK JPEGs (print files) are not accepted; send a photo")
+    # PNG IHDR: byte 24 is the bit depth. Pillow silently narrows some 16-bit PNGs, so read it raw.
+    if fmt == "png" and len(data) > 24 and data[24] == 16:
+        raise DecodeError("png_16bit", "16-bit PNGs are not accepted; save as 8-bit")
+    if im.mode not in {"RGB", "RGBA", "L", "LA", "P", "1", "RGBX", "YCbCr"}:
+        raise DecodeError("unsupported_mode", f"pixel format {im.mode!r} is not accepted")
+
+
+def _reduce_jpeg(im: Image.Image, limits: DecodeLimits) -> int:
+    """Ask libjpeg for a 1/2, 1/4 or 1/8 scale decode that keeps the long side >= target."""
+    w, h = im.size
+    long_side = max(w, h)
+    if long_side < 2 * limits.target_long_side:
+        return 1
+    ratio = limits.target_long_side / long_side
+    # draft() picks the largest reduction whose result is still >= the requested size.
+    im.draft("RGB", (max(1, int(w * ratio + 0.999)), max(1, int(h * ratio + 0.999))))
+    return max(1, round(w / im.size[0]))
+
+
+def _to_bgr(im: Image.Image) -> NDArray[np.uint8]:
+    if im.mode in {"RGBA", "LA", "P"}:
+        # Transparent areas become white, like the calibration mat, instead of arbitrary colour.
+        rgba = im.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(base, rgba)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def decode_photo(
+    data: bytes,
+    *,
+    filename: str | None = None,
+    content_type: str | None = None,
+    limits: DecodeLimits | None = None,
+) -> DecodedPhoto:
+    """Check and decode one uploaded photo; raise `DecodeError` (a `DataError`) if it is refused.
+
+    `filename` and `content_type` are what the client declared; they are checked against the
+    file's signature but never used as a path.
+    """
+    limits = limits or DecodeLimits()
+    if filename is not None:
+        check_filename(filename)
+    if len(data) == 0:
+        raise DecodeError("empty", "the file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise DecodeError(
+            "too_large",
+            f"{len(data):,} bytes is over the limit of {limits.max_bytes:,} bytes"
+            f" ({limits.max_bytes / MB:g} MB)",
+        )
+    fmt = sniff_format(data)
+    check_declared_type(fmt, filename, content_type)
+    im = _open_lazy(data, fmt)
+    _check_header(im, data, fmt, limits)
+    original_size = im.size
+    scale = _reduce_jpeg(im, limits) if fmt == "jpeg" else 1
+    try:
+        # Pillow's LOAD_TRUNCATED_IMAGES stays False (its default): a cut-off upload is refused
+        # rather than silently padded with grey.
+        im.load()
+        upright = ImageOps.exif_transpose(im)
+        image = _to_bgr(upright if upright is not None else im)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise DecodeError("corrupt", f"the image data is truncated or corrupt ({exc})") from None
+    return DecodedPhoto(
+        image=image,
+        format=fmt,
+        media_type=MEDIA_TYPES[fmt],
+        original_size=original_size,
+        scale=scale,
+        sha256=hashlib.sha256(data).hexdigest(),
+        byte_size=len(data),
+    )
