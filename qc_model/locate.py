@@ -1,0 +1,229 @@
+"""Find the jewelry piece in a photo: what differs from the mat's paper (else from the border)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from qc_model.mat import DEFAULT_MAT, MatDetection, MatSpec, detect_mat
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive, input-image pixels
+
+# Analysis runs on a copy whose longer side is at most this; masks are mapped back to input pixels.
+WORK_SIZE = 768
+# Lightness counts less than chroma: soft shadows and vignetting change L* but hardly a*/b*.
+L_WEIGHT = 0.5
+# Hysteresis on the colour difference: a component is kept only if part of it differs strongly
+# (seed), so faint shadows alone never become a piece, yet a piece keeps its faint edges.
+LOW_FLOOR, HIGH_FLOOR = 6.0, 10.0
+NOISE_K = 5.0
+
+
+@dataclass(frozen=True)
+class PieceLocation:
+    """The piece(s) in a photo, in the input image's pixel grid."""
+
+    mask: NDArray[np.uint8]  # (H, W) 0/255
+    boxes: list[Box]  # one per piece component, largest first
+    bbox: Box  # union of boxes
+    area_fraction: float  # mask pixels / frame pixels
+    touches_edge: bool  # the piece is cut off by the frame
+    mat: MatDetection | None
+
+    @property
+    def count(self) -> int:
+        return len(self.boxes)
+
+
+def locate_piece(
+    image_bgr: NDArray[np.uint8],
+    mat: MatDetection | None = None,
+    *,
+    find_mat: bool = True,
+    spec: MatSpec = DEFAULT_MAT,
+) -> PieceLocation | None:
+    """Segment the piece; None when nothing looks like one.
+
+    With a mat (given, or found here when `find_mat`), the paper inside the card is the
+    background; otherwise the colour of the frame's border is.
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+        raise ValueError(
+            f"expected a uint8 BGR image (H, W, 3), got {image_bgr.dtype} {image_bgr.shape}"
+        )
+    h, w = image_bgr.shape[:2]
+    if mat is None and find_mat:
+        gray = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8)
+        mat = detect_mat(gray, spec)
+    scale = min(1.0, WORK_SIZE / max(h, w))
+    small = image_bgr
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = np.asarray(cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA), np.uint8)
+    sh, sw = small.shape[:2]
+    sx, sy = sw / w, sh / h
+    lab = np.asarray(cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab), np.float32)
+
+    if mat is not None:
+        to_small = np.diag([sx, sy, 1.0]) @ mat.mat_to_image()
+        roi, fit_region = _mat_regions(to_small, spec, (sh, sw), mat.px_per_mm * scale)
+        px_per_mm = mat.px_per_mm * scale
+    else:
+        roi = np.full((sh, sw), 255, np.uint8)
+        fit_region = _border_band(sh, sw)
+        px_per_mm = None
+    if cv2.countNonZero(fit_region) < 50:
+        return None
+
+    diff = _difference_from_background(lab, fit_region, quadratic=mat is not None)
+    mask = _segment(diff, roi, fit_region, px_per_mm)
+    if mask is None:
+        return None
+    return _to_input_grid(mask, (h, w), mat)
+
+
+def _mat_regions(
+    mat_to_small: NDArray[np.float64], spec: MatSpec, shape: tuple[int, int], px_per_mm: float
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """(where a piece may be, where the paper model is fitted) on the work grid."""
+
+    def quad(x0: float, y0: float, x1: float, y1: float) -> NDArray[np.int32]:
+        pts = np.array([[[x0, y0]], [[x1, y0]], [[x1, y1]], [[x0, y1]]], np.float64)
+        return np.round(cv2.perspectiveTransform(pts, mat_to_small)).astype(np.int32)
+
+    roi = np.zeros(shape, np.uint8)
+    edge = 3.0  # mm: the card's cut edge is often a bright or dark rim
+    cv2.fillConvexPoly(roi, quad(edge, edge, spec.width_mm - edge, spec.height_mm - edge), 255)
+    quiet = 2.5  # mm around each marker: its blur and quiet zone are not the piece
+    for marker_id in spec.marker_origins_mm:
+        c = spec.marker_corners_mm(marker_id)
+        x0, y0 = c.min(axis=0) - quiet
+        x1, y1 = c.max(axis=0) + quiet
+        cv2.fillConvexPoly(roi, quad(x0, y0, x1, y1), 0)
+    # The printed dotted border of the placement area is ink, not piece: mask it out.
+    px0, py0, px1, py1 = spec.placement_area_mm
+    corners = quad(px0, py0, px1, py1)
+    cv2.polylines(roi, [corners], True, 0, max(1, round(1.2 * px_per_mm)))
+    return roi, roi
+
+
+def _border_band(h: int, w: int) -> NDArray[np.uint8]:
+    band = np.zeros((h, w), np.uint8)
+    t = max(2, round(0.04 * min(h, w)))
+    band[:t] = band[-t:] = 255
+    band[:, :t] = band[:, -t:] = 255
+    return band
+
+
+def _design(x: NDArray[np.float64], y: NDArray[np.float64], quadratic: bool) -> NDArray:
+    terms = [np.ones_like(x), x, y, x * y]
+    if quadratic:
+        terms += [x * x, y * y]
+    return np.stack(terms, axis=-1)
+
+
+def _difference_from_background(
+    lab: NDArray[np.float32], fit_region: NDArray[np.uint8], *, quadratic: bool
+) -> NDArray[np.float32]:
+    """Weighted Lab distance of each pixel from a smooth background surface fitted robustly.
+
+    A low-order surface follows uneven light across the card; iterative outlier rejection keeps
+    the piece itself (and its shadow) out of the fit.
+    """
+    h, w = lab.shape[:2]
+    ys, xs = np.nonzero(fit_region)
+    step = max(1, len(xs) // 3000)
+    xs, ys = xs[::step], ys[::step]
+    xn = xs.astype(np.float64) * (2.0 / max(w - 1, 1)) - 1.0
+    yn = ys.astype(np.float64) * (2.0 / max(h - 1, 1)) - 1.0
+    a = _design(xn, yn, quadratic)  # (N, P)
+    v = lab[ys, xs].astype(np.float64)  # (N, 3)
+    weights = np.array([L_WEIGHT, 1.0, 1.0])
+    keep = np.ones(len(xs), bool)
+    coef = np.zeros((a.shape[1], 3))
+    for _ in range(4):
+        ak = a[keep]
+        # Normal equations: a 6x6 solve, far cheaper than lstsq on thousands of rows.
+        coef = np.linalg.solve(ak.T @ ak + 1e-9 * np.eye(a.shape[1]), ak.T @ v[keep])
+        r = np.sqrt((((v - a @ coef) ** 2) * weights).sum(axis=1))
+        keep = r <= max(3.0 * float(np.median(r[keep])), 2.0)
+        if keep.sum() < a.shape[1] * 4:
+            break
+    # The surface is smooth: evaluate it on a coarse grid and interpolate up.
+    gh, gw = max(2, h // 8), max(2, w // 8)
+    gx, gy = np.meshgrid(np.linspace(-1.0, 1.0, gw), np.linspace(-1.0, 1.0, gh))
+    coarse = (_design(gx, gy, quadratic) @ coef).astype(np.float32)  # (gh, gw, 3)
+    bg = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+    delta = cv2.subtract(lab, bg)
+    sq = cv2.multiply(delta, delta)
+    d2 = cv2.transform(sq, weights.astype(np.float32).reshape(1, 3))  # (h, w)
+    return np.asarray(cv2.sqrt(d2), np.float32)
+
+
+def _segment(
+    diff: NDArray[np.float32],
+    roi: NDArray[np.uint8],
+    fit_region: NDArray[np.uint8],
+    px_per_mm: float | None,
+) -> NDArray[np.uint8] | None:
+    """Hysteresis threshold, clean-up and speck removal; the piece mask on the work grid."""
+    h, w = diff.shape
+    paper = diff[fit_region > 0][::7]  # a sample is enough for noise statistics
+    med = float(np.median(paper))
+    mad = float(np.median(np.abs(paper - med))) * 1.4826
+    low = max(LOW_FLOOR, med + NOISE_K * mad)
+    high = max(HIGH_FLOOR, 1.5 * low)
+    cand = ((diff > low) & (roi > 0)).astype(np.uint8) * 255
+    # Close small gaps (specular highlights, bead strings, the masked print line) within 1.5 mm.
+    k = max(3, round(1.5 * px_per_mm) | 1) if px_per_mm else max(3, round(0.006 * max(h, w)) | 1)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    closed = cv2.morphologyEx(cand, cv2.MORPH_CLOSE, disk)
+    cand = np.asarray(cv2.morphologyEx(closed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)), np.uint8)
+    cand &= roi
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
+    if n <= 1:
+        return None
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(labels[(diff > high) & (cand > 0)])] = True
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    # Dust and crumbs: under ~3 mm x 3 mm, or tiny next to the main piece.
+    min_area = 9.0 * px_per_mm**2 if px_per_mm else 4e-4 * h * w
+    ok = seeded & (areas >= min_area)
+    ok[0] = False
+    if not ok.any():
+        return None
+    ok &= areas >= 0.02 * areas[ok].max()
+    keep = np.nonzero(ok)[0]
+    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+
+
+def _to_input_grid(
+    small_mask: NDArray[np.uint8], shape: tuple[int, int], mat: MatDetection | None
+) -> PieceLocation | None:
+    h, w = shape
+    if small_mask.shape != (h, w):
+        # Linear upsampling then a 50 % cut gives smooth boundaries instead of blocky ones.
+        up = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        mask = np.where(up >= 128, 255, 0).astype(np.uint8)
+    else:
+        mask = small_mask
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    comps = sorted(range(1, n), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    boxes: list[Box] = []
+    for i in comps:
+        x, y, bw, bh, _area = (int(v) for v in stats[i])
+        boxes.append((x, y, x + bw, y + bh))
+    if not boxes:
+        return None
+    bbox = (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+    touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    area = float(cv2.countNonZero(mask)) / (h * w)
+    return PieceLocation(mask, boxes, bbox, area, touches, mat)
