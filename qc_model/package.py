@@ -1,0 +1,249 @@
+"""The model package: model.onnx + package.json (also embedded in the ONNX), loaded with checks.
+
+A package is the unit that travels from training to serving. Everything serving needs to use
+the model correctly (classes, preprocessing, calibration, thresholds) is inside it, so no
+second copy of those numbers can drift. No torch and no `onnx` import here: onnxruntime reads
+the embedded metadata itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qc_model.errors import DataError
+from qc_model.manifest import sha256_file
+from qc_model.preprocess import PreprocessConfig
+from qc_model.taxonomy import DEFECT_LABELS, TAXONOMY_VERSION
+
+MODEL_FILE = "model.onnx"
+META_FILE = "package.json"
+ONNX_META_KEY = "kito_package"  # metadata_props key holding package.json minus the checksum
+INPUT_NAME, PROBS_NAME, HEATMAPS_NAME = "input", "probs", "heatmaps"
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class PackageError(DataError):
+    """A model package that cannot be used; the message names the file and the problem."""
+
+
+class ClassThreshold(BaseModel):
+    """One class's operating point: below review_low pass, from review_high on fail, else review.
+
+    `threshold` is the point chosen for the target recall; evaluation reports the any-defect
+    decision there. review_low <= threshold <= review_high.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: Prob
+    review_low: Prob
+    review_high: Prob
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ClassThreshold:
+        if not self.review_low <= self.threshold <= self.review_high:
+            raise ValueError(
+                f"need review_low <= threshold <= review_high, got "
+                f"{self.review_low} / {self.threshold} / {self.review_high}"
+            )
+        return self
+
+
+def merge_thresholds(
+    base: Mapping[str, ClassThreshold],
+    overrides: Mapping[str, float | Mapping[str, float] | ClassThreshold] | None,
+) -> dict[str, ClassThreshold]:
+    """The package's thresholds with serving-time overrides applied.
+
+    An override is a number (a hard threshold: the review band collapses onto it), a partial
+    mapping of ClassThreshold fields, or a full ClassThreshold. Unknown classes are refused,
+    because a misspelt class name would silently leave the real threshold in force.
+    """
+    merged = dict(base)
+    for name, value in (overrides or {}).items():
+        if name not in base:
+            raise ValueError(f"threshold override for unknown class {name!r}; known: {list(base)}")
+        if isinstance(value, ClassThreshold):
+            merged[name] = value
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            fields = {"threshold": value, "review_low": value, "review_high": value}
+        elif isinstance(value, Mapping):
+            fields = {**base[name].model_dump(), **value}
+        else:
+            raise ValueError(f"threshold override for {name!r} must be a number or a mapping")
+        try:
+            merged[name] = ClassThreshold(**fields)
+        except ValidationError as exc:
+            raise ValueError(f"threshold override for {name!r}: {_first_error(exc)}") from None
+    return merged
+
+
+class PackageMeta(BaseModel):
+    """package.json. Everything but onnx_sha256 is also embedded in model.onnx."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["kito-model-package"] = "kito-model-package"
+    format_version: Literal[1] = 1
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    version: Annotated[str, Field(min_length=1)]
+    taxonomy_version: str
+    task: Literal["multilabel", "single_label"]
+    classes: Annotated[list[str], Field(min_length=1)]
+    preprocess: PreprocessConfig
+    heatmap_size: tuple[int, int]
+    temperature: Annotated[float, Field(gt=0)]
+    thresholds: dict[str, ClassThreshold]
+    precision: Literal["fp32", "int8"] = "fp32"
+    dataset_versions: dict[str, str] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    git_commit: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    onnx_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PackageMeta:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"duplicate classes: {self.classes}")
+        if self.task == "multilabel":
+            outside = [c for c in self.classes if c not in DEFECT_LABELS]
+            if outside:
+                raise ValueError(f"classes not in the defect taxonomy: {outside}")
+        if set(self.thresholds) != set(self.classes):
+            missing = sorted(set(self.classes) - set(self.thresholds))
+            extra = sorted(set(self.thresholds) - set(self.classes))
+            raise ValueError(f"thresholds must cover the classes: missing {missing}, extra {extra}")
+        return self
+
+    def embedded_json(self) -> str:
+        """What goes into model.onnx's metadata_props (the checksum cannot contain itself)."""
+        return self.model_dump_json(exclude={"onnx_sha256"})
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    path: Path
+    meta: PackageMeta
+    session: Any  # onnxruntime.InferenceSession, created once with the checks below
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.classes)
+
+
+def write_package_json(folder: Path, meta: PackageMeta) -> Path:
+    path = Path(folder) / META_FILE
+    path.write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_meta(folder: Path | str) -> PackageMeta:
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise PackageError(f"{folder}: no {META_FILE}; not a model package")
+    try:
+        return PackageMeta.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError) as exc:
+        reason = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise PackageError(f"{path}: {reason}") from None
+
+
+def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
+    """Open a package and verify everything; `PackageError` says what is wrong."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise PackageError(f"{folder}: model package folder not found")
+    meta = read_meta(folder)
+    model = folder / MODEL_FILE
+    if not model.is_file():
+        raise PackageError(f"{folder}: {MODEL_FILE} is missing")
+    digest = sha256_file(model)
+    if digest != meta.onnx_sha256:
+        raise PackageError(
+            f"{model}: checksum {digest[:12]}… does not match package.json "
+            f"({meta.onnx_sha256[:12]}…); the file is corrupt or was replaced"
+        )
+    if meta.taxonomy_version != TAXONOMY_VERSION:
+        raise PackageError(
+            f"{folder}: built for taxonomy version {meta.taxonomy_version}, this code has "
+            f"{TAXONOMY_VERSION}; retrain or export again"
+        )
+    session = _open_session(model, threads)
+    _check_embedded(model, session, meta)
+    _check_io(model, session, meta)
+    return ModelPackage(path=folder, meta=meta, session=session)
+
+
+def _open_session(model: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # ORT's own warnings go to stderr, not to artisans' logs
+    try:
+        return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PackageError(f"{model}: onnxruntime cannot load it: {first}") from None
+
+
+def _check_embedded(model: Path, session: Any, meta: PackageMeta) -> None:
+    props = session.get_modelmeta().custom_metadata_map
+    if ONNX_META_KEY not in props:
+        raise PackageError(f"{model}: no embedded '{ONNX_META_KEY}' metadata")
+    try:
+        embedded = json.loads(props[ONNX_META_KEY])
+    except json.JSONDecodeError:
+        raise PackageError(f"{model}: embedded metadata is not JSON") from None
+    alongside = json.loads(meta.embedded_json())
+    differ = sorted(
+        k for k in set(embedded) | set(alongside) if embedded.get(k) != alongside.get(k)
+    )
+    if differ:
+        raise PackageError(f"{model}: embedded metadata differs from {META_FILE} in {differ}")
+
+
+def _check_io(model: Path, session: Any, meta: PackageMeta) -> None:
+    inputs = session.get_inputs()
+    size, k = meta.preprocess.input_size, len(meta.classes)
+    if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+        raise PackageError(f"{model}: expected one input named '{INPUT_NAME}'")
+    shape, dtype = inputs[0].shape, inputs[0].type
+    if dtype != "tensor(float)" or len(shape) != 4 or isinstance(shape[0], int):
+        raise PackageError(
+            f"{model}: input must be float32 (batch, 3, H, W) with a dynamic batch, "
+            f"got {dtype} {shape}"
+        )
+    if list(shape[1:]) != [3, size, size]:
+        raise PackageError(
+            f"{model}: input shape {shape[1:]} does not match preprocess.input_size {size} "
+            f"(expected [3, {size}, {size}])"
+        )
+    outs = {o.name: o.shape for o in session.get_outputs()}
+    if set(outs) != {PROBS_NAME, HEATMAPS_NAME}:
+        raise PackageError(f"{model}: outputs must be '{PROBS_NAME}' and '{HEATMAPS_NAME}'")
+    if len(outs[PROBS_NAME]) != 2 or outs[PROBS_NAME][1] != k:
+        raise PackageError(f"{model}: '{PROBS_NAME}' has shape {outs[PROBS_NAME]}, {k} classes")
+    hm = outs[HEATMAPS_NAME]
+    if len(hm) != 4 or hm[1] != k or list(hm[2:]) != list(meta.heatmap_size):
+        raise PackageError(
+            f"{model}: '{HEATMAPS_NAME}' has shape {hm}, expected (batch, {k}, "
+            f"{meta.heatmap_size[0]}, {meta.heatmap_size[1]})"
+        )
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"field '{loc}': {err['msg']}" if loc else err["msg"]

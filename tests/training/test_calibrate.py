@@ -1,0 +1,93 @@
+"""Temperature scaling recovers a known temperature; thresholds meet their recall target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.calibrate import (
+    apply_temperature,
+    calibrate,
+    choose_thresholds,
+    fit_operating_point,
+    fit_temperature,
+    logits_from_probs,
+    threshold_at_recall,
+)
+from training.metrics import any_defect
+
+
+def _multilabel(true_t: float, n: int = 20_000, k: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2.0, size=(n, k))
+    y = (rng.random((n, k)) < 1 / (1 + np.exp(-z))).astype(np.int64)
+    return z * true_t, y  # an over-confident model: logits scaled by true_t
+
+
+@pytest.mark.parametrize("true_t", [0.5, 1.0, 3.0])
+def test_fit_temperature_recovers_the_scale_multilabel(true_t: float) -> None:
+    logits, y = _multilabel(true_t)
+    assert fit_temperature(logits, y, "multilabel") == pytest.approx(true_t, rel=0.08)
+
+
+def test_fit_temperature_single_label_and_ece_drops() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 2.0, size=(20_000, 4))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in p])
+    cal = calibrate(z * 2.5, y, "single_label")
+    assert cal.temperature == pytest.approx(2.5, rel=0.08)
+    assert cal.ece_after < cal.ece_before / 3
+    assert cal.nll_after < cal.nll_before
+
+
+def test_probs_round_trip_through_logits() -> None:
+    p = np.array([[0.1, 0.5, 0.99]])
+    np.testing.assert_allclose(
+        apply_temperature(logits_from_probs(p, "multilabel"), 1.0, "multilabel"), p
+    )
+    s = np.array([[0.2, 0.3, 0.5]])
+    np.testing.assert_allclose(
+        apply_temperature(logits_from_probs(s, "single_label"), 1.0, "single_label"), s
+    )
+
+
+def test_threshold_at_recall_is_the_highest_that_meets_it() -> None:
+    rng = np.random.default_rng(2)
+    s = rng.random(200)
+    y = rng.random(200) < 0.5
+    for target in (0.5, 0.9, 0.97, 1.0):
+        t = threshold_at_recall(s, y, target)
+        assert t is not None
+        assert ((s >= t) & y).sum() / y.sum() >= target
+        higher = s[y][s[y] > t]
+        if higher.size:  # the next higher positive score would miss the target
+            assert ((s >= higher.min()) & y).sum() / y.sum() < target
+    assert threshold_at_recall(s, np.zeros(200, bool), 0.97) is None
+
+
+def test_choose_thresholds_band_and_untuned_classes() -> None:
+    logits, y = _multilabel(1.0, n=3000, seed=3)
+    probs = apply_temperature(logits, 1.0, "multilabel")
+    y[:, 2] = 0  # a class with no validation positives
+    classes = ["scratch", "bent", "pitting"]
+    choice = choose_thresholds(probs, y, classes, target_recall=0.97)
+    assert choice.untuned == ["pitting"]
+    for k, c in enumerate(classes[:2]):
+        th = choice.thresholds[c]
+        assert th.review_low <= th.threshold <= th.review_high
+        recall = ((probs[:, k] >= th.threshold) & (y[:, k] == 1)).sum() / y[:, k].sum()
+        assert recall >= 0.97
+        held = probs[:, k] >= th.review_high
+        if th.review_high < 1.0:
+            assert y[held, k].mean() >= 0.95
+
+
+def test_operating_point_meets_recall_on_the_data_it_was_fitted_on() -> None:
+    logits, y = _multilabel(2.0, n=4000, seed=4)
+    raw = apply_temperature(logits, 1.0, "multilabel")
+    classes = ["scratch", "bent", "pitting"]
+    op = fit_operating_point(raw, y, classes, "multilabel", target_recall=0.97)
+    assert op.calibration.temperature == pytest.approx(2.0, rel=0.15)
+    r = any_defect(op.val_probs, y, op.threshold_vector(classes), classes)
+    assert r.recall >= 0.97

@@ -1,0 +1,105 @@
+"""Metrics against hand-computed values and brute-force definitions."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from training.metrics import (
+    any_defect,
+    as_onehot,
+    auroc,
+    average_precision,
+    binary_counts,
+    confusion_matrix,
+    expected_calibration_error,
+    macro_f1,
+    per_class_metrics,
+    pr_curve,
+)
+
+
+def test_ap_and_auroc_by_hand() -> None:
+    s = np.array([0.9, 0.8, 0.7, 0.6])
+    y = np.array([1, 0, 1, 0])
+    assert average_precision(s, y) == pytest.approx(0.5 * 1.0 + 0.5 * (2 / 3))
+    assert auroc(s, y) == pytest.approx(0.75)
+    precision, recall, thr = pr_curve(s, y)
+    np.testing.assert_allclose(thr, s)
+    np.testing.assert_allclose(recall, [0.5, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(precision, [1.0, 0.5, 2 / 3, 0.5])
+
+
+def test_ties_and_degenerate_inputs() -> None:
+    assert auroc(np.full(6, 0.3), np.array([1, 0, 1, 0, 0, 1])) == pytest.approx(0.5)
+    # All tied: one threshold, precision = prevalence.
+    assert average_precision(np.full(4, 0.3), np.array([1, 0, 0, 0])) == pytest.approx(0.25)
+    assert np.isnan(auroc(np.array([0.1, 0.2]), np.array([1, 1])))
+    assert np.isnan(average_precision(np.array([0.1, 0.2]), np.array([0, 0])))
+
+
+def test_against_brute_force_definitions() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.3
+    s = np.round(rng.random(300) + 0.4 * y, 2)  # rounding makes ties
+    pos, neg = s[y], s[~y]
+    pairs = [(1.0 if a > b else 0.5 if a == b else 0.0) for a, b in itertools.product(pos, neg)]
+    assert auroc(s, y) == pytest.approx(np.mean(pairs))
+    # AP as the sum over distinct thresholds of recall gain x precision at that threshold.
+    ap = 0.0
+    prev_recall = 0.0
+    for t in np.unique(s)[::-1]:
+        sel = s >= t
+        recall = (sel & y).sum() / y.sum()
+        ap += (recall - prev_recall) * (sel & y).sum() / sel.sum()
+        prev_recall = recall
+    assert average_precision(s, y) == pytest.approx(ap)
+
+
+def test_per_class_counts_and_f1() -> None:
+    probs = np.array([[0.9, 0.1], [0.6, 0.7], [0.2, 0.8], [0.4, 0.3]])
+    targets = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    rows = per_class_metrics(probs, targets, [0.5, 0.5], ["a", "b"])
+    a, b = rows
+    assert a.confusion == ((1, 1), (1, 1))  # tn, fp / fn, tp
+    assert (a.precision, a.recall, a.f1) == (0.5, 0.5, 0.5)
+    assert (b.precision, b.recall, b.f1) == (1.0, 1.0, 1.0)
+    assert a.support == 2 and b.support == 2
+    assert macro_f1(probs, targets, [0.5, 0.5]) == pytest.approx(0.75)
+    # Exactly at the threshold counts as positive.
+    assert per_class_metrics(probs, targets, [0.9, 0.8], ["a", "b"])[0].confusion[1][1] == 1
+
+
+def test_any_defect_recall_and_false_holds() -> None:
+    classes = ["scratch", "bent"]
+    probs = np.array([[0.9, 0.0], [0.0, 0.2], [0.6, 0.0], [0.1, 0.1], [0.0, 0.7]])
+    targets = np.array([[1, 0], [0, 1], [0, 0], [0, 0], [0, 0]])
+    r = any_defect(probs, targets, [0.5, 0.5], classes)
+    assert (r.defective, r.good, r.held) == (2, 3, 3)
+    assert r.recall == pytest.approx(0.5)
+    assert r.false_hold_rate == pytest.approx(2 / 3)
+
+
+def test_single_label_good_class_is_not_a_defect() -> None:
+    classes = ["good", "scratch"]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    r = any_defect(probs, np.array([0, 1, 1]), [0.5, 0.35], classes)
+    assert (r.defective, r.good) == (2, 1)
+    assert r.recall == 1.0 and r.false_hold_rate == 0.0
+    assert as_onehot(np.array([1, 0]), 2).tolist() == [[0, 1], [1, 0]]
+    m = confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0]), 2)
+    assert m.tolist() == [[1, 1], [0, 1]]
+
+
+def test_ece() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.random(200_000)
+    y = rng.random(p.size) < p  # calibrated by construction
+    assert expected_calibration_error(p[:, None], y[:, None], "multilabel") < 0.01
+    overconfident = np.full((1000, 1), 0.9)
+    half = (np.arange(1000) % 2)[:, None]
+    assert expected_calibration_error(overconfident, half, "multilabel") == pytest.approx(0.4)
+    c = binary_counts(np.array([1, 0]), np.array([0, 0]))
+    assert (c.precision, c.recall, c.f1) == (0.0, 0.0, 0.0)

@@ -1,0 +1,183 @@
+"""Temperature scaling and operating thresholds, both fitted on the validation split."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from qc_model.package import ClassThreshold
+from training.metrics import as_onehot, expected_calibration_error
+
+# Temperatures outside this range mean a broken model or broken data, not miscalibration.
+T_MIN, T_MAX = 0.05, 20.0
+_EPS = 1e-7
+
+
+def logits_from_probs(probs: NDArray, task: str) -> NDArray[np.float64]:
+    """Invert sigmoid (multi-label) or softmax up to a constant (single-label)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p)) if task == "multilabel" else np.log(p)
+
+
+def apply_temperature(logits: NDArray, temperature: float, task: str) -> NDArray[np.float64]:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    if task == "multilabel":
+        return 1.0 / (1.0 + np.exp(-z))
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(logits: NDArray, targets: NDArray, temperature: float, task: str) -> float:
+    """Mean negative log-likelihood (BCE summed over classes for multi-label)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    y = as_onehot(targets, z.shape[1]).astype(np.float64)
+    if task == "multilabel":
+        # log(1 + exp(-|z|)) form: no overflow for large logits.
+        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        return float(loss.sum(axis=1).mean())
+    zmax = z.max(axis=1, keepdims=True)
+    lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
+    return float(np.mean(lse - (z * y).sum(axis=1)))
+
+
+def fit_temperature(logits: NDArray, targets: NDArray, task: str) -> float:
+    """The one temperature T minimising validation NLL of logits / T.
+
+    NLL is convex in the inverse temperature, so a coarse log grid followed by golden-section
+    search on the bracketing interval finds the global minimum without an optimiser library.
+    """
+    if np.asarray(logits).shape[0] == 0:
+        raise ValueError("cannot fit a temperature on zero validation photos")
+    grid = np.geomspace(T_MIN, T_MAX, 41)
+    losses = [nll(logits, targets, t, task) for t in grid]
+    i = int(np.argmin(losses))
+    lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, grid.size - 1)])
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = nll(logits, targets, math.exp(a), task), nll(logits, targets, math.exp(b), task)
+    for _ in range(40):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = nll(logits, targets, math.exp(a), task)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = nll(logits, targets, math.exp(b), task)
+    return float(math.exp((lo + hi) / 2))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    temperature: float
+    ece_before: float
+    ece_after: float
+    nll_before: float
+    nll_after: float
+
+
+def calibrate(logits: NDArray, targets: NDArray, task: str) -> Calibration:
+    t = fit_temperature(logits, targets, task)
+    return Calibration(
+        temperature=t,
+        ece_before=expected_calibration_error(apply_temperature(logits, 1.0, task), targets, task),
+        ece_after=expected_calibration_error(apply_temperature(logits, t, task), targets, task),
+        nll_before=nll(logits, targets, 1.0, task),
+        nll_after=nll(logits, targets, t, task),
+    )
+
+
+def threshold_at_recall(scores: NDArray, positive: NDArray, target: float) -> float | None:
+    """The highest threshold t with recall(score >= t) >= target; None without positives."""
+    s = np.asarray(scores, dtype=np.float64)[np.asarray(positive).astype(bool)]
+    if s.size == 0:
+        return None
+    need = max(1, math.ceil(target * s.size - 1e-9))
+    return float(np.sort(s)[::-1][need - 1])
+
+
+def threshold_at_precision(
+    scores: NDArray, positive: NDArray, target: float, floor: float
+) -> float:
+    """The lowest threshold >= floor whose precision reaches target; 1.0 (never) if none does."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive).astype(bool)
+    for t in np.unique(s[s >= floor]):
+        sel = s >= t
+        if y[sel].mean() >= target:
+            return float(t)
+    return 1.0
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    thresholds: dict[str, ClassThreshold]
+    # Classes without a positive validation photo: their thresholds are the fallback, untuned.
+    untuned: list[str]
+
+
+def choose_thresholds(
+    probs: NDArray,
+    targets: NDArray,
+    classes: Sequence[str],
+    target_recall: float = 0.97,
+    review_recall: float = 0.995,
+    fail_precision: float = 0.95,
+    fallback: float = 0.5,
+) -> ThresholdChoice:
+    """Per class: the operating threshold at `target_recall` and the review band around it.
+
+    Below review_low: pass. From review_high on: fail (validation precision >= fail_precision
+    there). In between: a person looks. review_low is set for the stricter `review_recall`, so the
+    band catches most of the defects the operating threshold alone would let through.
+    """
+    if not 0 < target_recall <= 1 or not 0 < review_recall <= 1:
+        raise ValueError("recall targets must lie in (0, 1]")
+    p = np.asarray(probs, dtype=np.float64)
+    y = as_onehot(targets, p.shape[1])
+    out: dict[str, ClassThreshold] = {}
+    untuned = []
+    for k, name in enumerate(classes):
+        t = threshold_at_recall(p[:, k], y[:, k], target_recall)
+        if t is None:
+            untuned.append(name)
+            out[name] = ClassThreshold(
+                threshold=fallback, review_low=fallback, review_high=fallback
+            )
+            continue
+        low = threshold_at_recall(p[:, k], y[:, k], max(review_recall, target_recall))
+        high = threshold_at_precision(p[:, k], y[:, k], fail_precision, floor=t)
+        out[name] = ClassThreshold(threshold=t, review_low=min(low or t, t), review_high=high)
+    return ThresholdChoice(thresholds=out, untuned=untuned)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Calibration and thresholds fitted together on one validation split."""
+
+    calibration: Calibration
+    choice: ThresholdChoice
+    val_probs: NDArray[np.float64]  # calibrated
+
+    def threshold_vector(self, classes: Sequence[str]) -> list[float]:
+        return [self.choice.thresholds[c].threshold for c in classes]
+
+
+def fit_operating_point(
+    raw_probs: NDArray,
+    targets: NDArray,
+    classes: Sequence[str],
+    task: str,
+    target_recall: float = 0.97,
+) -> OperatingPoint:
+    """Temperature on the uncalibrated validation probabilities, then thresholds on the result."""
+    logits = logits_from_probs(raw_probs, task)
+    cal = calibrate(logits, targets, task)
+    probs = apply_temperature(logits, cal.temperature, task)
+    choice = choose_thresholds(probs, targets, classes, target_recall=target_recall)
+    return OperatingPoint(calibration=cal, choice=choice, val_probs=probs)

@@ -1,0 +1,229 @@
+"""`kito export`: checkpoint -> ONNX model package (calibrated probs + heatmaps), proven by parity.
+
+The package is built in a temporary sibling folder and renamed into place only after
+onnxruntime, fed by the project's own preprocessing, matched torch on real photos.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qc_model.errors import DataError
+from qc_model.manifest import Manifest, sha256_file
+from qc_model.package import MODEL_FILE, ONNX_META_KEY, PackageMeta, write_package_json
+from qc_model.taxonomy import TAXONOMY_VERSION
+from training.calibrate import fit_operating_point
+
+OPSET = 17
+PARITY_ATOL = 1e-4  # max |probs_onnx - probs_torch|
+HEATMAP_ATOL = 1e-3  # heatmaps are normalised by their max, so a looser bound is honest
+
+
+class ExportError(DataError):
+    """An export that must not produce a package (parity failed, quantization lost accuracy)."""
+
+
+class CalibratedNet(nn.Module):
+    """The deployed graph: calibrated probabilities and 0..1 class heatmaps from DefectNet."""
+
+    def __init__(self, net: nn.Module, temperature: float, task: str) -> None:
+        super().__init__()
+        self.net = net
+        self.task = task
+        self.register_buffer("inv_t", torch.tensor(1.0 / temperature, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, cam = self.net(x)  # (B, K), (B, K, h, w)
+        z = logits * self.inv_t
+        probs = torch.sigmoid(z) if self.task == "multilabel" else torch.softmax(z, dim=1)
+        # Only evidence for a class is drawn; each map scaled to its own peak so the UI can
+        # overlay it without knowing the network's logit scale. The epsilon keeps a flat map 0.
+        cam = torch.relu(cam)
+        heat = cam / (cam.amax(dim=(2, 3), keepdim=True) + 1e-6)
+        return probs, heat
+
+
+def export_onnx(module: nn.Module, input_size: int, path: Path) -> None:
+    module.eval()
+    dummy = torch.zeros(1, 3, input_size, input_size)
+    # The TorchScript exporter: the dynamo one needs onnxscript, which is not installed. Its
+    # deprecation notice is silenced here so that export logs show only what matters.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (dummy,),
+            str(path),
+            input_names=["input"],
+            output_names=["probs", "heatmaps"],
+            dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}, "heatmaps": {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def embed_metadata(path: Path, meta: PackageMeta) -> None:
+    """Write the package metadata into the ONNX file's metadata_props (in place)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONNX_META_KEY, meta.embedded_json()
+    model.producer_name = "kito-qc"
+    onnx.save(model, str(path))
+
+
+def finish_package(folder: Path, meta: PackageMeta) -> PackageMeta:
+    """Embed the metadata, then checksum the final bytes and write package.json."""
+    embed_metadata(folder / MODEL_FILE, meta)
+    meta = meta.model_copy(update={"onnx_sha256": sha256_file(folder / MODEL_FILE)})
+    # Re-validate: model_copy does not run validators.
+    meta = PackageMeta.model_validate(meta.model_dump())
+    write_package_json(folder, meta)
+    return meta
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass(frozen=True)
+class Parity:
+    samples: int
+    max_abs_probs: float
+    max_abs_heatmaps: float
+
+
+def check_parity(
+    package_dir: Path, torch_module: nn.Module, records: list[Any], torch_inputs: np.ndarray
+) -> Parity:
+    """ORT on raw photo files through qc_model's preprocessing vs torch on its eval inputs."""
+    from qc_model.inference import Inferencer
+
+    inf = Inferencer(package_dir, threads=2)
+    preds = inf.predict([Path(r) for r in records])
+    onnx_probs = np.stack([np.array(list(p.probs.values())) for p in preds])
+    onnx_heat = np.stack([p.heatmaps for p in preds])
+    with torch.no_grad():
+        t_probs, t_heat = torch_module.eval()(torch.from_numpy(torch_inputs))
+    parity = Parity(
+        samples=len(records),
+        max_abs_probs=float(np.abs(onnx_probs - t_probs.numpy()).max()),
+        max_abs_heatmaps=float(np.abs(onnx_heat - t_heat.numpy()).max()),
+    )
+    if parity.max_abs_probs > PARITY_ATOL or parity.max_abs_heatmaps > HEATMAP_ATOL:
+        raise ExportError(
+            f"parity check failed on {parity.samples} photos: max |Δprobs| "
+            f"{parity.max_abs_probs:.2e} (limit {PARITY_ATOL:g}), max |Δheatmaps| "
+            f"{parity.max_abs_heatmaps:.2e} (limit {HEATMAP_ATOL:g}); nothing was written"
+        )
+    return parity
+
+
+def export_package(
+    checkpoint: Path,
+    calibration_manifest: Path,
+    out: Path,
+    name: str | None = None,
+    target_recall: float = 0.97,
+    parity_samples: int = 8,
+) -> PackageMeta:
+    """Checkpoint -> calibrated, parity-checked package at `out` (written atomically)."""
+    from training.checkpoint_io import load_trained, torch_eval_inputs
+    from training.predict import predict_manifest
+
+    if out.exists():
+        raise DataError(f"{out}: already exists; choose a new package folder")
+    trained = load_trained(checkpoint)
+    manifest = Manifest.read(calibration_manifest)
+    if list(manifest.header.classes) != trained.classes or manifest.header.task != trained.task:
+        raise DataError(
+            f"{calibration_manifest}: task/classes {manifest.header.task} "
+            f"{manifest.header.classes} differ from the checkpoint's "
+            f"{trained.task} {trained.classes}"
+        )
+    val = manifest.split("val")
+    if not val:
+        raise DataError(f"{calibration_manifest}: no photos in split 'val' to calibrate on")
+    raw, targets, _ = predict_manifest(trained.model, manifest, "val")
+    op = fit_operating_point(raw, targets, trained.classes, trained.task, target_recall)
+    wrapped = CalibratedNet(trained.model, op.calibration.temperature, trained.task).eval()
+    meta = PackageMeta(
+        name=name or out.name,
+        version=f"{out.name}-{sha256_file(checkpoint)[:8]}",
+        taxonomy_version=TAXONOMY_VERSION,
+        task=trained.task,
+        classes=trained.classes,
+        preprocess=trained.preprocess,
+        heatmap_size=heatmap_size(wrapped, trained.preprocess.input_size),
+        temperature=op.calibration.temperature,
+        thresholds=op.choice.thresholds,
+        dataset_versions={**trained.dataset_versions, "calibration": manifest.header.version},
+        training=trained.config,
+        git_commit=git_commit(),
+        metrics={
+            "calibration": vars(op.calibration),
+            "untuned_classes": op.choice.untuned,
+            "target_recall": target_recall,
+        },
+        onnx_sha256="0" * 64,
+    )
+    sample = val[:parity_samples]
+    root = calibration_manifest if calibration_manifest.is_dir() else calibration_manifest.parent
+    inputs = torch_eval_inputs(manifest, sample, trained.preprocess)
+    return build_package(wrapped, meta, out, [root / r.image for r in sample], inputs)
+
+
+def heatmap_size(wrapped: nn.Module, input_size: int) -> tuple[int, int]:
+    with torch.no_grad():
+        _, heat = wrapped.eval()(torch.zeros(1, 3, input_size, input_size))
+    return int(heat.shape[2]), int(heat.shape[3])
+
+
+def build_package(
+    wrapped: CalibratedNet,
+    meta: PackageMeta,
+    out: Path,
+    parity_photos: list[Path],
+    torch_inputs: np.ndarray,
+) -> PackageMeta:
+    """Export, embed metadata, prove parity, then move the finished folder to `out`."""
+    if out.exists():
+        raise DataError(f"{out}: already exists; choose a new package folder")
+    if not parity_photos:
+        raise DataError("the parity check needs at least one photo")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        export_onnx(wrapped, meta.preprocess.input_size, tmp / MODEL_FILE)
+        meta = finish_package(tmp, meta)
+        parity = check_parity(tmp, wrapped, parity_photos, torch_inputs)
+        meta = meta.model_copy(update={"metrics": {**meta.metrics, "parity": vars(parity)}})
+        meta = finish_package(tmp, meta)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
