@@ -143,6 +143,8 @@ class Inferencer:
 def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     if isinstance(images, str | Path | bytes | bytearray | np.ndarray):
         return [images]  # type: ignore[list-item]
+    if not isinstance(images, Sequence):
+        raise DataError(f"expected a path, bytes or an array, got {type(images).__name__}")
     items = list(images)
     if not items:
         raise DataError("no images given")
