@@ -1,0 +1,81 @@
+"""The FastAPI app: `create_app(settings)` migrates, loads catalog and model, wires routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+
+from qc_model.catalog import load_catalog
+from qc_model.errors import DataError
+from serving.db.migrate import upgrade
+from serving.db.session import make_engine, make_sessionmaker
+from serving.errors import install_error_handlers
+from serving.metrics import Metrics, install_metrics
+from serving.pipeline import InspectorStatus, load_inspector
+from serving.routers import designs, health, inspections, users
+from serving.settings import Settings, load_settings
+from serving.storage import LocalObjectStore, StorageError
+
+log = logging.getLogger("kito.serving")
+# Multipart overhead (boundaries, form fields) on top of the photos themselves.
+_BODY_SLACK = 256 * 1024
+
+
+def create_app(
+    settings: Settings | None = None, *, inspector_status: InspectorStatus | None = None
+) -> FastAPI:
+    """Build the app. Raises `DataError` (one line, names the problem) if it cannot start."""
+    settings = settings or load_settings()
+    if settings.migrate_on_start:
+        if settings.db_url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            upgrade(settings.db_url)
+        except SQLAlchemyError as exc:
+            raise DataError(
+                f"database {_safe_url(settings.db_url)} cannot be migrated: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+    store = LocalObjectStore(settings.photos_path)
+    try:
+        store.check()
+    except StorageError as exc:
+        raise DataError(str(exc)) from None
+    catalog = load_catalog(settings.catalog_dir)
+    status = inspector_status or load_inspector(settings.model_dir)
+    log.info("inspector: %s", status.reason)
+    engine = make_engine(settings.db_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Kito QC inspection service",
+        version="1",
+        lifespan=lifespan,
+        max_body_size=settings.max_photos * settings.max_photo_bytes + _BODY_SLACK,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.store = store
+    app.state.catalog = catalog
+    app.state.inspector_status = status
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    install_metrics(app, app.state.metrics)
+    for module in (health, users, designs, inspections):
+        app.include_router(module.router)
+    return app
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

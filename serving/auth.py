@@ -1,0 +1,85 @@
+"""Users and bearer API tokens: tokens are random, shown once, stored only as sha256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qc_model.errors import DataError
+from serving.db.models import ROLES, User
+from serving.db.session import SessionDep
+from serving.errors import ApiError
+
+TOKEN_PREFIX = "kito_"
+
+
+def new_token() -> str:
+    # 32 random bytes: a plain sha256 of it is as good as a slow password hash, because nobody
+    # can enumerate 2**256 candidates.
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_user(session: Session, *, name: str, role: str) -> tuple[User, str]:
+    """Add a user and return it with its token (the only time the token is visible)."""
+    name = name.strip()
+    if role not in ROLES:
+        raise DataError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not name or len(name) > 120:
+        raise DataError("name must be 1 to 120 characters")
+    token = new_token()
+    user = User(name=name, role=role, token_hash=hash_token(token))
+    session.add(user)
+    session.commit()
+    return user, token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    digest = hash_token(token)
+    user = session.scalars(select(User).where(User.token_hash == digest)).first()
+    # The lookup is by hash (an index probe); the compare is constant-time all the same.
+    if user is None or not hmac.compare_digest(user.token_hash, digest) or not user.active:
+        return None
+    return user
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)")
+    return token.strip()
+
+
+def get_current_user(request: Request, session: SessionDep) -> User:
+    user = user_for_token(session, _bearer(request))
+    if user is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: str) -> Callable[[User], User]:
+    """Dependency: the current user, if their role is one of `roles`; else 403."""
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise ApiError(403, "forbidden", f"this needs role {' or '.join(roles)}")
+        return user
+
+    return check
+
+
+StaffUser = Annotated[User, Depends(require_roles("qc", "admin"))]

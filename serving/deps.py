@@ -1,0 +1,40 @@
+"""Request dependencies that read the app's state; tests replace them via dependency_overrides."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from qc_model.catalog import Design
+from serving.metrics import Metrics
+from serving.pipeline import Inspector
+from serving.settings import Settings
+from serving.storage import ObjectStore
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> ObjectStore:
+    return request.app.state.store
+
+
+def get_catalog(request: Request) -> dict[str, Design]:
+    return request.app.state.catalog
+
+
+def get_inspector(request: Request) -> Inspector | None:
+    return request.app.state.inspector_status.inspector
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+CatalogDep = Annotated[dict[str, Design], Depends(get_catalog)]
+InspectorDep = Annotated[Inspector | None, Depends(get_inspector)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -1,0 +1,198 @@
+"""Upload intake: validate, decode, store photos, run the inspector, record the inspection.
+
+Order matters for consistency: photos are written first (content-addressed, atomic), then the
+inspection row and its photo rows in one transaction. A failure in between leaves at most an
+orphan photo file (harmless, findable by hash), never a row without its photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from qc_model.catalog import Design
+from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo
+from qc_model.errors import DataError
+from serving.db.models import Inspection, Photo, User
+from serving.errors import ApiError
+from serving.metrics import Metrics
+from serving.pipeline import InspectionOutcome, Inspector
+from serving.storage import ObjectStore
+
+log = logging.getLogger("kito.serving")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UploadedPhoto:
+    data: bytes
+    filename: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class Submission:
+    design_id: str
+    piece_id: str
+    order_id: str | None
+    photos: list[UploadedPhoto]
+    idempotency_key: str | None
+
+    def content_hash(self) -> str:
+        """What makes two submissions "the same request" for idempotency: fields and photo bytes."""
+        doc = {
+            "design_id": self.design_id,
+            "piece_id": self.piece_id,
+            "order_id": self.order_id,
+            "photos": [hashlib.sha256(p.data).hexdigest() for p in self.photos],
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Intake:
+    """Everything an upload needs, gathered by the router from the app's state."""
+
+    session: Session
+    store: ObjectStore
+    catalog: dict[str, Design]
+    inspector: Inspector | None
+    limits: DecodeLimits
+    metrics: Metrics
+
+    def submit(self, owner: User, sub: Submission) -> tuple[Inspection, bool]:
+        """The inspection for `sub` and whether it was created now (False: an idempotent replay)."""
+        start = time.perf_counter()
+        request_hash = sub.content_hash()
+        if sub.idempotency_key is not None:
+            earlier = self._replay(owner, sub.idempotency_key, request_hash)
+            if earlier is not None:
+                return earlier, False
+        design = self.catalog.get(sub.design_id)
+        if design is None:
+            raise ApiError(422, "unknown_design", f"no design {sub.design_id!r}", "design_id")
+        timings: dict[str, float] = {}
+        decoded = self._timed(timings, "decode", lambda: self._decode(sub.photos))
+        self._timed(timings, "store", lambda: [self.store.put(p.data) for p in sub.photos])
+        outcome, error = self._timed(timings, "inspect", lambda: self._inspect(decoded, design))
+        timings["total"] = round((time.perf_counter() - start) * 1000, 2)
+        row = self._row(owner, sub, request_hash, decoded, outcome, error, timings)
+        t0 = time.perf_counter()
+        self.session.add(row)
+        try:
+            self.session.commit()
+        except IntegrityError:
+            # Another request with the same idempotency key won the race; answer as it did.
+            self.session.rollback()
+            if sub.idempotency_key is None:
+                raise
+            earlier = self._replay(owner, sub.idempotency_key, request_hash)
+            if earlier is None:
+                raise
+            return earlier, False
+        self.metrics.stage.labels("record").observe(time.perf_counter() - t0)
+        if outcome is not None:
+            self.metrics.verdicts.labels(design.id, outcome.model_version, outcome.verdict).inc()
+        return row, True
+
+    def _replay(self, owner: User, key: str, request_hash: str) -> Inspection | None:
+        stmt = select(Inspection).where(
+            Inspection.owner_id == owner.id, Inspection.idempotency_key == key
+        )
+        earlier = self.session.scalars(stmt).first()
+        if earlier is not None and earlier.request_hash != request_hash:
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                "this Idempotency-Key was already used for a different request",
+                "Idempotency-Key",
+            )
+        return earlier
+
+    def _timed(self, timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            elapsed = time.perf_counter() - t0
+            timings[stage] = round(elapsed * 1000, 2)
+            self.metrics.stage.labels(stage).observe(elapsed)
+
+    def _decode(self, photos: list[UploadedPhoto]) -> list[DecodedPhoto]:
+        out = []
+        for i, p in enumerate(photos):
+            try:
+                out.append(
+                    decode_photo(
+                        p.data, filename=p.filename, content_type=p.content_type, limits=self.limits
+                    )
+                )
+            except DecodeError as exc:
+                self.metrics.refused.labels(exc.code).inc()
+                raise ApiError(422, exc.code, exc.message, f"photos.{i}") from None
+        return out
+
+    def _inspect(
+        self, decoded: list[DecodedPhoto], design: Design
+    ) -> tuple[InspectionOutcome | None, str | None]:
+        if self.inspector is None:
+            return None, None
+        try:
+            return self.inspector.inspect(decoded, design), None
+        except DataError as exc:
+            return None, str(exc)[:500]
+        except Exception as exc:
+            # Keep the upload (photos and row) so the piece can be re-inspected after a fix.
+            log.exception("inspector failed on design %s", design.id)
+            return None, f"inspector error: {type(exc).__name__}"
+
+    @staticmethod
+    def _row(
+        owner: User,
+        sub: Submission,
+        request_hash: str,
+        decoded: list[DecodedPhoto],
+        outcome: InspectionOutcome | None,
+        error: str | None,
+        timings: dict[str, float],
+    ) -> Inspection:
+        if outcome is not None:
+            status = "inspected"
+            timings = {**timings, **{f"model.{k}": v for k, v in outcome.timings_ms.items()}}
+        else:
+            status = "failed" if error else "received"
+        return Inspection(
+            owner_id=owner.id,
+            design_id=sub.design_id,
+            piece_id=sub.piece_id,
+            order_id=sub.order_id,
+            status=status,
+            verdict=outcome.verdict if outcome else None,
+            model_version=outcome.model_version if outcome else None,
+            result=dict(outcome.details) if outcome else {},
+            timings_ms=timings,
+            error=error,
+            idempotency_key=sub.idempotency_key,
+            request_hash=request_hash,
+            photos=[
+                Photo(
+                    position=i,
+                    sha256=d.sha256,
+                    media_type=d.media_type,
+                    byte_size=d.byte_size,
+                    width=d.original_size[0],
+                    height=d.original_size[1],
+                    filename=p.filename,
+                )
+                for i, (p, d) in enumerate(zip(sub.photos, decoded, strict=True))
+            ],
+        )

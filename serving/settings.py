@@ -1,0 +1,107 @@
+"""Service settings from `KITO_*` environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qc_model.catalog import default_catalog_dir
+from qc_model.decode import MB, DecodeLimits
+from qc_model.errors import DataError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Hard ceilings: a setting may tighten these limits but never loosen them past what is safe.
+MAX_PHOTO_BYTES = 15 * MB
+MAX_PHOTOS = 6
+_DB_SCHEMES = ("sqlite", "postgresql+psycopg")
+
+
+class SettingsError(DataError):
+    """A `KITO_*` setting with an unusable value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KITO_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("kito-data")
+    database_url: str | None = None  # default: SQLite file inside data_dir
+    photo_dir: Path | None = None  # default: data_dir / "photos"
+    model_dir: Path = REPO_ROOT / "models" / "default"
+    catalog_dir: Path = Field(default_factory=default_catalog_dir)
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # Binding anywhere but loopback exposes the API; it must be asked for explicitly (behind TLS).
+    allow_public_bind: bool = False
+    max_photo_bytes: Annotated[int, Field(ge=1024, le=MAX_PHOTO_BYTES)] = MAX_PHOTO_BYTES
+    max_photos: Annotated[int, Field(ge=1, le=MAX_PHOTOS)] = MAX_PHOTOS
+    max_image_pixels: Annotated[int, Field(ge=1_000_000, le=100_000_000)] = 64_000_000
+    min_image_side: Annotated[int, Field(ge=32, le=2000)] = 128
+    decode_long_side: Annotated[int, Field(ge=512, le=8192)] = 2048
+    migrate_on_start: bool = True
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(tuple(s + ":" for s in _DB_SCHEMES)):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        if v.lower() not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError("must be one of critical, error, warning, info, debug")
+        return v.lower()
+
+    @model_validator(mode="after")
+    def _safe_bind(self) -> Settings:
+        if not self.allow_public_bind and not _is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not loopback; set KITO_ALLOW_PUBLIC_BIND=true to expose"
+                " the API (only behind a TLS-terminating proxy)"
+            )
+        return self
+
+    @cached_property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'kito.db').resolve()}"
+
+    @cached_property
+    def photos_path(self) -> Path:
+        return self.photo_dir or self.data_dir / "photos"
+
+    @cached_property
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(
+            max_bytes=self.max_photo_bytes,
+            max_pixels=self.max_image_pixels,
+            min_side=self.min_image_side,
+            target_long_side=self.decode_long_side,
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (plus explicit overrides), or a one-line `SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "_".join(str(p) for p in err["loc"]).upper()
+        where = f"KITO_{name}" if name else "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{where}: {msg}") from None

@@ -1,0 +1,98 @@
+"""Content-addressed photo store: the key of a photo is the sha256 of its bytes.
+
+`ObjectStore` is the narrow interface the service uses; `LocalObjectStore` keeps objects in a
+folder (one machine). An S3-compatible store implements the same four methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+class StorageError(Exception):
+    """The store cannot be used (folder missing and not creatable, disk full, bad key)."""
+
+
+def content_key(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_key(key: str) -> str:
+    # Keys become file names; only a sha256 hex digest is accepted, so no key can be a path.
+    if not _KEY.match(key):
+        raise StorageError(f"not a sha256 key: {key[:80]!r}")
+    return key
+
+
+class ObjectStore(Protocol):
+    def put(self, data: bytes) -> str:
+        """Store `data` under its sha256 key (a no-op if present) and return the key."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The bytes stored under `key`; `KeyError` if there are none."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def check(self) -> None:
+        """Raise `StorageError` if the store cannot be written (used by /readyz)."""
+        ...
+
+
+class LocalObjectStore:
+    """Objects in `root/ab/cd/<sha256>`; two levels of fan-out keep folders small."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        check_key(key)
+        return self.root / key[:2] / key[2:4] / key
+
+    def put(self, data: bytes) -> str:
+        key = content_key(data)
+        dest = self.path(key)
+        if dest.is_file() and dest.stat().st_size == len(data):
+            return key
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            # Write to a temporary file in the same folder, then rename: a reader never sees a
+            # half-written photo, and a crash leaves only a stray *.tmp file.
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"cannot write photo {key[:12]} under {self.root}: {exc}") from exc
+        return key
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".check-"):
+                pass
+        except OSError as exc:
+            raise StorageError(f"photo folder {self.root} is not writable: {exc}") from exc

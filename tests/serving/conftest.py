@@ -1,0 +1,141 @@
+"""Service test fixtures: the app on SQLite and on PostgreSQL, users with tokens, a fake inspector.
+
+PostgreSQL: each test session creates its own uniquely named database on the server at
+127.0.0.1:5432 (trust auth, maintenance database `test`) and drops it at the end, so parallel
+runs never collide. Override the server with KITO_TEST_POSTGRES (a libpq conninfo string).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import psycopg
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from qc_model.catalog import Design, default_catalog_dir
+from qc_model.decode import DecodedPhoto
+from serving.app import create_app
+from serving.auth import create_user
+from serving.pipeline import InspectionOutcome, InspectorStatus
+from serving.settings import Settings
+
+PG_ADMIN = os.environ.get("KITO_TEST_POSTGRES", "host=127.0.0.1 port=5432 dbname=test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"kito_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_ADMIN!r} is not reachable: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        info = admin.info
+        user = info.user or getpass.getuser()
+        try:
+            yield f"postgresql+psycopg://{user}@{info.host}:{info.port}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'kito.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    _wipe(url)
+    return url
+
+
+def _wipe(url: str) -> None:
+    # One database per session, so tests start from empty tables instead of a fresh database.
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        exists = conn.execute(text("SELECT to_regclass('users')")).scalar()
+        if exists:
+            conn.execute(text("TRUNCATE photos, inspections, users RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+class FakeInspector:
+    """Stands in for the model; tests set `verdict` or `error` and read back `calls`."""
+
+    model_version = "fake-1"
+
+    def __init__(self) -> None:
+        self.verdict = "pass"
+        self.error: Exception | None = None
+        self.calls: list[tuple[list[DecodedPhoto], Design]] = []
+
+    def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
+        self.calls.append((photos, design))
+        if self.error is not None:
+            raise self.error
+        return InspectionOutcome(
+            verdict=self.verdict,
+            model_version=self.model_version,
+            details={"n_photos": len(photos), "sizes": [list(p.size) for p in photos]},
+            timings_ms={"infer": 1.5},
+        )
+
+
+@pytest.fixture(scope="session")
+def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled catalog's designs with stand-in reference images (the real golden images are
+    rendered by `kito catalog golden`, which needs the training extras)."""
+    out = tmp_path_factory.mktemp("catalog")
+    png = cv2.imencode(".png", np.full((8, 8, 3), 200, np.uint8))[1].tobytes()
+    for src in sorted(default_catalog_dir().glob("*.yaml")):
+        shutil.copy(src, out / src.name)
+        for ref in yaml.safe_load(src.read_text())["reference_images"]:
+            (out / ref).parent.mkdir(parents=True, exist_ok=True)
+            (out / ref).write_bytes(png)
+    return out
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, catalog_dir: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        model_dir=tmp_path / "no-model",
+        catalog_dir=catalog_dir,
+    )
+
+
+@pytest.fixture
+def inspector() -> FakeInspector:
+    return FakeInspector()
+
+
+@pytest.fixture
+def client(settings: Settings, inspector: FakeInspector) -> Iterator[TestClient]:
+    app = create_app(settings, inspector_status=InspectorStatus(inspector, "fake inspector"))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def make_user(client: TestClient) -> Any:
+    """make_user(role, name) -> (user id, headers with its bearer token)."""
+
+    def make(role: str = "artisan", name: str = "Wanjiru") -> tuple[int, dict[str, str]]:
+        with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+            user, token = create_user(session, name=name, role=role)
+            return user.id, {"Authorization": f"Bearer {token}"}
+
+    return make
