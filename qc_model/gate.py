@@ -1,0 +1,191 @@
+"""Photo gate: is this photo good enough to judge the piece? Blur, exposure, resolution, framing,
+piece and mat found; each failure carries a retake instruction for the artisan."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from qc_model.catalog import Design
+from qc_model.locate import PieceLocation, locate_piece
+from qc_model.mat import MatDetection, detect_mat
+from qc_model.messages import retake_message
+
+# Blur is judged on the piece resampled to at most this scale, so a 12-megapixel photo (whose
+# lens blurs over a few pixels) and a small one are held to the same standard in millimetres.
+SHARPNESS_PX_PER_MM = 4.0
+SHARPNESS_MARGIN_MM = 5.0
+
+
+class GateConfig(BaseModel):
+    """Limits of the photo gate; defaults tuned on synthetic photos (docs/CHECKS.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_long_side_px: int = Field(default=640, ge=64)
+    min_markers: int = Field(default=2, ge=1, le=8)
+    min_px_per_mm: float = Field(default=2.0, gt=0)
+    # The design's tightest size tolerance must span this many pixels, or sizes cannot be judged.
+    min_tolerance_px: float = Field(default=2.0, gt=0)
+    # The piece's longer side, as a fraction of the photo's longer side.
+    min_piece_fill: float = Field(default=0.025, gt=0, lt=1)
+    # Edge sharpness: steepest gradients over the region's contrast, per pixel (0.4/sigma for
+    # an edge blurred by a Gaussian of sigma pixels at SHARPNESS_PX_PER_MM).
+    min_sharpness: float = Field(default=0.12, gt=0)
+    min_median_luminance: float = Field(default=80.0, ge=0, le=255)
+    max_clipped_fraction: float = Field(default=0.08, gt=0, le=1)
+    max_crushed_fraction: float = Field(default=0.25, gt=0, le=1)
+
+
+class GateCheck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    measured: float
+    limit: float
+    # "min": measured must be >= limit; "max": measured must be <= limit.
+    kind: str
+    passed: bool
+    code: str  # the retake code if it fails
+
+
+class GateResult(BaseModel):
+    """Every gate check that could be made on the photo, and the mat and piece it found."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    checks: list[GateCheck]
+    mat: MatDetection | None = Field(default=None, exclude=True, repr=False)
+    location: PieceLocation | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def retake_codes(self) -> list[str]:
+        """Failure codes, most fundamental first, each once."""
+        return list(dict.fromkeys(c.code for c in self.checks if not c.passed))
+
+    def messages(self, lang: str = "en") -> list[str]:
+        return [retake_message(code, lang) for code in self.retake_codes]
+
+
+def _check(name: str, measured: float, limit: float, kind: str, code: str) -> GateCheck:
+    ok = measured >= limit if kind == "min" else measured <= limit
+    return GateCheck(
+        name=name,
+        measured=round(float(measured), 4),
+        limit=limit,
+        kind=kind,
+        passed=bool(ok),
+        code=code,
+    )
+
+
+def check_photo(
+    image_bgr: NDArray[np.uint8],
+    design: Design | None = None,
+    cfg: GateConfig | None = None,
+    *,
+    mat: MatDetection | None = None,
+    location: PieceLocation | None = None,
+) -> GateResult:
+    """Run the photo gate. `mat` / `location` may be passed in when already computed."""
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+        raise ValueError(
+            f"expected a uint8 BGR image (H, W, 3), got {image_bgr.dtype} {image_bgr.shape}"
+        )
+    cfg = cfg or GateConfig()
+    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    checks = [_check("long_side_px", max(h, w), cfg.min_long_side_px, "min", "low_resolution")]
+    checks += exposure_checks(gray, cfg)
+    if mat is None:
+        mat = detect_mat(gray)
+    markers = len(mat.marker_ids) if mat else 0
+    checks.append(_check("mat_markers", markers, cfg.min_markers, "min", "no_mat"))
+    if mat is not None:
+        checks.append(
+            _check("px_per_mm", mat.px_per_mm, _min_px_per_mm(design, cfg), "min", "too_far")
+        )
+    if location is None:
+        location = locate_piece(image_bgr, mat, find_mat=False)
+    checks.append(_check("piece_found", float(location is not None), 1.0, "min", "no_piece"))
+    if location is not None:
+        checks.append(
+            _check("piece_inside_frame", float(location.touches_edge), 0.0, "max", "piece_cut_off")
+        )
+        x0, y0, x1, y1 = location.bbox
+        fill = max(x1 - x0, y1 - y0) / max(h, w)
+        checks.append(_check("piece_fill", fill, cfg.min_piece_fill, "min", "too_far"))
+        if design is not None and design.pair:
+            checks.append(_check("pieces_seen", location.count, 2, "min", "pair_incomplete"))
+        ppm = mat.px_per_mm if mat else None
+        checks.append(
+            _check("sharpness", sharpness(gray, location, ppm), cfg.min_sharpness, "min", "blurry")
+        )
+    order = {code: i for i, code in enumerate(_PRIORITY)}
+    checks.sort(key=lambda c: order.get(c.code, len(order)))
+    return GateResult(checks=checks, mat=mat, location=location)
+
+
+# What to fix first: no point asking for focus while the mat is not even in the photo.
+_PRIORITY = (
+    "no_mat",
+    "no_piece",
+    "piece_cut_off",
+    "pair_incomplete",
+    "too_dark",
+    "too_bright",
+    "too_far",
+    "low_resolution",
+    "blurry",
+)
+
+
+def _min_px_per_mm(design: Design | None, cfg: GateConfig) -> float:
+    if design is None:
+        return cfg.min_px_per_mm
+    tightest = min(d.tolerance_mm for d in design.dimensions)
+    return round(max(cfg.min_px_per_mm, cfg.min_tolerance_px / tightest), 3)
+
+
+def exposure_checks(gray: NDArray[np.uint8], cfg: GateConfig) -> list[GateCheck]:
+    """Median luminance (the mat's paper dominates a good photo), blown and crushed fractions."""
+    small = gray[:: max(1, gray.shape[0] // 512), :: max(1, gray.shape[1] // 512)]
+    median = float(np.median(small))
+    clipped = float(np.mean(small >= 250))
+    crushed = float(np.mean(small <= 10))
+    return [
+        _check("median_luminance", median, cfg.min_median_luminance, "min", "too_dark"),
+        _check("clipped_fraction", clipped, cfg.max_clipped_fraction, "max", "too_bright"),
+        _check("crushed_fraction", crushed, cfg.max_crushed_fraction, "max", "too_dark"),
+    ]
+
+
+def sharpness(gray: NDArray[np.uint8], location: PieceLocation, px_per_mm: float | None) -> float:
+    """Contrast-normalised edge steepness around the piece, at a fixed scale in mm.
+
+    The variance of the Laplacian grows with contrast and with texture as much as with focus, so
+    a dull horn pendant would read as blurry and a busy bead strand as sharp; the steepest
+    gradients divided by the region's contrast depend on the edge's width only.
+    """
+    h, w = gray.shape
+    ppm = px_per_mm or max(h, w) / 300.0  # without a mat, assume the frame spans ~30 cm
+    pad = round(SHARPNESS_MARGIN_MM * ppm)
+    x0, y0, x1, y1 = location.bbox
+    crop = gray[max(0, y0 - pad) : min(h, y1 + pad), max(0, x0 - pad) : min(w, x1 + pad)]
+    scale = min(1.0, SHARPNESS_PX_PER_MM / ppm)
+    if scale < 1.0:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    f = cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 0.6)  # tames sensor noise
+    gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    grad = np.hypot(gx, gy)
+    lo, hi = np.percentile(f, [1, 99])
+    if hi - lo < 10:
+        return 0.0  # no contrast at all: nothing to focus on
+    return float(np.percentile(grad, 99.5) / (hi - lo))

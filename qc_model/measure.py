@@ -1,0 +1,340 @@
+"""Measure a piece on the calibration mat: sizes in mm, white-balanced colour, component count.
+
+Outline points are mapped through the mat homography to millimetres before any measuring, so a
+phone held at an angle does not shorten one axis of the piece.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from qc_model.catalog import Components, Design
+from qc_model.color import _linear_to_srgb, _srgb_to_linear, delta_e_2000, rgb_to_lab
+from qc_model.mat import DEFAULT_MAT, MatDetection
+
+# Pixels added to each width for the contour running through boundary pixel centres. Zero:
+# extreme points set a minimum enclosing circle or rectangle, and along any edge that is not
+# axis-aligned some boundary centre lies almost on the true edge (measured: docs/CHECKS.md).
+EDGE_PX = 0.0
+# Colour sampling: stay this far (mm) inside the piece (edge pixels mix with the paper) and
+# take the paper from a ring this far outside it (beyond the piece's contact shadow).
+INSET_MM, RING_IN_MM, RING_OUT_MM = 0.4, 3.0, 12.0
+MAX_SAMPLES = 20000
+# A stone pixel is within this ΔE00 of the stone's colour after white balance.
+STONE_DELTA_E = 15.0
+# Components closer than this to the card's colour are invisible to the piece mask.
+PAPER_LIKE_DELTA_E = 10.0
+
+
+@dataclass
+class PieceGeometry:
+    """One piece of the photo (a pair has two): its mask in image px and its sizes in mm."""
+
+    mask: NDArray[np.uint8]
+    dims: dict[str, float] = field(default_factory=dict)
+
+
+def _outer_points_mm(mask: NDArray[np.uint8], mat: MatDetection) -> NDArray[np.float64]:
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return np.empty((0, 2))
+    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)
+    return mat.to_mat(pts)
+
+
+def split_pieces(mask: NDArray[np.uint8], n: int) -> list[NDArray[np.uint8]]:
+    """The n largest connected parts; smaller specks join whichever part is nearest."""
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    order = sorted(range(1, count), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    if n <= 1 or len(order) < n:
+        return [mask] if count > 1 else []
+    heads = order[:n]
+    owner = {h: h for h in heads}
+    for i in order[n:]:
+        owner[i] = min(heads, key=lambda h: float(np.hypot(*(centroids[i] - centroids[h]))))
+    return [
+        np.where(np.isin(labels, [i for i, o in owner.items() if o == h]), 255, 0).astype(np.uint8)
+        for h in heads
+    ]
+
+
+def refine_edges(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Move the mask's boundary to where each edge pixel is half piece, half paper.
+
+    A segmentation threshold set to catch faint edges keeps pixels that are mostly paper, which
+    inflates every size by a pixel or two; the half-way point is unbiased under symmetric blur.
+    Each boundary pixel is compared with the mean colour of the piece and of the paper nearby.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return mask
+    pad = 6
+    y0, x0 = max(0, ys.min() - pad), max(0, xs.min() - pad)
+    y1, x1 = min(mask.shape[0], ys.max() + pad + 1), min(mask.shape[1], xs.max() + pad + 1)
+    m = mask[y0:y1, x0:x1]
+    img = image_bgr[y0:y1, x0:x1].astype(np.float32)
+    k3 = np.ones((3, 3), np.uint8)
+    inside = cv2.erode(m, k3, iterations=2)
+    outside = cv2.bitwise_not(cv2.dilate(m, k3, iterations=2))
+    if cv2.countNonZero(inside) < 10:
+        inside = cv2.erode(m, k3)
+    band = (m > 0) ^ (inside > 0) | ((outside == 0) & (m == 0))
+
+    def local_mean(region: NDArray[np.uint8]) -> NDArray[np.float32]:
+        w = cv2.GaussianBlur((region > 0).astype(np.float32), (0, 0), 3.0)[..., None]
+        s = cv2.GaussianBlur(img * (region > 0)[..., None], (0, 0), 3.0)
+        return s / np.maximum(w, 1e-3)
+
+    piece, paper = local_mean(inside), local_mean(outside)
+    v = piece - paper
+    norm2 = (v * v).sum(axis=2)
+    alpha = ((img - paper) * v).sum(axis=2) / np.maximum(norm2, 1e-6)
+    # Where piece and paper look alike (a white bead) the projection means nothing: keep as is.
+    decided = band & (norm2 > 15.0**2)
+    out = m.copy()
+    out[decided] = np.where(alpha[decided] >= 0.5, 255, 0).astype(np.uint8)
+    full = mask.copy()
+    full[y0:y1, x0:x1] = out
+    return full
+
+
+def piece_dimensions(
+    mask: NDArray[np.uint8], mat: MatDetection, measures: list[str], smooth_mm: float = 2.0
+) -> dict[str, float]:
+    """Requested measures (catalog `Measure` names) of one piece, in mm."""
+    pts = _outer_points_mm(mask, mat)
+    if len(pts) < 3:
+        return {}
+    edge = EDGE_PX / mat.px_per_mm
+    hull = cv2.convexHull(pts.astype(np.float32))
+    out: dict[str, float] = {}
+    if "outer_diameter" in measures:
+        _, radius = cv2.minEnclosingCircle(hull)
+        out["outer_diameter"] = 2.0 * float(radius) + edge
+    if "length" in measures or "width" in measures:
+        (_, _), (w, h), _ = cv2.minAreaRect(hull)
+        out["length"] = max(w, h) + edge
+        out["width"] = min(w, h) + edge
+    if "loop_length" in measures:
+        loop = loop_length_mm(mask, mat, smooth_mm)
+        if loop is not None:
+            out["loop_length"] = loop
+    return {k: float(v) for k, v in out.items() if k in measures}
+
+
+def _smoothed_perimeter(contour_mm: NDArray[np.float64], window_mm: float) -> float:
+    """Perimeter of a closed curve after a moving average that irons out pixel steps and beads."""
+    pts = contour_mm
+    seg = np.linalg.norm(np.diff(pts, axis=0, append=pts[:1]), axis=1)
+    step = float(np.median(seg)) or 1e-6
+    k = int(min(len(pts) // 3, max(1, round(window_mm / step))))
+    if k > 1:
+        kernel = np.ones(k) / k
+        padded = np.concatenate([pts[-k:], pts, pts[:k]])
+        pts = np.stack([np.convolve(padded[:, i], kernel, "same") for i in range(2)], 1)[k:-k]
+    return float(np.linalg.norm(np.diff(pts, axis=0, append=pts[:1]), axis=1).sum())
+
+
+def loop_length_mm(mask: NDArray[np.uint8], mat: MatDetection, smooth_mm: float) -> float | None:
+    """Centre-line length of a strand laid as a closed loop: the mean of the smoothed outer and
+    inner outline lengths; a strand that encloses nothing counts as half its outline."""
+    contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    outer_i = max(
+        (i for i in range(len(contours)) if hierarchy[0][i][3] < 0),
+        key=lambda i: cv2.contourArea(contours[i]),
+    )
+    holes = [i for i in range(len(contours)) if hierarchy[0][i][3] == outer_i]
+    outer = mat.to_mat(contours[outer_i].reshape(-1, 2))
+    p_out = _smoothed_perimeter(outer, smooth_mm)
+    if holes:
+        inner_i = max(holes, key=lambda i: cv2.contourArea(contours[i]))
+        inner = mat.to_mat(contours[inner_i].reshape(-1, 2))
+        # A hole smaller than a tenth of the outline's area is a gap between beads, not the loop.
+        if _area(inner) > 0.1 * _area(outer):
+            return 0.5 * (p_out + _smoothed_perimeter(inner, smooth_mm))
+    return 0.5 * p_out
+
+
+def _area(pts: NDArray[np.float64]) -> float:
+    return float(abs(cv2.contourArea(pts.astype(np.float32))))
+
+
+def measure_pieces(
+    mask: NDArray[np.uint8], mat: MatDetection, design: Design
+) -> list[PieceGeometry]:
+    """Each piece of the design (two for a pair) with its sizes in mm."""
+    measures = [d.measure for d in design.dimensions]
+    smooth = design.components.size_mm if design.components else 2.0 * design.thickness_mm
+    pieces = split_pieces(mask, 2 if design.pair else 1)
+    return [PieceGeometry(m, piece_dimensions(m, mat, measures, smooth)) for m in pieces]
+
+
+# -- colour -----------------------------------------------------------------------------------
+def _disc(radius_px: float) -> NDArray[np.uint8]:
+    r = max(1, round(radius_px))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _sample(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    step = max(1, len(pixels) // MAX_SAMPLES)
+    return pixels[::step]
+
+
+def balanced_piece_lab(
+    image_bgr: NDArray[np.uint8],
+    mask: NDArray[np.uint8],
+    mat: MatDetection,
+    *,
+    inset_mm: float = INSET_MM,
+    sample: bool = True,
+) -> NDArray[np.float64] | None:
+    """Lab of (a sample of) the piece's pixels after white-balancing on the mat's paper.
+
+    The paper's printed colour is known, so the per-channel gain that turns the observed paper
+    back into it removes both the light's colour cast and the exposure. Gains apply in linear
+    light, where a colour cast is a per-channel multiplication.
+    """
+    ppm = mat.px_per_mm
+    inner = cv2.erode(mask, _disc(inset_mm * ppm)) if inset_mm > 0 else mask
+    if cv2.countNonZero(inner) < 20:
+        inner = mask
+    ring = cv2.dilate(mask, _disc(RING_OUT_MM * ppm)) & ~cv2.dilate(mask, _disc(RING_IN_MM * ppm))
+    piece_px = image_bgr[inner > 0]
+    paper_px = image_bgr[ring > 0]
+    if len(piece_px) < 20 or len(paper_px) < 50:
+        return None
+    # The median keeps shadows, the dotted print line and stray crumbs out of the paper estimate.
+    paper_obs = _srgb_to_linear(np.median(_sample(paper_px), axis=0)[::-1] / 255.0)
+    paper_true = _srgb_to_linear(np.asarray(DEFAULT_MAT.paper_rgb, np.float64) / 255.0)
+    gain = paper_true / np.maximum(paper_obs, 1e-4)
+    if sample:
+        piece_px = _sample(piece_px)
+    rgb = _srgb_to_linear(piece_px[:, ::-1].astype(np.float64) / 255.0) * gain
+    return rgb_to_lab(_linear_to_srgb(rgb) * 255.0)
+
+
+def finish_colour_lab(
+    image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8], mat: MatDetection
+) -> NDArray[np.float64] | None:
+    """The piece's robust colour: per-channel median of its white-balanced Lab pixels."""
+    lab = balanced_piece_lab(image_bgr, mask, mat)
+    return None if lab is None else np.median(lab, axis=0)
+
+
+def palette_delta_e(
+    image_bgr: NDArray[np.uint8],
+    mask: NDArray[np.uint8],
+    mat: MatDetection,
+    palette: list[tuple[float, float, float]],
+) -> float | None:
+    """Median over the piece's pixels of the ΔE00 to the nearest palette colour: small when the
+    piece is made of the design's colours, whatever their mix."""
+    lab = balanced_piece_lab(image_bgr, mask, mat)
+    if lab is None:
+        return None
+    de = delta_e_2000(lab[:, None, :], np.asarray(palette, np.float64)[None, :, :])  # (N, P)
+    return float(np.median(de.min(axis=1)))
+
+
+# -- component count --------------------------------------------------------------------------
+def rectify_mask(
+    mask: NDArray[np.uint8], mat: MatDetection, px_per_mm: float
+) -> NDArray[np.uint8] | None:
+    """The mask resampled onto the mat plane at a fixed scale, cropped to the piece."""
+    pts = _outer_points_mm(mask, mat)
+    if len(pts) < 3:
+        return None
+    pad = 2.0
+    x0, y0 = pts.min(axis=0) - pad
+    x1, y1 = pts.max(axis=0) + pad
+    w, h = int(np.ceil((x1 - x0) * px_per_mm)), int(np.ceil((y1 - y0) * px_per_mm))
+    if w * h > 4e6:
+        return None
+    dst_to_mm = np.array([[1 / px_per_mm, 0, x0], [0, 1 / px_per_mm, y0], [0, 0, 1]])
+    dst_to_src = mat.mat_to_image() @ dst_to_mm
+    out = cv2.warpPerspective(
+        mask, dst_to_src, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    )
+    return np.where(out >= 128, 255, 0).astype(np.uint8)
+
+
+def count_components(
+    image_bgr: NDArray[np.uint8],
+    mask: NDArray[np.uint8],
+    mat: MatDetection,
+    components: Components,
+) -> int | None:
+    """How many beads, stones or links the piece shows; None when it cannot be counted."""
+    size = components.size_mm
+    if components.kind == "stone":
+        return _count_stones(image_bgr, mask, mat, components)
+    # Twelve pixels across a component separate neighbours reliably (eight gave spurious peaks).
+    scale = 12.0 / size
+    flat = rectify_mask(mask, mat, scale)
+    if flat is None:
+        return None
+    if components.kind == "bead":
+        if _paper_like(components):
+            return None
+        # Each bead is a local maximum of the distance to the strand's edge; the neck where two
+        # beads touch is a saddle. Neighbours sit one bead apart, so a 0.8-bead window sees one.
+        dist = cv2.distanceTransform(flat, cv2.DIST_L2, 5)
+        peaks = (dist >= cv2.dilate(dist, _disc(0.4 * size * scale))) & (
+            dist >= 0.35 * size * scale
+        )
+        n, _ = cv2.connectedComponents(cv2.dilate(peaks.astype(np.uint8), _disc(1)))
+        return n - 1
+    # Links: each closed link encloses a hole about its own size; the loop's big opening and the
+    # pinholes between crossing wires are not links.
+    contours, hierarchy = cv2.findContours(flat, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return 0
+    unit = (size * scale) ** 2
+    holes = [
+        c
+        for c, h in zip(contours, hierarchy[0], strict=True)
+        if h[3] >= 0 and 0.04 * unit <= cv2.contourArea(c) <= 1.5 * unit
+    ]
+    return len(holes)
+
+
+def _paper_like(components: Components) -> bool:
+    """Whether some component colour cannot be told from the card (white beads): the piece mask
+    then has gaps where those beads lie, and counting its beads would miss them."""
+    if not components.colours:
+        return False
+    paper = rgb_to_lab(np.asarray(DEFAULT_MAT.paper_rgb, np.float64))
+    de = delta_e_2000(np.asarray(components.colours, np.float64), paper)
+    return bool((de < PAPER_LIKE_DELTA_E).any())
+
+
+def _count_stones(
+    image_bgr: NDArray[np.uint8],
+    mask: NDArray[np.uint8],
+    mat: MatDetection,
+    components: Components,
+) -> int | None:
+    """Blobs of the stone's colour (white-balanced) at least a third of a stone's area."""
+    if not components.colours:
+        return None
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 20:
+        return None
+    lab = balanced_piece_lab(image_bgr, mask, mat, inset_mm=0.0, sample=False)
+    if lab is None:
+        return None
+    de = delta_e_2000(lab[:, None, :], np.asarray(components.colours, np.float64)[None])
+    close = np.zeros(mask.shape, np.uint8)
+    close[ys, xs] = (de.min(axis=1) < STONE_DELTA_E).astype(np.uint8) * 255
+    close = cv2.morphologyEx(
+        close, cv2.MORPH_OPEN, _disc(0.15 * components.size_mm * mat.px_per_mm)
+    )
+    _, _, stats, _ = cv2.connectedComponentsWithStats(close, connectivity=8)
+    stone_px = np.pi * (components.size_mm * mat.px_per_mm / 2) ** 2
+    return int((stats[1:, cv2.CC_STAT_AREA] >= stone_px / 3).sum())

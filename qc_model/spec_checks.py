@@ -1,0 +1,260 @@
+"""Spec checks: a piece's measured size, finish colour, component count and pair symmetry judged
+against its design, each as a `CheckResult` (pass / fail / borderline / not_measured)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from qc_model.catalog import Design
+from qc_model.color import delta_e_2000
+from qc_model.locate import PieceLocation, locate_piece
+from qc_model.mat import MatDetection, detect_mat
+from qc_model.measure import (
+    PieceGeometry,
+    count_components,
+    finish_colour_lab,
+    measure_pieces,
+    palette_delta_e,
+    refine_edges,
+)
+
+CheckOutcome = Literal["pass", "fail", "borderline", "not_measured"]
+
+
+class CheckResult(BaseModel):
+    """One spec check. `defect` names the taxonomy label a failure stands for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    measured: float | None
+    expected: float | None
+    tolerance: float | None
+    unit: str
+    result: CheckOutcome
+    reason: str
+    defect: str | None = None
+
+
+class SpecConfig(BaseModel):
+    """How close to a tolerance edge a measurement is too uncertain to call (-> borderline)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Borderline band on either side of the tolerance edge, as a fraction of the tolerance ...
+    relative_margin: float = Field(default=0.15, ge=0, le=1)
+    # ... and never narrower than this many photo pixels for sizes (the mask's own uncertainty).
+    size_margin_px: float = Field(default=1.0, ge=0)
+    # Components: an error of one on a count this large or more is borderline, not a failure,
+    # because touching beads can merge into one peak or one bead can split into two.
+    count_slack_from: int = Field(default=8, ge=1)
+    # Pair: the two pieces' colours may differ by this fraction of the finish tolerance.
+    pair_colour_fraction: float = Field(default=0.5, gt=0, le=1)
+
+
+def judge(
+    name: str,
+    measured: float,
+    expected: float,
+    tolerance: float,
+    margin: float,
+    unit: str,
+    defect: str | None,
+) -> CheckResult:
+    """pass / borderline / fail by |measured - expected| against tolerance +- margin."""
+    if not math.isfinite(measured):
+        return not_measured(name, expected, tolerance, unit, "the measurement is not finite")
+    err = abs(measured - expected)
+    if err > tolerance + margin:
+        result: CheckOutcome = "fail"
+    elif err >= tolerance - margin:
+        result = "borderline"
+    else:
+        result = "pass"
+    reason = (
+        f"{name} {measured:.2f} {unit}, expected {expected:g} ± {tolerance:g} {unit} "
+        f"(off by {err:.2f}; borderline within ±{margin:.2f} of the tolerance edge)"
+    )
+    return CheckResult(
+        name=name,
+        measured=round(measured, 3),
+        expected=expected,
+        tolerance=tolerance,
+        unit=unit,
+        result=result,
+        reason=reason,
+        defect=defect if result != "pass" else None,
+    )
+
+
+def not_measured(
+    name: str, expected: float | None, tolerance: float | None, unit: str, why: str
+) -> CheckResult:
+    return CheckResult(
+        name=name,
+        measured=None,
+        expected=expected,
+        tolerance=tolerance,
+        unit=unit,
+        result="not_measured",
+        reason=why,
+    )
+
+
+def run_spec_checks(
+    image_bgr: NDArray[np.uint8],
+    design: Design,
+    *,
+    mat: MatDetection | None = None,
+    location: PieceLocation | None = None,
+    cfg: SpecConfig | None = None,
+) -> list[CheckResult]:
+    """Every check the design calls for, on one photo. Reuses the gate's mat and location."""
+    cfg = cfg or SpecConfig()
+    if mat is None:
+        import cv2
+
+        mat = detect_mat(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
+    if location is None and mat is not None:
+        location = locate_piece(image_bgr, mat)
+    names = [f"size_{d.measure}" for d in design.dimensions] + ["finish_colour"]
+    if design.components is not None:
+        names.append("component_count")
+    if design.pair:
+        names.append("pair_size")
+    if mat is None or location is None:
+        why = "no calibration mat found" if mat is None else "no piece found"
+        return [not_measured(n, None, None, "", why) for n in names]
+
+    refined = refine_edges(image_bgr, location.mask)
+    pieces = measure_pieces(refined, mat, design)
+    checks = [*_size_checks(pieces, design, mat, cfg)]
+    checks.append(_colour_check(image_bgr, location, mat, design, cfg))
+    if design.components is not None:
+        checks.append(_count_check(image_bgr, refined, mat, design, cfg))
+    if design.pair:
+        checks.extend(_pair_checks(image_bgr, pieces, design, mat, cfg))
+    return checks
+
+
+def _size_checks(
+    pieces: list[PieceGeometry], design: Design, mat: MatDetection, cfg: SpecConfig
+) -> list[CheckResult]:
+    out = []
+    px_mm = 1.0 / mat.px_per_mm
+    for dim in design.dimensions:
+        name = f"size_{dim.measure}"
+        values = [p.dims.get(dim.measure) for p in pieces]
+        values = [v for v in values if v is not None]
+        if not values:
+            out.append(not_measured(name, dim.nominal_mm, dim.tolerance_mm, "mm", "no outline"))
+            continue
+        margin = max(cfg.relative_margin * dim.tolerance_mm, cfg.size_margin_px * px_mm)
+        # For a pair, the piece furthest from nominal decides: both must be in tolerance.
+        worst = max(values, key=lambda v: abs(v - dim.nominal_mm))
+        out.append(judge(name, worst, dim.nominal_mm, dim.tolerance_mm, margin, "mm", "wrong_size"))
+    return out
+
+
+def _colour_check(
+    image_bgr: NDArray[np.uint8],
+    location: PieceLocation,
+    mat: MatDetection,
+    design: Design,
+    cfg: SpecConfig,
+) -> CheckResult:
+    tol = design.finish.delta_e_tolerance
+    margin = cfg.relative_margin * tol
+    palette = _palette(design)
+    if len(palette) >= 2:
+        de = palette_delta_e(image_bgr, location.mask, mat, palette)
+        name = "finish_palette"
+    else:
+        lab = finish_colour_lab(image_bgr, location.mask, mat)
+        de = None if lab is None else float(delta_e_2000(lab, design.finish.lab))
+        name = "finish_colour"
+    if de is None:
+        return not_measured(name, 0.0, tol, "ΔE00", "too few piece or paper pixels for colour")
+    return judge(name, de, 0.0, tol, margin, "ΔE00", "wrong_finish_colour")
+
+
+def _palette(design: Design) -> list[tuple[float, float, float]]:
+    """Distinct component colours; a multi-colour design is judged against these, not one mean."""
+    if design.components is None:
+        return []
+    distinct: list[tuple[float, float, float]] = []
+    for c in design.components.colours:
+        if all(float(delta_e_2000(c, d)) > 3.0 for d in distinct):
+            distinct.append(tuple(c))  # type: ignore[arg-type]
+    return distinct
+
+
+def _count_check(
+    image_bgr: NDArray[np.uint8],
+    mask: NDArray[np.uint8],
+    mat: MatDetection,
+    design: Design,
+    cfg: SpecConfig,
+) -> CheckResult:
+    comp = design.components
+    assert comp is not None
+    expected = comp.count * (2 if design.pair else 1)
+    counted = count_components(image_bgr, mask, mat, comp)
+    if counted is None:
+        return not_measured(
+            "component_count",
+            expected,
+            0,
+            comp.kind,
+            f"cannot count these {comp.kind}s: some are too small or look like the card",
+        )
+    diff = abs(counted - expected)
+    if diff == 0:
+        result: CheckOutcome = "pass"
+    elif diff == 1 and expected >= cfg.count_slack_from:
+        result = "borderline"
+    else:
+        result = "fail"
+    return CheckResult(
+        name="component_count",
+        measured=float(counted),
+        expected=float(expected),
+        tolerance=0.0,
+        unit=comp.kind,
+        result=result,
+        reason=f"counted {counted} {comp.kind}s, the design has {expected}",
+        defect="missing_component" if result != "pass" else None,
+    )
+
+
+def _pair_checks(
+    image_bgr: NDArray[np.uint8],
+    pieces: list[PieceGeometry],
+    design: Design,
+    mat: MatDetection,
+    cfg: SpecConfig,
+) -> list[CheckResult]:
+    dim = design.dimensions[0]
+    if len(pieces) != 2:
+        why = f"a pair needs two pieces on the card, found {len(pieces)}"
+        return [not_measured("pair_size", 0.0, dim.tolerance_mm, "mm", why)]
+    a, b = (p.dims.get(dim.measure) for p in pieces)
+    if a is None or b is None:
+        return [not_measured("pair_size", 0.0, dim.tolerance_mm, "mm", "no outline")]
+    margin = max(cfg.relative_margin * dim.tolerance_mm, cfg.size_margin_px / mat.px_per_mm)
+    out = [judge("pair_size", abs(a - b), 0.0, dim.tolerance_mm, margin, "mm", "mismatched_pair")]
+    labs = [finish_colour_lab(image_bgr, p.mask, mat) for p in pieces]
+    tol = cfg.pair_colour_fraction * design.finish.delta_e_tolerance
+    if labs[0] is None or labs[1] is None:
+        out.append(not_measured("pair_colour", 0.0, tol, "ΔE00", "too few pixels for colour"))
+    else:
+        de = float(delta_e_2000(labs[0], labs[1]))
+        out.append(
+            judge("pair_colour", de, 0.0, tol, cfg.relative_margin * tol, "ΔE00", "mismatched_pair")
+        )
+    return out

@@ -1,0 +1,188 @@
+"""Verdict policy: pure functions from gate results, defect scores and spec checks to a decision
+of pass / fail / review / retake. No I/O; thresholds come in as arguments."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from qc_model.gate import GateResult
+from qc_model.spec_checks import CheckResult
+from qc_model.taxonomy import DEFECT_DESCRIPTIONS
+
+Decision = Literal["pass", "fail", "review", "retake"]
+PhotoCall = Literal["fail", "review", "pass", "unusable"]
+
+
+class Band(BaseModel):
+    """Review band of one class: score >= t_high fails, t_low <= score < t_high goes to review."""
+
+    model_config = ConfigDict(frozen=True)
+
+    t_low: float
+    t_high: float
+
+
+class PhotoInput(BaseModel):
+    """One photo of the piece: its gate result (None: not gated) and the model's scores."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    gate: GateResult | None = None
+    probs: dict[str, float] | None = None
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    text: str
+
+
+class PhotoDetail(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    call: PhotoCall
+    retake_codes: list[str]
+    probs: dict[str, float]
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: Decision
+    reasons: list[Reason]
+    defects: list[str]  # defect classes (model or spec) that caused fail or review
+    checks: list[str]  # spec checks that caused fail or review
+    scores: dict[str, float]  # piece-level score per class: max over usable photos
+    photos: list[PhotoDetail]
+
+
+def as_bands(thresholds: Mapping[str, Band | tuple[float, float]]) -> dict[str, Band]:
+    """Validate thresholds: 0 <= t_low <= t_high <= 1 for every class, else ValueError."""
+    out = {}
+    for name, t in thresholds.items():
+        band = t if isinstance(t, Band) else Band(t_low=t[0], t_high=t[1])
+        lo, hi = band.t_low, band.t_high
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi <= 1.0):
+            raise ValueError(f"class {name!r}: need 0 <= t_low <= t_high <= 1, got ({lo}, {hi})")
+        out[name] = band
+    return out
+
+
+def merge_thresholds(
+    base: Mapping[str, Band | tuple[float, float]],
+    overrides: Mapping[str, Band | tuple[float, float]] | None = None,
+) -> dict[str, Band]:
+    """The model package's thresholds with per-class overrides (e.g. from settings) on top."""
+    merged = as_bands(base)
+    for name, band in as_bands(overrides or {}).items():
+        if name not in merged:
+            raise ValueError(f"override for unknown class {name!r}")
+        merged[name] = band
+    return merged
+
+
+def validate_probs(probs: Mapping[str, float], bands: Mapping[str, Band]) -> None:
+    for name, p in probs.items():
+        if name not in bands:
+            raise ValueError(f"score for class {name!r}, which has no threshold")
+        if not (isinstance(p, int | float) and math.isfinite(p) and 0.0 <= p <= 1.0):
+            raise ValueError(f"class {name!r}: score must be a probability in [0, 1], got {p!r}")
+
+
+def call_photo(probs: Mapping[str, float], bands: Mapping[str, Band]) -> PhotoCall:
+    """One photo's own call: fail if any class reaches t_high, review if any reaches t_low."""
+    validate_probs(probs, bands)
+    if any(p >= bands[c].t_high for c, p in probs.items()):
+        return "fail"
+    if any(p >= bands[c].t_low for c, p in probs.items()):
+        return "review"
+    return "pass"
+
+
+def decide(
+    photos: Sequence[PhotoInput],
+    thresholds: Mapping[str, Band | tuple[float, float]],
+    spec_checks: Sequence[CheckResult] = (),
+) -> Verdict:
+    """The piece's verdict from all its photos (1 to 6) and its spec checks.
+
+    Order of rules: no usable photo -> retake; a failed spec check -> fail; photos that
+    disagree (one fails, another clearly passes) -> review; a class at or above t_high -> fail;
+    a class in the review band or a borderline spec check -> review; otherwise pass.
+    """
+    if not photos:
+        raise ValueError("a verdict needs at least one photo")
+    if len(photos) > 6:
+        raise ValueError(f"at most 6 photos per piece, got {len(photos)}")
+    bands = as_bands(thresholds)
+    details: list[PhotoDetail] = []
+    for i, photo in enumerate(photos):
+        probs = dict(photo.probs or {})
+        validate_probs(probs, bands)  # bad scores are an error even on an unusable photo
+        codes = photo.gate.retake_codes if photo.gate is not None else []
+        call: PhotoCall = "unusable" if codes else call_photo(probs, bands)
+        details.append(PhotoDetail(index=i, call=call, retake_codes=codes, probs=probs))
+    usable = [d for d in details if d.call != "unusable"]
+    if not usable:
+        codes = list(dict.fromkeys(c for d in details for c in d.retake_codes))
+        reasons = [Reason(code=c, text=f"photo not usable: {c}") for c in codes]
+        return Verdict(
+            decision="retake", reasons=reasons, defects=[], checks=[], scores={}, photos=details
+        )
+
+    scores: dict[str, float] = {}
+    for d in usable:
+        for c, p in d.probs.items():
+            scores[c] = max(scores.get(c, 0.0), p)
+    failing = sorted(c for c, s in scores.items() if s >= bands[c].t_high)
+    in_band = sorted(c for c, s in scores.items() if bands[c].t_low <= s < bands[c].t_high)
+    spec_fail = [c for c in spec_checks if c.result == "fail"]
+    spec_border = [c for c in spec_checks if c.result == "borderline"]
+    calls = {d.call for d in usable}
+
+    reasons = [_check_reason(c) for c in spec_fail + spec_border]
+    if spec_fail:
+        decision: Decision = "fail"
+    elif "fail" in calls and "pass" in calls:
+        decision = "review"
+        reasons.append(Reason(code="photos_disagree", text=_disagree_text(usable)))
+    elif failing:
+        decision = "fail"
+    elif in_band or spec_border:
+        decision = "review"
+    else:
+        decision = "pass"
+    reasons += [_class_reason(c, scores[c], "fail") for c in failing]
+    reasons += [_class_reason(c, scores[c], "review") for c in in_band]
+    flagged = spec_fail + spec_border
+    defects = list(dict.fromkeys([*failing, *in_band, *(c.defect for c in flagged if c.defect)]))
+    return Verdict(
+        decision=decision,
+        reasons=reasons,
+        defects=defects if decision != "pass" else [],
+        checks=[c.name for c in flagged],
+        scores=scores,
+        photos=details,
+    )
+
+
+def _class_reason(name: str, score: float, level: str) -> Reason:
+    what = DEFECT_DESCRIPTIONS.get(name, name)
+    verb = "above the fail threshold" if level == "fail" else "in the review band"
+    return Reason(code=name, text=f"{what}: score {score:.2f} {verb}")
+
+
+def _check_reason(check: CheckResult) -> Reason:
+    return Reason(code=f"{check.name}_{check.result}", text=check.reason)
+
+
+def _disagree_text(usable: list[PhotoDetail]) -> str:
+    fails = [d.index + 1 for d in usable if d.call == "fail"]
+    passes = [d.index + 1 for d in usable if d.call == "pass"]
+    return f"photos {fails} show a defect but photos {passes} look clean: a person should look"
