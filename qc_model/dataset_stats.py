@@ -7,11 +7,14 @@ from collections import Counter
 from rich.table import Table
 
 from qc_model.manifest import GOOD, Manifest
+from qc_model.taxonomy import SPLITS
 
 
 def stats_table(manifest: Manifest) -> Table:
     h = manifest.header
-    splits = sorted({r.split or "-" for r in manifest.records})
+    # Pipeline order (train, val, test, holdout), unassigned last; not alphabetical.
+    order = [*SPLITS, "-"]
+    splits = sorted({r.split or "-" for r in manifest.records}, key=order.index)
     table = Table(
         title=f"{h.name} (version {h.version}, {h.task}, {len(manifest.records)} photos, "
         f"{len({r.piece_id for r in manifest.records})} pieces)"
