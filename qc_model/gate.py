@@ -33,7 +33,7 @@ class GateConfig(BaseModel):
     min_piece_fill: float = Field(default=0.025, gt=0, lt=1)
     # Edge sharpness: steepest gradients over the region's contrast, per pixel (0.4/sigma for
     # an edge blurred by a Gaussian of sigma pixels at SHARPNESS_PX_PER_MM).
-    min_sharpness: float = Field(default=0.12, gt=0)
+    min_sharpness: float = Field(default=0.22, gt=0)
     min_median_luminance: float = Field(default=80.0, ge=0, le=255)
     max_clipped_fraction: float = Field(default=0.08, gt=0, le=1)
     max_crushed_fraction: float = Field(default=0.25, gt=0, le=1)
