@@ -1,0 +1,168 @@
+"""Export: the calibrated graph, parity that can fail, atomic writes, INT8 and its accuracy gate."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from qc_model.manifest import Header, Manifest, Record
+from qc_model.mat import DEFAULT_MAT
+from qc_model.package import ClassThreshold, PackageMeta, load_package
+from qc_model.preprocess import PreprocessConfig, preprocess
+from qc_model.taxonomy import TAXONOMY_VERSION
+from training.export import CalibratedNet, ExportError, build_package
+from training.quantize import quantize_package
+
+CLASSES = ["scratch", "tarnish", "bent"]
+SIZE = 32
+
+
+class TinyNet(nn.Module):
+    """DefectNet's forward contract at toy size: (logits (B,K), cam (B,K,h,w))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
+        self.fc = nn.Linear(8, len(CLASSES))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)  # (B, C, h, w)
+        cam = torch.einsum("kc,bchw->bkhw", self.fc.weight, f) + self.fc.bias[None, :, None, None]
+        return cam.mean(dim=(2, 3)), cam
+
+
+def _photo(rng: np.random.Generator) -> np.ndarray:
+    img = np.full((120, 160, 3), DEFAULT_MAT.paper_rgb[::-1], np.uint8)
+    colour = tuple(int(c) for c in rng.integers(20, 200, 3))
+    cv2.circle(img, (int(rng.integers(50, 110)), int(rng.integers(40, 80))), 20, colour, -1)
+    return img
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 photos on a mat-coloured card, 6 train / 6 val, random labels, with a manifest."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(12):
+        path = root / "images" / f"{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), _photo(rng))
+        labels = [c for c in CLASSES if rng.random() < 0.4]
+        records.append(
+            Record(
+                id=f"r{i}",
+                image=f"images/{i}.png",
+                sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                width=160,
+                height=120,
+                piece_id=f"p{i}",
+                labels=labels,
+                split="train" if i < 6 else "val",
+                source="synthetic",
+            )
+        )
+    Manifest(header=Header(name="tiny", classes=CLASSES), records=records).write(
+        root / "manifest.jsonl"
+    )
+    return root
+
+
+def _meta(cfg: PreprocessConfig, temperature: float) -> PackageMeta:
+    th = ClassThreshold(threshold=0.5, review_low=0.45, review_high=0.7)
+    return PackageMeta(
+        name="tiny",
+        version="1",
+        taxonomy_version=TAXONOMY_VERSION,
+        task="multilabel",
+        classes=CLASSES,
+        preprocess=cfg,
+        heatmap_size=(SIZE // 4, SIZE // 4),
+        temperature=temperature,
+        thresholds={c: th for c in CLASSES},
+        onnx_sha256="0" * 64,
+    )
+
+
+def _build(out: Path, dataset: Path, shift: float = 0.0) -> PackageMeta:
+    cfg = PreprocessConfig(input_size=SIZE)
+    photos = sorted((dataset / "images").glob("*.png"))[:4]
+    inputs = np.stack([preprocess(cv2.imread(str(p)), cfg)[0] for p in photos]) + shift
+    wrapped = CalibratedNet(TinyNet(), 2.0, "multilabel")
+    return build_package(wrapped, _meta(cfg, 2.0), out, photos, inputs.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def package(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pkg") / "tiny"
+    _build(out, dataset)
+    return out
+
+
+def test_calibrated_net_outputs() -> None:
+    net = TinyNet().eval()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    probs, heat = CalibratedNet(net, 2.0, "multilabel").eval()(x)
+    logits, _ = net(x)
+    torch.testing.assert_close(probs, torch.sigmoid(logits / 2.0))
+    assert heat.min() >= 0 and heat.amax(dim=(2, 3)).max() <= 1.0
+    single, _ = CalibratedNet(net, 0.5, "single_label").eval()(x)
+    torch.testing.assert_close(single.sum(dim=1), torch.ones(2))
+    torch.testing.assert_close(single, torch.softmax(logits / 0.5, dim=1))
+
+
+def test_exported_package_has_dynamic_batch_and_parity(package: Path) -> None:
+    pkg = load_package(package)
+    parity = pkg.meta.metrics["parity"]
+    assert parity["samples"] == 4 and parity["max_abs_probs"] <= 1e-4
+    for batch in (1, 5):
+        probs, heat = pkg.session.run(None, {"input": np.zeros((batch, 3, SIZE, SIZE), np.float32)})
+        assert probs.shape == (batch, 3) and heat.shape == (batch, 3, SIZE // 4, SIZE // 4)
+
+
+def test_parity_failure_writes_nothing(dataset: Path, tmp_path: Path) -> None:
+    # The torch side sees different inputs than onnxruntime's preprocessing gives: must fail.
+    with pytest.raises(ExportError, match="parity check failed"):
+        _build(tmp_path / "bad", dataset, shift=0.5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_not_overwritten(package: Path, dataset: Path) -> None:
+    with pytest.raises(ValueError, match="already exists"):
+        _build(package, dataset)
+
+
+def test_int8_package(package: Path, dataset: Path, tmp_path: Path) -> None:
+    meta = quantize_package(
+        package, dataset / "manifest.jsonl", tmp_path / "tiny-int8", max_drop=1.0
+    )
+    assert meta.precision == "int8"
+    report = meta.metrics["int8"]
+    assert report["calibration_photos"] == 6 and report["validation_photos"] == 6
+    assert report["macro_f1_drop"] == pytest.approx(
+        report["macro_f1_fp32"] - report["macro_f1_int8"]
+    )
+    int8 = load_package(tmp_path / "tiny-int8")
+    fp32 = load_package(package)
+    x = np.random.default_rng(1).normal(size=(4, 3, SIZE, SIZE)).astype(np.float32)
+    a = fp32.session.run(["probs"], {"input": x})[0]
+    b = int8.session.run(["probs"], {"input": x})[0]
+    assert np.abs(a - b).max() < 0.05  # quantized, so close but not equal
+    graph = onnx.load(str(tmp_path / "tiny-int8" / "model.onnx")).graph
+    ops = {n.op_type for n in graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+
+
+def test_int8_refused_when_it_costs_accuracy(package: Path, dataset: Path, tmp_path: Path) -> None:
+    # A negative allowance cannot be met: the gate must refuse and leave no folder behind.
+    with pytest.raises(ExportError, match="macro-F1"):
+        quantize_package(package, dataset / "manifest.jsonl", tmp_path / "q", max_drop=-1.0)
+    assert list(tmp_path.iterdir()) == []
