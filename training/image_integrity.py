@@ -21,6 +21,8 @@ FORMAT_EXTENSIONS: dict[str, str] = {
     "TIFF": ".tif",
 }
 
+_HEIF_BRANDS = {b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1", b"ftypmsf1", b"ftypavif"}
+
 
 class BadImage(Exception):
     """A file that cannot be imported; `reason` is a short category, `detail` says more."""
@@ -89,6 +91,9 @@ def check_image(data: bytes) -> ImageInfo:
     """Decode `data` fully with Pillow and OpenCV; raise BadImage saying why it is unusable."""
     if not data:
         raise BadImage("empty", "zero-byte file")
+    if data[4:12] in _HEIF_BRANDS:
+        # iPhones default to HEIC; OpenCV, which training reads with, cannot decode it.
+        raise BadImage("unsupported_format", "HEIC/HEIF photo; convert it to JPEG first")
     try:
         with warnings.catch_warnings():
             # Large phone photos (over ~89 Mpx) only warn; Pillow's hard limit still refuses bombs.

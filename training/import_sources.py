@@ -104,7 +104,8 @@ def scan_csv(path: Path) -> tuple[list[Candidate], list[Skipped]]:
     for line, row in enumerate(reader, start=2):
         if None in row:
             raise DataError(f"{path}:{line}: more fields than the header has columns")
-        raw = (row.get("path") or "").strip()
+        # Spreadsheets made on Windows write photos\a.jpg; the folder separator means the same.
+        raw = (row.get("path") or "").strip().replace("\\", "/")
         where = f"{path.name}:{line}"
         if not raw:
             skipped.append(Skipped(where, "empty_path", "row has no path"))

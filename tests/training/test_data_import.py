@@ -72,7 +72,7 @@ def test_csv_multilabel_with_ids(tmp_path: Path) -> None:
         "photos/0.jpg,scratch;tarnish,KQ-HOOP-BR-30,P1,A1\n"
         "photos/1.jpg,good,KQ-HOOP-BR-30,P1,A1\n"
         "photos/2.jpg,,KQ-STUD-BR-12,P2,A2\n"
-        "photos/3.jpg,bent | wrong_size,KQ-CUFF-BR-65,P3,\n",
+        "photos\\3.jpg,bent | wrong_size,KQ-CUFF-BR-65,P3,\n",
         encoding="utf-8",
     )
     m = import_batch(tmp_path / "batch.csv", tmp_path / "out").manifest
@@ -106,6 +106,7 @@ def test_corrupt_files_are_reported_and_skipped(tmp_path: Path) -> None:
     _write(src / "good" / "notes.jpg", b"this is a text file, not a photo\n")
     _write(src / "scratch" / "noise.png", np.random.default_rng(0).bytes(400))
     _write(src / "scratch" / "copy.jpg", (src / "scratch" / "IMG_0.jpg").read_bytes())
+    _write(src / "good" / "iphone.heic", b"\x00\x00\x00\x18ftypheic" + bytes(40))
     result = import_batch(src, tmp_path / "out")
     assert len(result.manifest.records) == 4
     reasons = {s.file: s.reason for s in result.skipped}
@@ -115,11 +116,12 @@ def test_corrupt_files_are_reported_and_skipped(tmp_path: Path) -> None:
         "good/notes.jpg": "not_an_image",
         "scratch/noise.png": "not_an_image",
         "scratch/copy.jpg": "duplicate",
+        "good/iphone.heic": "unsupported_format",
     }
     report = json.loads((tmp_path / "out" / "import_report.json").read_text())
     assert {s["file"] for s in report["skipped"]} == set(reasons)
     text = result.summary()
-    assert "imported 4 photos" in text and "skipped 5 files" in text
+    assert "imported 4 photos" in text and "skipped 6 files" in text
     assert "  not_an_image: 2" in text and "  scratch: 2" in text
     assert len(list((tmp_path / "out" / "images").iterdir())) == 4
 
