@@ -3,6 +3,8 @@ piece and mat found; each failure carries a retake instruction for the artisan."
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -99,7 +101,7 @@ def check_photo(
             f"expected a uint8 BGR image (H, W, 3), got {image_bgr.dtype} {image_bgr.shape}"
         )
     cfg = cfg or GateConfig()
-    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    gray = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8)
     h, w = gray.shape
     checks = [_check("long_side_px", max(h, w), cfg.min_long_side_px, "min", "low_resolution")]
     checks += exposure_checks(gray, cfg)
@@ -178,10 +180,11 @@ def sharpness(gray: NDArray[np.uint8], location: PieceLocation, px_per_mm: float
     pad = round(SHARPNESS_MARGIN_MM * ppm)
     x0, y0, x1, y1 = location.bbox
     crop = gray[max(0, y0 - pad) : min(h, y1 + pad), max(0, x0 - pad) : min(w, x1 + pad)]
+    f: NDArray[Any] = crop.astype(np.float32)
     scale = min(1.0, SHARPNESS_PX_PER_MM / ppm)
     if scale < 1.0:
-        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    f = cv2.GaussianBlur(crop.astype(np.float32), (0, 0), 0.6)  # tames sensor noise
+        f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    f = cv2.GaussianBlur(f, (0, 0), 0.6)  # tames sensor noise
     gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     grad = np.hypot(gx, gy)

@@ -6,6 +6,7 @@ phone held at an angle does not shorten one axis of the piece.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -84,12 +85,13 @@ def refine_edges(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> NDArr
         inside = cv2.erode(m, k3)
     band = (m > 0) ^ (inside > 0) | ((outside == 0) & (m == 0))
 
-    def local_mean(region: NDArray[np.uint8]) -> NDArray[np.float32]:
+    def local_mean(region: NDArray[np.uint8]) -> NDArray[np.float64]:
         w = cv2.GaussianBlur((region > 0).astype(np.float32), (0, 0), 3.0)[..., None]
         s = cv2.GaussianBlur(img * (region > 0)[..., None], (0, 0), 3.0)
-        return s / np.maximum(w, 1e-3)
+        return np.asarray(s / np.maximum(w, 1e-3), np.float64)
 
-    piece, paper = local_mean(inside), local_mean(outside)
+    piece = local_mean(np.asarray(inside, np.uint8))
+    paper = local_mean(np.asarray(outside, np.uint8))
     v = piece - paper
     norm2 = (v * v).sum(axis=2)
     alpha = ((img - paper) * v).sum(axis=2) / np.maximum(norm2, 1e-6)
@@ -103,7 +105,10 @@ def refine_edges(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> NDArr
 
 
 def piece_dimensions(
-    mask: NDArray[np.uint8], mat: MatDetection, measures: list[str], smooth_mm: float = 2.0
+    mask: NDArray[np.uint8],
+    mat: MatDetection,
+    measures: Sequence[str],
+    smooth_mm: float = 2.0,
 ) -> dict[str, float]:
     """Requested measures (catalog `Measure` names) of one piece, in mm."""
     pts = _outer_points_mm(mask, mat)
@@ -150,11 +155,11 @@ def loop_length_mm(mask: NDArray[np.uint8], mat: MatDetection, smooth_mm: float)
         key=lambda i: cv2.contourArea(contours[i]),
     )
     holes = [i for i in range(len(contours)) if hierarchy[0][i][3] == outer_i]
-    outer = mat.to_mat(contours[outer_i].reshape(-1, 2))
+    outer = mat.to_mat(contours[outer_i].reshape(-1, 2).astype(np.float64))
     p_out = _smoothed_perimeter(outer, smooth_mm)
     if holes:
         inner_i = max(holes, key=lambda i: cv2.contourArea(contours[i]))
-        inner = mat.to_mat(contours[inner_i].reshape(-1, 2))
+        inner = mat.to_mat(contours[inner_i].reshape(-1, 2).astype(np.float64))
         # A hole smaller than a tenth of the outline's area is a gap between beads, not the loop.
         if _area(inner) > 0.1 * _area(outer):
             return 0.5 * (p_out + _smoothed_perimeter(inner, smooth_mm))
@@ -178,7 +183,9 @@ def measure_pieces(
 # -- colour -----------------------------------------------------------------------------------
 def _disc(radius_px: float) -> NDArray[np.uint8]:
     r = max(1, round(radius_px))
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return np.asarray(
+        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)), np.uint8
+    )
 
 
 def _sample(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -204,7 +211,8 @@ def balanced_piece_lab(
     inner = cv2.erode(mask, _disc(inset_mm * ppm)) if inset_mm > 0 else mask
     if cv2.countNonZero(inner) < 20:
         inner = mask
-    ring = cv2.dilate(mask, _disc(RING_OUT_MM * ppm)) & ~cv2.dilate(mask, _disc(RING_IN_MM * ppm))
+    near = cv2.dilate(mask, _disc(RING_IN_MM * ppm)) > 0
+    ring = (cv2.dilate(mask, _disc(RING_OUT_MM * ppm)) > 0) & ~near
     piece_px = image_bgr[inner > 0]
     paper_px = image_bgr[ring > 0]
     if len(piece_px) < 20 or len(paper_px) < 50:
@@ -332,9 +340,9 @@ def _count_stones(
     de = delta_e_2000(lab[:, None, :], np.asarray(components.colours, np.float64)[None])
     close = np.zeros(mask.shape, np.uint8)
     close[ys, xs] = (de.min(axis=1) < STONE_DELTA_E).astype(np.uint8) * 255
-    close = cv2.morphologyEx(
+    opened = cv2.morphologyEx(
         close, cv2.MORPH_OPEN, _disc(0.15 * components.size_mm * mat.px_per_mm)
     )
-    _, _, stats, _ = cv2.connectedComponentsWithStats(close, connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     stone_px = np.pi * (components.size_mm * mat.px_per_mm / 2) ** 2
     return int((stats[1:, cv2.CC_STAT_AREA] >= stone_px / 3).sum())

@@ -119,7 +119,7 @@ def run_spec_checks(
     if mat is None:
         import cv2
 
-        mat = detect_mat(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
+        mat = detect_mat(np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8))
     if location is None and mat is not None:
         location = locate_piece(image_bgr, mat)
     names = [f"size_{d.measure}" for d in design.dimensions] + ["finish_colour"]
@@ -149,8 +149,7 @@ def _size_checks(
     px_mm = 1.0 / mat.px_per_mm
     for dim in design.dimensions:
         name = f"size_{dim.measure}"
-        values = [p.dims.get(dim.measure) for p in pieces]
-        values = [v for v in values if v is not None]
+        values = [p.dims[dim.measure] for p in pieces if dim.measure in p.dims]
         if not values:
             out.append(not_measured(name, dim.nominal_mm, dim.tolerance_mm, "mm", "no outline"))
             continue
