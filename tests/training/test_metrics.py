@@ -103,3 +103,66 @@ def test_ece() -> None:
     assert expected_calibration_error(overconfident, half, "multilabel") == pytest.approx(0.4)
     c = binary_counts(np.array([1, 0]), np.array([0, 0]))
     assert (c.precision, c.recall, c.f1) == (0.0, 0.0, 0.0)
+
+
+def _records(n: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    from qc_model.manifest import Record
+
+    designs = ["hoop-a", "cuff-b"]
+    captures = [[], ["motion_blur"], ["no_mat", "shadow"]]
+    return [
+        Record(
+            id=f"r{i}",
+            image=f"i/{i}.png",
+            sha256="0" * 64,
+            width=10,
+            height=10,
+            piece_id=f"p{i}",
+            design_id=designs[i % 2],
+            capture=captures[int(rng.integers(0, 3))],
+            source="synthetic",
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("task", ["multilabel", "single_label"])
+def test_evaluation_report(task: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from training.evaluate import evaluate_predictions
+
+    rng = np.random.default_rng(0)
+    classes = (
+        ["scratch", "tarnish", "bent"] if task == "multilabel" else ["good", "scratch", "bent"]
+    )
+
+    def fake(n: int):  # type: ignore[no-untyped-def]
+        if task == "multilabel":
+            y = (rng.random((n, 3)) < 0.3).astype(np.int64)
+            z = 3.0 * (2 * y - 1) + rng.normal(0, 2.5, (n, 3))
+            return 1 / (1 + np.exp(-z)), y
+        y = rng.integers(0, 3, n)
+        z = rng.normal(0, 2.0, (n, 3)) + 4.0 * np.eye(3)[y]
+        return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True), y
+
+    raw_val, y_val = fake(400)
+    raw, y = fake(300)
+    res = evaluate_predictions(
+        raw_val, y_val, raw, y, _records(300, rng), classes, task, tmp_path, {"split": "test"}
+    )
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m == json.loads(json.dumps(res.metrics, default=float))
+    s = m["scores"]
+    assert [r["name"] for r in s["per_class"]] == classes
+    assert s["any_defect"]["recall"] > 0.85  # thresholds were chosen on val for recall 0.97
+    assert 0 <= s["any_defect"]["false_hold_rate"] <= 1
+    assert {r["group"] for r in s["by_design"]} == {"hoop-a", "cuff-b"}
+    assert {"(clean)", "motion_blur", "no_mat", "shadow"} == {r["group"] for r in s["by_capture"]}
+    assert sum(r["photos"] for r in s["by_design"]) == 300
+    if task == "single_label":
+        assert np.asarray(s["confusion"]).sum() == 300 and 0.5 < s["accuracy"] <= 1
+    for png in ("pr_curves", "reliability", "thresholds", "confusion"):
+        assert (tmp_path / f"{png}.png").stat().st_size > 1000
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "By capture condition" in page

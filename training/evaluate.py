@@ -1,0 +1,236 @@
+"""`kito eval`: calibrate + pick thresholds on validation, score a split, write metrics + report."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from qc_model.errors import DataError
+from qc_model.manifest import Manifest, Record
+from training.calibrate import OperatingPoint, apply_temperature, fit_operating_point
+from training.calibrate import logits_from_probs as _logits
+from training.metrics import (
+    any_defect,
+    as_onehot,
+    confusion_matrix,
+    expected_calibration_error,
+    macro_f1,
+    per_class_metrics,
+)
+from training.report import (
+    html_table,
+    img_tag,
+    plot_confusions,
+    plot_pr_curves,
+    plot_reliability,
+    plot_threshold_sweep,
+    write_html,
+)
+
+PROVENANCE = ("checkpoint", "manifest", "manifest_version", "split")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    out: Path
+    metrics: dict[str, Any]
+
+
+def group_breakdown(
+    probs: NDArray,
+    targets: NDArray,
+    thresholds: Sequence[float],
+    classes: Sequence[str],
+    keys: Sequence[Sequence[str]],
+) -> list[dict[str, Any]]:
+    """Any-defect recall / false-hold and macro-F1 per group; a photo may sit in several groups."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, ks in enumerate(keys):
+        for k in ks:
+            members[k].append(i)
+    rows = []
+    for key in sorted(members):
+        idx = np.asarray(members[key])
+        r = any_defect(probs[idx], targets[idx], thresholds, classes)
+        rows.append(
+            {
+                "group": key,
+                "photos": r.n,
+                "defective": r.defective,
+                "recall": r.recall,
+                "false_hold_rate": r.false_hold_rate,
+                "macro_f1": macro_f1(probs[idx], targets[idx], thresholds),
+            }
+        )
+    return rows
+
+
+def score(
+    probs: NDArray,
+    targets: NDArray,
+    records: Sequence[Record],
+    classes: Sequence[str],
+    task: str,
+    thresholds: Sequence[float],
+) -> dict[str, Any]:
+    """All numbers for one split at the given (calibrated) probabilities and thresholds."""
+    rows = per_class_metrics(probs, targets, thresholds, classes)
+    out: dict[str, Any] = {
+        "photos": len(records),
+        "per_class": [asdict(r) for r in rows],
+        "macro_f1": macro_f1(probs, targets, thresholds),
+        "any_defect": any_defect(probs, targets, thresholds, classes).as_dict(),
+        "by_design": group_breakdown(
+            probs, targets, thresholds, classes, [[r.design_id or "(none)"] for r in records]
+        ),
+        "by_capture": group_breakdown(
+            probs, targets, thresholds, classes, [r.capture or ["(clean)"] for r in records]
+        ),
+    }
+    if task == "single_label":
+        truth = as_onehot(targets, len(classes)).argmax(axis=1)
+        m = confusion_matrix(probs.argmax(axis=1), truth, len(classes))
+        out["confusion"] = m.tolist()
+        out["accuracy"] = float(np.trace(m) / max(m.sum(), 1))
+    return out
+
+
+def targets_for(records: Sequence[Record], classes: Sequence[str], task: str) -> NDArray:
+    """(N,K) 0/1 for multi-label, (N,) indices for single-label."""
+    index = {c: k for k, c in enumerate(classes)}
+    if task == "single_label":
+        return np.array([index[r.labels[0]] for r in records], dtype=np.int64)
+    y = np.zeros((len(records), len(classes)), dtype=np.int64)
+    for i, r in enumerate(records):
+        for label in r.labels:
+            y[i, index[label]] = 1
+    return y
+
+
+def write_report(
+    out: Path,
+    metrics: dict[str, Any],
+    op: OperatingPoint,
+    raw_val: NDArray,
+    val_targets: NDArray,
+    probs: NDArray,
+    targets: NDArray,
+    classes: Sequence[str],
+    task: str,
+) -> Path:
+    split = metrics.get("split", "scored split")
+    thresholds = op.threshold_vector(classes)
+    pngs = {
+        "pr": plot_pr_curves(probs, targets, classes, out / "pr_curves.png"),
+        "rel": plot_reliability(raw_val, op.val_probs, val_targets, task, out / "reliability.png"),
+        "sweep": plot_threshold_sweep(probs, targets, classes, thresholds, out / "thresholds.png"),
+    }
+    s = metrics["scores"]
+    if task == "single_label":
+        mats, titles, labels = [np.asarray(s["confusion"])], ["confusion"], list(classes)
+    else:
+        mats = [np.asarray(r["confusion"]) for r in s["per_class"]]
+        titles, labels = [r["name"] for r in s["per_class"]], ["no", "yes"]
+    pngs["cm"] = plot_confusions(mats, titles, labels, out / "confusion.png")
+    per_class = [
+        {
+            k: r[k]
+            for k in ("name", "support", "threshold", "precision", "recall", "f1", "auroc", "ap")
+        }
+        for r in s["per_class"]
+    ]
+    summary: dict[str, Any] = {k: metrics[k] for k in PROVENANCE if k in metrics}
+    summary |= {
+        "photos scored": s["photos"],
+        "temperature (fitted on val)": metrics["calibration"]["temperature"],
+        "ECE val before / after": f"{metrics['calibration']['ece_before']:.4f} / "
+        f"{metrics['calibration']['ece_after']:.4f}",
+        f"ECE {split} after": metrics["ece_after"],
+        "macro-F1": s["macro_f1"],
+        "any-defect recall": s["any_defect"]["recall"],
+        "any-defect false-hold rate": s["any_defect"]["false_hold_rate"],
+    }
+    if "accuracy" in s:
+        summary["accuracy"] = s["accuracy"]
+    if metrics["untuned_classes"]:
+        summary["untuned (no val positives)"] = ", ".join(metrics["untuned_classes"])
+    sections = [
+        ("Per class (thresholds chosen on val)", html_table(per_class)),
+        ("PR curves", img_tag(pngs["pr"])),
+        ("Reliability (validation split)", img_tag(pngs["rel"])),
+        ("Thresholds", img_tag(pngs["sweep"])),
+        ("Confusion", img_tag(pngs["cm"])),
+        ("By design", html_table(s["by_design"])),
+        ("By capture condition", html_table(s["by_capture"])),
+    ]
+    return write_html(out / "index.html", f"Kito QC evaluation: {split}", summary, sections)
+
+
+def evaluate_predictions(
+    raw_val: NDArray,
+    val_targets: NDArray,
+    raw: NDArray,
+    targets: NDArray,
+    records: Sequence[Record],
+    classes: Sequence[str],
+    task: str,
+    out: Path,
+    provenance: dict[str, Any],
+    target_recall: float = 0.97,
+) -> EvalResult:
+    """Uncalibrated probabilities of val and the scored split -> metrics.json + index.html."""
+    op = fit_operating_point(raw_val, val_targets, classes, task, target_recall)
+    probs = apply_temperature(_logits(raw, task), op.calibration.temperature, task)
+    thresholds = op.threshold_vector(classes)
+    metrics = {
+        **provenance,
+        "task": task,
+        "classes": list(classes),
+        "target_recall": target_recall,
+        "calibration": asdict(op.calibration),
+        "thresholds": {c: t.model_dump() for c, t in op.choice.thresholds.items()},
+        "untuned_classes": op.choice.untuned,
+        "ece_after": expected_calibration_error(probs, targets, task),
+        "scores": score(probs, targets, records, classes, task, thresholds),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    write_report(out, metrics, op, raw_val, val_targets, probs, targets, classes, task)
+    return EvalResult(out=out, metrics=metrics)
+
+
+def evaluate(
+    checkpoint: Path,
+    manifest_path: Path,
+    out: Path,
+    split: str = "test",
+    target_recall: float = 0.97,
+) -> EvalResult:
+    """Fit temperature + thresholds on `val`, score `split`, write metrics.json and index.html."""
+    from training.export import load_trained
+    from training.predict import predict_manifest
+
+    manifest = Manifest.read(manifest_path)
+    for name in ("val", split):
+        if not manifest.split(name):
+            raise DataError(f"{manifest_path}: no photos in split '{name}'")
+    model = load_trained(checkpoint).model
+    raw_val, val_targets, _ = predict_manifest(model, manifest, "val")
+    raw, targets, records = predict_manifest(model, manifest, split)
+    provenance = {
+        "checkpoint": str(checkpoint),
+        "manifest": str(manifest_path),
+        "manifest_version": manifest.header.version,
+        "split": split,
+    }
+    classes, task = list(manifest.header.classes), manifest.header.task
+    return evaluate_predictions(
+        raw_val, val_targets, raw, targets, records, classes, task, out, provenance, target_recall
+    )
