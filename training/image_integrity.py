@@ -118,7 +118,9 @@ def check_image(data: bytes) -> ImageInfo:
         raise BadImage("truncated" if "truncated" in detail else "corrupt", detail) from None
     if fmt == "JPEG" and not _jpeg_has_end_marker(data):
         raise BadImage("truncated", "JPEG data ends before its end-of-image marker")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    # Pillow has decoded every pixel; OpenCV only has to show it reads the format, and a
+    # DCT-reduced decode does that in about a third of the time of a full one.
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
     if decoded is None or decoded.size == 0:
         raise BadImage("corrupt", "OpenCV cannot decode it")
     return ImageInfo(fmt, FORMAT_EXTENSIONS[fmt], width, height, mode, orientation)
