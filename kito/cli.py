@@ -173,6 +173,59 @@ def data_stats(
     Console().print(stats_table(Manifest.read(dataset)))
 
 
+# -- evaluation and export ------------------------------------------------------------------------
+@app.command("eval")
+@user_errors
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint.pt of a training run")],
+    manifest: Annotated[Path, typer.Option(help="Data set folder or manifest (needs a val split)")],
+    out: Annotated[Path, typer.Option(help="Report folder: index.html, metrics.json, PNGs")],
+    split: Annotated[str, typer.Option(help="Split to score")] = "test",
+    target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
+) -> None:
+    """Calibrate and pick thresholds on val, score a split, write metrics and an HTML report."""
+    from training.evaluate import evaluate
+
+    s = evaluate(checkpoint, manifest, out, split=split, target_recall=target_recall).metrics
+    d = s["scores"]["any_defect"]
+    typer.echo(
+        f"{split}: {s['scores']['photos']} photos, macro-F1 {s['scores']['macro_f1']:.3f}, "
+        f"any-defect recall {d['recall']:.3f}, false-hold {d['false_hold_rate']:.3f}, "
+        f"T {s['calibration']['temperature']:.3f}; report {out / 'index.html'}"
+    )
+
+
+@app.command("export")
+@user_errors
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint.pt of a training run")],
+    calibration_manifest: Annotated[
+        Path, typer.Option(help="Data set whose val split fits temperature and thresholds")
+    ],
+    out: Annotated[Path, typer.Option(help="New package folder, e.g. models/NAME")],
+    int8: Annotated[bool, typer.Option(help="Also write an INT8 package at OUT-int8")] = False,
+    target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
+) -> None:
+    """Checkpoint -> ONNX model package (calibrated, parity-checked against torch)."""
+    from training.export import export_package
+
+    meta = export_package(checkpoint, calibration_manifest, out, target_recall=target_recall)
+    parity = meta.metrics["parity"]
+    typer.echo(
+        f"wrote {out} (T {meta.temperature:.3f}, parity max |Δp| "
+        f"{parity['max_abs_probs']:.1e} on {parity['samples']} photos)"
+    )
+    if int8:
+        from training.quantize import quantize_package
+
+        q = quantize_package(out, calibration_manifest, out.with_name(out.name + "-int8"))
+        r = q.metrics["int8"]
+        typer.echo(
+            f"wrote {out.name}-int8 (macro-F1 {r['macro_f1_fp32']:.4f} -> "
+            f"{r['macro_f1_int8']:.4f} on {r['validation_photos']} val photos)"
+        )
+
+
 def main() -> None:
     app(prog_name="kito")
 
