@@ -205,13 +205,13 @@ def _count_check(
     expected = comp.count * (2 if design.pair else 1)
     counted = count_components(image_bgr, mask, mat, comp)
     if counted is None:
-        return not_measured(
-            "component_count",
-            expected,
-            0,
-            comp.kind,
-            f"cannot count these {comp.kind}s: some are too small or look like the card",
+        why = (
+            "links are not counted from above (every second link lies edge-on); "
+            "the loop length shows a missing link"
+            if comp.kind == "link"
+            else f"cannot count these {comp.kind}s: some look like the card, or no colour is given"
         )
+        return not_measured("component_count", expected, 0, comp.kind, why)
     diff = abs(counted - expected)
     if diff == 0:
         result: CheckOutcome = "pass"
