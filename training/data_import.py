@@ -99,7 +99,9 @@ def resolve_labels(
 
 def _check_out(out: Path, source: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"output folder {out} already exists and is not empty")
+        raise DataError(
+            f"output folder {out} already exists and is not empty; remove it or choose another"
+        )
     if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
         raise DataError(f"output folder {out} must not lie inside the source folder {source}")
 
