@@ -7,7 +7,7 @@ catalog by hand learns exactly what to fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -120,11 +120,38 @@ class CatalogError(ValueError):
         super().__init__(f"{path}: field '{field}': {message}")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.line = line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice; PyYAML would silently keep the last one,
+    hiding a hand edit (a second `dimensions:` block) instead of reporting it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_design(path: Path) -> Design:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise CatalogError(path, exc.key, f"given twice (line {exc.line})") from None
     except yaml.YAMLError as exc:
-        raise CatalogError(path, "<file>", f"not valid YAML: {exc}") from None
+        # One line for the CLI: PyYAML's own message spans several with a source excerpt.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CatalogError(path, "<file>", f"not valid YAML: {problem}{where}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(path, "<file>", f"cannot be read: {exc}") from None
     if not isinstance(raw, dict):

@@ -96,6 +96,10 @@ class Manifest(BaseModel):
         dup = [i for i, n in ids.items() if n > 1]
         if dup:
             raise ValueError(f"duplicate record ids: {dup[:5]}")
+        repeated = sorted(c for c, n in Counter(self.header.classes).items() if n > 1)
+        if repeated:
+            # A repeated class would give one label two output heads.
+            raise ValueError(f"classes listed more than once: {repeated}")
         allowed = set(self.header.classes)
         if self.header.task == "multilabel":
             taxonomy = set(DEFECT_LABELS)

@@ -106,8 +106,17 @@ def test_bad_yaml_and_non_mapping(catalog: Path) -> None:
     with pytest.raises(CatalogError, match="not valid YAML") as info:
         load_design(path)
     assert info.value.path == path
+    # One line, with the position: the CLI prints it as a single error line.
+    assert "\n" not in str(info.value) and "line 2, column 5" in str(info.value)
     path.write_text("- just\n- a list\n")
     with pytest.raises(CatalogError, match="must hold a mapping"):
+        load_design(path)
+
+
+def test_key_given_twice(catalog: Path) -> None:
+    path = catalog / "KQ-HOOP-BR-30.yaml"
+    path.write_text(path.read_text() + "thickness_mm: 3.0\n")
+    with pytest.raises(CatalogError, match=r"field 'thickness_mm': given twice \(line 1[0-9]\)"):
         load_design(path)
 
 

@@ -106,6 +106,8 @@ def test_labels_outside_classes_refused(tmp_path: Path) -> None:
         Manifest(header=single, records=[_record(0, labels=[])])
     with pytest.raises(ValidationError, match="not in the taxonomy"):
         Manifest(header=Header(name="t", classes=["scratch", "dusty"]), records=[])
+    with pytest.raises(ValidationError, match=r"classes listed more than once: \['bent'\]"):
+        Manifest(header=Header(name="t", classes=["bent", "scratch", "bent"]), records=[])
     with pytest.raises(ValidationError, match="duplicate record ids"):
         Manifest(header=Header(name="t"), records=[_record(0), _record(0)])
     # Through a file: a hand-edited manifest without a version is still validated.
