@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from typer.testing import CliRunner
 
 from kito.cli import app
@@ -151,6 +151,14 @@ def test_truncated_jpeg_detected_by_end_marker() -> None:
     assert not _jpeg_has_end_marker(full[: len(full) - 40])
     with pytest.raises(BadImage, match="truncated"):
         check_image(full[: len(full) - 40])
+
+
+def test_truncation_caught_even_when_pillow_tolerates_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Some libraries switch this global on; the end-marker walk still catches the cut file.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    data = _jpeg(8, (64, 64))
+    with pytest.raises(BadImage, match="end-of-image marker"):
+        check_image(data[: len(data) * 2 // 3])
 
 
 def test_grayscale_16bit_palette_alpha_accepted(tmp_path: Path) -> None:
