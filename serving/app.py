@@ -14,7 +14,8 @@ from qc_model.errors import DataError
 from serving.db.migrate import upgrade
 from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
-from serving.metrics import Metrics, install_metrics
+from serving.limits import BodyLimitMiddleware
+from serving.metrics import Metrics, MetricsMiddleware
 from serving.pipeline import InspectorStatus, load_inspector
 from serving.routers import designs, health, inspections, users
 from serving.settings import Settings, load_settings
@@ -59,7 +60,6 @@ def create_app(
         title="Kito QC inspection service",
         version="1",
         lifespan=lifespan,
-        max_body_size=settings.max_photos * settings.max_photo_bytes + _BODY_SLACK,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -69,7 +69,9 @@ def create_app(
     app.state.inspector_status = status
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    install_metrics(app, app.state.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     for module in (health, users, designs, inspections):
         app.include_router(module.router)
     return app

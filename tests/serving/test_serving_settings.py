@@ -1,0 +1,57 @@
+"""Settings: embedded defaults, KITO_ environment variables, unsafe values refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serving.settings import MAX_PHOTO_BYTES, SettingsError, load_settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("KITO_DATA_DIR", "KITO_DATABASE_URL", "KITO_HOST", "KITO_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings()
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.db_url == f"sqlite:///{(Path('kito-data') / 'kito.db').resolve()}"
+    assert s.photos_path == Path("kito-data") / "photos"
+    assert s.model_dir.parts[-2:] == ("models", "default")
+    assert s.decode_limits.max_bytes == MAX_PHOTO_BYTES
+
+
+def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KITO_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("KITO_PORT", "9000")
+    monkeypatch.setenv("KITO_DATABASE_URL", "postgresql+psycopg://u@db:5432/kito")
+    monkeypatch.setenv("KITO_MAX_PHOTOS", "3")
+    s = load_settings()
+    assert s.port == 9000 and s.max_photos == 3 and s.db_url.startswith("postgresql+psycopg")
+    assert s.photos_path == tmp_path / "photos"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("KITO_PORT", "70000", "KITO_PORT"),
+        ("KITO_PORT", "http", "KITO_PORT"),
+        ("KITO_HOST", "0.0.0.0", "KITO_ALLOW_PUBLIC_BIND"),
+        ("KITO_DATABASE_URL", "mysql://x/y", "KITO_DATABASE_URL"),
+        ("KITO_MAX_PHOTO_BYTES", str(MAX_PHOTO_BYTES + 1), "KITO_MAX_PHOTO_BYTES"),
+        ("KITO_MAX_PHOTOS", "7", "KITO_MAX_PHOTOS"),
+        ("KITO_LOG_LEVEL", "loud", "KITO_LOG_LEVEL"),
+    ],
+)
+def test_unsafe_or_invalid_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError, match=message) as info:
+        load_settings()
+    assert "\n" not in str(info.value)
+
+
+def test_public_bind_needs_explicit_consent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITO_HOST", "0.0.0.0")
+    monkeypatch.setenv("KITO_ALLOW_PUBLIC_BIND", "true")
+    assert load_settings().host == "0.0.0.0"
