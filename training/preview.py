@@ -6,6 +6,7 @@ import math
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, GREY, RED, GREEN = (235, 235, 235), (150, 150, 150), (60, 60, 235), (80, 200, 80)
 BACKGROUND, CAPTION_BG, TILE_BG = (18, 18, 18), (32, 32, 32), (48, 48, 48)
 
-Image = NDArray[np.uint8]
+Image = NDArray[Any]  # uint8 BGR; OpenCV's stubs type results loosely
 
 
 def _is_good(r: Record) -> bool:
@@ -110,7 +111,7 @@ _GRAY = (
 
 def _thumbnail(root: Path, r: Record) -> tuple[Image, bool]:
     """(THUMB x THUMB BGR tile, all masks found)."""
-    tile = np.full((THUMB, THUMB, 3), TILE_BG, np.uint8)
+    tile: Image = np.full((THUMB, THUMB, 3), TILE_BG, np.uint8)
     long_side = max(r.width, r.height)
     img = _read(root / r.image, long_side, _COLOR)
     if img is None:
@@ -122,7 +123,7 @@ def _thumbnail(root: Path, r: Record) -> tuple[Image, bool]:
     x0, y0 = (THUMB - tw) // 2, (THUMB - th) // 2
     tile[y0 : y0 + th, x0 : x0 + tw] = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
     masks_ok = True
-    contours: list[NDArray[np.int32]] = []
+    contours: list[Image] = []
     for mask_path in r.masks.values():
         mask = _read(root / mask_path, long_side, _GRAY)
         if mask is None:
