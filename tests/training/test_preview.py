@@ -69,6 +69,13 @@ def test_sheet_written_with_expected_size(tmp_path: Path) -> None:
     assert ((r > 150) & (g < 120) & (b < 120)).sum() > 50
     good = sheet[HEADER_H + GAP : HEADER_H + GAP + THUMB, -GAP - THUMB : -GAP].astype(int)
     assert not ((good[..., 2] > 150) & (good[..., 1] < 120)).any()
+    # Captions: the labels line is red under a defect, green ("good") under a good piece.
+    y = HEADER_H + GAP + THUMB
+    bad_cap = sheet[y : y + CAPTION_H, GAP : GAP + THUMB].astype(int)
+    good_cap = sheet[y : y + CAPTION_H, -GAP - THUMB : -GAP].astype(int)
+    assert ((bad_cap[..., 2] > 180) & (bad_cap[..., 1] < 110)).sum() > 20
+    assert ((good_cap[..., 1] > 160) & (good_cap[..., 2] < 120)).sum() > 20
+    assert not ((good_cap[..., 2] > 180) & (good_cap[..., 1] < 110)).any()
 
 
 def test_sample_is_stratified_and_deterministic(tmp_path: Path) -> None:
