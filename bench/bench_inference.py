@@ -1,0 +1,117 @@
+"""Inference latency: torch eager vs onnxruntime FP32 vs INT8 at batch 1 and 8, same run, a table.
+
+    python bench/bench_inference.py [--threads 2] [--size 224] [--iters 40]
+
+Latency does not depend on what the weights learned, so the network is the ImageNet-initialised
+DefectNet with a fresh 7-class head, exported through the same code as `kito export`; the INT8
+model is calibrated on preprocessed photos of drawn pieces on the mat paper colour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from qc_model.mat import DEFAULT_MAT
+from qc_model.network import build_model
+from qc_model.preprocess import PreprocessConfig, preprocess
+from training.export import CalibratedNet, export_onnx
+from training.quantize import quantize_onnx
+
+
+def photos(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Phone-sized photos of a drawn piece (a ring of beads) on the mat's paper colour."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = np.full((768, 1024, 3), DEFAULT_MAT.paper_rgb[::-1], np.uint8)
+        cx, cy, r = (
+            int(rng.integers(400, 620)),
+            int(rng.integers(300, 460)),
+            int(rng.integers(60, 140)),
+        )
+        for a in np.linspace(0, 2 * np.pi, 24, endpoint=False):
+            colour = tuple(int(c) for c in rng.integers(20, 220, 3))
+            cv2.circle(img, (int(cx + r * np.cos(a)), int(cy + r * np.sin(a))), 12, colour, -1)
+        noise = rng.normal(0, 4, img.shape)
+        out.append(np.clip(img + noise, 0, 255).astype(np.uint8))
+    return out
+
+
+def timed(fn: Callable[[], object], iters: int, warmup: int = 5) -> float:
+    """Median wall time of one call in ms."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples)
+
+
+def session(path: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--iters", type=int, default=40)
+    ap.add_argument("--calibration", type=int, default=32, help="photos for INT8 ranges")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    cfg = PreprocessConfig(input_size=args.size)
+    net = build_model(num_classes=7, task="multilabel", weights="imagenet").eval()
+    wrapped = CalibratedNet(net, 1.0, "multilabel").eval()
+    inputs = np.stack([preprocess(p, cfg)[0] for p in photos(max(8, args.calibration))])
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        export_onnx(wrapped, args.size, fp32_path)
+        quantize_onnx(fp32_path, int8_path, inputs[: args.calibration])
+        fp32, int8 = session(fp32_path, args.threads), session(int8_path, args.threads)
+        runners: dict[str, Callable[[np.ndarray], object]] = {
+            "torch eager FP32": lambda x: wrapped(torch.from_numpy(x)),
+            "onnxruntime FP32": lambda x: fp32.run(None, {"input": x}),
+            "onnxruntime INT8": lambda x: int8.run(None, {"input": x}),
+        }
+        results: dict[tuple[str, int], float] = {}
+        with torch.inference_mode():
+            for batch in (1, 8):
+                x = np.ascontiguousarray(inputs[:batch])
+                for name, run in runners.items():
+                    results[name, batch] = timed(lambda run=run, x=x: run(x), args.iters)
+        x8 = {"input": np.ascontiguousarray(inputs[:8])}
+        agree = np.abs(fp32.run(["probs"], x8)[0] - int8.run(["probs"], x8)[0]).max()
+
+    print(
+        f"input {args.size}x{args.size}, {args.threads} threads, median of {args.iters} runs, "
+        f"torch {torch.__version__}, onnxruntime {ort.__version__}"
+    )
+    print("| runtime | batch 1 ms/image | batch 8 ms/image | speed-up b1 / b8 vs ORT FP32 |")
+    print("| --- | ---: | ---: | ---: |")
+    base1, base8 = results["onnxruntime FP32", 1], results["onnxruntime FP32", 8]
+    for name in runners:
+        b1, b8 = results[name, 1], results[name, 8]
+        print(f"| {name} | {b1:.2f} | {b8 / 8:.2f} | {base1 / b1:.2f}x / {base8 / b8:.2f}x |")
+    print(f"max |probs FP32 - INT8| on 8 photos: {agree:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
