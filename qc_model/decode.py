@@ -170,6 +170,40 @@ def _check_header(im: Image.Image, data: bytes, fmt: str, limits: DecodeLimits) 
         raise DecodeError("unsupported_mode", f"pixel format {im.mode!r} is not accepted")
 
 
+def _check_complete(data: bytes, fmt: str) -> None:
+    """Refuse cut-off files from their structure, so the verdict never rests on grey padding even
+    if some code in the process sets Pillow's global LOAD_TRUNCATED_IMAGES."""
+    if fmt == "jpeg":
+        # The last start-of-scan must be followed by an end-of-image marker (an EXIF thumbnail
+        # brings its own pair earlier in the file, so only the last ones count).
+        complete = data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda") > 0
+    elif fmt == "png":
+        iend = data.rfind(b"IEND")  # chunk type, then its 4-byte CRC
+        complete = iend > 0 and iend + 8 <= len(data)
+    elif fmt == "webp":
+        complete = int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    else:
+        complete = _isobmff_complete(data)
+    if not complete:
+        raise DecodeError("corrupt", f"the {fmt.upper()} file is truncated")
+
+
+def _isobmff_complete(data: bytes) -> bool:
+    """HEIC is a chain of ISO-BMFF boxes; libheif decodes a cut-off file without complaint, so
+    check that every top-level box fits inside the data."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if size == 1:  # 64-bit size follows the type
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        elif size == 0:  # box runs to the end of the file
+            return True
+        if size < 8:
+            return False
+        pos += size
+    return pos == len(data)
+
+
 def _reduce_jpeg(im: Image.Image, limits: DecodeLimits) -> int:
     """Ask libjpeg for a 1/2, 1/4 or 1/8 scale decode that keeps the long side >= target."""
     w, h = im.size
@@ -219,6 +253,7 @@ def decode_photo(
     check_declared_type(fmt, filename, content_type)
     im = _open_lazy(data, fmt)
     _check_header(im, data, fmt, limits)
+    _check_complete(data, fmt)
     original_size = im.size
     scale = _reduce_jpeg(im, limits) if fmt == "jpeg" else 1
     try:

@@ -111,3 +111,28 @@ def test_sniff_format(head: bytes, fmt: str) -> None:
 def test_bad_filenames(name: str) -> None:
     with pytest.raises(DecodeError, match="bad_filename"):
         decode_photo(samples.jpeg(), filename=name)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "HEIF"])
+def test_truncation_is_refused_even_if_pillow_is_told_to_tolerate_it(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    data = samples.pil_bytes(fmt, 400, 300)
+    assert decode_photo(data).size == (400, 300)
+    with pytest.raises(DecodeError) as info:
+        decode_photo(data[: len(data) * 2 // 3])
+    assert info.value.code == "corrupt"
+    with pytest.raises(DecodeError, match="corrupt"):
+        decode_photo(data[:-1])
+
+
+def test_jpeg_with_exif_thumbnail_and_trailer_is_complete() -> None:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "KitoPhone"
+    data = samples.jpeg(400, 300, exif=exif.tobytes()) + b"SAMSUNG-TRAILER\xff\xd9-ish"
+    assert decode_photo(data).size == (400, 300)
