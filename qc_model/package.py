@@ -27,6 +27,7 @@ META_FILE = "package.json"
 ONNX_META_KEY = "kito_package"  # metadata_props key holding package.json minus the checksum
 INPUT_NAME, PROBS_NAME, HEATMAPS_NAME = "input", "probs", "heatmaps"
 
+PACKAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -94,7 +95,7 @@ class PackageMeta(BaseModel):
 
     kind: Literal["kito-model-package"] = "kito-model-package"
     format_version: Literal[1] = 1
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    name: Annotated[str, Field(pattern=PACKAGE_NAME)]
     version: Annotated[str, Field(min_length=1)]
     taxonomy_version: str
     task: Literal["multilabel", "single_label"]

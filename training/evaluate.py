@@ -214,16 +214,17 @@ def evaluate(
     target_recall: float = 0.97,
 ) -> EvalResult:
     """Fit temperature + thresholds on `val`, score `split`, write metrics.json and index.html."""
-    from training.export import load_trained
-    from training.predict import predict_manifest
+    from training.checkpoint_io import load_trained
+    from training.predict import predict_manifest, resolve_root
 
     manifest = Manifest.read(manifest_path)
     for name in ("val", split):
         if not manifest.split(name):
             raise DataError(f"{manifest_path}: no photos in split '{name}'")
     model = load_trained(checkpoint).model
-    raw_val, val_targets, _ = predict_manifest(model, manifest, "val")
-    raw, targets, records = predict_manifest(model, manifest, split)
+    root = resolve_root(manifest_path, None)
+    raw_val, val_targets, _ = predict_manifest(model, manifest, "val", root=root, quiet=False)
+    raw, targets, records = predict_manifest(model, manifest, split, root=root, quiet=False)
     provenance = {
         "checkpoint": str(checkpoint),
         "manifest": str(manifest_path),

@@ -6,6 +6,7 @@ onnxruntime, fed by the project's own preprocessing, matched torch on real photo
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +21,13 @@ from torch import nn
 
 from qc_model.errors import DataError
 from qc_model.manifest import Manifest, sha256_file
-from qc_model.package import MODEL_FILE, ONNX_META_KEY, PackageMeta, write_package_json
+from qc_model.package import (
+    MODEL_FILE,
+    ONNX_META_KEY,
+    PACKAGE_NAME,
+    PackageMeta,
+    write_package_json,
+)
 from qc_model.taxonomy import TAXONOMY_VERSION
 from training.calibrate import fit_operating_point
 
@@ -74,7 +81,13 @@ def export_onnx(module: nn.Module, input_size: int, path: Path) -> None:
 
 
 def embed_metadata(path: Path, meta: PackageMeta) -> None:
-    """Write the package metadata into the ONNX file's metadata_props (in place)."""
+    """Write the package metadata into the ONNX file's metadata_props (in place), and declare
+    the output shapes the graph is known to produce.
+
+    timm's TF-style "same" padding computes pads from the input shape at run time, so the
+    exporter leaves the heatmap's height and width symbolic; the input size is fixed, so they
+    are not, and the loader checks them.
+    """
     import onnx
 
     model = onnx.load(str(path))
@@ -82,6 +95,12 @@ def embed_metadata(path: Path, meta: PackageMeta) -> None:
     entry = model.metadata_props.add()
     entry.key, entry.value = ONNX_META_KEY, meta.embedded_json()
     model.producer_name = "kito-qc"
+    k, (h, w) = len(meta.classes), meta.heatmap_size
+    shapes = {"probs": [None, k], "heatmaps": [None, k, h, w]}
+    for out in model.graph.output:
+        for dim, value in zip(out.type.tensor_type.shape.dim, shapes[out.name], strict=True):
+            if value is not None:
+                dim.dim_value = value
     onnx.save(model, str(path))
 
 
@@ -152,10 +171,12 @@ def export_package(
 ) -> PackageMeta:
     """Checkpoint -> calibrated, parity-checked package at `out` (written atomically)."""
     from training.checkpoint_io import load_trained, torch_eval_inputs
-    from training.predict import predict_manifest
+    from training.predict import predict_manifest, resolve_root
 
     if out.exists():
         raise DataError(f"{out}: already exists; choose a new package folder")
+    if not re.fullmatch(PACKAGE_NAME, name or out.name):
+        raise DataError(f"package name {name or out.name!r}: use letters, digits, '.', '_', '-'")
     trained = load_trained(checkpoint)
     manifest = Manifest.read(calibration_manifest)
     if list(manifest.header.classes) != trained.classes or manifest.header.task != trained.task:
@@ -167,7 +188,8 @@ def export_package(
     val = manifest.split("val")
     if not val:
         raise DataError(f"{calibration_manifest}: no photos in split 'val' to calibrate on")
-    raw, targets, _ = predict_manifest(trained.model, manifest, "val")
+    root = resolve_root(calibration_manifest, None)
+    raw, targets, _ = predict_manifest(trained.model, manifest, "val", root=root, quiet=False)
     op = fit_operating_point(raw, targets, trained.classes, trained.task, target_recall)
     wrapped = CalibratedNet(trained.model, op.calibration.temperature, trained.task).eval()
     meta = PackageMeta(
@@ -181,7 +203,11 @@ def export_package(
         temperature=op.calibration.temperature,
         thresholds=op.choice.thresholds,
         dataset_versions={**trained.dataset_versions, "calibration": manifest.header.version},
-        training=trained.config,
+        training={
+            "config": trained.config,
+            "epoch": trained.epoch,
+            "checkpoint_sha256": sha256_file(checkpoint),
+        },
         git_commit=git_commit(),
         metrics={
             "calibration": vars(op.calibration),
@@ -191,8 +217,7 @@ def export_package(
         onnx_sha256="0" * 64,
     )
     sample = val[:parity_samples]
-    root = calibration_manifest if calibration_manifest.is_dir() else calibration_manifest.parent
-    inputs = torch_eval_inputs(manifest, sample, trained.preprocess)
+    inputs = torch_eval_inputs(manifest, sample, trained.preprocess, root=root)
     return build_package(wrapped, meta, out, [root / r.image for r in sample], inputs)
 
 

@@ -166,3 +166,44 @@ def test_int8_refused_when_it_costs_accuracy(package: Path, dataset: Path, tmp_p
     with pytest.raises(ExportError, match="macro-F1"):
         quantize_package(package, dataset / "manifest.jsonl", tmp_path / "q", max_drop=-1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_from_a_real_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    """kito export's path end to end: M1's DefectNet and checkpoint format, small input size."""
+    from qc_model.inference import Inferencer
+    from qc_model.network import build_model
+    from training.calibrate import apply_temperature, logits_from_probs
+    from training.checkpoint_io import save_checkpoint
+    from training.config import TrainConfig
+    from training.export import export_package
+    from training.predict import predict_manifest
+
+    cfg = TrainConfig(preprocess=PreprocessConfig(input_size=64), freeze_blocks=0)
+    torch.manual_seed(0)
+    model = build_model(num_classes=len(CLASSES), weights="none").eval()
+    ckpt = tmp_path / "checkpoint.pt"
+    save_checkpoint(
+        ckpt,
+        model,
+        cfg,
+        classes=CLASSES,
+        task="multilabel",
+        epoch=1,
+        dataset_versions={"train": "v0"},
+        metrics={},
+    )
+    manifest = dataset / "manifest.jsonl"
+    meta = export_package(ckpt, manifest, tmp_path / "lite0", parity_samples=3)
+    assert meta.metrics["parity"]["samples"] == 3
+    assert meta.metrics["parity"]["max_abs_probs"] <= 1e-4
+    assert meta.dataset_versions["train"] == "v0" and meta.dataset_versions["calibration"]
+    assert meta.training["epoch"] == 1 and meta.preprocess.input_size == 64
+    assert set(meta.thresholds) == set(CLASSES)
+    # Serving's path agrees with the torch evaluation path on every val photo, calibrated.
+    raw, _, records = predict_manifest(model, manifest, "val", preprocess=cfg.preprocess)
+    expected = apply_temperature(
+        logits_from_probs(raw, "multilabel"), meta.temperature, "multilabel"
+    )
+    preds = Inferencer(tmp_path / "lite0").predict([dataset / r.image for r in records])
+    got = np.array([list(p.probs.values()) for p in preds])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
