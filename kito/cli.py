@@ -21,6 +21,10 @@ data_app = typer.Typer(help="Data sets: synthetic photos, imports, previews, sta
 catalog_app = typer.Typer(help="The design catalog and the calibration mat.")
 app.add_typer(data_app, name="data", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog", no_args_is_help=True)
+db_app = typer.Typer(help="The service database (SQLite or PostgreSQL, from KITO_DATABASE_URL).")
+users_app = typer.Typer(help="Service users and their API tokens.")
+app.add_typer(db_app, name="db", no_args_is_help=True)
+app.add_typer(users_app, name="users", no_args_is_help=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,6 +177,32 @@ def data_stats(
     Console().print(stats_table(Manifest.read(dataset)))
 
 
+# -- training -----------------------------------------------------------------------------------
+@app.command("train")
+@user_errors
+def train_cmd(
+    manifest: Annotated[Path, typer.Option(help="Data set folder or manifest.jsonl")],
+    out: Annotated[Path, typer.Option(help="Run folder, e.g. runs/NAME")],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML settings, e.g. configs/train_default.yaml")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (repeat)")
+    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="checkpoint.pt to continue from")] = None,
+) -> None:
+    """Train the defect network; several GPUs/hosts: torchrun -m training.train (same options)."""
+    from training.train import get_args_parser, main
+
+    argv = ["--manifest", str(manifest), "--out", str(out)]
+    argv += ["--config", str(config)] if config else []
+    argv += ["--resume", str(resume)] if resume else []
+    for item in set_ or []:
+        argv += ["--set", item]
+    run = main(get_args_parser().parse_args(argv))
+    typer.echo(f"run folder: {run} (checkpoint.pt, best.pt, metrics.jsonl, config.yaml)")
+
+
 # -- evaluation and export ------------------------------------------------------------------------
 @app.command("eval")
 @user_errors
@@ -224,6 +254,51 @@ def export_cmd(
             f"wrote {out.name}-int8 (macro-F1 {r['macro_f1_fp32']:.4f} -> "
             f"{r['macro_f1_int8']:.4f} on {r['validation_photos']} val photos)"
         )
+
+
+# -- service ------------------------------------------------------------------------------------
+@app.command("serve")
+@user_errors
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default KITO_HOST, 127.0.0.1)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default KITO_PORT, 8000)")] = None,
+) -> None:
+    """Run the inspection service (FastAPI under uvicorn); settings from KITO_* variables."""
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.settings import load_settings
+
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = load_settings(**overrides)
+    app = create_app(settings)
+    typer.echo(f"Kito QC on http://{settings.host}:{settings.port} (API docs at /docs)")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@db_app.command("upgrade")
+@user_errors
+def db_upgrade() -> None:
+    """Apply the schema migrations (the service also does this at start)."""
+    from serving.db.cli import upgrade_database
+
+    typer.echo(upgrade_database())
+
+
+@users_app.command("create")
+@user_errors
+def users_create(
+    name: Annotated[str, typer.Option(help="Display name")],
+    role: Annotated[str, typer.Option(help="artisan, qc or admin")] = "artisan",
+) -> None:
+    """Create a user and print its API token once (it is stored only as a hash)."""
+    from serving.db.cli import create_user_with_token
+
+    user_id, token = create_user_with_token(name=name, role=role)
+    typer.echo(f"user {user_id} ({role}) created; API token (shown once, keep it safe):")
+    typer.echo(token)
 
 
 def main() -> None:

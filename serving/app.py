@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.exc import SQLAlchemyError
 
 from qc_model.catalog import load_catalog
 from qc_model.errors import DataError
-from serving.db.migrate import upgrade
+from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
 from serving.limits import BodyLimitMiddleware
@@ -32,15 +31,7 @@ def create_app(
     """Build the app. Raises `DataError` (one line, names the problem) if it cannot start."""
     settings = settings or load_settings()
     if settings.migrate_on_start:
-        if settings.db_url.startswith("sqlite"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            upgrade(settings.db_url)
-        except SQLAlchemyError as exc:
-            raise DataError(
-                f"database {_safe_url(settings.db_url)} cannot be migrated: "
-                f"{str(exc).splitlines()[0]}"
-            ) from None
+        migrate(settings)
     store = LocalObjectStore(settings.photos_path)
     try:
         store.check()
@@ -75,9 +66,3 @@ def create_app(
     for module in (health, users, designs, inspections):
         app.include_router(module.router)
     return app
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,47 @@
+"""What `kito db upgrade` and `kito users create` do, kept out of the CLI module."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from qc_model.errors import DataError
+from serving.auth import create_user
+from serving.db.migrate import current_revision, upgrade
+from serving.db.session import make_engine, make_sessionmaker
+from serving.settings import Settings, load_settings
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def migrate(settings: Settings) -> str:
+    """Upgrade the schema to head; a one-line `DataError` if the database cannot be reached."""
+    if settings.db_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.db_url)
+        return current_revision(settings.db_url) or "base"
+    except SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"database {_redacted(settings.db_url)}: {first}") from None
+
+
+def upgrade_database() -> str:
+    settings = load_settings()
+    revision = migrate(settings)
+    return f"database {_redacted(settings.db_url)} at revision {revision}"
+
+
+def create_user_with_token(*, name: str, role: str) -> tuple[int, str]:
+    settings = load_settings()
+    migrate(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            user, token = create_user(session, name=name, role=role)
+            return user.id, token
+    finally:
+        engine.dispose()
