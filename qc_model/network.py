@@ -15,6 +15,7 @@ from timm.models.efficientnet import EfficientNet
 from torch import Tensor, nn
 
 from qc_model.errors import DataError
+from qc_model.preprocess import PreprocessConfig
 
 Task = Literal["multilabel", "single_label"]
 IMAGENET_CLASSES = 1000
@@ -50,6 +51,8 @@ class DefectNet(nn.Module):
         self.task = task
         self.drop_rate = drop_rate
         self.freeze_blocks = 0
+        # Set when loaded from a checkpoint, so the model carries how its inputs were made.
+        self.preprocess_config: PreprocessConfig | None = None
 
     @property
     def classifier(self) -> nn.Linear:

@@ -1,0 +1,187 @@
+"""Tests for `kito train` (training.train) on tiny drawn data: learning, resume, errors, DDP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from qc_model.errors import DataError
+from qc_model.manifest import Header, Manifest, Record
+from qc_model.mat import DEFAULT_MAT
+from qc_model.taxonomy import DEFECT_LABELS
+from training.checkpoint_io import load_trained
+from training.config import load_config
+from training.predict import predict_manifest
+from training.train import get_args_parser, main
+
+FAST = ["preprocess.input_size=64", "epochs=4", "batch_size=8", "lr=0.01", "cache_views=2"]
+
+
+def make_dataset(
+    root: Path, n: int = 24, *, task: str = "multilabel", single_class: bool = False
+) -> Path:
+    """Gold discs on paper; every other one carries a dark "scratch" across it."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        img = np.full((180, 240, 3), DEFAULT_MAT.paper_rgb[::-1], np.uint8)
+        cx, cy, r = (
+            int(rng.integers(90, 150)),
+            int(rng.integers(70, 110)),
+            int(rng.integers(35, 45)),
+        )
+        cv2.circle(img, (cx, cy), r, (40, 170, 210), -1, cv2.LINE_AA)
+        defect = (i % 2 == 1) and not single_class
+        if defect:
+            a = rng.uniform(0, np.pi)
+            dx, dy = int(r * 0.8 * np.cos(a)), int(r * 0.8 * np.sin(a))
+            cv2.line(img, (cx - dx, cy - dy), (cx + dx, cy + dy), (20, 40, 60), 3, cv2.LINE_AA)
+        img = np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+        name = f"img_{i:03d}.png"
+        cv2.imwrite(str(root / name), img)
+        if task == "single_label":
+            labels = ["scratch" if defect else "good"]
+        else:
+            labels = ["scratch"] if defect else []
+        records.append(
+            Record(
+                id=f"p{i}",
+                image=name,
+                sha256=hashlib.sha256((root / name).read_bytes()).hexdigest(),
+                width=240,
+                height=180,
+                piece_id=f"piece{i}",
+                labels=labels,
+                source="synthetic",
+                split="val" if i % 6 < 2 else "train",
+            )
+        )
+    classes = ["good", "scratch"] if task == "single_label" else list(DEFECT_LABELS)
+    header = Header(name="tiny", task=task, classes=classes)  # type: ignore[arg-type]
+    Manifest(header=header, records=records).write(root / "manifest.jsonl")
+    return root / "manifest.jsonl"
+
+
+def run(manifest: Path, out: Path, *extra: str, resume: Path | None = None) -> Path:
+    argv = ["--manifest", str(manifest), "--out", str(out)]
+    for s in [*FAST, f"cache_dir={out.parent / 'cache'}", *extra]:
+        argv += ["--set", s]
+    if resume:
+        argv += ["--resume", str(resume)]
+    return main(get_args_parser().parse_args(argv))
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_frozen_cached_training_learns(tiny: Path, tmp_path: Path) -> None:
+    out = run(tiny, tmp_path / "run", "epochs=8")
+    rows = _rows(out)
+    assert [r["epoch"] for r in rows] == list(range(8))
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["val_ap"]["scratch"] > 0.9  # scratched discs rank above clean ones
+    assert all(r["images_per_s"] > 0 and r["epoch_wall_s"] > 0 for r in rows)
+    assert load_config(out / "config.yaml").epochs == 8
+    trained = load_trained(out / "checkpoint.pt")
+    assert trained.epoch == 7 and trained.preprocess.input_size == 64
+    assert trained.classes == list(DEFECT_LABELS) and (out / "best.pt").is_file()
+    probs, targets, records = predict_manifest(out / "checkpoint.pt", tiny, "val")
+    assert probs.shape == (8, len(DEFECT_LABELS)) and targets.shape == probs.shape
+    assert len(records) == 8 and ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_resume_continues_where_it_stopped(tiny: Path, tmp_path: Path) -> None:
+    out = run(tiny, tmp_path / "run", "epochs=2")
+    run(tiny, out, "epochs=3", resume=out / "checkpoint.pt")
+    assert [r["epoch"] for r in _rows(out)] == [0, 1, 2]
+
+
+def test_full_finetune_single_label(tmp_path: Path) -> None:
+    manifest = make_dataset(tmp_path / "single", n=12, task="single_label")
+    out = run(manifest, tmp_path / "run", "freeze_blocks=0", "epochs=1", "weights=none")
+    row = _rows(out)[-1]
+    assert 0.0 <= row["val_accuracy"] <= 1.0
+    assert np.asarray(row["val_confusion"]).shape == (2, 2)
+    assert np.asarray(row["val_confusion"]).sum() == 4
+
+
+def test_single_class_and_missing_files_are_refused(tmp_path: Path) -> None:
+    one = make_dataset(tmp_path / "one", n=8, single_class=True)
+    with pytest.raises(DataError, match="single class"):
+        run(one, tmp_path / "r1")
+    broken = make_dataset(tmp_path / "broken", n=8)
+    (broken.parent / "img_001.png").unlink()
+    with pytest.raises(DataError, match="missing"):
+        run(broken, tmp_path / "r2")
+
+
+def test_bad_settings_are_refused(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="epochs"):
+        run(tiny, tmp_path / "r", "epochs=zero")
+    with pytest.raises(DataError, match="learning_rate"):
+        run(tiny, tmp_path / "r", "learning_rate=1")
+    with pytest.raises(DataError, match="key=value"):
+        run(tiny, tmp_path / "r", "epochs")
+
+
+def test_existing_run_folder_is_not_overwritten(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(DataError, match="already holds a run"):
+        run(tiny, out)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    args = ["--manifest", str(tiny), "--out", str(out)]
+    for s in [*FAST, "epochs=2", f"cache_dir={tmp_path / 'cache'}", "freeze_blocks=6"]:
+        args += ["--set", s]
+    env = {**os.environ, "KITO_DDP_DUMP": str(tmp_path / "rank{rank}.pt"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    subprocess.run([*cmd, "-m", "training.train", *args], check=True, env=env, timeout=300)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert len(_rows(out)) == 2
+
+
+def test_cli_train_runs_and_reports_bad_data_in_one_line(tiny: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kito.cli import app
+
+    sets = [x for s in [*FAST, "epochs=1", f"cache_dir={tmp_path / 'c'}"] for x in ("--set", s)]
+    ok = CliRunner().invoke(
+        app, ["train", "--manifest", str(tiny), "--out", str(tmp_path / "r"), *sets]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "r" / "checkpoint.pt").is_file()
+    one = make_dataset(tmp_path / "one", n=6, single_class=True)
+    bad = CliRunner().invoke(app, ["train", "--manifest", str(one), "--out", str(tmp_path / "r2")])
+    assert bad.exit_code == 2
+    assert "single class" in bad.output and "Traceback" not in bad.output

@@ -1,0 +1,105 @@
+"""Training configuration: a YAML file plus `--set key=value` overrides, validated by pydantic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qc_model.errors import DataError
+from qc_model.preprocess import PreprocessConfig
+
+
+class AugmentConfig(BaseModel):
+    """Phone-capture imitation applied to the crop (training only); probabilities per photo."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    blur: float = Field(0.3, ge=0, le=1)  # defocus or hand shake
+    noise: float = Field(0.3, ge=0, le=1)  # small-sensor noise in dim rooms
+    jpeg: float = Field(0.5, ge=0, le=1)  # messaging apps recompress hard
+    colour: float = Field(0.6, ge=0, le=1)  # white balance, exposure, contrast
+    perspective: float = Field(0.4, ge=0, le=1)  # the phone is never quite parallel to the mat
+    shadow: float = Field(0.3, ge=0, le=1)  # hand or phone shadow over part of the piece
+    flip_rotate: bool = True  # a piece has no preferred orientation on the mat
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str = "tf_efficientnet_lite0"
+    weights: str = "imagenet"  # "imagenet" | "none" | path to a checkpoint.pt
+    # Stages frozen (and cached): see docs/MODEL.md for the speed / accuracy trade-off.
+    freeze_blocks: int = Field(5, ge=0)
+    # Cached views per photo when the trunk is frozen: 1 clean + (cache_views - 1) augmented.
+    cache_views: int = Field(4, ge=1, le=32)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    schedule: Literal["cosine", "onecycle"] = "cosine"
+    drop_rate: float = Field(0.2, ge=0, lt=1)
+    imbalance: Literal["pos_weight", "sampler", "none"] = "pos_weight"
+    max_pos_weight: float = Field(20.0, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = torch's default
+    workers: int = Field(0, ge=0)  # DataLoader workers for the uncached (full fine-tune) path
+    cache_dir: str = ""  # crops cache; "" = $KITO_CACHE_DIR or ~/.cache/kito
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    def crop_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        return Path(os.environ.get("KITO_CACHE_DIR", Path.home() / ".cache" / "kito"))
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise DataError(f"--set {item!r}: expected key=value, e.g. --set epochs=5")
+    key, raw = item.split("=", 1)
+    if not key.strip():
+        raise DataError(f"--set {item!r}: empty key")
+    # YAML scalars: 5 -> int, 1e-3 -> float, true -> bool, anything else stays a string.
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip().split("."), value
+
+
+def load_config(path: Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read YAML (or defaults when None), apply dotted overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise DataError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise DataError(f"{path}: not valid YAML ({exc})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise DataError(f"{path}: expected a mapping of settings at the top level")
+        data = loaded or {}
+    for item in overrides:
+        keys, value = _parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise DataError(f"--set {item!r}: {k} is not a section")
+        node[keys[-1]] = value
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        source = str(path) if path else "config"
+        raise DataError(f"{source}: setting '{where}': {err['msg']}") from None
+
+
+def dump_config(cfg: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,192 @@
+"""Training data: manifest records -> piece crops (cached once per photo) -> normalised tensors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from qc_model.errors import DataError
+from qc_model.inference import read_image
+from qc_model.manifest import GOOD, Manifest, Record
+from qc_model.preprocess import PreprocessConfig, crop_to_piece, normalize
+from training.augment import apply
+
+
+def load_manifest(path: Path) -> tuple[Manifest, Path]:
+    """The manifest and the folder its image paths are relative to."""
+    if not path.exists():
+        raise DataError(f"manifest not found: {path}")
+    manifest = Manifest.read(path)
+    return manifest, path if path.is_dir() else path.parent
+
+
+def split_records(manifest: Manifest, root: Path, split: str) -> list[Record]:
+    """The records of `split` whose image files exist; DataError naming the first missing ones."""
+    records = manifest.split(split)
+    missing = [r.image for r in records if not (root / r.image).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise DataError(f"{len(missing)} image files missing under {root}: {missing[:3]}{more}")
+    return records
+
+
+def check_trainable(manifest: Manifest, records: Sequence[Record], split: str = "train") -> None:
+    """Refuse data a classifier cannot learn from: no photos, or only one kind of photo."""
+    if not records:
+        raise DataError(f"no photos in split '{split}': nothing to train on")
+    if manifest.header.task == "single_label":
+        kinds = {r.labels[0] for r in records}
+    else:
+        kinds = {tuple(sorted(r.labels)) or (GOOD,) for r in records}
+    if len(kinds) < 2:
+        only = ", ".join(sorted(map(str, kinds)))
+        raise DataError(f"split '{split}' has a single class ({only}): a classifier needs two")
+
+
+def targets_for(records: Sequence[Record], classes: Sequence[str], task: str) -> NDArray[Any]:
+    """Multi-label: (N, K) float32 0/1. Single-label: (N,) int64 class indices."""
+    index = {c: k for k, c in enumerate(classes)}
+    if task == "single_label":
+        return np.array([index[r.labels[0]] for r in records], np.int64)
+    y = np.zeros((len(records), len(classes)), np.float32)
+    for i, r in enumerate(records):
+        for label in r.labels:
+            y[i, index[label]] = 1.0
+    return y
+
+
+class CropStore:
+    """Piece crops keyed by photo content and preprocessing, kept as PNG files on disk.
+
+    Locating the piece costs tens of milliseconds on a 1024 px photo; a run over many epochs
+    (and the next run on the same data) should pay it once per photo.
+    """
+
+    def __init__(self, root: Path, cfg: PreprocessConfig, cache_dir: Path | None) -> None:
+        self.root, self.cfg = root, cfg
+        digest = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+        self.dir = cache_dir / "crops" / digest if cache_dir else None
+        self._memory: dict[str, NDArray[np.uint8]] = {}
+
+    def _path(self, record: Record) -> Path | None:
+        return self.dir / f"{record.sha256[:40]}.png" if self.dir else None
+
+    def get(self, record: Record) -> NDArray[np.uint8]:
+        """uint8 RGB (S, S, 3) crop of the record's photo."""
+        hit = self._memory.get(record.sha256)
+        if hit is not None:
+            return hit
+        path = self._path(record)
+        crop = cv2.imread(str(path), cv2.IMREAD_COLOR) if path and path.is_file() else None
+        if crop is not None:
+            rgb = np.ascontiguousarray(crop[:, :, ::-1])
+        else:
+            image = read_image(self.root / record.image)
+            rgb = crop_to_piece(image, self.cfg).image
+            if path is not None:
+                _write_png_atomic(path, rgb)
+        if len(self._memory) < 20000:  # ~3 GB at 224 px; beyond that, read back from disk
+            self._memory[record.sha256] = rgb
+        return rgb
+
+    def warm(self, records: Sequence[Record], desc: str = "crops", quiet: bool = False) -> None:
+        for r in tqdm(records, desc=desc, unit="photo", disable=quiet, leave=False):
+            self.get(r)
+
+
+def _write_png_atomic(path: Path, rgb: NDArray[np.uint8]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Several ranks (torchrun) may write the same crop: write aside, then rename atomically.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    try:
+        cv2.imwrite(tmp, np.ascontiguousarray(rgb[:, :, ::-1]))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class CropDataset(Dataset):
+    """(normalised crop (3, S, S), target) per record; augmented when a pipeline is given."""
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        targets: NDArray[Any],
+        store: CropStore,
+        augment: Any = None,
+    ) -> None:
+        self.records, self.targets, self.store, self.augment = (
+            list(records),
+            targets,
+            store,
+            augment,
+        )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        crop = apply(self.augment, self.store.get(self.records[i]))
+        x = torch.from_numpy(normalize(crop, self.store.cfg))
+        return x, torch.as_tensor(self.targets[i])
+
+
+class FeatureDataset(Dataset):
+    """Cached frozen-trunk features: (N, V, C, h, w) float16; view 0 is the clean one.
+
+    In training each item is a random view, so a few cached augmentations still vary per epoch.
+    """
+
+    def __init__(self, feats: torch.Tensor, targets: NDArray[Any], random_view: bool) -> None:
+        self.feats, self.targets, self.random_view = feats, targets, random_view
+
+    def __len__(self) -> int:
+        return int(self.feats.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        views = int(self.feats.shape[1])
+        v = int(torch.randint(views, ()).item()) if self.random_view and views > 1 else 0
+        return self.feats[i, v].float(), torch.as_tensor(self.targets[i])
+
+
+@torch.no_grad()
+def cache_features(
+    model: Any,
+    dataset: CropDataset,
+    views: int,
+    device: torch.device,
+    batch_size: int = 32,
+    desc: str = "features",
+    quiet: bool = False,
+) -> torch.Tensor:
+    """Run the frozen trunk once per (photo, view); view 0 unaugmented, the rest augmented."""
+    model.eval()
+    n = len(dataset)
+    out: torch.Tensor | None = None
+    bar = tqdm(total=n * views, desc=desc, unit="view", disable=quiet, leave=False)
+    for v in range(views):
+        pipeline = dataset.augment if v > 0 else None
+        for start in range(0, n, batch_size):
+            idx = range(start, min(n, start + batch_size))
+            crops = [apply(pipeline, dataset.store.get(dataset.records[i])) for i in idx]
+            x = torch.from_numpy(np.stack([normalize(c, dataset.store.cfg) for c in crops]))
+            z = model.forward_trunk(x.to(device)).to("cpu", torch.float16)  # (B, C, h, w)
+            if out is None:
+                out = torch.empty((n, views, *z.shape[1:]), dtype=torch.float16)
+            out[start : start + len(idx), v] = z
+            bar.update(len(idx))
+    bar.close()
+    assert out is not None
+    return out
