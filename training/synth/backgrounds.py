@@ -1,0 +1,134 @@
+"""What lies under and around the mat, in the table plane: cloth, wood, paper, a hand, clutter."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+BACKGROUNDS = ("cloth", "wood", "paper", "concrete", "hand")
+
+# Skin tones (BGR) of the artisans' hands.
+_SKIN = [(60, 85, 125), (45, 65, 100), (75, 105, 150), (40, 55, 80)]
+
+
+def _noise(shape: tuple[int, int], cell_px: float, rng: np.random.Generator) -> NDArray[np.float32]:
+    gh = max(2, int(shape[0] / cell_px) + 2)
+    gw = max(2, int(shape[1] / cell_px) + 2)
+    grid = rng.uniform(-1, 1, (gh, gw)).astype(np.float32)
+    return cv2.resize(grid, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def plane_texture(
+    kind: str,
+    shape: tuple[int, int],
+    k: float,
+    origin: tuple[float, float],
+    rng: np.random.Generator,
+) -> NDArray[np.uint8]:
+    """A (H, W, 3) BGR texture of the table plane at k px/mm; origin is the window's mm corner.
+
+    Drawn at half resolution and enlarged: the table is out of the focal plane's interest and
+    this is a third of the cost of a photo otherwise.
+    """
+    full = shape
+    shape = (max(2, shape[0] // 2), max(2, shape[1] // 2))
+    k = k / 2
+    h, w = shape
+    xs = (np.arange(w, dtype=np.float32) / k + origin[0])[None, :]
+    ys = (np.arange(h, dtype=np.float32) / k + origin[1])[:, None]
+    if kind == "cloth":
+        # Printed cotton (kanga/kitenge): bold colour fields on a fine weave.
+        palette = rng.integers(20, 235, size=(3, 3)).astype(np.float32)
+        big = _noise(shape, 60 * k, rng)
+        idx = np.clip(((big + 1) * 1.5).astype(np.int32), 0, 2)
+        img = palette[idx]
+        period = rng.uniform(1.2, 2.0)
+        weave = np.sin(xs * 2 * np.pi / period) * np.sin(ys * 2 * np.pi / period)
+        img *= (1 + 0.08 * weave)[..., None]
+    elif kind == "wood":
+        base = np.array(rng.choice([[40, 70, 110], [60, 95, 140], [30, 50, 80]]), np.float32)
+        ang = rng.uniform(0, np.pi)
+        u = xs * np.cos(ang) + ys * np.sin(ang)
+        warp = _noise(shape, 40 * k, rng) * 6
+        grain = np.sin((u + warp) * rng.uniform(0.8, 1.6)) * 0.5 + 0.5
+        img = base * (0.8 + 0.3 * grain)[..., None]
+    elif kind == "paper":
+        base = np.array(rng.uniform(150, 230, 3), np.float32)
+        img = np.broadcast_to(base, (h, w, 3)) * (1 + 0.03 * _noise(shape, 30 * k, rng))[..., None]
+    elif kind == "concrete":
+        g = rng.uniform(90, 160)
+        n = 0.08 * _noise(shape, 25 * k, rng) + 0.05 * _noise(shape, 2 * k, rng)
+        img = np.full((h, w, 3), g, np.float32) * (1 + n)[..., None]
+    else:  # "hand": the card lies in the artisan's palm
+        img = (
+            np.array(_SKIN[int(rng.integers(len(_SKIN)))], np.float32)
+            * (1 + 0.08 * _noise(shape, 30 * k, rng))[..., None]
+        )
+        img = np.ascontiguousarray(np.broadcast_to(img, (h, w, 3)))
+    small = np.clip(img, 0, 255).astype(np.uint8)
+    return cv2.resize(small, (full[1], full[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def draw_fingers(
+    img: NDArray[np.uint8],
+    k: float,
+    origin: tuple[float, float],
+    card_mm: tuple[float, float],
+    rng: np.random.Generator,
+) -> None:
+    """Fingers holding the card at one short edge (they may cover a marker: a real nuisance)."""
+    skin = np.array(_SKIN[int(rng.integers(len(_SKIN)))], np.float64)
+    side = -1 if rng.random() < 0.5 else 1
+    x_edge = 0.0 if side < 0 else card_mm[0]
+    y = rng.uniform(0.3, 0.7) * card_mm[1]
+    width = max(2, int(17 * k))
+    for i in range(int(rng.integers(1, 4))):
+        yy = y + (i - 1) * 19
+        a = ((x_edge - side * 80 - origin[0]) * k, (yy - origin[1]) * k)
+        b = ((x_edge + side * rng.uniform(4, 16) - origin[0]) * k, (yy + 3 - origin[1]) * k)
+        colour = tuple(float(c) for c in skin * rng.uniform(0.9, 1.1))
+        pa = (int(a[0]), int(a[1]))
+        pb = (int(b[0]), int(b[1]))
+        cv2.line(img, pa, pb, colour, width, cv2.LINE_AA)
+        cv2.line(img, pa, pb, tuple(c * 1.12 for c in colour), max(1, width // 3), cv2.LINE_AA)
+
+
+def draw_clutter(
+    img: NDArray[np.uint8],
+    k: float,
+    origin: tuple[float, float],
+    spots_mm: list[tuple[float, float]],
+    rng: np.random.Generator,
+) -> int:
+    """Coins, a pen, a thread spool at the given plane points; returns how many were drawn."""
+    n = 0
+    for cx, cy in spots_mm:
+        p = (int((cx - origin[0]) * k), int((cy - origin[1]) * k))
+        if not (0 <= p[0] < img.shape[1] and 0 <= p[1] < img.shape[0]):
+            continue
+        kind = rng.choice(["coin", "pen", "spool", "cap"])
+        if kind == "coin":  # a shiny disc the size of a stud: a hard negative for the detector
+            r = int(rng.uniform(10, 14) * k)
+            col = (60, 140, 170) if rng.random() < 0.5 else (170, 170, 165)
+            cv2.circle(img, p, r, col, -1, cv2.LINE_AA)
+            cv2.circle(img, p, max(1, int(r * 0.8)), tuple(c * 1.15 for c in col), max(1, r // 8))
+        elif kind == "pen":
+            ang = rng.uniform(0, np.pi)
+            d = np.array([np.cos(ang), np.sin(ang)]) * 70 * k
+            col = tuple(int(c) for c in rng.integers(0, 200, 3))
+            a = (int(p[0] - d[0]), int(p[1] - d[1]))
+            b = (int(p[0] + d[0]), int(p[1] + d[1]))
+            cv2.line(img, a, b, col, max(2, int(9 * k)), cv2.LINE_AA)
+        elif kind == "spool":
+            r = int(rng.uniform(14, 20) * k)
+            col = tuple(int(c) for c in rng.integers(30, 230, 3))
+            cv2.circle(img, p, r, col, -1, cv2.LINE_AA)
+            cv2.circle(img, p, max(1, r // 3), (200, 210, 220), -1, cv2.LINE_AA)
+        else:
+            r = int(rng.uniform(12, 16) * k)
+            col = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cv2.circle(img, p, r, col, -1, cv2.LINE_AA)
+            cv2.circle(img, p, r, (30, 30, 30), max(1, int(0.8 * k)), cv2.LINE_AA)
+        n += 1
+    return n

@@ -1,0 +1,216 @@
+"""Capture conditions: how an artisan's phone photo goes wrong, sampled and applied to pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from training.synth.backgrounds import BACKGROUNDS
+
+# How often each condition occurs at difficulty 0.5 (doubling at difficulty 1).
+BASE_RATE = {
+    "rotation": 0.25,
+    "perspective": 0.2,
+    "distance_far": 0.1,
+    "distance_near": 0.08,
+    "defocus_blur": 0.1,
+    "motion_blur": 0.08,
+    "sensor_noise": 0.15,
+    "jpeg_heavy": 0.1,
+    "white_balance": 0.15,
+    "overexposed": 0.07,
+    "underexposed": 0.08,
+    "uneven_light": 0.15,
+    "shadow": 0.12,
+    "clutter": 0.15,
+    "partly_out_of_frame": 0.06,
+    "low_resolution": 0.06,
+    "no_mat": 0.05,
+    "mat_cut_off": 0.07,
+}
+EXCLUSIVE = [
+    ("distance_far", "distance_near"),
+    ("overexposed", "underexposed"),
+    ("no_mat", "mat_cut_off"),
+    ("distance_far", "partly_out_of_frame"),
+]
+
+
+@dataclass
+class Conditions:
+    applied: set[str]
+    roll: float = 0.0
+    tilt: float = 0.0
+    tilt_az: float = 0.0
+    fill: float = 0.82  # mat width / frame width
+    offset: tuple[float, float] = (0.0, 0.0)  # frame fractions
+    exposure: float = 1.0
+    wb: tuple[float, float, float] = (1.0, 1.0, 1.0)  # BGR gains
+    uneven: float = 0.0
+    shadow: float = 0.0
+    defocus: float = 0.0  # sigma, px at 1024
+    motion: float = 0.0  # length, px at 1024
+    noise: float = 1.0  # sigma in 0..255
+    jpeg: int = 92
+    lowres: float = 1.0
+    background: str = "cloth"
+    light: tuple[float, float, float] = (-0.45, -0.6, 1.0)
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def sample_conditions(rng: np.random.Generator, difficulty: float) -> Conditions:
+    """Independent draws per condition, scaled by `difficulty` in [0, 1] (0 = ideal photos)."""
+    d = float(np.clip(difficulty, 0, 1))
+    applied = {c for c, p in BASE_RATE.items() if rng.random() < min(0.9, 2 * d * p)}
+    for a, b in EXCLUSIVE:
+        if a in applied and b in applied:
+            applied.discard(a if rng.random() < 0.5 else b)
+    strength = 0.5 + 0.5 * d  # harder data sets also get stronger versions
+
+    def s(lo: float, hi: float) -> float:
+        return float(lo + (hi - lo) * rng.uniform(0.25, 1.0) * strength)
+
+    c = Conditions(applied)
+    c.background = str(rng.choice(BACKGROUNDS, p=[0.35, 0.25, 0.15, 0.15, 0.1]))
+    el = np.radians(rng.uniform(45, 75))
+    az = rng.uniform(0, 2 * np.pi)
+    c.light = (float(np.cos(az) * np.cos(el)), float(np.sin(az) * np.cos(el)), float(np.sin(el)))
+    c.roll = float(rng.uniform(-4, 4) * d)
+    if "rotation" in applied:
+        c.roll = float(rng.choice([-1, 1]) * (12 + s(0, 168)))
+    c.tilt = float(rng.uniform(0, 5) * d)
+    c.tilt_az = float(rng.uniform(0, 360))
+    if "perspective" in applied:
+        c.tilt = 14 + s(0, 24)
+    c.fill = float(rng.uniform(0.74, 0.9))
+    if "distance_far" in applied:
+        c.fill = 0.62 - s(0, 0.3)
+    if "distance_near" in applied:
+        c.fill = 1.3 + s(0, 1.2)
+    c.offset = (float(rng.normal(0, 0.02)), float(rng.normal(0, 0.02)))
+    c.exposure = float(rng.uniform(0.92, 1.06))
+    if "overexposed" in applied:
+        c.exposure = 1.45 + s(0, 0.9)
+    if "underexposed" in applied:
+        c.exposure = 0.55 - s(0, 0.33)
+    g = rng.normal(0, 0.02, 3)
+    if "white_balance" in applied:
+        warm = rng.choice([-1.0, 1.0]) * (0.12 + s(0, 0.25))
+        g = g + np.array([-warm, 0.0, warm]) + rng.normal(0, 0.04, 3)
+    c.wb = (float(1 + g[0]), float(1 + g[1]), float(1 + g[2]))
+    if "uneven_light" in applied:
+        c.uneven = 0.3 + s(0, 0.4)
+    if "shadow" in applied:
+        c.shadow = 0.3 + s(0, 0.35)
+    c.defocus = 0.55
+    if "defocus_blur" in applied:
+        c.defocus = 2.0 + s(0, 4.5)
+    if "motion_blur" in applied:
+        c.motion = 6 + s(0, 20)
+    c.noise = float(rng.uniform(0.8, 2.0))
+    if "sensor_noise" in applied:
+        c.noise = 5 + s(0, 12)
+    c.jpeg = int(rng.integers(86, 96))
+    if "jpeg_heavy" in applied:
+        c.jpeg = round(38 - s(0, 30))
+    if "low_resolution" in applied:
+        c.lowres = 0.5 - s(0, 0.25)
+    return c
+
+
+def _field(
+    shape: tuple[int, int], rng: np.random.Generator, kind: str, amount: float
+) -> NDArray[np.float32]:
+    """Multiplicative illumination field at low resolution, resized to the frame."""
+    h, w = shape
+    sh, sw = max(8, h // 16), max(8, w // 16)
+    ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    xs /= sw
+    ys /= sh
+    if kind == "uneven":
+        ang = rng.uniform(0, 2 * np.pi)
+        ramp = (xs - 0.5) * np.cos(ang) + (ys - 0.5) * np.sin(ang) + 0.5
+        cx, cy = rng.uniform(0.2, 0.8, 2)
+        spot = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 0.15)
+        f = 1 - amount * np.clip(ramp, 0, 1) + 0.25 * amount * spot
+    else:
+        # A soft-edged shadow of the phone or the artisan's arm across part of the frame.
+        mask = np.zeros((sh, sw), np.float32)
+        pts = np.stack([rng.uniform(-0.2, 1.2, 4) * sw, rng.uniform(-0.2, 1.2, 4) * sh], 1)
+        edge = int(rng.integers(4))
+        pts[:2, edge % 2] = 0 if edge < 2 else (sw if edge % 2 == 0 else sh) - 1
+        cv2.fillPoly(mask, [cv2.convexHull(pts.astype(np.int32))], 1.0)
+        mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.6, 2.0))
+        f = 1 - amount * mask
+    return cv2.resize(f.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+_BANK: dict[str, NDArray[np.float32]] = {}
+
+
+def _noise_tile(h: int, w: int, channels: int, rng: np.random.Generator) -> NDArray[np.float32]:
+    """Unit Gaussian noise for a frame, cut from a fixed per-process bank at a random offset.
+
+    Drawing 12 M normals per photo would cost more than the rest of the render; a fixed bank
+    with a seeded offset is just as deterministic and looks the same.
+    """
+    key = f"n{channels}"
+    if key not in _BANK:
+        shape = (1100, 1400) if channels == 1 else (560, 720, 3)
+        _BANK[key] = np.random.default_rng(12345).standard_normal(shape, dtype=np.float32)
+    bank = _BANK[key]
+    bh, bw = bank.shape[:2]
+    oy = int(rng.integers(bh - h + 1 if h <= bh else bh))
+    ox = int(rng.integers(bw - w + 1 if w <= bw else bw))
+    reps = (-(-(h + oy) // bh), -(-(w + ox) // bw))
+    big = np.tile(bank, (*reps, 1) if channels > 1 else reps) if reps != (1, 1) else bank
+    return big[oy : oy + h, ox : ox + w]
+
+
+def apply_capture(
+    img: NDArray[np.uint8], c: Conditions, rng: np.random.Generator
+) -> NDArray[np.uint8]:
+    """Illumination, optics and sensor on a rendered frame (BGR uint8), in that physical order."""
+    h, w = img.shape[:2]
+    scale = max(w, h) / 1024.0
+    f = img.astype(np.float32)
+    light = None
+    if c.uneven > 0:
+        light = _field((h, w), rng, "uneven", c.uneven)
+    if c.shadow > 0:
+        sh = _field((h, w), rng, "shadow", c.shadow)
+        light = sh if light is None else light * sh
+    if light is not None:
+        f = cv2.multiply(f, cv2.merge([light, light, light]))
+    gain = [float(g) * c.exposure for g in c.wb]
+    f = cv2.multiply(f, (*gain, 0.0))
+    np.minimum(f, 255.0, out=f)  # the sensor saturates
+    if c.defocus > 0:
+        f = cv2.GaussianBlur(f, (0, 0), c.defocus * scale)
+    if c.motion > 0:
+        length = max(3, int(c.motion * scale))
+        kern = np.zeros((length, length), np.float32)
+        ang = rng.uniform(0, np.pi)
+        m = (length - 1) / 2
+        p0 = (round(m - m * np.cos(ang)), round(m - m * np.sin(ang)))
+        p1 = (round(m + m * np.cos(ang)), round(m + m * np.sin(ang)))
+        cv2.line(kern, p0, p1, 1.0, 1, cv2.LINE_AA)
+        f = cv2.filter2D(f, -1, kern / kern.sum())
+    if c.noise > 0:
+        # Shot noise grows with brightness, read noise does not; chroma noise is coarser.
+        gray = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)
+        sigma = cv2.sqrt(gray * np.float32(1 / 255.0) + np.float32(1e-6))
+        sigma = sigma * np.float32(0.4 * c.noise) + np.float32(0.6 * c.noise)
+        lum = cv2.multiply(_noise_tile(h, w, 1, rng), sigma)
+        f = cv2.add(f, cv2.merge([lum, lum, lum]))
+        ch = _noise_tile(max(1, h // 2), max(1, w // 2), 3, rng)
+        ch = cv2.resize(ch, (w, h), interpolation=cv2.INTER_LINEAR)
+        f = cv2.scaleAdd(ch, 0.5 * c.noise, f)
+    out: NDArray[np.uint8] = np.empty((h, w, 3), np.uint8)
+    # convertTo saturates to 0..255 with rounding, like the phone's own pipeline.
+    np.maximum(f, 0.0, out=f)
+    cv2.convertScaleAbs(f, out)
+    return out

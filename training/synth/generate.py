@@ -1,0 +1,145 @@
+"""`kito data synth`: render a synthetic data set (images, masks, manifest) in parallel."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from qc_model.catalog import Design
+from qc_model.errors import DataError
+from qc_model.manifest import Header, Manifest, Record, sha256_file
+from qc_model.splits import assign_splits
+from training.synth.designs import load_designs
+from training.synth.photo import make_item, render_photo
+
+GENERATOR_VERSION = "1"
+N_ARTISANS = 40
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    count: int = 200
+    size: int = 1024  # long side of a photo, px
+    defect_rate: float = 0.35
+    difficulty: float = 0.5
+    photos_per_piece: int = 2
+    seed: int = 0
+    designs: tuple[str, ...] | None = None
+
+    def check(self) -> None:
+        if self.count < 1:
+            raise DataError(f"count must be at least 1, got {self.count}")
+        if not 256 <= self.size <= 4000:
+            raise DataError(f"size must be between 256 and 4000 px, got {self.size}")
+        for name in ("defect_rate", "difficulty"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise DataError(f"{name} must be between 0 and 1, got {v}")
+        if self.photos_per_piece < 1:
+            raise DataError(f"photos_per_piece must be at least 1, got {self.photos_per_piece}")
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init(designs: list[Design], opts: SynthOptions, out_dir: Path) -> None:
+    # One OpenCV thread per worker: the pool already uses every core.
+    cv2.setNumThreads(1)
+    _STATE.update(designs=designs, opts=opts, out=out_dir)
+
+
+def _design_for(piece: int, designs: list[Design], seed: int) -> Design:
+    """Designs in a seeded round-robin, so every design appears about equally often."""
+    n = len(designs)
+    perm = np.random.default_rng([seed, piece // n, 77]).permutation(n)
+    return designs[int(perm[piece % n])]
+
+
+def _one(index: int) -> dict[str, Any]:
+    designs, opts, out = _STATE["designs"], _STATE["opts"], _STATE["out"]
+    piece, shot = divmod(index, opts.photos_per_piece)
+    design = _design_for(piece, designs, opts.seed)
+    item = make_item(design, opts.seed, piece, opts.defect_rate)
+    photo = render_photo(item, opts.seed, piece, shot, opts.size, opts.difficulty)
+    rid = f"synth-{opts.seed}-{index:06d}"
+    image_rel = f"images/{rid}.jpg"
+    quality = _quality(opts.seed, piece, shot, photo.capture)
+    ok, buf = cv2.imencode(".jpg", photo.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for {rid}")
+    (out / image_rel).write_bytes(buf.tobytes())
+    masks = {}
+    for label, m in photo.masks.items():
+        rel = f"masks/{rid}__{label}.png"
+        cv2.imwrite(str(out / rel), m.astype(np.uint8) * 255)
+        masks[label] = rel
+    piece_rel = f"masks/{rid}__piece.png"
+    cv2.imwrite(str(out / piece_rel), photo.piece_mask.astype(np.uint8) * 255)
+    rng = np.random.default_rng([opts.seed, piece, 2])
+    meta = dict(photo.meta, piece_mask=piece_rel, jpeg_quality=quality, shot=shot)
+    h, w = photo.image.shape[:2]
+    return Record(
+        id=rid,
+        image=image_rel,
+        sha256=sha256_file(out / image_rel),
+        width=w,
+        height=h,
+        design_id=design.id,
+        piece_id=f"synth-{opts.seed}-p{piece:06d}",
+        artisan_id=f"artisan-{int(rng.integers(N_ARTISANS)):03d}",
+        labels=photo.labels,
+        masks=masks,
+        capture=photo.capture,
+        source="synthetic",
+        meta=meta,
+    ).model_dump()
+
+
+def _quality(seed: int, piece: int, shot: int, capture: list[str]) -> int:
+    rng = np.random.default_rng([seed, piece, 3000 + shot])
+    if "jpeg_heavy" in capture:
+        return int(rng.integers(12, 36))
+    return int(rng.integers(86, 96))
+
+
+def generate_dataset(
+    catalog_dir: Path, out_dir: Path, opts: SynthOptions, workers: int = 0
+) -> Manifest:
+    """Render `opts.count` photos into out_dir (images/, masks/, manifest.jsonl).
+
+    Byte-identical for the same options and seed, whatever `workers` (0 = all cores).
+    """
+    opts.check()
+    designs = load_designs(Path(catalog_dir), opts.designs)
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    workers = min(workers, opts.count)
+    indices = range(opts.count)
+    bar = dict(total=opts.count, desc="synth", unit="photo", disable=None)
+    if workers <= 1:
+        _init(designs, opts, out_dir)
+        rows = [_one(i) for i in tqdm(indices, **bar)]
+    else:
+        ctx = get_context("fork" if os.name == "posix" else "spawn")
+        with ctx.Pool(workers, initializer=_init, initargs=(designs, opts, out_dir)) as pool:
+            rows = list(tqdm(pool.imap(_one, indices, chunksize=2), **bar))
+    records = assign_splits([Record.model_validate(r) for r in rows], seed=opts.seed)
+    recipe = {
+        "generator": "training.synth",
+        "generator_version": GENERATOR_VERSION,
+        "options": {**dataclasses.asdict(opts), "designs": list(opts.designs or [])},
+        "seed": opts.seed,
+        "designs": [d.id for d in designs],
+    }
+    header = Header(name=f"synth-seed{opts.seed}", task="multilabel", recipe=recipe)
+    return Manifest(header=header, records=records).write(out_dir / "manifest.jsonl")

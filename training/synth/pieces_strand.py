@@ -1,0 +1,149 @@
+"""Geometry of strands laid as a loop: bead bracelets and necklaces, chains, and beaded collars."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.synth.sampling import PieceSpec
+from training.synth.shape import CORD, Shape, Sphere, Wire, loop_curve, resample, rotate
+
+# Loops are laid as ovals so long necklaces fit inside the mat's placement area.
+_ASPECT = {"beaded_bracelet": 1.15, "chain_necklace": 1.45, "beaded_necklace": 1.75}
+
+
+def _open_at(curve: np.ndarray, at: int, gap_mm: float, rng: np.random.Generator) -> np.ndarray:
+    """Cut a closed curve at index `at`; the two loose ends pull apart by about `gap_mm`."""
+    c = np.roll(curve, -at, axis=0)
+    n = len(c)
+    centre = c.mean(0)
+    s = np.minimum(np.arange(n), n - 1 - np.arange(n)) / n  # 0 at the ends, 0.5 opposite
+    fall = np.exp(-s / 0.06)[:, None]
+    tangent = c[1] - c[-1]
+    tangent /= np.linalg.norm(tangent)
+    sign = np.where(np.arange(n) < n / 2, 1.0, -1.0)[:, None]
+    out = c - centre
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    c = c + fall * (sign * tangent * gap_mm / 2 + out * rng.uniform(0, gap_mm / 2))
+    return c
+
+
+def build_strand(spec: PieceSpec, rng: np.random.Generator) -> Shape:
+    d = spec.design
+    comps = d.components
+    assert comps is not None
+    length = spec.dims["loop_length"]
+    aspect = _ASPECT[d.piece_type] * (spec.aspect + rng.uniform(-0.08, 0.08))
+    curve = loop_curve(length, aspect, 0.05, rng)
+    n = comps.count
+    pitch = length / n
+    pts, _ = resample(curve, n * 24, closed=True)
+    s = Shape(texture={"bone": "bone", "ceramic": "ceramic"}.get(d.material, "glass"))
+    s.loop_length = length
+    closed = True
+    if "broken_link" in spec.defects:
+        at = int(rng.integers(n)) * 24 + 12
+        before = pts[at].copy()
+        pts = _open_at(pts, at, pitch * rng.uniform(1.0, 2.0), rng)
+        closed = False
+        s.region("broken_link", np.stack([pts[0], pts[-1], before]), comps.size_mm * 0.7)
+    missing = int(rng.integers(n)) if "missing_component" in spec.defects else -1
+    s.prims.append(Wire(pts, 0.45, CORD, closed=closed, flat=0.8))
+    s.add_outline(pts, 0.5)
+    size_jit = 1 + 0.03 * rng.normal(size=n)
+    start = 12 if not closed else 0
+    for i in range(n):
+        c = pts[(start + i * 24) % len(pts)]
+        r = comps.size_mm / 2 * size_jit[i]
+        if i == missing:
+            s.region("missing_component", c[None], r * 1.05)
+            continue
+        squash = 0.8 if d.material == "bone" else 1.0
+        s.prims.append(Sphere((float(c[0]), float(c[1])), r, comp=i, squash=squash, colour=i))
+        s.add_outline(c[None], r)
+    s.count = n - (1 if missing >= 0 else 0)
+    s.centrelines.append(pts)
+    return s
+
+
+def build_chain(spec: PieceSpec, rng: np.random.Generator) -> Shape:
+    d = spec.design
+    comps = d.components
+    assert comps is not None
+    length = spec.dims["loop_length"]
+    aspect = _ASPECT["chain_necklace"] * (spec.aspect + rng.uniform(-0.1, 0.1))
+    n = comps.count
+    pitch = length / n
+    curve = loop_curve(length, aspect, 0.06, rng)
+    pts, tan = resample(curve, n, closed=True)
+    wr = d.thickness_mm / 2
+    s = Shape(texture="polished")
+    s.loop_length = length
+    broken = int(rng.integers(n)) if "broken_link" in spec.defects else -1
+    for i in range(n):
+        c, t = pts[i], tan[i]
+        ang = np.arctan2(t[1], t[0])
+        half_l = pitch * 0.5 + wr * 1.6  # links interlock: each reaches into the next
+        flat = i % 2 == 0
+        half_w = pitch * 0.32 if flat else wr * 1.05
+        a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+        oval = np.stack([half_l * np.cos(a), half_w * np.sin(a)], 1)
+        if i == broken:
+            # The link is pried open: a gap on one side, its end bent outwards.
+            oval = oval[6:]
+            oval[-8:, 1] += np.linspace(0, pitch * 0.35, 8)
+            shift = -t * pitch * 0.35
+            s.region("broken_link", (c + shift)[None], pitch * 0.9)
+        else:
+            shift = np.zeros(2)
+        link = rotate(oval, -ang) + c + shift
+        z0 = 0.0 if flat else wr * 0.9
+        s.prims.append(Wire(link, wr, closed=i != broken, comp=i, z0=z0))
+        s.add_outline(link, wr)
+    s.count = n
+    s.centrelines.append(pts)
+    return s
+
+
+# Maasai bead-band colours (CIELAB): red, white, blue, green, orange, yellow, black.
+_MAASAI = [
+    (42.5, 62.2, 38.9),
+    (94.7, -0.7, 1.9),
+    (33.0, 24.5, -57.4),
+    (52.0, -45.0, 30.0),
+    (62.0, 42.0, 65.0),
+    (84.0, 2.0, 80.0),
+    (18.0, 0.5, -1.0),
+]
+
+
+def build_collar(spec: PieceSpec, rng: np.random.Generator) -> Shape:
+    d = spec.design
+    outer = spec.dims["outer_diameter"] / 2
+    width = min(d.thickness_mm, outer * 0.6)
+    s = Shape(texture="collar")
+    theta = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    r = np.full_like(theta, outer)
+    warp = 0.0
+    if "bent" in spec.defects:
+        warp = float(rng.uniform(0.06, 0.12))
+        bump = np.exp(-((np.angle(np.exp(1j * (theta - rng.uniform(0, 6.28)))) / 0.5) ** 2))
+        r = r * (1 - warp * bump)
+        moved = warp * bump * outer > 0.6
+        s.region("bent", np.stack([r * np.cos(theta), r * np.sin(theta)], 1)[moved], width * 0.6)
+    pts = np.stack([r * np.cos(theta), r * np.sin(theta) / spec.aspect], 1)
+    s.add_outline(pts)
+    s.centrelines.append(pts * (1 - width / outer / 2))
+    n_bands = max(3, round(width / 3.5))
+    order = [0, 1, 2, 1, 0, 3, 4, 5, 6, 1, 0, 2]
+    s.collar = {
+        "outer": outer,
+        "width": width,
+        "bands": float(n_bands),
+        "bead": width / n_bands,
+        "aspect": spec.aspect,
+        "slit": float(rng.uniform(0.04, 0.07)),
+        "warp": warp,
+    }
+    s.collar_r = r
+    s.bands = [_MAASAI[order[i % len(order)]] for i in range(n_bands)]
+    return s

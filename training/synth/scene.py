@@ -1,0 +1,232 @@
+"""One synthetic photo: table, mat, pieces and their shadows, seen through a phone camera."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from qc_model.mat import DEFAULT_MAT
+from training.synth.backgrounds import draw_clutter, draw_fingers, plane_texture
+from training.synth.camera import H3, local_scale, project, visible_window
+from training.synth.capture import Conditions, apply_capture
+from training.synth.matwindow import render_mat_window
+from training.synth.placement import Placement
+from training.synth.render import PieceLayer, render_piece
+from training.synth.sampling import Item
+
+U8 = NDArray[np.uint8]
+_LIMIT = (-350.0, -350.0, DEFAULT_MAT.width_mm + 350, DEFAULT_MAT.height_mm + 350)
+
+
+@dataclass
+class Frame:
+    """A rendered frame before capture effects: pixels, per-piece masks, geometry."""
+
+    image: U8
+    piece_masks: list[NDArray[np.bool_]]
+    defect_masks: dict[str, NDArray[np.bool_]]
+    layers: list[PieceLayer]
+    mat_to_image: H3
+    markers_in_frame: list[int]
+    mat_visible: bool
+    in_frame_fraction: float
+    clutter: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _canvas_transform(x0: int, y0: int, k: float) -> H3:
+    """mm -> canvas pixel coordinates (pixel centres at integers, as OpenCV has them)."""
+    return np.array([[k, 0, -x0 - 0.5], [0, k, -y0 - 0.5], [0, 0, 1]], np.float64)
+
+
+def _layer_to_mm(layer: PieceLayer) -> H3:
+    k = layer.px_per_mm
+    ox, oy = layer.origin_mm
+    return np.array([[1 / k, 0, ox + 0.5 / k], [0, 1 / k, oy + 0.5 / k], [0, 0, 1]], np.float64)
+
+
+def _roi(hom: H3, w: int, h: int, frame: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    q = project(hom, np.array([[-0.5, -0.5], [w, -0.5], [w, h], [-0.5, h]]))
+    xa, ya = np.floor(q.min(0)).astype(int) - 2
+    xb, yb = np.ceil(q.max(0)).astype(int) + 2
+    xa, ya = max(xa, 0), max(ya, 0)
+    xb, yb = min(xb, frame[0]), min(yb, frame[1])
+    if xb <= xa or yb <= ya:
+        return None
+    return int(xa), int(ya), int(xb), int(yb)
+
+
+def _shift(hom: H3, dx: float, dy: float) -> H3:
+    return np.array([[1, 0, -dx], [0, 1, -dy], [0, 0, 1]], np.float64) @ hom
+
+
+def _plane(
+    item: Item,
+    placements: list[Placement],
+    layers: list[PieceLayer],
+    hom: H3,
+    frame: tuple[int, int],
+    cond: Conditions,
+    rng: np.random.Generator,
+    mat: bool,
+) -> tuple[U8, H3, int, list[int]]:
+    """The table plane around the mat, with the card, clutter and the pieces' shadows."""
+    w, h = frame
+    wx0, wy0, wx1, wy1 = visible_window(hom, frame, _LIMIT)
+    centre = np.mean([p.centre for p in placements], axis=0)
+    k = local_scale(hom, (float(centre[0]), float(centre[1])))
+    k = min(k, np.sqrt(1.4 * w * h / max((wx1 - wx0) * (wy1 - wy0), 1.0)))
+    x0, y0 = int(np.floor(wx0 * k)), int(np.floor(wy0 * k))
+    cw, ch = int(np.ceil(wx1 * k)) - x0 + 1, int(np.ceil(wy1 * k)) - y0 + 1
+    origin = ((x0 + 0.5) / k, (y0 + 0.5) / k)
+    img = plane_texture(cond.background, (ch, cw), k, origin, rng)
+    occluded: list[int] = []
+    if mat:
+        card_img, card = render_mat_window(DEFAULT_MAT, k, x0, y0, cw, ch)
+        # The card sits a fraction of a millimetre above the table: a faint contact shadow.
+        small = cv2.resize(card.astype(np.float32), (max(2, cw // 4), max(2, ch // 4)))
+        soft = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(0.5, 0.3 * k)), (cw, ch))
+        dark = 1 - 0.35 * soft * (~card)
+        img = cv2.multiply(img, cv2.merge([dark, dark, dark]), dtype=cv2.CV_8U)
+        np.copyto(img, card_img, where=card[..., None])
+        if cond.background == "hand" and rng.random() < 0.6:
+            before = img.copy()
+            draw_fingers(img, k, origin, (DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm), rng)
+            changed = np.any(img != before, axis=2)
+            for mid in range(8):
+                c = DEFAULT_MAT.marker_corners_mm(mid)
+                q = ((c - origin) * k).astype(int)
+                xa, ya = np.clip(q.min(0), 0, None)
+                xb, yb = q.max(0) + 1
+                if changed[ya:yb, xa:xb].any():
+                    occluded.append(mid)
+    clutter = 0
+    if "clutter" in cond.applied:
+        spots = []
+        for _ in range(int(rng.integers(1, 4))):
+            side = rng.integers(4)
+            u = rng.uniform(0.1, 0.9)
+            mw, mh = DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm
+            spots.append(
+                [(u * mw, -25.0), (mw + 25.0, u * mh), (u * mw, mh + 25.0), (-25.0, u * mh)][side]
+            )
+        clutter = draw_clutter(img, k, origin, spots, rng)
+    to_canvas = _canvas_transform(x0, y0, k)
+    lz = max(cond.light[2], 0.3)
+    for spec, pl, layer in zip(item.pieces, placements, layers, strict=True):
+        lift = 0.5 * spec.design.thickness_mm
+        sx, sy = -cond.light[0] / lz * lift, -cond.light[1] / lz * lift
+        m = _shift(to_canvas, -sx * k, -sy * k) @ pl.matrix() @ _layer_to_mm(layer)
+        roi = _roi(m, layer.alpha.shape[1], layer.alpha.shape[0], (cw, ch))
+        if roi is None:
+            continue
+        xa, ya, xb, yb = roi
+        pad = int(3 * k) + 2
+        xa, ya, xb, yb = max(0, xa - pad), max(0, ya - pad), min(cw, xb + pad), min(ch, yb + pad)
+        a = cv2.warpAffine(layer.alpha, _shift(m, xa, ya)[:2], (xb - xa, yb - ya))
+        a = cv2.GaussianBlur(a, (0, 0), max(0.7, (0.5 + 0.3 * lift) * k))
+        sub = img[ya:yb, xa:xb].astype(np.float32) * (1 - 0.45 * a[..., None])
+        img[ya:yb, xa:xb] = sub.astype(np.uint8)
+    return img, to_canvas, clutter, occluded
+
+
+def compose(
+    item: Item,
+    placements: list[Placement],
+    hom: H3,
+    frame: tuple[int, int],
+    cond: Conditions,
+    rng: np.random.Generator,
+    mat: bool = True,
+) -> Frame:
+    """Render the frame (no sensor effects yet) and every mask in image coordinates."""
+    w, h = frame
+    layers = []
+    for spec, pl in zip(item.pieces, placements, strict=True):
+        k = local_scale(hom, pl.centre) * 1.15
+        light = np.asarray(cond.light)
+        c, s = np.cos(-pl.angle), np.sin(-pl.angle)
+        local = (c * light[0] - s * light[1], s * light[0] + c * light[1], light[2])
+        layers.append(render_piece(spec, k, local, min_mask_mm=1.2 / k))
+    plane, to_canvas, clutter, occluded = _plane(
+        item, placements, layers, hom, frame, cond, rng, mat
+    )
+    image = cv2.warpPerspective(
+        plane,
+        hom @ np.linalg.inv(to_canvas),
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+    piece_masks: list[NDArray[np.bool_]] = []
+    defect_masks: dict[str, NDArray[np.bool_]] = {}
+    total, inside = 0.0, 0.0
+    for pl, layer in zip(placements, layers, strict=True):
+        m = hom @ pl.matrix() @ _layer_to_mm(layer)
+        lh, lw = layer.alpha.shape
+        full = np.zeros((h, w), np.bool_)
+        roi = _roi(m, lw, lh, frame)
+        ys, xs = np.nonzero(layer.alpha > 0.5)
+        pts = project(m, np.stack([xs, ys], 1)[:: max(1, len(xs) // 3000)]) if len(xs) else None
+        if pts is not None:
+            total += len(pts)
+            inside += np.sum(
+                (pts[:, 0] >= 0) & (pts[:, 1] >= 0) & (pts[:, 0] < w) & (pts[:, 1] < h)
+            )
+        if roi is not None:
+            xa, ya, xb, yb = roi
+            mm = _shift(m, xa, ya)
+            size = (xb - xa, yb - ya)
+            rgb = cv2.warpPerspective(layer.rgb, mm, size, flags=cv2.INTER_LINEAR)
+            a = cv2.warpPerspective(layer.alpha, mm, size, flags=cv2.INTER_LINEAR)
+            sub = image[ya:yb, xa:xb].astype(np.float32)
+            image[ya:yb, xa:xb] = np.clip(sub * (1 - a[..., None]) + rgb, 0, 255).astype(np.uint8)
+            full[ya:yb, xa:xb] = a > 0.5
+            for label, dm in layer.masks.items():
+                wm = cv2.warpPerspective(
+                    dm.astype(np.uint8) * 255, mm, size, flags=cv2.INTER_LINEAR
+                )
+                tgt = defect_masks.setdefault(label, np.zeros((h, w), np.bool_))
+                tgt[ya:yb, xa:xb] |= wm > 40
+        piece_masks.append(full)
+    markers = []
+    if mat:
+        for mid in range(8):
+            q = project(hom, DEFAULT_MAT.marker_corners_mm(mid))
+            if q.min() >= 0 and q[:, 0].max() <= w - 1 and q[:, 1].max() <= h - 1:
+                markers.append(mid)
+    mat_corners = project(hom, np.array([[0, 0], [DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm]]))
+    mat_visible = mat and bool(
+        ((mat_corners[:, 0].max() > 0) and (mat_corners[:, 0].min() < w))
+        and ((mat_corners[:, 1].max() > 0) and (mat_corners[:, 1].min() < h))
+    )
+    return Frame(
+        image,
+        piece_masks,
+        defect_masks,
+        layers,
+        hom,
+        markers,
+        mat_visible,
+        inside / total if total else 0.0,
+        clutter,
+        {"occluded_markers": occluded},
+    )
+
+
+def finish(frame: Frame, cond: Conditions, rng: np.random.Generator) -> tuple[U8, H3]:
+    """Capture effects, then the phone's own downscale for low-resolution photos."""
+    img = apply_capture(frame.image, cond, rng)
+    hom = frame.mat_to_image
+    if cond.lowres < 1.0:
+        h, w = img.shape[:2]
+        size = (max(64, round(w * cond.lowres)), max(48, round(h * cond.lowres)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        sx, sy = size[0] / w, size[1] / h
+        s = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+        hom = s @ hom
+    return img, hom
