@@ -19,6 +19,7 @@ from qc_model.manifest import GOOD, Manifest, Record
 THUMB = 256  # thumbnail side in px
 GAP = 8
 CAPTION_H = 64  # four text lines
+INSET = 112  # zoom on the defect, top right of a thumbnail
 HEADER_H = 44
 MAX_COLS = 8
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -80,40 +81,46 @@ def _wrap(words: list[str], scale: float, width: int, lines: int) -> list[str]:
     return [_fit(s, scale, width) for s in out]
 
 
-def _read(path: Path, long_side: int, flags: tuple[int, int, int, int]) -> Image | None:
+def _read(path: Path, long_side: int) -> Image | None:
     # Reduced decoding (JPEG DCT scaling) keeps a 48-photo sheet of 4000 px photos quick.
     factor = long_side / THUMB
-    flag = (
-        flags[3]
-        if factor >= 8
-        else flags[2]
-        if factor >= 4
-        else flags[1]
-        if factor >= 2
-        else flags[0]
-    )
+    reduced = [(8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4)]
+    reduced.append((2, cv2.IMREAD_REDUCED_COLOR_2))
+    flag = next((f for k, f in reduced if factor >= k), cv2.IMREAD_COLOR)
     return cv2.imread(str(path), flag)
 
 
-_COLOR = (
-    cv2.IMREAD_COLOR,
-    cv2.IMREAD_REDUCED_COLOR_2,
-    cv2.IMREAD_REDUCED_COLOR_4,
-    cv2.IMREAD_REDUCED_COLOR_8,
-)
-_GRAY = (
-    cv2.IMREAD_GRAYSCALE,
-    cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    cv2.IMREAD_REDUCED_GRAYSCALE_8,
-)
+def _outline(img: Image, mask: Image, width: int) -> Image:
+    """`img` with `mask` (bool, same size) outlined in translucent red over a faint red fill."""
+    found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    fill, line = img.copy(), img.copy()
+    cv2.drawContours(fill, found, -1, RED, cv2.FILLED)
+    cv2.drawContours(line, found, -1, RED, width, cv2.LINE_AA)
+    out = cv2.addWeighted(fill, 0.15, img, 0.85, 0)
+    return cv2.addWeighted(line, 0.7, out, 0.3, 0)
+
+
+def _inset(img: Image, mask: Image) -> Image | None:
+    """A zoom on the masked area: the piece is often a small part of the photo, and a defect
+    outlined at thumbnail scale cannot be judged. None when the mask is already large."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    side = int(max(xs.max() - xs.min(), ys.max() - ys.min()) * 1.4 + 16)
+    if side > 0.6 * max(h, w):
+        return None
+    side = min(max(side, 48), h, w)
+    x0 = int(np.clip((xs.min() + xs.max() - side) // 2, 0, w - side))
+    y0 = int(np.clip((ys.min() + ys.max() - side) // 2, 0, h - side))
+    crop = cv2.resize(img[y0 : y0 + side, x0 : x0 + side], (INSET, INSET), cv2.INTER_AREA)
+    small = cv2.resize(mask[y0 : y0 + side, x0 : x0 + side].astype(np.uint8) * 255, (INSET, INSET))
+    return _outline(crop, small > 24, 1)
 
 
 def _thumbnail(root: Path, r: Record) -> tuple[Image, bool]:
     """(THUMB x THUMB BGR tile, all masks found)."""
     tile: Image = np.full((THUMB, THUMB, 3), TILE_BG, np.uint8)
-    long_side = max(r.width, r.height)
-    img = _read(root / r.image, long_side, _COLOR)
+    # With masks, decode at full size: the zoom inset needs the detail.
+    img = _read(root / r.image, 1 if r.masks else max(r.width, r.height))
     if img is None:
         cv2.putText(tile, "unreadable image", (40, THUMB // 2), FONT, 0.6, RED, 1, cv2.LINE_AA)
         return tile, True
@@ -121,27 +128,43 @@ def _thumbnail(root: Path, r: Record) -> tuple[Image, bool]:
     s = THUMB / max(h, w)
     tw, th = max(1, round(w * s)), max(1, round(h * s))
     x0, y0 = (THUMB - tw) // 2, (THUMB - th) // 2
-    tile[y0 : y0 + th, x0 : x0 + tw] = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
+    union = np.zeros((h, w), bool)
     masks_ok = True
-    contours: list[Image] = []
     for mask_path in r.masks.values():
-        mask = _read(root / mask_path, long_side, _GRAY)
+        mask = cv2.imread(str(root / mask_path), cv2.IMREAD_GRAYSCALE)
         if mask is None:
             masks_ok = False
             continue
+        union |= cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST) > 127
+    inset = None
+    if union.any():
         # INTER_AREA then a low threshold: a one-pixel scratch survives an 8x shrink.
-        small = cv2.resize(mask, (tw, th), interpolation=cv2.INTER_AREA) > 24
-        found, _ = cv2.findContours(
-            small.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-        )
-        contours += [c + np.array([x0, y0], np.int32) for c in found]
-    if contours:
-        fill, line = tile.copy(), tile.copy()
-        cv2.drawContours(fill, contours, -1, RED, cv2.FILLED)
-        cv2.drawContours(line, contours, -1, RED, 2, cv2.LINE_AA)
-        tile = cv2.addWeighted(fill, 0.2, tile, 0.8, 0)
-        tile = cv2.addWeighted(line, 0.7, tile, 0.3, 0)
+        small = cv2.resize(union.astype(np.uint8) * 255, (tw, th), interpolation=cv2.INTER_AREA)
+        thumb = _outline(thumb, small > 24, 2)
+        inset = _inset(img, union)
+    tile[y0 : y0 + th, x0 : x0 + tw] = thumb
+    if inset is not None:
+        ys, xs = np.nonzero(union)
+        box = (x0 + xs.min() * s, y0 + ys.min() * s, x0 + xs.max() * s, y0 + ys.max() * s)
+        ix, iy = _inset_corner(box)
+        tile[iy : iy + INSET, ix : ix + INSET] = inset
+        cv2.rectangle(tile, (ix - 1, iy - 1), (ix + INSET, iy + INSET), WHITE, 1)
     return tile, masks_ok
+
+
+def _inset_corner(box: tuple[float, float, float, float]) -> tuple[int, int]:
+    """Top-left of the tile corner whose inset hides least of `box` (x0, y0, x1, y1) so the
+    outlined defect stays visible in the thumbnail itself."""
+    far = THUMB - 4 - INSET
+    corners = [(far, 4), (4, 4), (far, far), (4, far)]
+
+    def hidden(c: tuple[int, int]) -> float:
+        w = min(box[2], c[0] + INSET) - max(box[0], c[0])
+        h = min(box[3], c[1] + INSET) - max(box[1], c[1])
+        return max(w, 0) * max(h, 0)
+
+    return min(corners, key=hidden)
 
 
 def _caption(r: Record, masks_ok: bool) -> Image:
