@@ -111,7 +111,9 @@ def _inset(img: Image, mask: Image) -> Image | None:
     side = min(max(side, 48), h, w)
     x0 = int(np.clip((xs.min() + xs.max() - side) // 2, 0, w - side))
     y0 = int(np.clip((ys.min() + ys.max() - side) // 2, 0, h - side))
-    crop = cv2.resize(img[y0 : y0 + side, x0 : x0 + side], (INSET, INSET), cv2.INTER_AREA)
+    crop = cv2.resize(
+        img[y0 : y0 + side, x0 : x0 + side], (INSET, INSET), interpolation=cv2.INTER_AREA
+    )
     small = cv2.resize(mask[y0 : y0 + side, x0 : x0 + side].astype(np.uint8) * 255, (INSET, INSET))
     return _outline(crop, small > 24, 1)
 
