@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -178,7 +180,7 @@ class Intake:
             status=status,
             verdict=outcome.verdict if outcome else None,
             model_version=outcome.model_version if outcome else None,
-            result=dict(outcome.details) if outcome else {},
+            result=_jsonable(dict(outcome.details)) if outcome else {},
             timings_ms=timings,
             error=error,
             idempotency_key=sub.idempotency_key,
@@ -196,3 +198,18 @@ class Intake:
                 for i, (p, d) in enumerate(zip(sub.photos, decoded, strict=True))
             ],
         )
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON for the result column: numpy scalars become numbers, NaN/inf become null
+    (PostgreSQL's JSON refuses NaN, and it means "not measured" here anyway)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = value.item() if isinstance(value, np.generic) else value
+        return number if math.isfinite(number) else None
+    return str(value)
