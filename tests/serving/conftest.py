@@ -27,6 +27,7 @@ from qc_model.catalog import Design, default_catalog_dir
 from qc_model.decode import DecodedPhoto
 from serving.app import create_app
 from serving.auth import create_user
+from serving.db.migrate import upgrade
 from serving.pipeline import InspectionOutcome, InspectorStatus
 from serving.settings import Settings
 
@@ -45,14 +46,26 @@ def postgres_url() -> Iterator[str]:
         info = admin.info
         user = info.user or getpass.getuser()
         try:
-            yield f"postgresql+psycopg://{user}@{info.host}:{info.port}/{name}"
+            url = f"postgresql+psycopg://{user}@{info.host}:{info.port}/{name}"
+            upgrade(url)  # once per session; tests empty the tables instead of re-migrating
+            yield url
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test: migrating per test would cost seconds."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, tmp_path / "kito.db")
         return f"sqlite:///{tmp_path / 'kito.db'}"
     url: str = request.getfixturevalue("postgres_url")
     _wipe(url)
@@ -114,6 +127,8 @@ def settings(tmp_path: Path, db_url: str, catalog_dir: Path) -> Settings:
         database_url=db_url,
         model_dir=tmp_path / "no-model",
         catalog_dir=catalog_dir,
+        # The database is migrated already (see db_url); startup migration has its own tests.
+        migrate_on_start=False,
     )
 
 

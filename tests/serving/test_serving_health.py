@@ -55,3 +55,13 @@ def test_metrics_count_requests_by_route_template(client: TestClient, make_user)
     line = f'kito_http_requests_total{{method="GET",route="{route}",status="404"}} 2.0'
     assert line in text
     assert "kito_http_request_duration_seconds_bucket" in text
+
+
+def test_app_start_migrates_a_fresh_database(tmp_path, catalog_dir) -> None:  # type: ignore[no-untyped-def]
+    from serving.db.migrate import current_revision
+
+    s = Settings(data_dir=tmp_path / "fresh", catalog_dir=catalog_dir)
+    assert s.migrate_on_start
+    with TestClient(create_app(s)) as c:
+        assert c.get("/readyz").json()["checks"]["database"]["ok"] is True
+    assert current_revision(s.db_url) == "0001"
