@@ -19,12 +19,58 @@ def _noise(shape: tuple[int, int], cell_px: float, rng: np.random.Generator) -> 
     return cv2.resize(grid, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
+def _muted(rng: np.random.Generator, n: int) -> NDArray[np.float32]:
+    """n fabric dye colours (BGR): saturated enough to be prints, not neon."""
+    hsv = np.stack(
+        [rng.uniform(0, 180, n), rng.uniform(60, 200, n), rng.uniform(70, 220, n)], 1
+    ).astype(np.uint8)
+    return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2BGR)[0].astype(np.float32)
+
+
+def _cloth(
+    xs: NDArray[np.float32],
+    ys: NDArray[np.float32],
+    shape: tuple[int, int],
+    k: float,
+    rng: np.random.Generator,
+) -> NDArray[np.float32]:
+    """Kanga / kitenge prints, checks or plain cotton, with weave and soft folds."""
+    h, w = shape
+    cols = _muted(rng, 3)
+    style = rng.choice(["motif", "check", "stripes", "plain"])
+    ang = rng.uniform(0, np.pi)
+    u = xs * np.cos(ang) + ys * np.sin(ang)
+    v = -xs * np.sin(ang) + ys * np.cos(ang)
+    period = rng.uniform(15, 45)
+    if style == "motif":  # repeated round motifs on a ground, as on a printed kitenge
+        cu = np.mod(u, period) - period / 2
+        cv = np.mod(v, period) - period / 2
+        r = np.hypot(cu, cv) / (period / 2)
+        idx = np.where(r < 0.45, 1, np.where(np.abs(r - 0.7) < 0.08, 2, 0))
+    elif style == "check":
+        idx = (
+            (np.mod(u, period) < period / 2).astype(np.int32) + (np.mod(v, period) < period / 2)
+        ) % 3
+    elif style == "stripes":
+        idx = np.clip((np.mod(u, period * 2) / (period * 2) * 3).astype(np.int32), 0, 2)
+        idx = np.broadcast_to(idx, (h, w))
+    else:
+        idx = np.zeros((h, w), np.int32)
+    img = cols[np.broadcast_to(idx, (h, w))]
+    img = cv2.GaussianBlur(img, (0, 0), max(0.5, 0.4 * k))  # printed dye bleeds a little
+    weave_p = rng.uniform(1.0, 1.6)
+    weave = np.sin(xs * 2 * np.pi / weave_p) * np.sin(ys * 2 * np.pi / weave_p)
+    folds = _noise(shape, 70 * k, rng)
+    return img * (1 + 0.06 * weave + 0.12 * folds)[..., None]
+
+
 def plane_texture(
     kind: str,
     shape: tuple[int, int],
     k: float,
     origin: tuple[float, float],
     rng: np.random.Generator,
+    card_mm: tuple[float, float] | None = None,
 ) -> NDArray[np.uint8]:
     """A (H, W, 3) BGR texture of the table plane at k px/mm; origin is the window's mm corner.
 
@@ -34,18 +80,12 @@ def plane_texture(
     full = shape
     shape = (max(2, shape[0] // 2), max(2, shape[1] // 2))
     k = k / 2
+    origin = (origin[0] + 0.5 / k, origin[1] + 0.5 / k)  # centre of the first 2x2 block
     h, w = shape
     xs = (np.arange(w, dtype=np.float32) / k + origin[0])[None, :]
     ys = (np.arange(h, dtype=np.float32) / k + origin[1])[:, None]
     if kind == "cloth":
-        # Printed cotton (kanga/kitenge): bold colour fields on a fine weave.
-        palette = rng.integers(20, 235, size=(3, 3)).astype(np.float32)
-        big = _noise(shape, 60 * k, rng)
-        idx = np.clip(((big + 1) * 1.5).astype(np.int32), 0, 2)
-        img = palette[idx]
-        period = rng.uniform(1.2, 2.0)
-        weave = np.sin(xs * 2 * np.pi / period) * np.sin(ys * 2 * np.pi / period)
-        img *= (1 + 0.08 * weave)[..., None]
+        img = _cloth(xs, ys, shape, k, rng)
     elif kind == "wood":
         base = np.array(rng.choice([[40, 70, 110], [60, 95, 140], [30, 50, 80]]), np.float32)
         ang = rng.uniform(0, np.pi)
@@ -66,6 +106,11 @@ def plane_texture(
             * (1 + 0.08 * _noise(shape, 30 * k, rng))[..., None]
         )
         img = np.ascontiguousarray(np.broadcast_to(img, (h, w, 3)))
+    if card_mm is not None:
+        # The card sits a fraction of a millimetre above the table: a faint contact shadow.
+        dx = np.maximum(np.maximum(-xs, xs - card_mm[0]), 0)
+        dy = np.maximum(np.maximum(-ys, ys - card_mm[1]), 0)
+        img = img * (1 - 0.3 * np.exp(-np.hypot(dx, dy) / 1.5))[..., None]
     small = np.clip(img, 0, 255).astype(np.uint8)
     return cv2.resize(small, (full[1], full[0]), interpolation=cv2.INTER_LINEAR)
 

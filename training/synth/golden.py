@@ -52,7 +52,7 @@ def render_golden(design: Design, long_side: int = GOLDEN_LONG_SIDE) -> NDArray[
     placements = _placements(item)
     outline = item_outline([build_shape(p) for p in item.pieces], placements)
     lo, hi = outline.min(0), outline.max(0)
-    extent = hi - lo + 2 * max(4.0, 0.08 * float((hi - lo).max()))
+    extent = hi - lo + 2 * max(4.0, 0.12 * float((hi - lo).max()))
     scale = long_side / float(extent.max())
     w = round(extent[0] * scale) if extent[0] >= extent[1] else round(long_side * 0.75)
     h = round(extent[1] * scale) if extent[1] > extent[0] else round(long_side * 0.75)

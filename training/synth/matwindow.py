@@ -6,11 +6,19 @@ more, so the renderer draws only the part it sees. A test proves the two agree p
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.mat import ARUCO_DICTIONARY, MatSpec
+
+
+@lru_cache(maxsize=64)
+def _marker(marker_id: int, side: int) -> NDArray[np.uint8]:
+    dictionary = cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARY)
+    return cv2.aruco.generateImageMarker(dictionary, marker_id, side)
 
 
 def render_mat_window(
@@ -26,13 +34,12 @@ def render_mat_window(
     img[:] = spec.paper_rgb[::-1]
     card = np.zeros((h, w), np.bool_)
     card[max(0, -y0) : max(0, min(h, mh - y0)), max(0, -x0) : max(0, min(w, mw - x0))] = True
-    dictionary = cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARY)
     side = round(spec.marker_mm * px_per_mm)
     for marker_id, (mx, my) in spec.marker_origins_mm.items():
         tx, ty = round(mx * px_per_mm) - x0, round(my * px_per_mm) - y0
         if tx >= w or ty >= h or tx + side <= 0 or ty + side <= 0:
             continue
-        tag = cv2.aruco.generateImageMarker(dictionary, marker_id, side)
+        tag = _marker(marker_id, side)
         sx0, sy0 = max(0, -tx), max(0, -ty)
         sx1, sy1 = min(side, w - tx), min(side, h - ty)
         img[ty + sy0 : ty + sy1, tx + sx0 : tx + sx1] = tag[sy0:sy1, sx0:sx1, None]

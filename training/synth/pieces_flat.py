@@ -35,12 +35,10 @@ def _crescent(n: int = 160) -> np.ndarray:
     t = np.linspace(-1, 1, n // 2)
     ang = t * 1.25
     centre = np.stack([np.sin(ang), -np.cos(ang)], 1)
-    normal = centre.copy()
     w = 0.42 * (1 - t**2) ** 0.75 + 0.02
     outer = centre * (1 + w / 2)[:, None]
     inner = centre * (1 - w / 2)[:, None]
     poly = np.concatenate([outer, inner[::-1]])
-    del normal
     return poly[:, ::-1] * np.array([1, 1])  # long axis (tip to tip) along y
 
 
@@ -64,7 +62,9 @@ def build_pendant(spec: PieceSpec, rng: np.random.Generator) -> Shape:
     poly = _fit(base * np.array([1.0, 1.0 + rng.uniform(-0.01, 0.01)]), length, width)
     s = Shape(texture=texture)
     top = poly[:, 1].min()
-    hole = _circle(min(1.6, width * 0.08), (0.0, top + max(3.0, length * 0.09)))
+    # The cord hole sits where the piece is wide enough to keep a solid rim around it.
+    at = 0.2 if texture == "bone" else 0.09
+    hole = _circle(min(1.6, width * 0.08), (0.0, top + max(3.0, length * at)))
     if texture == "horn":
         hole = _circle(1.4, (0.0, 0.0 + width * 0.0))
         hole[:, 0] += poly[:, 0].max() - 3.2  # drilled through the thick middle of the crescent

@@ -82,9 +82,10 @@ def build_chain(spec: PieceSpec, rng: np.random.Generator) -> Shape:
     for i in range(n):
         c, t = pts[i], tan[i]
         ang = np.arctan2(t[1], t[0])
-        half_l = pitch * 0.5 + wr * 1.6  # links interlock: each reaches into the next
+        # Links interlock: each reaches through the next, so their ends overlap.
+        half_l = pitch * 0.5 + wr * 2.2
         flat = i % 2 == 0
-        half_w = pitch * 0.32 if flat else wr * 1.05
+        half_w = pitch * 0.32 if flat else wr * 1.5
         a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
         oval = np.stack([half_l * np.cos(a), half_w * np.sin(a)], 1)
         if i == broken:

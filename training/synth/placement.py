@@ -79,6 +79,24 @@ def frame_camera(
     off = (cond.offset[0] * w, cond.offset[1] * h)
     args = (frame, target, scale, cond.roll, cond.tilt, cond.tilt_az)
     hom = plane_to_image(*args, off)
+    framed = not cond.applied & {"distance_near", "partly_out_of_frame", "mat_cut_off"}
+    if framed:
+        # An artisan who turns the phone still frames the whole card: step back until it fits.
+        card = np.array(
+            [
+                [0, 0],
+                [DEFAULT_MAT.width_mm, 0],
+                [DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm],
+                [0, DEFAULT_MAT.height_mm],
+            ]
+        )
+        for _ in range(12):
+            p = project(hom, card)
+            if p.min() >= 0.01 * w and p[:, 0].max() < 0.99 * w and p[:, 1].max() < h - 0.01 * w:
+                break
+            scale *= 0.93
+            cond.fill *= 0.93
+            hom = plane_to_image(frame, target, scale, cond.roll, cond.tilt, cond.tilt_az, off)
     if "distance_near" in cond.applied:
         # Close-ups keep the piece in frame: shrink the fill until it fits (or nearly).
         for _ in range(8):

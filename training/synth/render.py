@@ -47,9 +47,26 @@ class PieceLayer:
     shape: Shape = field(repr=False)
 
 
+_SHAPES: dict[tuple[object, ...], Shape] = {}
+
+
 def build_shape(spec: PieceSpec) -> Shape:
     """The piece's geometry; the same for every photo of the same physical piece."""
-    return BUILDERS[spec.design.piece_type](spec, np.random.default_rng([spec.seed, 1]))
+    key = (
+        spec.design.id,
+        spec.seed,
+        spec.index,
+        tuple(sorted(spec.dims.items())),
+        spec.defects,
+        spec.aspect,
+    )
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) > 64:  # a worker sees each piece for a few photos only
+            _SHAPES.clear()
+        shape = BUILDERS[spec.design.piece_type](spec, np.random.default_rng([spec.seed, 1]))
+        _SHAPES[key] = shape
+    return shape
 
 
 def _supersample(px_per_mm: float) -> int:
@@ -66,7 +83,8 @@ def render_piece(
     """Draw, texture, damage and shade one piece at `px_per_mm` (its own frame, mm at 0,0)."""
     shape = build_shape(spec)
     x0, y0, x1, y1 = shape.bounds(pad=2.0)
-    ss = _supersample(px_per_mm)
+    # Seed-bead bands are procedural and costly per pixel; their beads are big enough without.
+    ss = 1 if shape.collar is not None else _supersample(px_per_mm)
     w, h = int(np.ceil((x1 - x0) * px_per_mm)), int(np.ceil((y1 - y0) * px_per_mm))
     canvas = Canvas((x0, y0), (w * ss, h * ss), px_per_mm * ss)
     roles = materials(spec, canvas)
@@ -88,8 +106,8 @@ def render_piece(
         paint_beads(canvas, painted, [*list(spec.comp_labs), (92.0, 0.0, 4.0)], spec.seed)
 
     masks = _defects(canvas, shape, spec, roles, min_mask_mm)
-    radiance = shade(canvas, np.asarray(light, np.float32))
-    rgb, alpha = finish_layer(canvas, radiance, ss)
+    sel, radiance = shade(canvas, np.asarray(light, np.float32))
+    rgb, alpha = finish_layer(canvas, sel, radiance, ss)
     rgb = rgb[..., ::-1].copy()  # OpenCV's BGR from here on
     small: dict[str, NDArray[np.bool_]] = {}
     for label, m in masks.items():

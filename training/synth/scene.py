@@ -83,16 +83,15 @@ def _plane(
     x0, y0 = int(np.floor(wx0 * k)), int(np.floor(wy0 * k))
     cw, ch = int(np.ceil(wx1 * k)) - x0 + 1, int(np.ceil(wy1 * k)) - y0 + 1
     origin = ((x0 + 0.5) / k, (y0 + 0.5) / k)
-    img = plane_texture(cond.background, (ch, cw), k, origin, rng)
+    card_mm = (DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm) if mat else None
+    img = plane_texture(cond.background, (ch, cw), k, origin, rng, card_mm)
     occluded: list[int] = []
     if mat:
         card_img, card = render_mat_window(DEFAULT_MAT, k, x0, y0, cw, ch)
-        # The card sits a fraction of a millimetre above the table: a faint contact shadow.
-        small = cv2.resize(card.astype(np.float32), (max(2, cw // 4), max(2, ch // 4)))
-        soft = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(0.5, 0.3 * k)), (cw, ch))
-        dark = 1 - 0.35 * soft * (~card)
-        img = cv2.multiply(img, cv2.merge([dark, dark, dark]), dtype=cv2.CV_8U)
-        np.copyto(img, card_img, where=card[..., None])
+        rows, cols = np.flatnonzero(card.any(1)), np.flatnonzero(card.any(0))
+        if len(rows) and len(cols):  # the card is an axis-aligned rectangle of the plane
+            sl = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            img[sl] = card_img[sl]
         if cond.background == "hand" and rng.random() < 0.6:
             before = img.copy()
             draw_fingers(img, k, origin, (DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm), rng)

@@ -20,8 +20,9 @@ def normals(height: F32, px_per_mm: float) -> F32:
     return np.stack([-gx * inv, -gy * inv, inv], axis=-1)
 
 
-def shade(canvas: Canvas, light: NDArray[np.floating]) -> F32:
-    """Linear RGB radiance (H, W, 3); a surface facing straight up shows its albedo exactly.
+def shade(canvas: Canvas, light: NDArray[np.floating]) -> tuple[tuple[NDArray[np.intp], ...], F32]:
+    """Linear RGB radiance (N, 3) of the covered pixels `sel`; a surface facing straight up
+    shows its albedo exactly.
 
     `light` is the key light direction (x, y, z) in the canvas frame, z towards the camera.
     Only covered pixels are shaded: a necklace covers a fifth of its bounding box.
@@ -48,11 +49,12 @@ def shade(canvas: Canvas, light: NDArray[np.floating]) -> F32:
     diffuse = (amb + kd * ndl) / (amb + kd * lv[2])
     # Specular lobe, minus what a flat face already gets, so flat faces keep their albedo.
     lobe = np.exp(shin * np.log(ndh)) - np.exp(shin * np.log(hv[2]))
-    lobe = np.clip(lobe, -0.2, None) * spec_k
+    lobe = np.clip(lobe, 0.0, None) * spec_k
 
     # Metals mirror the room: bright ceiling overhead, darker walls at grazing angles.
+    # Near-vertical faces mirror the white card right next to them, so edges stay light.
     rz = np.clip(2 * nz * nz - 1, 0, 1)
-    env = 0.4 + 0.6 * rz * np.sqrt(rz)
+    env = 0.45 + 0.55 * rz * np.sqrt(rz) + 0.5 * (1 - nz) ** 3
     rim = np.clip(1.0 - nz, 0, 1)
     del nx, ny
 
@@ -63,22 +65,23 @@ def shade(canvas: Canvas, light: NDArray[np.floating]) -> F32:
     # Glossy dielectrics (glass, glaze, polished horn) show a faint white sheen at grazing angles.
     spec_diel = (lobe * 1.6 + spec_k * 0.25 * rim * rim)[:, None]
     vals = np.where(metal[:, None], base_metal + spec_metal, base_diel + spec_diel)
-    out = np.zeros_like(canvas.albedo)
-    out[sel] = np.clip(vals, 0.0, 1.2)
-    return out
+    return sel, vals.astype(np.float32)
 
 
 _LUT_N = 4096
 _SRGB_LUT = (linear_to_srgb(np.linspace(0, 1, _LUT_N, dtype=np.float32)) * 255.0).astype(np.float32)
 
 
-def finish_layer(canvas: Canvas, radiance: F32, ss: int) -> tuple[F32, F32]:
+def finish_layer(
+    canvas: Canvas, sel: tuple[NDArray[np.intp], ...], radiance: F32, ss: int
+) -> tuple[F32, F32]:
     """sRGB colour premultiplied by coverage (0..255) and coverage, downsampled by `ss`."""
     alpha = canvas.cover
     idx = (np.clip(radiance, 0, 1) * (_LUT_N - 1) + 0.5).astype(np.int32)
-    rgb = _SRGB_LUT[idx] * alpha[..., None]
+    rgb = np.zeros((canvas.h_px, canvas.w, 3), np.float32)
+    rgb[sel] = _SRGB_LUT[idx] * alpha[sel][:, None]
     if ss > 1:
         size = (max(1, canvas.w // ss), max(1, canvas.h_px // ss))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-    return rgb.astype(np.float32), alpha.astype(np.float32)
+    return rgb, alpha.astype(np.float32)

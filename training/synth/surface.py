@@ -58,14 +58,25 @@ def value_noise(canvas: Canvas, cell_mm: tuple[float, float], rng: np.random.Gen
     return cv2.resize(grid, (canvas.w, canvas.h_px), interpolation=cv2.INTER_CUBIC)
 
 
+def hammer_marks(canvas: Canvas, rng: np.random.Generator, size_mm: float = 1.8) -> F32:
+    """Hammer facets: shallow round dimples packed edge to edge (a height offset in mm)."""
+    w_mm, h_mm = canvas.w / canvas.k, canvas.h_px / canvas.k
+    n = int(w_mm * h_mm / (size_mm * size_mm)) + 1
+    pts = rng.uniform(0, 1, size=(n, 2)) * (w_mm, h_mm)
+    seeds = np.full((canvas.h_px, canvas.w), 255, np.uint8)
+    px = np.clip((pts * canvas.k).astype(np.int32), 0, (canvas.w - 1, canvas.h_px - 1))
+    seeds[px[:, 1], px[:, 0]] = 0
+    d = cv2.distanceTransform(seeds, cv2.DIST_L2, 5) / canvas.k  # mm to the nearest blow
+    return (0.06 * np.minimum(d / size_mm, 1.0) ** 2).astype(np.float32)
+
+
 def apply_texture(canvas: Canvas, texture: str, roles: dict[str, int], seed: int) -> None:
     """Bumps and colour variation of the piece's own surface (not defects)."""
     rng = np.random.default_rng([seed, 7])
     body = (canvas.mat == roles[BODY]) & (canvas.cover > 0)
     comp = (canvas.mat == roles[COMP]) & (canvas.cover > 0)
     if texture == "hammered":
-        dents = value_noise(canvas, (1.6, 1.6), rng)
-        canvas.add_bump(0.05 * dents, body)
+        canvas.add_bump(hammer_marks(canvas, rng), body)
     elif texture == "polished":
         canvas.add_bump(0.012 * value_noise(canvas, (3.0, 3.0), rng), body)
     elif texture == "etched":
