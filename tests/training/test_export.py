@@ -207,3 +207,36 @@ def test_export_from_a_real_checkpoint(dataset: Path, tmp_path: Path) -> None:
     preds = Inferencer(tmp_path / "lite0").predict([dataset / r.image for r in records])
     got = np.array([list(p.probs.values()) for p in preds])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+    # kito eval's path on the same checkpoint (the tiny set has no test split: score val).
+    from training.evaluate import evaluate
+
+    result = evaluate(ckpt, manifest, tmp_path / "eval", split="val")
+    assert result.metrics["scores"]["photos"] == 6
+    assert result.metrics["calibration"]["temperature"] == pytest.approx(meta.temperature)
+    assert (tmp_path / "eval" / "index.html").is_file()
+
+
+def test_cli_refuses_bad_input_in_one_line(dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kito.cli import app
+
+    args = ["export", "--checkpoint", str(tmp_path / "none.pt")]
+    args += ["--calibration-manifest", str(dataset), "--out", str(tmp_path / "pkg")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "checkpoint not found" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(tmp_path / "none.pt"),
+            "--manifest",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
