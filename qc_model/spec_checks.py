@@ -19,8 +19,8 @@ from qc_model.measure import (
     count_components,
     finish_colour_lab,
     measure_pieces,
+    measurement_mask,
     palette_delta_e,
-    refine_edges,
 )
 
 CheckOutcome = Literal["pass", "fail", "borderline", "not_measured"]
@@ -53,6 +53,11 @@ class SpecConfig(BaseModel):
     # Components: an error of one on a count this large or more is borderline, not a failure,
     # because touching beads can merge into one peak or one bead can split into two.
     count_slack_from: int = Field(default=8, ge=1)
+    # Colour fails only beyond this multiple of the finish tolerance; between the tolerance and
+    # this it is borderline. On synthetic photos of correct metal pieces the measured ΔE00
+    # exceeded the tolerance in 29 % of photos and 2.5x it in 10 % (docs/CHECKS.md): shading of
+    # shiny curved metal moves the measured colour more than a person sees.
+    colour_fail_factor: float = Field(default=3.0, ge=1)
     # Pair: the two pieces' colours may differ by this fraction of the finish tolerance.
     pair_colour_fraction: float = Field(default=0.5, gt=0, le=1)
 
@@ -65,12 +70,17 @@ def judge(
     margin: float,
     unit: str,
     defect: str | None,
+    fail_above: float | None = None,
 ) -> CheckResult:
-    """pass / borderline / fail by |measured - expected| against tolerance +- margin."""
+    """pass / borderline / fail by |measured - expected| against tolerance +- margin.
+
+    `fail_above` widens the borderline band upwards for a measurement known to be noisy: an
+    error between tolerance - margin and fail_above goes to a person instead of failing.
+    """
     if not math.isfinite(measured):
         return not_measured(name, expected, tolerance, unit, "the measurement is not finite")
     err = abs(measured - expected)
-    if err > tolerance + margin:
+    if err > (tolerance + margin if fail_above is None else max(fail_above, tolerance + margin)):
         result: CheckOutcome = "fail"
     elif err >= tolerance - margin:
         result = "borderline"
@@ -131,10 +141,10 @@ def run_spec_checks(
         why = "no calibration mat found" if mat is None else "no piece found"
         return [not_measured(n, None, None, "", why) for n in names]
 
-    refined = refine_edges(image_bgr, location.mask)
+    refined = measurement_mask(image_bgr, location.mask)
     pieces = measure_pieces(refined, mat, design)
     checks = [*_size_checks(pieces, design, mat, cfg)]
-    checks.append(_colour_check(image_bgr, location, mat, design, cfg))
+    checks.append(_colour_check(image_bgr, refined, mat, design, cfg))
     if design.components is not None:
         checks.append(_count_check(image_bgr, refined, mat, design, cfg))
     if design.pair:
@@ -162,7 +172,7 @@ def _size_checks(
 
 def _colour_check(
     image_bgr: NDArray[np.uint8],
-    location: PieceLocation,
+    mask: NDArray[np.uint8],
     mat: MatDetection,
     design: Design,
     cfg: SpecConfig,
@@ -171,15 +181,16 @@ def _colour_check(
     margin = cfg.relative_margin * tol
     palette = _palette(design)
     if len(palette) >= 2:
-        de = palette_delta_e(image_bgr, location.mask, mat, palette)
+        de = palette_delta_e(image_bgr, mask, mat, palette)
         name = "finish_palette"
     else:
-        lab = finish_colour_lab(image_bgr, location.mask, mat)
+        lab = finish_colour_lab(image_bgr, mask, mat, design.finish.lab)
         de = None if lab is None else float(delta_e_2000(lab, design.finish.lab))
         name = "finish_colour"
     if de is None:
         return not_measured(name, 0.0, tol, "ΔE00", "too few piece or paper pixels for colour")
-    return judge(name, de, 0.0, tol, margin, "ΔE00", "wrong_finish_colour")
+    fail_above = cfg.colour_fail_factor * tol
+    return judge(name, de, 0.0, tol, margin, "ΔE00", "wrong_finish_colour", fail_above)
 
 
 def _palette(design: Design) -> list[tuple[float, float, float]]:
@@ -242,12 +253,15 @@ def _pair_checks(
     if len(pieces) != 2:
         why = f"a pair needs two pieces on the card, found {len(pieces)}"
         return [not_measured("pair_size", 0.0, dim.tolerance_mm, "mm", why)]
-    a, b = (p.dims.get(dim.measure) for p in pieces)
-    if a is None or b is None:
+    a, b = (p.dims for p in pieces)
+    shared = [m for m in (dim.measure, "width") if m in a and m in b]
+    if dim.measure not in shared:
         return [not_measured("pair_size", 0.0, dim.tolerance_mm, "mm", "no outline")]
+    # The largest difference over the design's measure and the width: size or shape.
+    diff = max(abs(a[m] - b[m]) for m in shared)
     margin = max(cfg.relative_margin * dim.tolerance_mm, cfg.size_margin_px / mat.px_per_mm)
-    out = [judge("pair_size", abs(a - b), 0.0, dim.tolerance_mm, margin, "mm", "mismatched_pair")]
-    labs = [finish_colour_lab(image_bgr, p.mask, mat) for p in pieces]
+    out = [judge("pair_size", diff, 0.0, dim.tolerance_mm, margin, "mm", "mismatched_pair")]
+    labs = [finish_colour_lab(image_bgr, p.mask, mat, design.finish.lab) for p in pieces]
     tol = cfg.pair_colour_fraction * design.finish.delta_e_tolerance
     if labs[0] is None or labs[1] is None:
         out.append(not_measured("pair_colour", 0.0, tol, "ΔE00", "too few pixels for colour"))
