@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Union, cast
 
 import cv2
 import numpy as np
@@ -61,15 +61,15 @@ def read_image(image: ImageInput) -> NDArray[np.uint8]:
         arr = cv2.imdecode(np.frombuffer(image, dtype=np.uint8), cv2.IMREAD_COLOR)
         if arr is None:
             raise DataError("image bytes could not be decoded (not a JPEG/PNG/WebP image?)")
-        return arr
+        return np.asarray(arr, np.uint8)
     if not isinstance(image, np.ndarray):
         raise DataError(f"expected a path, bytes or an array, got {type(image).__name__}")
     if image.dtype != np.uint8:
         raise DataError(f"image array must be uint8, got {image.dtype}")
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), np.uint8)
     if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGRA2BGR), np.uint8)
     if image.ndim == 3 and image.shape[2] == 3:
         return image
     raise DataError(f"image array must be (H,W), (H,W,3) or (H,W,4), got {image.shape}")
@@ -142,10 +142,11 @@ class Inferencer:
 
 def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     if isinstance(images, str | Path | bytes | bytearray | np.ndarray):
-        return [images]  # type: ignore[list-item]
+        return [images]
     if not isinstance(images, Sequence):
         raise DataError(f"expected a path, bytes or an array, got {type(images).__name__}")
-    items = list(images)
+    # bytes are a Sequence too, but were handled above.
+    items = list(cast(Sequence[ImageInput], images))
     if not items:
         raise DataError("no images given")
     return items
