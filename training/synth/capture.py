@@ -61,13 +61,23 @@ class Conditions:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def sample_conditions(rng: np.random.Generator, difficulty: float) -> Conditions:
-    """Independent draws per condition, scaled by `difficulty` in [0, 1] (0 = ideal photos)."""
+def sample_conditions(
+    rng: np.random.Generator, difficulty: float, force: tuple[str, ...] = ()
+) -> Conditions:
+    """Independent draws per condition, scaled by `difficulty` in [0, 1] (0 = ideal photos).
+
+    Conditions named in `force` are always applied (and win over ones they exclude).
+    """
     d = float(np.clip(difficulty, 0, 1))
     applied = {c for c, p in BASE_RATE.items() if rng.random() < min(0.9, 2 * d * p)}
     for a, b in EXCLUSIVE:
         if a in applied and b in applied:
             applied.discard(a if rng.random() < 0.5 else b)
+    for c in force:
+        applied.add(c)
+        for a, b in EXCLUSIVE:
+            if c in (a, b):
+                applied.discard(b if c == a else a)
     strength = 0.5 + 0.5 * d  # harder data sets also get stronger versions
 
     def s(lo: float, hi: float) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from training.synth.raster import Canvas, Material
-from training.synth.shape import Region, Shape
+from training.synth.shape import BODY, Region, Shape, Sheet
 from training.synth.surface import value_noise
 
 Mask = NDArray[np.bool_]
@@ -42,27 +42,46 @@ def rasterise(canvas: Canvas, regions: list[Region]) -> Mask:
     return out > 0
 
 
+def _scratch_paths(shape: Shape, body: Mask, canvas: Canvas, rng: np.random.Generator):
+    """Where scratches run: along a wire, or in any direction across a plate."""
+    plate = any(isinstance(p, Sheet) and p.role == BODY for p in shape.prims)
+    if plate:
+        ys, xs = np.nonzero(body)
+        if len(xs) == 0:
+            return
+        i = int(rng.integers(len(xs)))
+        start = np.array([xs[i], ys[i]]) / canvas.k + (canvas.x0, canvas.y0)
+        ang = rng.uniform(0, np.pi)
+        length = rng.uniform(4, 14)
+        t = np.linspace(-0.5, 0.5, 24)[:, None] * length
+        bend = rng.normal(0, 0.04) * (t**2)
+        d = np.array([np.cos(ang), np.sin(ang)])
+        yield start + t * d + bend * d[::-1] * (1, -1)
+        return
+    path = shape.centrelines[int(rng.integers(len(shape.centrelines)))]
+    seg_len = int(rng.integers(6, max(7, min(len(path), 40))))
+    first = int(rng.integers(max(1, len(path) - seg_len)))
+    seg = path[first : first + seg_len].copy()
+    if len(seg) >= 2:
+        yield seg + rng.normal(0, 0.12, size=2)
+
+
 def scratch(canvas: Canvas, shape: Shape, body: Mask, seed: int, min_width_mm: float) -> Mask:
-    """One to three fine lines along the surface; bright where they catch the light."""
+    """A few fine, slightly wandering lines in the surface; bright where they catch the light."""
     rng = _label_rng(seed, "scratch")
     lines = np.zeros((canvas.h_px, canvas.w), np.uint8)
-    n = int(rng.integers(1, 4))
-    for _ in range(n):
-        path = shape.centrelines[int(rng.integers(len(shape.centrelines)))]
-        seg_len = int(rng.integers(6, max(7, min(len(path), 40))))
-        start = int(rng.integers(max(1, len(path) - seg_len)))
-        seg = path[start : start + seg_len].copy()
-        if len(seg) < 2:
-            continue
-        seg += rng.normal(0, 0.4, size=2) + np.linspace(0, 1, len(seg))[:, None] * rng.normal(
-            0, 0.8, size=2
-        )
-        p = np.round(canvas.to_px(seg) * 16).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(lines, [p], False, 255, max(1, round(0.12 * canvas.k)), cv2.LINE_AA, shift=4)
+    width = max(1, round(0.1 * canvas.k))
+    for _ in range(int(rng.integers(1, 4))):
+        for seg in _scratch_paths(shape, body, canvas, rng):
+            # A scratch is a bundle of 1-3 hairlines, each wandering by a few hundredths of a mm.
+            for _ in range(int(rng.integers(1, 4))):
+                hair = seg + rng.normal(0, 0.04, size=seg.shape) + rng.normal(0, 0.08, size=2)
+                p = np.round(canvas.to_px(hair) * 16).astype(np.int32).reshape(-1, 1, 2)
+                cv2.polylines(lines, [p], False, 255, width, cv2.LINE_AA, shift=4)
     a = (lines.astype(np.float32) / 255.0) * body
     bright = rng.random() < 0.6
-    target = np.float32(1.0) if bright else np.float32(0.12)
-    canvas.albedo += (target - canvas.albedo) * (0.75 * a)[..., None]
+    target = np.float32(1.0) if bright else np.float32(0.1)
+    canvas.albedo += (target - canvas.albedo) * (rng.uniform(0.55, 0.8) * a)[..., None]
     canvas.height -= 0.02 * a
     grow = max(1, round(min_width_mm * canvas.k / 2))
     return cv2.dilate((a > 0.2).astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8)) > 0
@@ -78,7 +97,7 @@ def tarnish(canvas: Canvas, body: Mask, seed: int, body_mat: int, metal: str) ->
         a = np.clip((field - thr + 0.5) * 2.5, 0, 1) * body
     colour = {
         "copper": (0.05, 0.12, 0.08),
-        "aluminium": (0.45, 0.45, 0.43),
+        "aluminium": (0.16, 0.16, 0.15),
     }.get(metal, (0.06, 0.05, 0.025))
     strength = rng.uniform(0.55, 0.85)
     canvas.albedo += (np.asarray(colour, np.float32) - canvas.albedo) * (strength * a)[..., None]
@@ -117,8 +136,11 @@ def finish_flaw(canvas: Canvas, body: Mask, seed: int, body_mat: int) -> Mask:
     a = np.clip((field - rng.uniform(0.25, 0.5)) * 3, 0, 1) * body
     if a.max() <= 0.3:
         a = np.clip((field + 0.3) * 3, 0, 1) * body
-    tint = np.array(rng.choice([[1.15, 0.85, 0.7], [0.8, 0.8, 0.85], [1.2, 1.1, 1.0]]), np.float32)
-    canvas.albedo *= 1 + (tint - 1) * a[..., None]
+    # Plating worn through to the copper or nickel beneath, or a dull unpolished patch.
+    under = np.array(
+        rng.choice([[0.35, 0.12, 0.06], [0.3, 0.3, 0.3], [0.55, 0.45, 0.25]]), np.float32
+    )  # linear RGB, like the canvas albedo
+    canvas.albedo += (under - canvas.albedo) * (rng.uniform(0.45, 0.7) * a)[..., None]
     matte = _variant(canvas, body_mat, 0.15, 0.25)
     canvas.mat[(a > 0.3) & body & (canvas.mat == body_mat)] = matte
     return a > 0.3

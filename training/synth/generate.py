@@ -17,6 +17,7 @@ from qc_model.catalog import Design
 from qc_model.errors import DataError
 from qc_model.manifest import Header, Manifest, Record, sha256_file
 from qc_model.splits import assign_splits
+from qc_model.taxonomy import CAPTURE_CONDITIONS
 from training.synth.designs import load_designs
 from training.synth.photo import make_item, render_photo
 
@@ -33,6 +34,8 @@ class SynthOptions:
     photos_per_piece: int = 2
     seed: int = 0
     designs: tuple[str, ...] | None = None
+    # Capture conditions applied to every photo (e.g. ("defocus_blur",) for photo-gate tests).
+    force_capture: tuple[str, ...] = ()
 
     def check(self) -> None:
         if self.count < 1:
@@ -43,6 +46,9 @@ class SynthOptions:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise DataError(f"{name} must be between 0 and 1, got {v}")
+        unknown = [c for c in self.force_capture if c not in CAPTURE_CONDITIONS]
+        if unknown:
+            raise DataError(f"unknown capture conditions {unknown}; known: {CAPTURE_CONDITIONS}")
         if self.photos_per_piece < 1:
             raise DataError(f"photos_per_piece must be at least 1, got {self.photos_per_piece}")
 
@@ -68,10 +74,12 @@ def _one(index: int) -> dict[str, Any]:
     piece, shot = divmod(index, opts.photos_per_piece)
     design = _design_for(piece, designs, opts.seed)
     item = make_item(design, opts.seed, piece, opts.defect_rate)
-    photo = render_photo(item, opts.seed, piece, shot, opts.size, opts.difficulty)
+    photo = render_photo(
+        item, opts.seed, piece, shot, opts.size, opts.difficulty, opts.force_capture
+    )
     rid = f"synth-{opts.seed}-{index:06d}"
     image_rel = f"images/{rid}.jpg"
-    quality = _quality(opts.seed, piece, shot, photo.capture)
+    quality = int(photo.meta["jpeg_quality"])
     ok, buf = cv2.imencode(".jpg", photo.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError(f"JPEG encoding failed for {rid}")
@@ -84,7 +92,7 @@ def _one(index: int) -> dict[str, Any]:
     piece_rel = f"masks/{rid}__piece.png"
     cv2.imwrite(str(out / piece_rel), photo.piece_mask.astype(np.uint8) * 255)
     rng = np.random.default_rng([opts.seed, piece, 2])
-    meta = dict(photo.meta, piece_mask=piece_rel, jpeg_quality=quality, shot=shot)
+    meta = dict(photo.meta, piece_mask=piece_rel, shot=shot)
     h, w = photo.image.shape[:2]
     return Record(
         id=rid,
@@ -101,13 +109,6 @@ def _one(index: int) -> dict[str, Any]:
         source="synthetic",
         meta=meta,
     ).model_dump()
-
-
-def _quality(seed: int, piece: int, shot: int, capture: list[str]) -> int:
-    rng = np.random.default_rng([seed, piece, 3000 + shot])
-    if "jpeg_heavy" in capture:
-        return int(rng.integers(12, 36))
-    return int(rng.integers(86, 96))
 
 
 def generate_dataset(
@@ -137,7 +138,11 @@ def generate_dataset(
     recipe = {
         "generator": "training.synth",
         "generator_version": GENERATOR_VERSION,
-        "options": {**dataclasses.asdict(opts), "designs": list(opts.designs or [])},
+        "options": {
+            **dataclasses.asdict(opts),
+            "designs": list(opts.designs or []),
+            "force_capture": list(opts.force_capture),
+        },
         "seed": opts.seed,
         "designs": [d.id for d in designs],
     }

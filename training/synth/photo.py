@@ -56,14 +56,20 @@ def make_item(design: Design, seed: int, piece: int, defect_rate: float) -> Item
 
 
 def render_photo(
-    item: Item, seed: int, piece: int, shot: int, size: int, difficulty: float
+    item: Item,
+    seed: int,
+    piece: int,
+    shot: int,
+    size: int,
+    difficulty: float,
+    force: tuple[str, ...] = (),
 ) -> Photo:
     """Photo number `shot` of physical piece `piece`; every draw seeded from those numbers."""
     rng = np.random.default_rng([seed, piece, 1000 + shot])
     placements = place_item(item, np.random.default_rng([seed, piece, 1]))
     if shot > 0:
         placements = jitter(placements, rng)
-    cond = sample_conditions(rng, difficulty)
+    cond = sample_conditions(rng, difficulty, force)
     frame_wh = (size, round(size * 3 / 4))
     shapes = [build_shape(p) for p in item.pieces]
     outline = item_outline(shapes, placements)
@@ -127,6 +133,7 @@ def render_photo(
         "mat_to_image": [[float(f"{v:.8g}") for v in row] for row in hom.tolist()],
         "hidden_defects": hidden,
         "background": cond.background,
+        "jpeg_quality": cond.jpeg,
         "item_defects": sorted(item.intended),
     }
     return Photo(image, sorted(masks), masks, np.logical_or.reduce(piece_masks), capture, meta)

@@ -64,6 +64,32 @@ def _shift(hom: H3, dx: float, dy: float) -> H3:
     return np.array([[1, 0, -dx], [0, 1, -dy], [0, 0, 1]], np.float64) @ hom
 
 
+def _clutter_spots(
+    window: tuple[float, float, float, float],
+    placements: list[Placement],
+    mat: bool,
+    rng: np.random.Generator,
+) -> list[tuple[float, float]]:
+    """1-3 visible places for everyday objects: off the card if there is room, else on its
+    blank border, never on the piece."""
+    x0, y0, x1, y1 = window
+    mw, mh = DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm
+    centres = np.array([p.centre for p in placements])
+    spots: list[tuple[float, float]] = []
+    want = int(rng.integers(1, 4))
+    for _ in range(60):
+        if len(spots) == want:
+            break
+        x = rng.uniform(x0 + 15, max(x0 + 16, x1 - 15))
+        y = rng.uniform(y0 + 15, max(y0 + 16, y1 - 15))
+        off_card = not mat or x < -12 or y < -12 or x > mw + 12 or y > mh + 12
+        if np.min(np.hypot(centres[:, 0] - x, centres[:, 1] - y)) < 45:
+            continue
+        if off_card or rng.random() < 0.05:
+            spots.append((float(x), float(y)))
+    return spots
+
+
 def _plane(
     item: Item,
     placements: list[Placement],
@@ -105,14 +131,7 @@ def _plane(
                     occluded.append(mid)
     clutter = 0
     if "clutter" in cond.applied:
-        spots = []
-        for _ in range(int(rng.integers(1, 4))):
-            side = rng.integers(4)
-            u = rng.uniform(0.1, 0.9)
-            mw, mh = DEFAULT_MAT.width_mm, DEFAULT_MAT.height_mm
-            spots.append(
-                [(u * mw, -25.0), (mw + 25.0, u * mh), (u * mw, mh + 25.0), (-25.0, u * mh)][side]
-            )
+        spots = _clutter_spots((wx0, wy0, wx1, wy1), placements, mat, rng)
         clutter = draw_clutter(img, k, origin, spots, rng)
     to_canvas = _canvas_transform(x0, y0, k)
     lz = max(cond.light[2], 0.3)
