@@ -57,6 +57,16 @@ class ClassThreshold(BaseModel):
             )
         return self
 
+    @property
+    def band(self) -> tuple[float, float]:
+        """(t_low, t_high) as qc_model.verdict takes it: review from t_low, fail from t_high."""
+        return (self.review_low, self.review_high)
+
+
+def bands(thresholds: Mapping[str, ClassThreshold]) -> dict[str, tuple[float, float]]:
+    """Per-class review bands for qc_model.verdict.decide."""
+    return {name: t.band for name, t in thresholds.items()}
+
 
 def merge_thresholds(
     base: Mapping[str, ClassThreshold],

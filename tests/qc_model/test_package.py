@@ -17,6 +17,7 @@ from qc_model.package import (
     ClassThreshold,
     PackageError,
     PackageMeta,
+    bands,
     load_package,
     merge_thresholds,
 )
@@ -169,6 +170,7 @@ def test_merge_thresholds() -> None:
     assert merged["bent"].review_high == 0.95 and merged["bent"].threshold == 0.5
     assert merged["tarnish"] == base["tarnish"]
     assert merge_thresholds(base, None) == base
+    assert bands(merged)["bent"] == (0.4, 0.95)
     with pytest.raises(ValueError, match="unknown class 'scrach'"):
         merge_thresholds(base, {"scrach": 0.5})
     with pytest.raises(ValueError, match="'bent'"):
