@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from qc_model.locate_regions import Regions, border_regions, mat_regions, paper_regions
 from qc_model.mat import DEFAULT_MAT, MatDetection, MatSpec, detect_mat
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive, input-image pixels
@@ -67,55 +68,20 @@ def locate_piece(
     sx, sy = sw / w, sh / h
     lab = np.asarray(cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab), np.float32)
 
-    if mat is not None:
-        to_small = np.diag([sx, sy, 1.0]) @ mat.mat_to_image()
-        roi, fit_region = _mat_regions(to_small, spec, (sh, sw), mat.px_per_mm * scale)
-        px_per_mm = mat.px_per_mm * scale
-    else:
-        roi = np.full((sh, sw), 255, np.uint8)
-        fit_region = _border_band(sh, sw)
-        px_per_mm = None
-    if cv2.countNonZero(fit_region) < 50:
+    regions = None
+    if mat is not None and len(mat.marker_ids) >= 2:
+        # One marker fixes the scale but not the perspective well enough to mask the others.
+        to_work = np.diag([sx, sy, 1.0]) @ mat.mat_to_image()
+        regions = mat_regions(to_work, spec, (sh, sw), mat.px_per_mm * scale)
+    if regions is None:
+        regions = paper_regions(lab, spec) or border_regions(sh, sw)
+    if cv2.countNonZero(regions.fit) < 50:
         return None
-
-    diff = _difference_from_background(lab, fit_region, quadratic=mat is not None)
-    mask = _segment(diff, roi, fit_region, px_per_mm)
+    diff = _difference_from_background(lab, regions.fit, quadratic=regions.quadratic)
+    mask = _segment(diff, regions)
     if mask is None:
         return None
     return _to_input_grid(mask, (h, w), mat)
-
-
-def _mat_regions(
-    mat_to_small: NDArray[np.float64], spec: MatSpec, shape: tuple[int, int], px_per_mm: float
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """(where a piece may be, where the paper model is fitted) on the work grid."""
-
-    def quad(x0: float, y0: float, x1: float, y1: float) -> NDArray[np.int32]:
-        pts = np.array([[[x0, y0]], [[x1, y0]], [[x1, y1]], [[x0, y1]]], np.float64)
-        return np.round(cv2.perspectiveTransform(pts, mat_to_small)).astype(np.int32)
-
-    roi = np.zeros(shape, np.uint8)
-    edge = 3.0  # mm: the card's cut edge is often a bright or dark rim
-    cv2.fillConvexPoly(roi, quad(edge, edge, spec.width_mm - edge, spec.height_mm - edge), 255)
-    quiet = 2.5  # mm around each marker: its blur and quiet zone are not the piece
-    for marker_id in spec.marker_origins_mm:
-        c = spec.marker_corners_mm(marker_id)
-        x0, y0 = c.min(axis=0) - quiet
-        x1, y1 = c.max(axis=0) + quiet
-        cv2.fillConvexPoly(roi, quad(x0, y0, x1, y1), 0)
-    # The printed dotted border of the placement area is ink, not piece: mask it out.
-    px0, py0, px1, py1 = spec.placement_area_mm
-    corners = quad(px0, py0, px1, py1)
-    cv2.polylines(roi, [corners], True, 0, max(1, round(1.2 * px_per_mm)))
-    return roi, roi
-
-
-def _border_band(h: int, w: int) -> NDArray[np.uint8]:
-    band = np.zeros((h, w), np.uint8)
-    t = max(2, round(0.04 * min(h, w)))
-    band[:t] = band[-t:] = 255
-    band[:, :t] = band[:, -t:] = 255
-    return band
 
 
 def _design(x: NDArray[np.float64], y: NDArray[np.float64], quadratic: bool) -> NDArray:
@@ -163,15 +129,11 @@ def _difference_from_background(
     return np.asarray(cv2.sqrt(d2), np.float32)
 
 
-def _segment(
-    diff: NDArray[np.float32],
-    roi: NDArray[np.uint8],
-    fit_region: NDArray[np.uint8],
-    px_per_mm: float | None,
-) -> NDArray[np.uint8] | None:
-    """Hysteresis threshold, clean-up and speck removal; the piece mask on the work grid."""
+def _segment(diff: NDArray[np.float32], regions: Regions) -> NDArray[np.uint8] | None:
+    """Hysteresis threshold, clean-up, intruder and speck removal; the mask on the work grid."""
     h, w = diff.shape
-    paper = diff[fit_region > 0][::7]  # a sample is enough for noise statistics
+    roi, px_per_mm = regions.roi, regions.px_per_mm
+    paper = diff[regions.fit > 0][::7]  # a sample is enough for noise statistics
     med = float(np.median(paper))
     mad = float(np.median(np.abs(paper - med))) * 1.4826
     low = max(LOW_FLOOR, med + NOISE_K * mad)
@@ -186,18 +148,37 @@ def _segment(
     n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
     if n <= 1:
         return None
-    seeded = np.zeros(n, bool)
-    seeded[np.unique(labels[(diff > high) & (cand > 0)])] = True
+    ok = np.zeros(n, bool)
+    ok[np.unique(labels[(diff > high) & (cand > 0)])] = True
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     # Dust and crumbs: under ~3 mm x 3 mm, or tiny next to the main piece.
     min_area = 9.0 * px_per_mm**2 if px_per_mm else 4e-4 * h * w
-    ok = seeded & (areas >= min_area)
+    ok &= areas >= min_area
     ok[0] = False
+    if regions.outside is not None and regions.connect is not None:
+        inside = ok.copy()
+        inside[np.unique(labels[_intruders(diff > low, regions) & (cand > 0)])] = False
+        # A big piece may reach the card's edge too: drop intruders only if something is left.
+        if inside.any():
+            ok = inside
     if not ok.any():
         return None
     ok &= areas >= 0.02 * areas[ok].max()
-    keep = np.nonzero(ok)[0]
-    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+    return np.where(ok[labels], 255, 0).astype(np.uint8)
+
+
+def _intruders(differs: NDArray[np.bool_], regions: Regions) -> NDArray[np.bool_]:
+    """Differing pixels joined to the area off the card: fingers holding it, clutter on its edge."""
+    assert regions.outside is not None and regions.connect is not None
+    full = (differs & (regions.connect > 0)).astype(np.uint8)
+    # Across the printed line only wide things connect (fingers), not the thin line itself.
+    wide = cv2.morphologyEx(differs.astype(np.uint8), cv2.MORPH_OPEN, np.ones((7, 7), np.uint8))
+    full |= wide & (regions.connect == 0)
+    _, labels = cv2.connectedComponents(full, connectivity=8)
+    reaching = np.unique(labels[(regions.outside > 0) & (full > 0)])
+    bad = np.zeros(int(labels.max()) + 1, bool)
+    bad[reaching[reaching > 0]] = True
+    return bad[labels]
 
 
 def _to_input_grid(
