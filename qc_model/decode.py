@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -204,26 +207,48 @@ def _isobmff_complete(data: bytes) -> bool:
     return pos == len(data)
 
 
-def _reduce_jpeg(im: Image.Image, limits: DecodeLimits) -> int:
-    """Ask libjpeg for a 1/2, 1/4 or 1/8 scale decode that keeps the long side >= target."""
-    w, h = im.size
-    long_side = max(w, h)
-    if long_side < 2 * limits.target_long_side:
-        return 1
-    ratio = limits.target_long_side / long_side
-    # draft() picks the largest reduction whose result is still >= the requested size.
-    im.draft("RGB", (max(1, int(w * ratio + 0.999)), max(1, int(h * ratio + 0.999))))
-    return max(1, round(w / im.size[0]))
+def _jpeg_scale(size: tuple[int, int], limits: DecodeLimits) -> int:
+    """The largest DCT reduction (1/2, 1/4, 1/8) that keeps the long side >= the target."""
+    long_side = max(size)
+    return next((f for f in (8, 4, 2) if -(-long_side // f) >= limits.target_long_side), 1)
 
 
-def _to_bgr(im: Image.Image) -> NDArray[np.uint8]:
-    if im.mode in {"RGBA", "LA", "P"}:
-        # Transparent areas become white, like the calibration mat, instead of arbitrary colour.
-        rgba = im.convert("RGBA")
-        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(base, rgba)
-    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+_IMREAD = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+# EXIF orientation -> the OpenCV operations that make the image upright (EXIF 2.3, tag 0x0112).
+_UPRIGHT: dict[int, list[Callable[[Any], Any]]] = {
+    2: [lambda a: cv2.flip(a, 1)],
+    3: [lambda a: cv2.rotate(a, cv2.ROTATE_180)],
+    4: [lambda a: cv2.flip(a, 0)],
+    5: [cv2.transpose],
+    6: [lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE)],
+    7: [cv2.transpose, lambda a: cv2.rotate(a, cv2.ROTATE_180)],
+    8: [lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)],
+}
+
+
+def _decode_pixels(data: bytes, fmt: str, im: Image.Image, scale: int) -> NDArray[np.uint8]:
+    """Upright BGR pixels. JPEG, PNG and WebP go through OpenCV, the decoder training uses, so
+    served pixels match trained pixels; Pillow only read the header. HEIC needs libheif."""
+    if fmt == "heic":
+        im.load()
+        upright = ImageOps.exif_transpose(im) or im
+        return np.asarray(cv2.cvtColor(np.asarray(upright.convert("RGB")), cv2.COLOR_RGB2BGR))
+    buf = np.frombuffer(data, np.uint8)
+    img = cv2.imdecode(buf, _IMREAD[scale] | cv2.IMREAD_IGNORE_ORIENTATION)
+    if img is None:
+        raise DecodeError("corrupt", f"the {fmt.upper()} image data cannot be decoded")
+    try:
+        orientation = int(im.getexif().get(0x0112, 1))
+    except (OSError, SyntaxError, ValueError, TypeError):  # unreadable EXIF: keep as stored
+        orientation = 1
+    for op in _UPRIGHT.get(orientation, []):
+        img = op(img)
+    return np.ascontiguousarray(img, dtype=np.uint8)
 
 
 def decode_photo(
@@ -254,21 +279,16 @@ def decode_photo(
     im = _open_lazy(data, fmt)
     _check_header(im, data, fmt, limits)
     _check_complete(data, fmt)
-    original_size = im.size
-    scale = _reduce_jpeg(im, limits) if fmt == "jpeg" else 1
+    scale = _jpeg_scale(im.size, limits) if fmt == "jpeg" else 1
     try:
-        # Pillow's LOAD_TRUNCATED_IMAGES stays False (its default): a cut-off upload is refused
-        # rather than silently padded with grey.
-        im.load()
-        upright = ImageOps.exif_transpose(im)
-        image = _to_bgr(upright if upright is not None else im)
+        image = _decode_pixels(data, fmt, im, scale)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise DecodeError("corrupt", f"the image data is truncated or corrupt ({exc})") from None
     return DecodedPhoto(
         image=image,
         format=fmt,
         media_type=MEDIA_TYPES[fmt],
-        original_size=original_size,
+        original_size=im.size,
         scale=scale,
         sha256=hashlib.sha256(data).hexdigest(),
         byte_size=len(data),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo, sniff_format
@@ -136,3 +139,31 @@ def test_jpeg_with_exif_thumbnail_and_trailer_is_complete() -> None:
     exif[0x010F] = "KitoPhone"
     data = samples.jpeg(400, 300, exif=exif.tobytes()) + b"SAMSUNG-TRAILER\xff\xd9-ish"
     assert decode_photo(data).size == (400, 300)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow(orientation: int) -> None:
+    from PIL import Image, ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = samples.pil_bytes("PNG", 200, 140, exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    got = decode_photo(data).image
+    assert got.shape == expected.shape
+    assert np.array_equal(got[:, :, ::-1], expected)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_pixels_match_the_training_decoder(fmt: str) -> None:
+    # Training reads photos with cv2.imread; served pixels must be the same pixels.
+    data = samples.pil_bytes(fmt, 400, 300)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(decode_photo(data).image, expected)
+
+
+def test_reduced_jpeg_matches_opencv_reduced_decode() -> None:
+    data = samples.jpeg(1600, 1200)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+    got = decode_photo(data, limits=DecodeLimits(target_long_side=300)).image
+    assert np.array_equal(got, expected)
