@@ -1,9 +1,9 @@
 """The seam between the service and the model: an `Inspector` turns decoded photos into an outcome.
 
-The service only knows this protocol. `load_inspector` builds the real one from a model package
-(qc_model's ONNX inferencer, photo gate, spec checks and verdict policy) when those have landed;
-until then it reports why no inspector is available, /readyz says "not ready" with that reason,
-and uploads are stored with status "received" for a later run.
+The service only knows this protocol. `load_inspector` builds the real one
+(`serving.model_inspector`: qc_model's photo gate, ONNX inferencer, spec checks and verdict
+policy) from a model package; without a usable package it reports why, /readyz says "not ready"
+with that reason, and uploads are stored with status "received" for a later run.
 """
 
 from __future__ import annotations
@@ -53,10 +53,8 @@ def load_inspector(model_dir: Path) -> InspectorStatus:
     """The inspector for the model package in `model_dir`, or `None` with the reason."""
     if not model_dir.is_dir():
         return InspectorStatus(None, f"model package not found: {model_dir}")
-    try:
-        from serving.model_inspector import build_inspector
-    except ImportError as exc:
-        return InspectorStatus(None, f"model inspector not available in this build: {exc}")
+    from serving.model_inspector import build_inspector
+
     try:
         inspector = build_inspector(model_dir)
     except Exception as exc:  # a broken package must not stop the service from starting
