@@ -18,7 +18,8 @@ from qc_model.messages import retake_message
 # Blur is judged on the piece resampled to at most this scale, so a 12-megapixel photo (whose
 # lens blurs over a few pixels) and a small one are held to the same standard in millimetres.
 SHARPNESS_PX_PER_MM = 4.0
-SHARPNESS_MARGIN_MM = 5.0
+# Exposure and focus are judged on the piece's box grown by this margin (paper around it).
+REGION_MARGIN_MM = 5.0
 
 
 class GateConfig(BaseModel):
@@ -35,9 +36,10 @@ class GateConfig(BaseModel):
     min_piece_fill: float = Field(default=0.025, gt=0, lt=1)
     # Edge sharpness: steepest gradients over the region's contrast, per pixel (0.4/sigma for
     # an edge blurred by a Gaussian of sigma pixels at SHARPNESS_PX_PER_MM).
-    min_sharpness: float = Field(default=0.22, gt=0)
-    min_median_luminance: float = Field(default=80.0, ge=0, le=255)
-    max_clipped_fraction: float = Field(default=0.08, gt=0, le=1)
+    min_sharpness: float = Field(default=0.135, gt=0)
+    # Exposure of the piece region (piece and the paper around it).
+    min_median_luminance: float = Field(default=105.0, ge=0, le=255)
+    max_clipped_fraction: float = Field(default=0.2, gt=0, le=1)
     max_crushed_fraction: float = Field(default=0.25, gt=0, le=1)
 
 
@@ -104,7 +106,6 @@ def check_photo(
     gray = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8)
     h, w = gray.shape
     checks = [_check("long_side_px", max(h, w), cfg.min_long_side_px, "min", "low_resolution")]
-    checks += exposure_checks(gray, cfg)
     if mat is None:
         mat = detect_mat(gray)
     markers = len(mat.marker_ids) if mat else 0
@@ -116,6 +117,9 @@ def check_photo(
     if location is None:
         location = locate_piece(image_bgr, mat, find_mat=False)
     checks.append(_check("piece_found", float(location is not None), 1.0, "min", "no_piece"))
+    ppm = mat.px_per_mm if mat else None
+    region = piece_region(gray, location, ppm) if location is not None else gray
+    checks += exposure_checks(region, cfg)
     if location is not None:
         checks.append(
             _check("piece_inside_frame", float(location.touches_edge), 0.0, "max", "piece_cut_off")
@@ -125,9 +129,8 @@ def check_photo(
         checks.append(_check("piece_fill", fill, cfg.min_piece_fill, "min", "too_far"))
         if design is not None and design.pair:
             checks.append(_check("pieces_seen", location.count, 2, "min", "pair_incomplete"))
-        ppm = mat.px_per_mm if mat else None
         checks.append(
-            _check("sharpness", sharpness(gray, location, ppm), cfg.min_sharpness, "min", "blurry")
+            _check("sharpness", sharpness(region, ppm), cfg.min_sharpness, "min", "blurry")
         )
     order = {code: i for i, code in enumerate(_PRIORITY)}
     checks.sort(key=lambda c: order.get(c.code, len(order)))
@@ -155,9 +158,20 @@ def _min_px_per_mm(design: Design | None, cfg: GateConfig) -> float:
     return round(max(cfg.min_px_per_mm, cfg.min_tolerance_px / tightest), 3)
 
 
-def exposure_checks(gray: NDArray[np.uint8], cfg: GateConfig) -> list[GateCheck]:
-    """Median luminance (the mat's paper dominates a good photo), blown and crushed fractions."""
-    small = gray[:: max(1, gray.shape[0] // 512), :: max(1, gray.shape[1] // 512)]
+def piece_region(
+    gray: NDArray[np.uint8], location: PieceLocation, px_per_mm: float | None
+) -> NDArray[np.uint8]:
+    """The piece and the paper around it: exposure and focus matter there, not on the table."""
+    h, w = gray.shape
+    ppm = px_per_mm or max(h, w) / 300.0  # without a mat, assume the frame spans ~30 cm
+    pad = round(REGION_MARGIN_MM * ppm)
+    x0, y0, x1, y1 = location.bbox
+    return gray[max(0, y0 - pad) : min(h, y1 + pad), max(0, x0 - pad) : min(w, x1 + pad)]
+
+
+def exposure_checks(region: NDArray[np.uint8], cfg: GateConfig) -> list[GateCheck]:
+    """Median luminance (the paper dominates around a piece), blown and crushed fractions."""
+    small = region[:: max(1, region.shape[0] // 512), :: max(1, region.shape[1] // 512)]
     median = float(np.median(small))
     clipped = float(np.mean(small >= 250))
     crushed = float(np.mean(small <= 10))
@@ -168,27 +182,27 @@ def exposure_checks(gray: NDArray[np.uint8], cfg: GateConfig) -> list[GateCheck]
     ]
 
 
-def sharpness(gray: NDArray[np.uint8], location: PieceLocation, px_per_mm: float | None) -> float:
-    """Contrast-normalised edge steepness around the piece, at a fixed scale in mm.
+def sharpness(region: NDArray[np.uint8], px_per_mm: float | None) -> float:
+    """Contrast-normalised edge steepness in the piece region, at a fixed scale in mm, in the
+    direction where edges are softest.
 
     The variance of the Laplacian grows with contrast and with texture as much as with focus, so
     a dull horn pendant would read as blurry and a busy bead strand as sharp; the steepest
-    gradients divided by the region's contrast depend on the edge's width only.
+    gradients divided by the region's contrast depend on the edge's width only. Motion blur
+    softens edges across one direction only, so each of four directions is scored and the
+    weakest counts (the strongest let 75 % of motion-blurred photos through, docs/CHECKS.md).
     """
-    h, w = gray.shape
-    ppm = px_per_mm or max(h, w) / 300.0  # without a mat, assume the frame spans ~30 cm
-    pad = round(SHARPNESS_MARGIN_MM * ppm)
-    x0, y0, x1, y1 = location.bbox
-    crop = gray[max(0, y0 - pad) : min(h, y1 + pad), max(0, x0 - pad) : min(w, x1 + pad)]
-    f: NDArray[Any] = crop.astype(np.float32)
+    ppm = px_per_mm or max(region.shape) / 300.0
+    f: NDArray[Any] = region.astype(np.float32)
     scale = min(1.0, SHARPNESS_PX_PER_MM / ppm)
     if scale < 1.0:
         f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     f = cv2.GaussianBlur(f, (0, 0), 0.6)  # tames sensor noise
-    gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8.0
-    gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8.0
-    grad = np.hypot(gx, gy)
     lo, hi = np.percentile(f, [1, 99])
     if hi - lo < 10:
         return 0.0  # no contrast at all: nothing to focus on
-    return float(np.percentile(grad, 99.5) / (hi - lo))
+    gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    diagonal = np.sqrt(0.5)
+    directions = (gx, gy, (gx + gy) * diagonal, (gx - gy) * diagonal)
+    return float(min(np.percentile(np.abs(g), 99.5) for g in directions) / (hi - lo))
