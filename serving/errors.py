@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qc_model.decode import DecodeError
 from qc_model.errors import DataError
+from serving.storage import StorageError
 
 log = logging.getLogger("kito.serving")
 
@@ -67,6 +69,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:
         return _json(422, "invalid_input", str(exc))
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        log.error("photo store failed: %s", exc)
+        return _json(503, "storage_unavailable", "photos cannot be stored now; retry later")
+
+    @app.exception_handler(OperationalError)
+    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", str(exc).splitlines()[0])
+        return _json(503, "database_unavailable", "the database cannot be reached; retry later")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

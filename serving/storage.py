@@ -73,6 +73,7 @@ class LocalObjectStore:
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, dest)
+                _fsync_dir(dest.parent)  # the rename itself must survive a power cut
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -96,3 +97,14 @@ class LocalObjectStore:
                 pass
         except OSError as exc:
             raise StorageError(f"photo folder {self.root} is not writable: {exc}") from exc
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms without directory handles (Windows): rename is durable enough
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -145,3 +145,25 @@ def test_openapi_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/v1/inspections" in paths and "/api/v1/designs" in paths
+
+
+def test_a_bug_is_a_json_500_without_traceback(client: TestClient, make_user) -> None:
+    from serving.deps import get_catalog
+
+    _, headers = make_user()
+
+    def broken() -> dict:  # type: ignore[type-arg]
+        raise RuntimeError("secret internals")
+
+    client.app.dependency_overrides[get_catalog] = broken  # type: ignore[attr-defined]
+    r = client.get("/api/v1/designs", headers=headers)
+    client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert r.status_code == 500
+    assert r.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "internal error; it has been logged",
+            "field": None,
+        }
+    }
+    assert "secret" not in r.text and "Traceback" not in r.text

@@ -173,3 +173,46 @@ def test_verdicts_are_counted_by_design_and_model(client: TestClient, make_user,
         f'kito_verdicts_total{{design="{DESIGN}",model_version="fake-1",verdict="review"}} 1.0'
         in text
     )
+
+
+def test_photo_store_failure_is_503_and_records_nothing(client: TestClient, make_user) -> None:
+    from serving.storage import StorageError
+
+    _, headers = make_user()
+    store = client.app.state.store  # type: ignore[attr-defined]
+
+    def broken_put(data: bytes) -> str:
+        raise StorageError("disk full")
+
+    store.put = broken_put
+    r = post(client, headers)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "storage_unavailable"
+    assert counts(client) == (0, 0, 0)
+
+
+def test_database_failure_leaves_only_an_orphan_photo(client: TestClient, make_user) -> None:
+    """Photos are written before the row: a failed commit leaves a findable file, no row."""
+    from sqlalchemy.exc import OperationalError
+
+    from serving.db.session import get_db
+
+    _, headers = make_user()
+    factory = client.app.state.sessionmaker  # type: ignore[attr-defined]
+
+    def failing_db():  # type: ignore[no-untyped-def]
+        with factory() as session:
+            real_commit = session.commit
+
+            def commit() -> None:
+                if any(isinstance(o, Inspection) for o in session.new):
+                    raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+                real_commit()
+
+            session.commit = commit  # type: ignore[method-assign]
+            yield session
+
+    client.app.dependency_overrides[get_db] = failing_db  # type: ignore[attr-defined]
+    r = post(client, headers)
+    client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
+    assert counts(client) == (0, 0, 1)
