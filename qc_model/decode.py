@@ -2,8 +2,8 @@
 
 Every photo that enters the system from outside goes through `decode_photo`. It refuses anything
 that is not a plain still JPEG, PNG, WebP or HEIC of sensible size, with a `DecodeError` whose
-`code` says exactly why, and decodes large JPEGs at reduced scale in the DCT domain (several times
-faster than a full decode followed by a resize).
+`code` says exactly why, and decodes large JPEGs at reduced scale in the DCT domain (less work
+than a full decode followed by a resize).
 """
 
 from __future__ import annotations
@@ -61,16 +61,9 @@ class DecodedPhoto:
         return self.image.shape[1], self.image.shape[0]
 
 
-MEDIA_TYPES = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "heic": "image/heic",
-}
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heic": "HEIF"}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
-
-
 _EXTENSIONS = {
     "jpeg": {".jpg", ".jpeg", ".jpe", ".jfif"},
     "png": {".png"},
