@@ -28,9 +28,9 @@ MAX_SAMPLES = 20000
 # Pixels darker than this (L*) are deep shade: their hue is noise, so colour checks skip them.
 DARK_L = 8.0
 # A stone pixel is within this ΔE00 of the stone's colour after white balance.
-STONE_DELTA_E = 15.0
+STONE_DELTA_E = 20.0
 # Components closer than this to the card's colour are invisible to the piece mask.
-PAPER_LIKE_DELTA_E = 10.0
+PAPER_LIKE_DELTA_E = 6.0
 
 
 @dataclass
@@ -368,9 +368,11 @@ def _count_stones(
     lab = balanced_piece_lab(image_bgr, mask, mat, inset_mm=0.0, sample=False)
     if lab is None:
         return None
-    de = delta_e_2000(lab[:, None, :], np.asarray(components.colours, np.float64)[None])
+    # Lightness-matched like the finish check: a stone's facets range from glint to shade.
+    lit = lab[:, 0] > DARK_L
+    de = np.stack([delta_e_2000(match_lightness(lab, c), c) for c in components.colours], 1)
     close = np.zeros(mask.shape, np.uint8)
-    close[ys, xs] = (de.min(axis=1) < STONE_DELTA_E).astype(np.uint8) * 255
+    close[ys, xs] = ((de.min(axis=1) < STONE_DELTA_E) & lit).astype(np.uint8) * 255
     opened = cv2.morphologyEx(
         close, cv2.MORPH_OPEN, _disc(0.15 * components.size_mm * mat.px_per_mm)
     )

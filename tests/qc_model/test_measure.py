@@ -162,6 +162,26 @@ def test_bead_strand_count_and_loop_length() -> None:
     assert gap["component_count"].result == "borderline"
 
 
+def test_stones_are_counted_and_a_missing_one_goes_to_review() -> None:
+    d = design("KQ-STUD-RED-10")
+    brass, red = bgr(d.finish.lab), bgr(d.components.colours[0])
+
+    def studs(stones: int) -> Draw:
+        def draw(card: np.ndarray, px: Callable[[float], int]) -> None:
+            for i, cx in enumerate((110.0, 185.0)):
+                cv2.circle(card, (px(cx), px(105)), px(5.0), brass, -1, cv2.LINE_AA)
+                if i < stones:
+                    cv2.circle(card, (px(cx), px(105)), px(3.0), red, -1, cv2.LINE_AA)
+
+        return draw
+
+    both = _by_name(run_spec_checks(photo(studs(2)), d))["component_count"]
+    assert (both.measured, both.result) == (2, "pass")
+    one = _by_name(run_spec_checks(photo(studs(1)), d))["component_count"]
+    assert (one.measured, one.result) == (1, "borderline")
+    assert one.defect == "missing_component"
+
+
 def test_white_beads_on_white_card_are_not_counted() -> None:
     d = design("KQ-BBR-MAASAI-190")  # red, white, blue, white: the white ones vanish on the card
     palette = [bgr(c) for c in d.components.colours]
