@@ -6,17 +6,20 @@ onnxruntime, fed by the project's own preprocessing, matched torch on real photo
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
 import tempfile
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from qc_model.errors import DataError
@@ -60,13 +63,53 @@ class CalibratedNet(nn.Module):
         return probs, heat
 
 
+def _padded_conv(conv: nn.Conv2d, pad: tuple[int, int, int, int], x: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(
+        F.pad(x, pad), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups
+    )
+
+
+def freeze_same_padding(module: nn.Module, input_size: int) -> int:
+    """Give timm's TF-style "same" convolutions the constant padding of this input size.
+
+    They compute their padding from the input shape on every call, which exports as a small
+    shape-arithmetic graph in front of each strided convolution. The input size of a package is
+    fixed, so the padding is too; the parity check still compares against the unmodified model.
+    Returns how many convolutions were changed.
+    """
+    from timm.layers.conv2d_same import Conv2dSame
+    from timm.layers.padding import pad_same_arg
+
+    convs = [m for m in module.modules() if isinstance(m, Conv2dSame)]
+    sizes: dict[int, list[int]] = {}
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda m, args: sizes.__setitem__(id(m), list(args[0].shape[-2:]))
+        )
+        for m in convs
+    ]
+    with torch.no_grad():
+        module.eval()(torch.zeros(1, 3, input_size, input_size))
+    for h in hooks:
+        h.remove()
+    for m in convs:
+        pad = pad_same_arg(
+            sizes[id(m)], list(m.weight.shape[-2:]), list(m.stride), list(m.dilation)
+        )
+        m.forward = partial(_padded_conv, m, tuple(pad))  # type: ignore[method-assign]
+    return len(convs)
+
+
 def export_onnx(module: nn.Module, input_size: int, path: Path) -> None:
-    module.eval()
+    module = copy.deepcopy(module).eval()
+    freeze_same_padding(module, input_size)
     dummy = torch.zeros(1, 3, input_size, input_size)
     # The TorchScript exporter: the dynamo one needs onnxscript, which is not installed. Its
-    # deprecation notice is silenced here so that export logs show only what matters.
+    # deprecation notice is silenced so that export logs show only what matters.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        # F.pad exports as a reversed Slice the exporter cannot fold; onnxruntime folds it.
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         torch.onnx.export(
             module,
             (dummy,),
