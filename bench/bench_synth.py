@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -17,13 +18,21 @@ from qc_model.catalog import default_catalog_dir
 from training.synth.generate import SynthOptions, generate_dataset
 
 
-def run(count: int, size: int, workers: int) -> float:
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run(count: int, size: int, workers: int) -> tuple[float, float]:
+    """(photos per wall-clock second, CPU seconds per photo)."""
     out = Path(tempfile.mkdtemp(prefix="bench-synth-"))
     try:
         opts = SynthOptions(count=count, size=size, seed=123)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         generate_dataset(default_catalog_dir(), out, opts, workers=workers)
-        return count / (time.perf_counter() - t0)
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        return count / wall, cpu / count
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -34,14 +43,18 @@ def main() -> None:
     ap.add_argument("--count-12mp", type=int, default=6)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    print("| size | photos | workers | photos/s | s per 1000 photos |")
-    print("| --- | --- | --- | --- | --- |")
+    load = os.getloadavg()[0]
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at start")
+    print("| size | photos | workers | photos/s (wall) | s per 1000 photos | CPU s/photo |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for size, count in ((1024, args.count_1024), (4000, args.count_12mp)):
         for workers in sorted({1, args.workers}):
-            rate = run(count, size, workers)
-            label = "1024 px" if size == 1024 else "4000x3000 (12 MP)"
-            print(f"| {label} | {count} | {workers} | {rate:.2f} | {1000 / rate:.0f} |", flush=True)
+            rate, cpu = run(count, size, workers)
+            label = "1024x768" if size == 1024 else "4000x3000 (12 MP)"
+            print(
+                f"| {label} | {count} | {workers} | {rate:.2f} | {1000 / rate:.0f} | {cpu:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

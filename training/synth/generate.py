@@ -23,6 +23,8 @@ from training.synth.photo import make_item, render_photo
 
 GENERATOR_VERSION = "1"
 N_ARTISANS = 40
+# Binary masks compress well even at the fastest zlib level.
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,10 @@ def _one(index: int) -> dict[str, Any]:
     masks = {}
     for label, m in photo.masks.items():
         rel = f"masks/{rid}__{label}.png"
-        cv2.imwrite(str(out / rel), m.astype(np.uint8) * 255)
+        cv2.imwrite(str(out / rel), m.astype(np.uint8) * 255, _PNG)
         masks[label] = rel
     piece_rel = f"masks/{rid}__piece.png"
-    cv2.imwrite(str(out / piece_rel), photo.piece_mask.astype(np.uint8) * 255)
+    cv2.imwrite(str(out / piece_rel), photo.piece_mask.astype(np.uint8) * 255, _PNG)
     rng = np.random.default_rng([opts.seed, piece, 2])
     meta = dict(photo.meta, piece_mask=piece_rel, shot=shot)
     h, w = photo.image.shape[:2]
@@ -128,8 +130,12 @@ def generate_dataset(
     indices = range(opts.count)
     bar = dict(total=opts.count, desc="synth", unit="photo", disable=None)
     if workers <= 1:
+        threads = cv2.getNumThreads()
         _init(designs, opts, out_dir)
-        rows = [_one(i) for i in tqdm(indices, **bar)]
+        try:
+            rows = [_one(i) for i in tqdm(indices, **bar)]
+        finally:
+            cv2.setNumThreads(threads)  # leave the caller's OpenCV as it was
     else:
         ctx = get_context("fork" if os.name == "posix" else "spawn")
         with ctx.Pool(workers, initializer=_init, initargs=(designs, opts, out_dir)) as pool:

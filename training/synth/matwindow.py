@@ -30,8 +30,8 @@ def render_mat_window(
     reach beyond the card (negative origin), where the card mask is False.
     """
     mw, mh = round(spec.width_mm * px_per_mm), round(spec.height_mm * px_per_mm)
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = spec.paper_rgb[::-1]
+    # One plane per channel: a memset each, several times faster than a broadcast assignment.
+    img = cv2.merge([np.full((h, w), v, np.uint8) for v in spec.paper_rgb[::-1]])
     card = np.zeros((h, w), np.bool_)
     card[max(0, -y0) : max(0, min(h, mh - y0)), max(0, -x0) : max(0, min(w, mw - x0))] = True
     side = round(spec.marker_mm * px_per_mm)

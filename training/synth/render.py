@@ -16,7 +16,7 @@ from training.synth.pieces_strand import build_chain, build_collar, build_strand
 from training.synth.raster import F32, Canvas
 from training.synth.sampling import PieceSpec
 from training.synth.shade import finish_layer, shade
-from training.synth.shape import COMP, Shape, Sheet, Sphere, Wire
+from training.synth.shape import COMP, CORD, Shape, Sheet, Sphere, Wire
 from training.synth.surface import apply_texture, lab_linear, materials, paint_beads
 
 BUILDERS = {
@@ -36,8 +36,7 @@ BUILDERS = {
 class PieceLayer:
     """A rendered piece in its own frame: pixel (i, j) centres at origin + ((j, i) + 0.5) / k."""
 
-    rgb: F32  # (H, W, 3) sRGB 0..255, premultiplied by alpha, BGR order
-    alpha: F32  # (H, W) coverage 0..1
+    rgba: F32  # (H, W, 4) BGR in sRGB 0..255 premultiplied by alpha, then alpha in 0..1
     comp: NDArray[np.int16]  # (H, W) component id, -1 where none
     masks: dict[str, NDArray[np.bool_]]  # defect label -> (H, W)
     origin_mm: tuple[float, float]
@@ -45,6 +44,14 @@ class PieceLayer:
     dims: dict[str, float]  # true size per design measure, mm
     count: int | None  # components actually present
     shape: Shape = field(repr=False)
+
+    @property
+    def rgb(self) -> F32:
+        return self.rgba[..., :3]
+
+    @property
+    def alpha(self) -> F32:
+        return self.rgba[..., 3]
 
 
 _SHAPES: dict[tuple[object, ...], Shape] = {}
@@ -69,9 +76,15 @@ def build_shape(spec: PieceSpec) -> Shape:
     return shape
 
 
-def _supersample(px_per_mm: float) -> int:
-    # Wires are 1-3 mm thick: render at >= 5 px/mm so their round profile shades smoothly.
-    return int(np.clip(np.ceil(5.0 / px_per_mm), 1, 3))
+def _supersample(px_per_mm: float, shape: Shape) -> int:
+    """Render so the finest round feature spans >= ~5 px: enough for its profile to shade
+    smoothly. A 0.6 mm chain wire needs it; 12 mm beads do not (and cost most pixels)."""
+    if shape.collar is not None:  # procedural seed beads, 3-4 mm each
+        return 1
+    radii = [p.radius for p in shape.prims if isinstance(p, (Wire, Sphere)) and p.role != CORD]
+    radii += [1.0 for p in shape.prims if isinstance(p, Sheet)]
+    finest = min(radii, default=1.0)
+    return int(np.clip(np.ceil(2.5 / finest / px_per_mm), 1, 3))
 
 
 def render_piece(
@@ -83,8 +96,7 @@ def render_piece(
     """Draw, texture, damage and shade one piece at `px_per_mm` (its own frame, mm at 0,0)."""
     shape = build_shape(spec)
     x0, y0, x1, y1 = shape.bounds(pad=2.0)
-    # Seed-bead bands are procedural and costly per pixel; their beads are big enough without.
-    ss = 1 if shape.collar is not None else _supersample(px_per_mm)
+    ss = _supersample(px_per_mm, shape)
     w, h = int(np.ceil((x1 - x0) * px_per_mm)), int(np.ceil((y1 - y0) * px_per_mm))
     canvas = Canvas((x0, y0), (w * ss, h * ss), px_per_mm * ss)
     roles = materials(spec, canvas)
@@ -108,7 +120,7 @@ def render_piece(
     masks = _defects(canvas, shape, spec, roles, min_mask_mm)
     sel, radiance = shade(canvas, np.asarray(light, np.float32))
     rgb, alpha = finish_layer(canvas, sel, radiance, ss)
-    rgb = rgb[..., ::-1].copy()  # OpenCV's BGR from here on
+    rgba = np.dstack([rgb[..., ::-1], alpha])  # OpenCV's BGR from here on
     small: dict[str, NDArray[np.bool_]] = {}
     for label, m in masks.items():
         mm = m.astype(np.float32)
@@ -117,7 +129,7 @@ def render_piece(
         small[label] = mm > 0.05
     comp = canvas.comp[ss // 2 :: ss, ss // 2 :: ss][:h, :w].copy()
     dims = {d.measure: shape.measure(d.measure) for d in spec.design.dimensions}
-    return PieceLayer(rgb, alpha, comp, small, (x0, y0), px_per_mm, dims, shape.count, shape)
+    return PieceLayer(rgba, comp, small, (x0, y0), px_per_mm, dims, shape.count, shape)
 
 
 def _defects(

@@ -145,7 +145,7 @@ def _plane(
         xa, ya, xb, yb = roi
         pad = int(3 * k) + 2
         xa, ya, xb, yb = max(0, xa - pad), max(0, ya - pad), min(cw, xb + pad), min(ch, yb + pad)
-        a = cv2.warpAffine(layer.alpha, _shift(m, xa, ya)[:2], (xb - xa, yb - ya))
+        a = cv2.warpAffine(layer.rgba[..., 3].copy(), _shift(m, xa, ya)[:2], (xb - xa, yb - ya))
         a = cv2.GaussianBlur(a, (0, 0), max(0.7, (0.5 + 0.3 * lift) * k))
         sub = img[ya:yb, xa:xb].astype(np.float32) * (1 - 0.45 * a[..., None])
         img[ya:yb, xa:xb] = sub.astype(np.uint8)
@@ -199,17 +199,23 @@ def compose(
             xa, ya, xb, yb = roi
             mm = _shift(m, xa, ya)
             size = (xb - xa, yb - ya)
-            rgb = cv2.warpPerspective(layer.rgb, mm, size, flags=cv2.INTER_LINEAR)
-            a = cv2.warpPerspective(layer.alpha, mm, size, flags=cv2.INTER_LINEAR)
+            # Colour and coverage travel together: one warp instead of two.
+            rgba = cv2.warpPerspective(layer.rgba, mm, size, flags=cv2.INTER_LINEAR)
+            a = rgba[..., 3]
             sub = image[ya:yb, xa:xb].astype(np.float32)
-            image[ya:yb, xa:xb] = np.clip(sub * (1 - a[..., None]) + rgb, 0, 255).astype(np.uint8)
+            image[ya:yb, xa:xb] = np.clip(sub * (1 - a[..., None]) + rgba[..., :3], 0, 255).astype(
+                np.uint8
+            )
             full[ya:yb, xa:xb] = a > 0.5
-            for label, dm in layer.masks.items():
-                wm = cv2.warpPerspective(
-                    dm.astype(np.uint8) * 255, mm, size, flags=cv2.INTER_LINEAR
-                )
-                tgt = defect_masks.setdefault(label, np.zeros((h, w), np.bool_))
-                tgt[ya:yb, xa:xb] |= wm > 40
+            labels = sorted(layer.masks)
+            for i in range(0, len(labels), 4):  # up to 4 masks per warp, one per channel
+                group = labels[i : i + 4]
+                stack = np.dstack([layer.masks[lb].astype(np.uint8) * 255 for lb in group])
+                wm = cv2.warpPerspective(stack, mm, size, flags=cv2.INTER_LINEAR)
+                wm = wm.reshape(size[1], size[0], len(group))
+                for j, label in enumerate(group):
+                    tgt = defect_masks.setdefault(label, np.zeros((h, w), np.bool_))
+                    tgt[ya:yb, xa:xb] |= wm[..., j] > 40
         piece_masks.append(full)
     markers = []
     if mat:
