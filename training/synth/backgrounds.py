@@ -62,6 +62,37 @@ def _cloth(
     return img * (1 + 0.12 * folds)[..., None]
 
 
+def _wood(
+    xs: NDArray[np.float32],
+    ys: NDArray[np.float32],
+    shape: tuple[int, int],
+    k: float,
+    rng: np.random.Generator,
+) -> NDArray[np.float32]:
+    """A table of planks: per-plank tone, long irregular grain lines, dark seams between."""
+    base = np.array(
+        rng.choice([[40, 70, 110], [60, 95, 140], [30, 50, 80], [70, 110, 150]]), np.float32
+    )
+    ang = rng.choice([0.0, np.pi / 2]) + rng.uniform(-0.05, 0.05)
+    u = xs * np.cos(ang) + ys * np.sin(ang)  # along the grain
+    v = -xs * np.sin(ang) + ys * np.cos(ang)  # across the planks
+    plank_w = rng.uniform(70, 160)
+    plank = np.floor(v / plank_w)
+    tone = 1 + 0.12 * np.sin(plank * 12.9898 + rng.uniform(0, 6.28))
+    # Grain: irregular lines along the plank, bent by slow noise; long fibres on top.
+    warp = _noise(shape, 25 * k, rng) * 9 + plank * 37.0
+    rings = np.abs(np.sin((v + warp + 0.01 * u) * rng.uniform(0.35, 0.7)))
+    grain = np.clip((rings - 0.8) * 5, 0, 1)  # thin dark latewood lines
+    gh, gw = max(2, int(shape[0] / (1.5 * k)) + 2), max(2, int(shape[1] / (1.5 * k)) + 2)
+    fib = cv2.resize(
+        rng.uniform(-1, 1, (gh, max(2, gw // 20))).astype(np.float32), (shape[1], shape[0])
+    )
+    d_seam = np.abs(np.mod(v, plank_w) - plank_w / 2)
+    seam = np.clip((d_seam - (plank_w / 2 - 1.2)) / 1.2, 0, 1)
+    shade = tone * (1 - 0.18 * grain + 0.04 * fib) * (1 - 0.55 * seam)
+    return base * shade[..., None]
+
+
 def plane_texture(
     kind: str,
     shape: tuple[int, int],
@@ -87,12 +118,7 @@ def plane_texture(
     if kind == "cloth":
         img = _cloth(xs, ys, shape, k, rng)
     elif kind == "wood":
-        base = np.array(rng.choice([[40, 70, 110], [60, 95, 140], [30, 50, 80]]), np.float32)
-        ang = rng.uniform(0, np.pi)
-        u = xs * np.cos(ang) + ys * np.sin(ang)
-        warp = _noise(shape, 40 * k, rng) * 6
-        grain = np.sin((u + warp) * rng.uniform(0.8, 1.6)) * 0.5 + 0.5
-        img = base * (0.8 + 0.3 * grain)[..., None]
+        img = _wood(xs, ys, shape, k, rng)
     elif kind == "paper":
         base = np.array(rng.uniform(150, 230, 3), np.float32)
         img = np.broadcast_to(base, (h, w, 3)) * (1 + 0.03 * _noise(shape, 30 * k, rng))[..., None]
