@@ -29,9 +29,10 @@ class GateConfig(BaseModel):
 
     min_long_side_px: int = Field(default=640, ge=64)
     min_markers: int = Field(default=2, ge=1, le=8)
-    min_px_per_mm: float = Field(default=2.0, gt=0)
-    # The design's tightest size tolerance must span this many pixels, or sizes cannot be judged.
-    min_tolerance_px: float = Field(default=2.0, gt=0)
+    min_px_per_mm: float = Field(default=1.8, gt=0)
+    # The design's tightest size tolerance must span this many pixels, or sizes cannot be judged
+    # (the measured size error is about one pixel, docs/CHECKS.md).
+    min_tolerance_px: float = Field(default=1.6, gt=0)
     # The piece's longer side, as a fraction of the photo's longer side.
     min_piece_fill: float = Field(default=0.025, gt=0, lt=1)
     # Edge sharpness: steepest gradients over the region's contrast, per pixel (0.4/sigma for
@@ -39,7 +40,8 @@ class GateConfig(BaseModel):
     min_sharpness: float = Field(default=0.135, gt=0)
     # Exposure of the piece region (piece and the paper around it).
     min_median_luminance: float = Field(default=105.0, ge=0, le=255)
-    max_clipped_fraction: float = Field(default=0.2, gt=0, le=1)
+    # Fully saturated (255) pixels: paper printed near white may read 250-254 in a good photo.
+    max_clipped_fraction: float = Field(default=0.02, gt=0, le=1)
     max_crushed_fraction: float = Field(default=0.25, gt=0, le=1)
 
 
@@ -173,7 +175,7 @@ def exposure_checks(region: NDArray[np.uint8], cfg: GateConfig) -> list[GateChec
     """Median luminance (the paper dominates around a piece), blown and crushed fractions."""
     small = region[:: max(1, region.shape[0] // 512), :: max(1, region.shape[1] // 512)]
     median = float(np.median(small))
-    clipped = float(np.mean(small >= 250))
+    clipped = float(np.mean(small >= 255))
     crushed = float(np.mean(small <= 10))
     return [
         _check("median_luminance", median, cfg.min_median_luminance, "min", "too_dark"),
