@@ -93,6 +93,12 @@ def _wood(
     return base * shade[..., None]
 
 
+def _concrete(shape: tuple[int, int], k: float, rng: np.random.Generator) -> NDArray[np.float32]:
+    g = rng.uniform(90, 160)
+    n = 0.08 * _noise(shape, 25 * k, rng) + 0.05 * _noise(shape, 2 * k, rng)
+    return np.full((*shape, 3), g, np.float32) * (1 + n)[..., None]
+
+
 def plane_texture(
     kind: str,
     shape: tuple[int, int],
@@ -123,15 +129,18 @@ def plane_texture(
         base = np.array(rng.uniform(150, 230, 3), np.float32)
         img = np.broadcast_to(base, (h, w, 3)) * (1 + 0.03 * _noise(shape, 30 * k, rng))[..., None]
     elif kind == "concrete":
-        g = rng.uniform(90, 160)
-        n = 0.08 * _noise(shape, 25 * k, rng) + 0.05 * _noise(shape, 2 * k, rng)
-        img = np.full((h, w, 3), g, np.float32) * (1 + n)[..., None]
-    else:  # "hand": the card lies in the artisan's palm
+        img = _concrete(shape, k, rng)
+    else:  # "hand": the card lies on the artisan's palm, over a cloth or a floor
         img = (
-            np.array(_SKIN[int(rng.integers(len(_SKIN)))], np.float32)
-            * (1 + 0.08 * _noise(shape, 30 * k, rng))[..., None]
+            0.8 * _cloth(xs, ys, shape, k, rng) if rng.random() < 0.5 else _concrete(shape, k, rng)
         )
-        img = np.ascontiguousarray(np.broadcast_to(img, (h, w, 3)))
+        skin = np.array(_SKIN[int(rng.integers(len(_SKIN)))], np.float32)
+        cx = rng.choice([-30.0, 330.0]) + rng.normal(0, 15)
+        cy = 105 + rng.normal(0, 25)
+        r = np.hypot((xs - cx) / rng.uniform(110, 150), (ys - cy) / rng.uniform(80, 110))
+        palm = np.clip((1.0 - r) * 6, 0, 1)[..., None]
+        lit = (1 + 0.08 * _noise(shape, 30 * k, rng))[..., None] * (0.8 + 0.2 * palm)
+        img = img * (1 - palm) + skin * lit * palm
     if card_mm is not None:
         # The card sits a fraction of a millimetre above the table: a faint contact shadow.
         dx = np.maximum(np.maximum(-xs, xs - card_mm[0]), 0)
@@ -161,16 +170,26 @@ def draw_fingers(
     side = -1 if rng.random() < 0.5 else 1
     x_edge = 0.0 if side < 0 else card_mm[0]
     y = rng.uniform(0.3, 0.7) * card_mm[1]
-    width = max(2, int(17 * k))
+    width = max(3, int(17 * k))
     for i in range(int(rng.integers(1, 4))):
         yy = y + (i - 1) * 19
-        a = ((x_edge - side * 80 - origin[0]) * k, (yy - origin[1]) * k)
-        b = ((x_edge + side * rng.uniform(4, 16) - origin[0]) * k, (yy + 3 - origin[1]) * k)
-        colour = tuple(float(c) for c in skin * rng.uniform(0.9, 1.1))
-        pa = (int(a[0]), int(a[1]))
-        pb = (int(b[0]), int(b[1]))
-        cv2.line(img, pa, pb, colour, width, cv2.LINE_AA)
-        cv2.line(img, pa, pb, tuple(c * 1.12 for c in colour), max(1, width // 3), cv2.LINE_AA)
+        # From the hand outside the card (side -1: left of it) to a fingertip over its edge.
+        a = np.array([(x_edge + side * 70 - origin[0]) * k, (yy - origin[1]) * k])
+        tip = x_edge - side * rng.uniform(4, 15)
+        b = np.array([(tip - origin[0]) * k, (yy + rng.uniform(-3, 3) - origin[1]) * k])
+        tone = skin * rng.uniform(0.9, 1.1)
+        pa, pb = (int(a[0]), int(a[1])), (int(b[0]), int(b[1]))
+        # A finger is a cylinder: darker at its sides, lighter along the top.
+        for frac, bright in ((1.0, 0.7), (0.8, 0.85), (0.55, 1.0), (0.25, 1.12)):
+            col = tuple(float(c) for c in np.clip(tone * bright, 0, 255))
+            cv2.line(img, pa, pb, col, max(1, int(width * frac)), cv2.LINE_AA)
+        # The nail: a paler rounded patch at the fingertip.
+        d = (b - a) / max(np.linalg.norm(b - a), 1e-6)
+        nail = b - d * width * 0.45
+        axes = (max(1, int(width * 0.35)), max(1, int(width * 0.28)))
+        ang = float(np.degrees(np.arctan2(d[1], d[0])))
+        nail_col = tuple(float(c) for c in np.clip(tone * 1.25 + 25, 0, 255))
+        cv2.ellipse(img, (int(nail[0]), int(nail[1])), axes, ang, 0, 360, nail_col, -1, cv2.LINE_AA)
 
 
 def draw_clutter(

@@ -43,9 +43,16 @@ def build_strand(spec: PieceSpec, rng: np.random.Generator) -> Shape:
     if "broken_link" in spec.defects:
         at = int(rng.integers(n)) * 24 + 12
         before = pts[at].copy()
-        pts = _open_at(pts, at, pitch * rng.uniform(1.0, 2.0), rng)
+        pts = _open_at(pts, at, pitch * rng.uniform(2.5, 4.0), rng)
         closed = False
-        s.region("broken_link", np.stack([pts[0], pts[-1], before]), comps.size_mm * 0.7)
+        # The snapped cord pokes out a few mm past the last bead on each side.
+        for end, nxt in ((pts[0], pts[1]), (pts[-1], pts[-2])):
+            d_out = (end - nxt) / max(np.linalg.norm(end - nxt), 1e-6)
+            d_out = rotate(d_out[None], rng.uniform(-0.6, 0.6))[0]
+            tail = end + np.linspace(0, 1, 6)[:, None] * d_out * rng.uniform(3, 7)
+            s.prims.append(Wire(tail, 0.45, CORD, flat=0.8))
+            s.add_outline(tail, 0.5)
+        s.region("broken_link", np.stack([pts[0], before, pts[-1]]), comps.size_mm * 0.8)
     missing = int(rng.integers(n)) if "missing_component" in spec.defects else -1
     s.prims.append(Wire(pts, 0.45, CORD, closed=closed, flat=0.8))
     s.add_outline(pts, 0.5)
@@ -78,7 +85,18 @@ def build_chain(spec: PieceSpec, rng: np.random.Generator) -> Shape:
     wr = d.thickness_mm / 2
     s = Shape(texture="polished")
     s.loop_length = length
-    broken = int(rng.integers(n)) if "broken_link" in spec.defects else -1
+    broken = -1
+    if "broken_link" in spec.defects:
+        # One link pried open and the chain fallen apart there: an open curve, the open link
+        # hanging at one end.
+        dense, _ = resample(curve, n * 16, closed=True)
+        cut = int(rng.integers(n)) * 16 + 8
+        before = dense[cut].copy()
+        dense = _open_at(dense, cut, pitch * rng.uniform(1.5, 3.0), rng)
+        pts, tan = dense[8::16], np.gradient(dense, axis=0)[8::16]
+        tan /= np.linalg.norm(tan, axis=1, keepdims=True)
+        broken = n - 1
+        s.region("broken_link", np.stack([dense[0], before, dense[-1]]), pitch * 0.9)
     for i in range(n):
         c, t = pts[i], tan[i]
         ang = np.arctan2(t[1], t[0])
@@ -89,19 +107,16 @@ def build_chain(spec: PieceSpec, rng: np.random.Generator) -> Shape:
         a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
         oval = np.stack([half_l * np.cos(a), half_w * np.sin(a)], 1)
         if i == broken:
-            # The link is pried open: a gap on one side, its end bent outwards.
-            oval = oval[6:]
+            # The pried-open link: a gap on one side, its end bent outwards.
+            half_w = pitch * 0.32
+            oval = np.stack([half_l * np.cos(a), half_w * np.sin(a)], 1)[8:]
             oval[-8:, 1] += np.linspace(0, pitch * 0.35, 8)
-            shift = -t * pitch * 0.35
-            s.region("broken_link", (c + shift)[None], pitch * 0.9)
-        else:
-            shift = np.zeros(2)
-        link = rotate(oval, -ang) + c + shift
+        link = rotate(oval, -ang) + c
         z0 = 0.0 if flat else wr * 0.9
         s.prims.append(Wire(link, wr, closed=i != broken, comp=i, z0=z0))
         s.add_outline(link, wr)
+        s.centrelines.append(link)  # scratches run along a link's wire
     s.count = n
-    s.centrelines.append(pts)
     return s
 
 
