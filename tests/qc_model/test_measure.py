@@ -227,3 +227,33 @@ def test_empty_mask_has_no_dimensions() -> None:
     mat = detect_mat(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
     assert mat is not None
     assert piece_dimensions(np.zeros(img.shape[:2], np.uint8), mat, ["outer_diameter"]) == {}
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """One ideal synthetic photo of each catalog design (the project's renderer), with truth."""
+    from training.synth.generate import SynthOptions, generate_dataset
+
+    out = tmp_path_factory.mktemp("synth") / "d"
+    opts = SynthOptions(count=16, defect_rate=0.0, difficulty=0.0, photos_per_piece=1, seed=7)
+    return out, generate_dataset(CATALOG, out, opts, workers=1).records
+
+
+def test_size_error_on_synthetic_photos(synthetic: tuple[Path, list]) -> None:
+    # A small version of bench/bench_measure.py: sizes against the renderer's true sizes.
+    from qc_model.gate import check_photo
+
+    root, records = synthetic
+    errors = []
+    for rec in records:
+        d = design(rec.design_id)
+        img = cv2.imread(str(root / rec.image))
+        gate = check_photo(img, d)
+        for c in run_spec_checks(img, d, mat=gate.mat, location=gate.location):
+            if c.name.startswith("size_") and c.measured is not None:
+                measure = c.name.removeprefix("size_")
+                truth = [p["dims_mm"][measure] for p in rec.meta["pieces"]]
+                true = max(truth, key=lambda v: abs(v - c.expected))
+                errors.append(abs(c.measured - true) / true)
+    assert len(errors) >= 15  # every design measured
+    assert float(np.median(errors)) <= 0.03
