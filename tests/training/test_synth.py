@@ -67,6 +67,13 @@ def test_manifest_round_trip_and_masks_match_labels(small_set):
             assert m.shape == img.shape[:2] and m.max() == 255
         piece = cv2.imread(str(out / r.meta["piece_mask"]), cv2.IMREAD_GRAYSCALE)
         assert piece.shape == img.shape[:2]
+        for key in ("px_per_mm", "mat_to_image", "mat_visible", "markers_in_frame"):
+            assert key in r.meta
+        for p in r.meta["pieces"]:
+            assert {"dims_mm", "component_count", "finish_lab", "bbox_px"} <= set(p)
+            if p["bbox_px"] is not None:  # the box holds the piece mask's pixels
+                x0, y0, x1, y1 = p["bbox_px"]
+                assert piece[y0:y1, x0:x1].any()
         assert r.split in {"train", "val", "test"} and r.source == "synthetic"
     masks = {p.name for p in (out / "masks").iterdir()}
     expected = {Path(p).name for r in back.records for p in r.masks.values()}

@@ -49,6 +49,7 @@ class Conditions:
     offset: tuple[float, float] = (0.0, 0.0)  # frame fractions
     exposure: float = 1.0
     wb: tuple[float, float, float] = (1.0, 1.0, 1.0)  # BGR gains
+    vignette: float = 0.0
     uneven: float = 0.0
     shadow: float = 0.0
     defocus: float = 0.0  # sigma, px at 1024
@@ -111,6 +112,7 @@ def sample_conditions(
         warm = rng.choice([-1.0, 1.0]) * (0.1 + s(0, 0.16))
         g = g + np.array([-warm, 0.0, warm]) + rng.normal(0, 0.04, 3)
     c.wb = (float(1 + g[0]), float(1 + g[1]), float(1 + g[2]))
+    c.vignette = float(rng.uniform(0.04, 0.18))
     if "uneven_light" in applied:
         c.uneven = 0.3 + s(0, 0.4)
     if "shadow" in applied:
@@ -134,12 +136,16 @@ def sample_conditions(
 def _field(
     shape: tuple[int, int], rng: np.random.Generator, kind: str, amount: float
 ) -> NDArray[np.float32]:
-    """Multiplicative illumination field at low resolution, resized to the frame."""
+    """Multiplicative illumination field at 1/16 of the frame's resolution."""
     h, w = shape
     sh, sw = max(8, h // 16), max(8, w // 16)
     ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
-    xs /= sw
-    ys /= sh
+    xs = (xs + 0.5) / sw
+    ys = (ys + 0.5) / sh
+    if kind == "vignette":
+        # Phone lenses lose light towards the corners (cos^4 falloff and a small sensor).
+        r2 = ((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.5
+        return (1 - amount * r2).astype(np.float32)
     if kind == "uneven":
         ang = rng.uniform(0, 2 * np.pi)
         ramp = (xs - 0.5) * np.cos(ang) + (ys - 0.5) * np.sin(ang) + 0.5
@@ -155,7 +161,7 @@ def _field(
         cv2.fillPoly(mask, [cv2.convexHull(pts.astype(np.int32))], 1.0)
         mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.6, 2.0))
         f = 1 - amount * mask
-    return cv2.resize(f.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return f.astype(np.float32)
 
 
 _BANK: dict[int, NDArray[np.int16]] = {}
@@ -223,17 +229,15 @@ def apply_capture(
     h, w = img.shape[:2]
     scale = max(w, h) / 1024.0
     gain = [float(g) * c.exposure for g in c.wb]
-    light = None
+    light = _field((h, w), rng, "vignette", c.vignette)
     if c.uneven > 0:
-        light = _field((h, w), rng, "uneven", c.uneven)
+        light = light * _field((h, w), rng, "uneven", c.uneven)
     if c.shadow > 0:
-        sh = _field((h, w), rng, "shadow", c.shadow)
-        light = sh if light is None else light * sh
-    if light is not None:
-        field = cv2.merge([light * gain[0], light * gain[1], light * gain[2]])
-        out = cv2.multiply(img, field, dtype=cv2.CV_8U)
-    else:
-        out = cv2.multiply(img, (*gain, 0.0), dtype=cv2.CV_8U)
+        light = light * _field((h, w), rng, "shadow", c.shadow)
+    # Light and white balance in one smooth low-resolution field, enlarged once.
+    small = light[..., None] * np.asarray(gain, np.float32)
+    field = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = cv2.multiply(img, field, dtype=cv2.CV_8U)
     if c.defocus > 0:
         out = cv2.GaussianBlur(out, (0, 0), c.defocus * scale)
     if c.motion > 0:

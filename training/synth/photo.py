@@ -64,7 +64,21 @@ def render_photo(
     difficulty: float,
     force: tuple[str, ...] = (),
 ) -> Photo:
-    """Photo number `shot` of physical piece `piece`; every draw seeded from those numbers."""
+    """Photo number `shot` of physical piece `piece`; every draw seeded from those numbers.
+
+    `meta` (the manifest record's ground truth) holds:
+      pieces: one entry per piece (two for a pair, left to right as laid): index, dims_mm
+        (true size per design measure), component_count (beads/stones/links present, None if
+        the design has none), finish_lab (colour used, CIELAB), delta_e (CIEDE2000 to the
+        design's finish), bbox_px ([x0, y0, x1, y1) in the image, None if out of frame),
+        defects (of this piece);
+      px_per_mm: image scale around the piece; mat_to_image: 3x3 homography from mat mm to
+        image px (pixel centres at integers; the table plane's when the mat is absent);
+      mat_visible; markers_in_frame (ids wholly in frame and not covered by fingers);
+      markers_occluded; hidden_defects (the piece's defects not visible in this photo, so
+      not labeled); item_defects (what the sampler meant to create); background; jpeg_quality.
+    generate.py adds piece_mask (PNG of where the pieces are) and shot.
+    """
     rng = np.random.default_rng([seed, piece, 1000 + shot])
     placements = place_item(item, np.random.default_rng([seed, piece, 1]))
     if shot > 0:
