@@ -19,6 +19,7 @@ class Material:
     metal: bool = False
     spec: float = 0.3
     shininess: float = 30.0
+    translucent: float = 0.0  # glass: light passes through and glows on the far side
 
 
 def srgb_to_linear(c: NDArray[np.floating]) -> F32:

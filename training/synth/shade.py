@@ -44,6 +44,7 @@ def shade(canvas: Canvas, light: NDArray[np.floating]) -> tuple[tuple[NDArray[np
     spec_k = np.array([m.spec for m in mats], np.float32)[mat]
     shin = np.array([m.shininess for m in mats], np.float32)[mat]
     metal = np.array([m.metal for m in mats], np.bool_)[mat]
+    glow = np.array([m.translucent for m in mats], np.float32)[mat]
 
     amb, kd = 0.45, 0.75
     diffuse = (amb + kd * ndl) / (amb + kd * lv[2])
@@ -56,12 +57,15 @@ def shade(canvas: Canvas, light: NDArray[np.floating]) -> tuple[tuple[NDArray[np
     rz = np.clip(2 * nz * nz - 1, 0, 1)
     env = 0.45 + 0.55 * rz * np.sqrt(rz) + 0.5 * (1 - nz) ** 3
     rim = np.clip(1.0 - nz, 0, 1)
-    del nx, ny
 
     alb = canvas.albedo[sel]
     base_metal = alb * (env * (0.35 + 0.65 * diffuse))[:, None]
     spec_metal = (0.55 * alb + 0.45) * (lobe * 2.2)[:, None]
     base_diel = alb * diffuse[:, None]
+    if glow.any():
+        # Light refracted through a glass bead gathers on the side away from the lamp.
+        away = np.clip(-(nx * lv[0] + ny * lv[1]), 0, None) * (1 - nz)
+        base_diel = base_diel * (1 + (1.2 * glow * away)[:, None])
     # Glossy dielectrics (glass, glaze, polished horn) show a faint white sheen at grazing angles.
     spec_diel = (lobe * 1.6 + spec_k * 0.25 * rim * rim)[:, None]
     vals = np.where(metal[:, None], base_metal + spec_metal, base_diel + spec_diel)

@@ -44,7 +44,8 @@ def materials(spec: PieceSpec, canvas: Canvas) -> dict[str, int]:
         comp_mat = "glass"
     m, k, s = _BODY[comp_mat]
     first = spec.comp_labs[0] if spec.comp_labs else spec.lab
-    roles[COMP] = canvas.add_material(Material(lab_linear(first), m, k, s))
+    glow = 0.6 if comp_mat == "glass" else 0.0
+    roles[COMP] = canvas.add_material(Material(lab_linear(first), m, k, s, glow))
     roles[CORD] = canvas.add_material(Material(lab_linear((28.0, 3.0, 6.0)), False, 0.05, 8.0))
     return roles
 
