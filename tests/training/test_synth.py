@@ -101,6 +101,33 @@ def test_bad_options_are_refused(tmp_path):
         generate_dataset(CATALOG, tmp_path, SynthOptions(count=1, designs=("KQ-NOPE",)))
 
 
+def test_output_folder_rules(tmp_path):
+    opts = SynthOptions(count=2, size=256, seed=1)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="not a folder"):
+        generate_dataset(CATALOG, tmp_path / "file", opts)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="not empty"):
+        generate_dataset(CATALOG, tmp_path / "busy", opts)
+    # Rendering again into a synthetic data set replaces it, leaving no stale photo behind.
+    generate_dataset(CATALOG, tmp_path / "ds", SynthOptions(count=4, size=256, seed=1), workers=1)
+    generate_dataset(CATALOG, tmp_path / "ds", opts, workers=1)
+    assert len(list((tmp_path / "ds" / "images").iterdir())) == 2
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from kito.cli import app
+
+    res = CliRunner().invoke(
+        app, ["data", "synth", "--out", str(tmp_path / "o"), "--count", "1", "--designs", "KQ-NO"]
+    )
+    assert res.exit_code == 2
+    assert "unknown design ids" in res.output and "Traceback" not in res.output
+
+
 def test_mat_window_is_pixel_exact_with_matspec():
     for scale in (1.7, 3.3):
         full = DEFAULT_MAT.render(scale)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from qc_model.catalog import Design
 from qc_model.errors import DataError
-from qc_model.manifest import Header, Manifest, Record, sha256_file
+from qc_model.manifest import Header, Manifest, ManifestError, Record, sha256_file
 from qc_model.splits import assign_splits
 from qc_model.taxonomy import CAPTURE_CONDITIONS
 from training.synth.designs import load_designs
@@ -113,6 +113,30 @@ def _one(index: int) -> dict[str, Any]:
     ).model_dump()
 
 
+def _prepare(out_dir: Path) -> None:
+    """Make out_dir ready: new or empty, or an earlier synthetic data set, whose listed files
+    are removed so that no stale photo outlives the manifest that named it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"output {out_dir} exists and is not a folder")
+    old = out_dir / "manifest.jsonl"
+    if old.is_file():
+        try:
+            previous = Manifest.read(old)
+        except ManifestError as exc:
+            msg = f"{out_dir} holds an unreadable manifest; choose a new folder ({exc})"
+            raise DataError(msg) from None
+        if previous.header.recipe.get("generator") != "training.synth":
+            raise DataError(f"{out_dir} holds a data set not made by `kito data synth`")
+        for r in previous.records:
+            for rel in [r.image, *r.masks.values(), r.meta.get("piece_mask")]:
+                if rel:
+                    (out_dir / rel).unlink(missing_ok=True)
+    elif out_dir.is_dir() and any(out_dir.iterdir()):
+        raise DataError(f"output folder {out_dir} is not empty (and holds no synthetic data set)")
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+
+
 def generate_dataset(
     catalog_dir: Path, out_dir: Path, opts: SynthOptions, workers: int = 0
 ) -> Manifest:
@@ -123,8 +147,7 @@ def generate_dataset(
     opts.check()
     designs = load_designs(Path(catalog_dir), opts.designs)
     out_dir = Path(out_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    _prepare(out_dir)
     workers = workers or os.cpu_count() or 1
     workers = min(workers, opts.count)
     indices = range(opts.count)
