@@ -115,6 +115,10 @@ def data_synth(
     designs: Annotated[
         str | None, typer.Option(help="Comma-separated design ids (default: all)")
     ] = None,
+    capture: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated capture conditions forced on every photo"),
+    ] = None,
     catalog: CatalogOpt = None,
 ) -> None:
     """Render synthetic phone photos of catalog designs, with labels, masks and a manifest."""
@@ -128,6 +132,7 @@ def data_synth(
         photos_per_piece=photos_per_piece,
         seed=seed,
         designs=tuple(designs.split(",")) if designs else None,
+        force_capture=tuple(capture.split(",")) if capture else (),
     )
     manifest = generate_dataset(_catalog_dir(catalog), out, opts, workers=workers)
     typer.echo(f"wrote {len(manifest.records)} photos to {out} (version {manifest.header.version})")
