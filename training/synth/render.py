@@ -101,12 +101,15 @@ def render_piece(
     canvas = Canvas((x0, y0), (w * ss, h * ss), px_per_mm * ss)
     roles = materials(spec, canvas)
     colours = spec.comp_labs or (spec.lab,)
+    # No two handmade beads are dyed or fired exactly alike: about 1 CIELAB unit apart.
+    tint = np.random.default_rng([spec.seed, 5]).normal(0, 0.8, size=(512, 3))
     painted: list[tuple[int, float, float, float]] = []
     for p in shape.prims:
         if isinstance(p, Wire):
             canvas.wire(p.pts, p.radius, roles[p.role], p.closed, p.comp, p.z0, p.flat)
         elif isinstance(p, Sphere):
-            alb = lab_linear(colours[p.colour % len(colours)]) if p.role == COMP else None
+            lab = np.asarray(colours[p.colour % len(colours)]) + tint[p.colour % 512]
+            alb = lab_linear(lab) if p.role == COMP else None
             canvas.sphere(p.c, p.radius, roles[p.role], p.comp, p.z0, p.squash, alb)
             painted.append((p.comp, p.c[0], p.c[1], p.radius))
         elif isinstance(p, Sheet):
