@@ -17,12 +17,14 @@ import torch
 from qc_model.network import build_model
 
 
-def _time(fn, steps: int) -> float:  # type: ignore[no-untyped-def]
+def _time(fn, steps: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(wall s, process CPU s) per call. CPU time barely depends on other jobs sharing the
+    cores, so it is the figure to compare on a busy machine."""
     fn()  # warm-up: allocator, oneDNN kernel selection
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         fn()
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
 
 
 def bench(freeze: int, size: int, batch: int, steps: int, device: str) -> dict[str, float]:
@@ -52,10 +54,12 @@ def bench(freeze: int, size: int, batch: int, steps: int, device: str) -> dict[s
             model.forward_trunk(x)
         sync()
 
-    step_s = _time(step, steps)
-    out = {"train_img_s": batch / step_s}
+    step_s, step_cpu = _time(step, steps)
+    out = {"train_img_s": batch / step_s, "train_cpu_ms": 1000 * step_cpu / batch}
     if freeze:
-        out["trunk_img_s"] = batch / _time(trunk, steps)
+        trunk_s, trunk_cpu = _time(trunk, steps)
+        out["trunk_img_s"] = batch / trunk_s
+        out["trunk_cpu_ms"] = 1000 * trunk_cpu / batch
         out["feature_kb"] = z[0].numel() * 2 / 1024  # float16 cache per view
     return out
 
@@ -73,21 +77,32 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     print(f"device {a.device}, {a.threads} threads, {a.size} px, batch {a.batch}\n")
-    print("| freeze_blocks | train step img/s | trunk (cache) img/s | cache KB/view |"
-          f" effective img/s over {a.epochs} epochs |")  # fmt: skip
-    print("|---|---|---|---|---|")
+    cols = [
+        "freeze_blocks",
+        "train step img/s",
+        "CPU ms/img",
+        "trunk (cache) img/s",
+        "CPU ms/img",
+        "cache KB/view",
+        f"effective img/s, {a.epochs} epochs",
+        f"CPU s/photo, {a.epochs} epochs",
+    ]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
     for f in a.freeze:
         r = bench(f, a.size, a.batch, a.steps, a.device)
         if f == 0:
-            print(
-                f"| 0 (full fine-tune) | {r['train_img_s']:.1f} | - | - | {r['train_img_s']:.1f} |"
-            )
-            continue
-        # Seconds per photo: views x trunk once, then epochs x head step.
-        per_photo = a.views / r["trunk_img_s"] + a.epochs / r["train_img_s"]
-        eff = a.epochs / per_photo
-        print(f"| {f} | {r['train_img_s']:.1f} | {r['trunk_img_s']:.1f} | "
-              f"{r['feature_kb']:.0f} | {eff:.1f} |")  # fmt: skip
+            cpu = a.epochs * r["train_cpu_ms"] / 1000
+            row = ["0 (full fine-tune)", f"{r['train_img_s']:.1f}", f"{r['train_cpu_ms']:.0f}"]
+            row += ["-", "-", "-", f"{r['train_img_s']:.1f}", f"{cpu:.1f}"]
+        else:
+            # Per photo: the trunk once per cached view, then one head step per epoch.
+            per_photo = a.views / r["trunk_img_s"] + a.epochs / r["train_img_s"]
+            cpu = (a.views * r["trunk_cpu_ms"] + a.epochs * r["train_cpu_ms"]) / 1000
+            row = [str(f), f"{r['train_img_s']:.1f}", f"{r['train_cpu_ms']:.0f}"]
+            row += [f"{r['trunk_img_s']:.1f}", f"{r['trunk_cpu_ms']:.0f}"]
+            row += [f"{r['feature_kb']:.0f}", f"{a.epochs / per_photo:.1f}", f"{cpu:.1f}"]
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -185,3 +185,28 @@ def test_cli_train_runs_and_reports_bad_data_in_one_line(tiny: Path, tmp_path: P
     bad = CliRunner().invoke(app, ["train", "--manifest", str(one), "--out", str(tmp_path / "r2")])
     assert bad.exit_code == 2
     assert "single class" in bad.output and "Traceback" not in bad.output
+
+
+def test_predict_needs_to_know_where_the_images_are(tiny: Path, tmp_path: Path) -> None:
+    from qc_model.network import build_model
+
+    model = build_model(num_classes=len(DEFECT_LABELS), weights="none")
+    manifest = Manifest.read(tiny)
+    with pytest.raises(DataError, match="root="):
+        predict_manifest(model, manifest, "val")
+    probs, targets, _ = predict_manifest(
+        model, manifest, "val", root=tiny.parent, preprocess=load_config(None).preprocess
+    )
+    assert probs.shape == targets.shape == (8, len(DEFECT_LABELS))
+
+
+@pytest.mark.slow
+def test_trains_on_synthetic_renderer_output(tmp_path: Path) -> None:
+    generate = pytest.importorskip("training.synth.generate")
+    from qc_model.catalog import default_catalog_dir
+
+    opts = generate.SynthOptions(count=40, size=512, seed=5, defect_rate=0.6)
+    generate.generate_dataset(default_catalog_dir(), tmp_path / "synth", opts, workers=1)
+    out = run(tmp_path / "synth" / "manifest.jsonl", tmp_path / "run", "epochs=3")
+    rows = _rows(out)
+    assert len(rows) == 3 and rows[-1]["train_loss"] < rows[0]["train_loss"]
