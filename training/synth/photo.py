@@ -14,10 +14,11 @@ from qc_model.color import delta_e_2000
 from qc_model.taxonomy import CAPTURE_CONDITIONS
 from training.synth.camera import local_scale
 from training.synth.capture import sample_conditions
+from training.synth.optics import capture_frame
 from training.synth.placement import frame_camera, item_outline, jitter, place_item
 from training.synth.render import build_shape
 from training.synth.sampling import Item, sample_item
-from training.synth.scene import compose, finish
+from training.synth.scene import compose
 
 
 @dataclass
@@ -89,7 +90,7 @@ def render_photo(
     outline = item_outline(shapes, placements)
     hom = frame_camera(cond, frame_wh, outline, rng)
     frame = compose(item, placements, hom, frame_wh, cond, rng, mat="no_mat" not in cond.applied)
-    image, hom = finish(frame, cond, rng)
+    image, hom = capture_frame(frame.image, frame.mat_to_image, cond, rng)
     h, w = image.shape[:2]
 
     def fit(m: NDArray[np.bool_]) -> NDArray[np.bool_]:

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from qc_model.mat import DEFAULT_MAT
 from training.synth.backgrounds import draw_clutter, draw_fingers, plane_texture
 from training.synth.camera import H3, local_scale, project, visible_window
-from training.synth.capture import Conditions, apply_capture
+from training.synth.capture import Conditions
 from training.synth.matwindow import render_mat_window
 from training.synth.placement import Placement
 from training.synth.render import PieceLayer, render_piece
@@ -240,17 +240,3 @@ def compose(
         clutter,
         {"occluded_markers": occluded},
     )
-
-
-def finish(frame: Frame, cond: Conditions, rng: np.random.Generator) -> tuple[U8, H3]:
-    """Capture effects, then the phone's own downscale for low-resolution photos."""
-    img = apply_capture(frame.image, cond, rng)
-    hom = frame.mat_to_image
-    if cond.lowres < 1.0:
-        h, w = img.shape[:2]
-        size = (max(64, round(w * cond.lowres)), max(48, round(h * cond.lowres)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        sx, sy = size[0] / w, size[1] / h
-        s = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-        hom = s @ hom
-    return img, hom

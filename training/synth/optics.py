@@ -1,0 +1,139 @@
+"""Capture effects on pixels: light falloff and shadows, white balance, blur, sensor noise."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from training.synth.capture import Conditions
+
+
+def _field(
+    shape: tuple[int, int], rng: np.random.Generator, kind: str, amount: float
+) -> NDArray[np.float32]:
+    """Multiplicative illumination field at 1/16 of the frame's resolution."""
+    h, w = shape
+    sh, sw = max(8, h // 16), max(8, w // 16)
+    ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    xs = (xs + 0.5) / sw
+    ys = (ys + 0.5) / sh
+    if kind == "vignette":
+        # Phone lenses lose light towards the corners (cos^4 falloff and a small sensor).
+        r2 = ((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.5
+        return (1 - amount * r2).astype(np.float32)
+    if kind == "uneven":
+        ang = rng.uniform(0, 2 * np.pi)
+        ramp = (xs - 0.5) * np.cos(ang) + (ys - 0.5) * np.sin(ang) + 0.5
+        cx, cy = rng.uniform(0.2, 0.8, 2)
+        spot = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 0.15)
+        f = 1 - amount * np.clip(ramp, 0, 1) + 0.25 * amount * spot
+    else:
+        # A soft-edged shadow of the phone or the artisan's arm across part of the frame.
+        mask = np.zeros((sh, sw), np.float32)
+        pts = np.stack([rng.uniform(-0.2, 1.2, 4) * sw, rng.uniform(-0.2, 1.2, 4) * sh], 1)
+        edge = int(rng.integers(4))
+        pts[:2, edge % 2] = 0 if edge < 2 else (sw if edge % 2 == 0 else sh) - 1
+        cv2.fillPoly(mask, [cv2.convexHull(pts.astype(np.int32))], 1.0)
+        mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.6, 2.0))
+        f = 1 - amount * mask
+    return f.astype(np.float32)
+
+
+_BANK: dict[int, NDArray[np.int16]] = {}
+_BANK_SHAPE = (1100, 1400)
+_BANK_SCALE = 16.0  # the bank holds noise x 16 as int16: sub-level precision, half the memory
+
+
+def _noise_tile(h: int, w: int, rng: np.random.Generator) -> NDArray[np.int16]:
+    """Sensor noise x 16 (a luminance part plus a half-strength, coarser chroma part) for a
+    frame, cut from a fixed per-process bank at a seeded offset.
+
+    Drawing 36 M normals per 12 MP photo would cost more than the rest of the render; a fixed
+    bank with a seeded offset is just as deterministic and looks the same.
+    """
+    if 0 not in _BANK:
+        g = np.random.default_rng(12345)
+        lum = g.standard_normal(_BANK_SHAPE, dtype=np.float32)
+        chroma = g.standard_normal((_BANK_SHAPE[0] // 2, _BANK_SHAPE[1] // 2, 3), dtype=np.float32)
+        chroma = cv2.resize(chroma, _BANK_SHAPE[::-1], interpolation=cv2.INTER_LINEAR)
+        _BANK[0] = np.round((lum[..., None] + 0.5 * chroma) * _BANK_SCALE).astype(np.int16)
+    bank = _BANK[0]
+    bh, bw = bank.shape[:2]
+    oy = int(rng.integers(bh - h + 1 if h <= bh else bh))
+    ox = int(rng.integers(bw - w + 1 if w <= bw else bw))
+    if h + oy > bh or w + ox > bw:
+        reps = (-(-(h + oy) // bh), -(-(w + ox) // bw), 1)
+        bank = np.tile(bank, reps)
+    return bank[oy : oy + h, ox : ox + w]
+
+
+def _motion_blur(img: NDArray[np.uint8], length: int, angle_deg: float) -> NDArray[np.uint8]:
+    """Shake along one direction: turn the frame so the shake is horizontal, box-filter the
+    rows, turn it back. A 2-D line kernel costs ten times more at these lengths."""
+    h, w = img.shape[:2]
+    side_w = (
+        int(
+            np.ceil(abs(w * np.cos(np.radians(angle_deg))) + abs(h * np.sin(np.radians(angle_deg))))
+        )
+        + 2
+    )
+    side_h = (
+        int(
+            np.ceil(abs(w * np.sin(np.radians(angle_deg))) + abs(h * np.cos(np.radians(angle_deg))))
+        )
+        + 2
+    )
+    fwd = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+    fwd[:, 2] += ((side_w - w) / 2, (side_h - h) / 2)
+    big = cv2.warpAffine(
+        img, fwd, (side_w, side_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    big = cv2.blur(big, (length, 1))
+    back = cv2.invertAffineTransform(fwd)
+    return cv2.warpAffine(big, back, (w, h), flags=cv2.INTER_LINEAR)
+
+
+def apply_capture(
+    img: NDArray[np.uint8], c: Conditions, rng: np.random.Generator
+) -> NDArray[np.uint8]:
+    """Illumination, optics and sensor on a rendered frame (BGR uint8), in that physical order.
+
+    Works in uint8 with saturating OpenCV arithmetic: saturation is what the sensor does anyway,
+    and a 1024 px photo costs a few ms instead of tens in float.
+    """
+    h, w = img.shape[:2]
+    scale = max(w, h) / 1024.0
+    gain = [float(g) * c.exposure for g in c.wb]
+    light = _field((h, w), rng, "vignette", c.vignette)
+    if c.uneven > 0:
+        light = light * _field((h, w), rng, "uneven", c.uneven)
+    if c.shadow > 0:
+        light = light * _field((h, w), rng, "shadow", c.shadow)
+    # Light and white balance in one smooth low-resolution field, enlarged once.
+    small = light[..., None] * np.asarray(gain, np.float32)
+    field = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = cv2.multiply(img, field, dtype=cv2.CV_8U)
+    if c.defocus > 0:
+        out = cv2.GaussianBlur(out, (0, 0), c.defocus * scale)
+    if c.motion > 0:
+        out = _motion_blur(out, max(3, int(c.motion * scale)), rng.uniform(0, 180))
+    if c.noise > 0:
+        noise = _noise_tile(h, w, rng)
+        out = cv2.addWeighted(out, 1.0, noise, c.noise / _BANK_SCALE, 0.0, dtype=cv2.CV_8U)
+    return out
+
+
+def capture_frame(
+    image: NDArray[np.uint8], hom: NDArray[np.float64], cond: Conditions, rng: np.random.Generator
+) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
+    """Capture effects, then the phone's own downscale for low-resolution photos."""
+    img = apply_capture(image, cond, rng)
+    if cond.lowres < 1.0:
+        h, w = img.shape[:2]
+        size = (max(64, round(w * cond.lowres)), max(48, round(h * cond.lowres)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        sx, sy = size[0] / w, size[1] / h
+        s = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+        hom = s @ hom
+    return img, hom
