@@ -111,6 +111,14 @@ def test_hoop_diameter_within_3_percent_and_judged(tilt: float, diameter: float)
     assert checks["finish_colour"].result == "pass"
 
 
+def test_implausible_size_goes_to_review_not_fail() -> None:
+    # 45 mm measured for a 30 mm hoop is no craft error: the measurement caught something else.
+    d = design("KQ-HOOP-BR-30")
+    size = _by_name(run_spec_checks(photo(hoops(45.0, bgr(d.finish.lab))), d))
+    assert size["size_outer_diameter"].result == "borderline"
+    assert "too far off" in size["size_outer_diameter"].reason
+
+
 @pytest.mark.parametrize("angle", [0.0, 30.0, 75.0])
 def test_pendant_length_and_width(angle: float) -> None:
     d = design("KQ-PEND-CU-LEAF-38")
