@@ -116,9 +116,7 @@ def sample_item(design: Design, rng: np.random.Generator, defect_rate: float) ->
     if rng.random() < defect_rate:
         options = applicable_defects(design)
         k = min(len(options), int(rng.choice([1, 2, 3], p=[0.72, 0.21, 0.07])))
-        # Size and colour apply to every design and would crowd out the visual defects.
-        w = np.array([0.5 if o in {"wrong_size", "wrong_finish_colour"} else 1.0 for o in options])
-        chosen = set(rng.choice(options, size=k, replace=False, p=w / w.sum()).tolist())
+        chosen = set(rng.choice(options, size=k, replace=False).tolist())
 
     def frac(bad: bool) -> float:
         return float(rng.uniform(BAD_MIN, BAD_MAX) if bad else rng.uniform(0, GOOD_MAX))
