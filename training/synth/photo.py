@@ -77,7 +77,8 @@ def render_photo(
         image px (pixel centres at integers; the table plane's when the mat is absent);
       mat_visible; markers_in_frame (ids wholly in frame and not covered by fingers);
       markers_occluded; hidden_defects (the piece's defects not visible in this photo, so
-      not labeled); item_defects (what the sampler meant to create); background; jpeg_quality.
+      not labeled); defect_px (mask area per label); item_defects (what the sampler meant
+      to create); background; jpeg_quality.
     generate.py adds piece_mask (PNG of where the pieces are) and shot.
     """
     rng = np.random.default_rng([seed, piece, 1000 + shot])
@@ -147,6 +148,8 @@ def render_photo(
         "markers_occluded": occluded,
         "mat_to_image": [[float(f"{v:.8g}") for v in row] for row in hom.tolist()],
         "hidden_defects": hidden,
+        # Mask area per label: a scratch of 12 px under heavy blur may be there but unseeable.
+        "defect_px": {k: int(v.sum()) for k, v in sorted(masks.items())},
         "background": cond.background,
         "jpeg_quality": cond.jpeg,
         "item_defects": sorted(item.intended),
