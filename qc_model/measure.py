@@ -1,4 +1,4 @@
-"""Measure a piece on the calibration mat: sizes in mm, white-balanced colour, component count.
+"""Measure a piece on the calibration mat: its mask re-cut for measuring, sizes in mm.
 
 Outline points are mapped through the mat homography to millimetres before any measuring, so a
 phone held at an angle does not shorten one axis of the piece.
@@ -13,24 +13,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from qc_model.catalog import Components, Design
-from qc_model.color import _linear_to_srgb, _srgb_to_linear, delta_e_2000, lab_to_rgb, rgb_to_lab
-from qc_model.mat import DEFAULT_MAT, MatDetection
-
-# Pixels added to each width for the contour running through boundary pixel centres. Zero:
-# extreme points set a minimum enclosing circle or rectangle, and along any edge that is not
-# axis-aligned some boundary centre lies almost on the true edge (measured: docs/CHECKS.md).
-EDGE_PX = 0.0
-# Colour sampling: stay this far (mm) inside the piece (edge pixels mix with the paper) and
-# take the paper from a ring this far outside it (beyond the piece's contact shadow).
-INSET_MM, RING_IN_MM, RING_OUT_MM = 0.4, 3.0, 12.0
-MAX_SAMPLES = 20000
-# Pixels darker than this (L*) are deep shade: their hue is noise, so colour checks skip them.
-DARK_L = 8.0
-# A stone pixel is within this ΔE00 of the stone's colour after white balance.
-STONE_DELTA_E = 20.0
-# Components closer than this to the card's colour are invisible to the piece mask.
-PAPER_LIKE_DELTA_E = 6.0
+from qc_model.catalog import Design
+from qc_model.mat import MatDetection
 
 
 @dataclass
@@ -41,7 +25,7 @@ class PieceGeometry:
     dims: dict[str, float] = field(default_factory=dict)
 
 
-def _outer_points_mm(mask: NDArray[np.uint8], mat: MatDetection) -> NDArray[np.float64]:
+def outer_points_mm(mask: NDArray[np.uint8], mat: MatDetection) -> NDArray[np.float64]:
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return np.empty((0, 2))
@@ -112,19 +96,21 @@ def piece_dimensions(
     smooth_mm: float = 2.0,
 ) -> dict[str, float]:
     """Requested measures (catalog `Measure` names) of one piece, in mm."""
-    pts = _outer_points_mm(mask, mat)
+    pts = outer_points_mm(mask, mat)
     if len(pts) < 3:
         return {}
-    edge = EDGE_PX / mat.px_per_mm
+    # No half-pixel added for the contour running through boundary pixel centres: extreme points
+    # set an enclosing circle or rectangle, and along an edge that is not axis-aligned some
+    # boundary centre lies almost on the true edge.
     hull = cv2.convexHull(pts.astype(np.float32))
     out: dict[str, float] = {}
     if "outer_diameter" in measures:
         _, radius = cv2.minEnclosingCircle(hull)
-        out["outer_diameter"] = 2.0 * float(radius) + edge
+        out["outer_diameter"] = 2.0 * float(radius)
     if "length" in measures or "width" in measures:
         (_, _), (w, h), _ = cv2.minAreaRect(hull)
-        out["length"] = max(w, h) + edge
-        out["width"] = min(w, h) + edge
+        out["length"] = max(w, h)
+        out["width"] = min(w, h)
     if "loop_length" in measures:
         loop = loop_length_mm(mask, mat, smooth_mm)
         if loop is not None:
@@ -156,7 +142,7 @@ def loop_length_mm(mask: NDArray[np.uint8], mat: MatDetection, smooth_mm: float)
     """
     half_outline = None
     for bridge in (0.3, 0.5, 0.7):
-        closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disc(bridge * smooth_mm * mat.px_per_mm))
+        closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, disc(bridge * smooth_mm * mat.px_per_mm))
         contours, hierarchy = cv2.findContours(closed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
         if not contours:
             return None
@@ -197,112 +183,18 @@ def measure_pieces(
     return [PieceGeometry(m, piece_dimensions(m, mat, measures, smooth)) for m in pieces]
 
 
-# -- colour -----------------------------------------------------------------------------------
-def _disc(radius_px: float) -> NDArray[np.uint8]:
+def disc(radius_px: float) -> NDArray[np.uint8]:
     r = max(1, round(radius_px))
     return np.asarray(
         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)), np.uint8
     )
 
 
-def _sample(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    step = max(1, len(pixels) // MAX_SAMPLES)
-    return pixels[::step]
-
-
-def balanced_piece_lab(
-    image_bgr: NDArray[np.uint8],
-    mask: NDArray[np.uint8],
-    mat: MatDetection,
-    *,
-    inset_mm: float = INSET_MM,
-    sample: bool = True,
-) -> NDArray[np.float64] | None:
-    """Lab of (a sample of) the piece's pixels after white-balancing on the mat's paper.
-
-    The paper's printed colour is known, so the per-channel gain that turns the observed paper
-    back into it removes both the light's colour cast and the exposure. Gains apply in linear
-    light, where a colour cast is a per-channel multiplication.
-    """
-    ppm = mat.px_per_mm
-    inner = cv2.erode(mask, _disc(inset_mm * ppm)) if inset_mm > 0 else mask
-    if cv2.countNonZero(inner) < 20:
-        inner = mask
-    near = cv2.dilate(mask, _disc(RING_IN_MM * ppm)) > 0
-    ring = (cv2.dilate(mask, _disc(RING_OUT_MM * ppm)) > 0) & ~near
-    piece_px = image_bgr[inner > 0]
-    paper_px = image_bgr[ring > 0]
-    if len(piece_px) < 20 or len(paper_px) < 50:
-        return None
-    # The median keeps shadows, the dotted print line and stray crumbs out of the paper estimate.
-    paper_obs = _srgb_to_linear(np.median(_sample(paper_px), axis=0)[::-1] / 255.0)
-    paper_true = _srgb_to_linear(np.asarray(DEFAULT_MAT.paper_rgb, np.float64) / 255.0)
-    gain = paper_true / np.maximum(paper_obs, 1e-4)
-    if sample:
-        piece_px = _sample(piece_px)
-    rgb = _srgb_to_linear(piece_px[:, ::-1].astype(np.float64) / 255.0) * gain
-    return rgb_to_lab(_linear_to_srgb(rgb) * 255.0)
-
-
-_LUMA = np.array([0.2126, 0.7152, 0.0722])  # linear sRGB -> relative luminance Y
-
-
-def match_lightness(lab: NDArray[np.float64], target: Sequence[float]) -> NDArray[np.float64]:
-    """Each colour rescaled in linear light to the target's luminance: hue and chroma stay.
-
-    How light a curved, shiny piece looks depends on what it reflects and how it is shaded,
-    not on its finish: measured on synthetic photos, comparing lightness too sent 71 % of
-    correct metal pieces over the colour tolerance (docs/CHECKS.md).
-    """
-    lin = _srgb_to_linear(np.clip(lab_to_rgb(lab), 0, 255) / 255.0)
-    y = lin @ _LUMA
-    y_target = float(_srgb_to_linear(np.clip(lab_to_rgb(target), 0, 255) / 255.0) @ _LUMA)
-    scaled = lin * (y_target / np.maximum(y, 1e-4))[..., None]
-    return rgb_to_lab(_linear_to_srgb(scaled) * 255.0)
-
-
-def finish_colour_lab(
-    image_bgr: NDArray[np.uint8],
-    mask: NDArray[np.uint8],
-    mat: MatDetection,
-    target: Sequence[float],
-) -> NDArray[np.float64] | None:
-    """The piece's robust colour at the target's lightness: per-channel median of its
-    white-balanced, lightness-matched Lab pixels (near-black pixels carry no hue and are left out).
-    """
-    lab = balanced_piece_lab(image_bgr, mask, mat)
-    if lab is None:
-        return None
-    lab = lab[lab[:, 0] > DARK_L]
-    if len(lab) < 20:
-        return None
-    return np.median(match_lightness(lab, target), axis=0)
-
-
-def palette_delta_e(
-    image_bgr: NDArray[np.uint8],
-    mask: NDArray[np.uint8],
-    mat: MatDetection,
-    palette: list[tuple[float, float, float]],
-) -> float | None:
-    """Median over the piece's pixels of the ΔE00 to the nearest palette colour (each compared
-    at that colour's lightness): small when the piece is made of the design's colours."""
-    lab = balanced_piece_lab(image_bgr, mask, mat)
-    if lab is None:
-        return None
-    lab = lab[lab[:, 0] > DARK_L]
-    if len(lab) < 20:
-        return None
-    de = np.stack([delta_e_2000(match_lightness(lab, p), p) for p in palette], axis=1)  # (N, P)
-    return float(np.median(de.min(axis=1)))
-
-
-# -- component count --------------------------------------------------------------------------
 def rectify_mask(
     mask: NDArray[np.uint8], mat: MatDetection, px_per_mm: float
 ) -> NDArray[np.uint8] | None:
     """The mask resampled onto the mat plane at a fixed scale, cropped to the piece."""
-    pts = _outer_points_mm(mask, mat)
+    pts = outer_points_mm(mask, mat)
     if len(pts) < 3:
         return None
     pad = 2.0
@@ -317,69 +209,3 @@ def rectify_mask(
         mask, dst_to_src, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     )
     return np.where(out >= 128, 255, 0).astype(np.uint8)
-
-
-def count_components(
-    image_bgr: NDArray[np.uint8],
-    mask: NDArray[np.uint8],
-    mat: MatDetection,
-    components: Components,
-) -> int | None:
-    """How many beads, stones or links the piece shows; None when it cannot be counted."""
-    size = components.size_mm
-    if components.kind == "stone":
-        return _count_stones(image_bgr, mask, mat, components)
-    # Links are not counted: in a chain every second link lies edge-on and shows no opening, so
-    # a photo from above cannot tell one link from two. A missing link shortens the loop, which
-    # the loop-length check measures; a broken one is the model's `broken_link` class.
-    if components.kind != "bead" or _paper_like(components):
-        return None
-    # Twelve pixels across a component separate neighbours reliably (eight gave spurious peaks).
-    scale = 12.0 / size
-    flat = rectify_mask(mask, mat, scale)
-    if flat is None:
-        return None
-    # Each bead is a local maximum of the distance to the strand's edge; the neck where two
-    # beads touch is a saddle. Neighbours sit one bead apart, so a 0.8-bead window sees one.
-    dist = cv2.distanceTransform(flat, cv2.DIST_L2, 5)
-    peaks = (dist >= cv2.dilate(dist, _disc(0.4 * size * scale))) & (dist >= 0.35 * size * scale)
-    n, _ = cv2.connectedComponents(cv2.dilate(peaks.astype(np.uint8), _disc(1)))
-    return n - 1
-
-
-def _paper_like(components: Components) -> bool:
-    """Whether some component colour cannot be told from the card (white beads): the piece mask
-    then has gaps where those beads lie, and counting its beads would miss them."""
-    if not components.colours:
-        return False
-    paper = rgb_to_lab(np.asarray(DEFAULT_MAT.paper_rgb, np.float64))
-    de = delta_e_2000(np.asarray(components.colours, np.float64), paper)
-    return bool((de < PAPER_LIKE_DELTA_E).any())
-
-
-def _count_stones(
-    image_bgr: NDArray[np.uint8],
-    mask: NDArray[np.uint8],
-    mat: MatDetection,
-    components: Components,
-) -> int | None:
-    """Blobs of the stone's colour (white-balanced) at least a third of a stone's area."""
-    if not components.colours:
-        return None
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 20:
-        return None
-    lab = balanced_piece_lab(image_bgr, mask, mat, inset_mm=0.0, sample=False)
-    if lab is None:
-        return None
-    # Lightness-matched like the finish check: a stone's facets range from glint to shade.
-    lit = lab[:, 0] > DARK_L
-    de = np.stack([delta_e_2000(match_lightness(lab, c), c) for c in components.colours], 1)
-    close = np.zeros(mask.shape, np.uint8)
-    close[ys, xs] = ((de.min(axis=1) < STONE_DELTA_E) & lit).astype(np.uint8) * 255
-    opened = cv2.morphologyEx(
-        close, cv2.MORPH_OPEN, _disc(0.15 * components.size_mm * mat.px_per_mm)
-    )
-    _, _, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    stone_px = np.pi * (components.size_mm * mat.px_per_mm / 2) ** 2
-    return int((stats[1:, cv2.CC_STAT_AREA] >= stone_px / 3).sum())
