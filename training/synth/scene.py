@@ -14,6 +14,7 @@ from training.synth.backgrounds import draw_clutter, draw_fingers, plane_texture
 from training.synth.camera import H3, local_scale, project, visible_window
 from training.synth.capture import Conditions
 from training.synth.matwindow import render_mat_window
+from training.synth.optics import gaussian_blur
 from training.synth.placement import Placement
 from training.synth.render import PieceLayer, render_piece
 from training.synth.sampling import Item
@@ -146,7 +147,7 @@ def _plane(
         pad = int(3 * k) + 2
         xa, ya, xb, yb = max(0, xa - pad), max(0, ya - pad), min(cw, xb + pad), min(ch, yb + pad)
         a = cv2.warpAffine(layer.rgba[..., 3].copy(), _shift(m, xa, ya)[:2], (xb - xa, yb - ya))
-        a = cv2.GaussianBlur(a, (0, 0), max(0.7, (0.5 + 0.3 * lift) * k))
+        a = gaussian_blur(a, max(0.7, (0.5 + 0.3 * lift) * k))
         sub = img[ya:yb, xa:xb].astype(np.float32) * (1 - 0.45 * a[..., None])
         img[ya:yb, xa:xb] = sub.astype(np.uint8)
     return img, to_canvas, clutter, occluded
