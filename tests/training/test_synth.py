@@ -166,3 +166,14 @@ def test_clean_photo_measures_true_size_through_the_mat(tmp_path):
                     (_, _), (w, h), _ = cv2.minAreaRect(mm)
                     got = max(w, h) if measure == "length" else min(w, h)
                 assert abs(got - true_mm) / true_mm < 0.03, (r.design_id, measure, got, true_mm)
+
+
+@pytest.mark.parametrize("design_id", ["KQ-STUD-RED-10", "KQ-RING-BR-21", "KQ-PEND-HORN-45"])
+def test_committed_golden_images_are_current(designs, design_id):
+    from training.synth.golden import render_golden
+
+    d = designs[design_id]
+    committed = cv2.imread(str(CATALOG / d.reference_images[0]))
+    assert committed is not None, "run `kito catalog golden`"
+    # Re-render and compare pixels: a renderer change must come with fresh goldens.
+    assert np.array_equal(render_golden(d), committed)
