@@ -48,6 +48,7 @@ class Conditions:
     exposure: float = 1.0
     wb: tuple[float, float, float] = (1.0, 1.0, 1.0)  # BGR gains
     vignette: float = 0.0
+    flare: float = 0.0  # veiling glare: grey levels added to the blacks (ink is never 0)
     uneven: float = 0.0
     shadow: float = 0.0
     defocus: float = 0.0  # sigma, px at 1024
@@ -128,4 +129,5 @@ def sample_conditions(
         c.jpeg = round(38 - s(0, 30))
     if "low_resolution" in applied:
         c.lowres = 0.5 - s(0, 0.25)
+    c.flare = float(rng.uniform(6, 22) * (1.6 if "overexposed" in applied else 1.0))
     return c

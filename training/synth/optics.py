@@ -140,9 +140,11 @@ def apply_capture(
         out = gaussian_blur(out, c.defocus * scale)
     if c.motion > 0:
         out = _motion_blur(out, max(3, int(c.motion * scale)), rng.uniform(0, 180))
-    if c.noise > 0:
+    if c.noise > 0 or c.flare > 0:
+        # Glare lifts the blacks (in the same pass as the sensor noise, so it costs nothing).
         noise = _noise_tile(h, w, rng)
-        out = cv2.addWeighted(out, 1.0, noise, c.noise / _BANK_SCALE, 0.0, dtype=cv2.CV_8U)
+        keep = 1.0 - c.flare / 255.0
+        out = cv2.addWeighted(out, keep, noise, c.noise / _BANK_SCALE, c.flare, dtype=cv2.CV_8U)
     return out
 
 
