@@ -39,7 +39,7 @@ class TrainConfig(BaseModel):
     cache_views: int = Field(4, ge=1, le=32)
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
     schedule: Literal["cosine", "onecycle"] = "cosine"

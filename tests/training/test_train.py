@@ -210,3 +210,11 @@ def test_trains_on_synthetic_renderer_output(tmp_path: Path) -> None:
     out = run(tmp_path / "synth" / "manifest.jsonl", tmp_path / "run", "epochs=3")
     rows = _rows(out)
     assert len(rows) == 3 and rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_default_config_file_matches_the_code_defaults() -> None:
+    from training.config import TrainConfig
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "train_default.yaml"
+    assert load_config(path) == TrainConfig()
+    assert load_config(path, ["preprocess.input_size=320"]).preprocess.input_size == 320
