@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,7 +58,6 @@ class Conditions:
     lowres: float = 1.0
     background: str = "cloth"
     light: tuple[float, float, float] = (-0.45, -0.6, 1.0)
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def sample_conditions(

@@ -138,7 +138,7 @@ def render_photo(
             }
         )
     centre = outline.mean(0)
-    occluded = frame.extra["occluded_markers"]
+    occluded = frame.occluded_markers
     meta: dict[str, Any] = {
         "pieces": pieces_meta,
         "px_per_mm": round(local_scale(hom, (float(centre[0]), float(centre[1]))), 4),

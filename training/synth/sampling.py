@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,7 +43,6 @@ class Item:
     pieces: tuple[PieceSpec, ...]
     intended: frozenset[str]  # labels the sampler meant to create
     shape_mismatch: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def applicable_defects(design: Design) -> list[str]:

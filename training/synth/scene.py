@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +35,7 @@ class Frame:
     mat_visible: bool
     in_frame_fraction: float
     clutter: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    occluded_markers: list[int] = field(default_factory=list)
 
 
 def _canvas_transform(x0: int, y0: int, k: float) -> H3:
@@ -239,5 +238,5 @@ def compose(
         mat_visible,
         inside / total if total else 0.0,
         clutter,
-        {"occluded_markers": occluded},
+        occluded,
     )
