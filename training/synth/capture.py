@@ -72,11 +72,11 @@ def sample_conditions(
     for a, b in EXCLUSIVE:
         if a in applied and b in applied:
             applied.discard(a if rng.random() < 0.5 else b)
-    for c in force:
-        applied.add(c)
+    for name in force:
+        applied.add(name)
         for a, b in EXCLUSIVE:
-            if c in (a, b):
-                applied.discard(b if c == a else a)
+            if name in (a, b):
+                applied.discard(b if name == a else a)
     strength = 0.5 + 0.5 * d  # harder data sets also get stronger versions
 
     def s(lo: float, hi: float) -> float:
