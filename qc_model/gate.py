@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from qc_model.catalog import Design
 from qc_model.locate import PieceLocation, locate_piece
@@ -66,10 +66,12 @@ class GateResult(BaseModel):
     mat: MatDetection | None = Field(default=None, exclude=True, repr=False)
     location: PieceLocation | None = Field(default=None, exclude=True, repr=False)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def retake_codes(self) -> list[str]:
         """Failure codes, most fundamental first, each once."""

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from qc_model.gate import GateResult
+from qc_model.messages import retake_message
 from qc_model.spec_checks import CheckResult
 from qc_model.taxonomy import DEFECT_DESCRIPTIONS
 
@@ -131,7 +132,7 @@ def decide(
     usable = [d for d in details if d.call != "unusable"]
     if not usable:
         codes = list(dict.fromkeys(c for d in details for c in d.retake_codes))
-        reasons = [Reason(code=c, text=f"photo not usable: {c}") for c in codes]
+        reasons = [Reason(code=c, text=retake_message(c, "en")) for c in codes]
         return Verdict(
             decision="retake", reasons=reasons, defects=[], checks=[], scores={}, photos=details
         )

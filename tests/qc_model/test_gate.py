@@ -108,7 +108,8 @@ def test_bad_image_raises() -> None:
 
 def test_gate_result_serialises_without_arrays(good: np.ndarray) -> None:
     dumped = check_photo(good, HOOP).model_dump()
-    assert set(dumped) == {"checks"}
+    assert set(dumped) == {"checks", "passed", "retake_codes"}
+    assert dumped["passed"] is True and dumped["retake_codes"] == []
 
 
 def test_messages_in_both_languages() -> None:

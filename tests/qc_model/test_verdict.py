@@ -99,6 +99,7 @@ def test_all_photos_unusable_is_retake_with_codes() -> None:
     verdict = decide([_photo(0.9, 0, "blurry"), _photo(0, 0, "no_mat", "too_dark")], BANDS)
     assert verdict.decision == "retake"
     assert [r.code for r in verdict.reasons] == ["blurry", "no_mat", "too_dark"]
+    assert verdict.reasons[0].text.startswith("Hold the phone still")
     assert verdict.defects == []
 
 
