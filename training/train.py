@@ -196,7 +196,7 @@ def main(args: argparse.Namespace) -> Path:
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
-    best = float("inf")
+    best = _best_so_far(out) if resume is not None else float("inf")
     for epoch in range(start, cfg.epochs):
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(
@@ -219,6 +219,14 @@ def main(args: argparse.Namespace) -> Path:
         torch.save(net.state_dict(), dump.format(rank=d.rank))
     tu.finish_distributed(d)
     return out
+
+
+def _best_so_far(out: Path) -> float:
+    """The loss best.pt was chosen by, so a resumed run does not overwrite it with a worse one."""
+    if not (out / "best.pt").is_file():
+        return float("inf")
+    m = read_checkpoint(out / "best.pt")["metrics"]
+    return float(m.get("val_loss", m.get("train_loss", float("inf"))))
 
 
 def _summary(row: dict[str, Any]) -> str:

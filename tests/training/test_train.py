@@ -113,8 +113,13 @@ def test_frozen_cached_training_learns(tiny: Path, tmp_path: Path) -> None:
 
 def test_resume_continues_where_it_stopped(tiny: Path, tmp_path: Path) -> None:
     out = run(tiny, tmp_path / "run", "epochs=2")
+    best_before = load_trained(out / "best.pt").metrics["val_loss"]
     run(tiny, out, "epochs=3", resume=out / "checkpoint.pt")
-    assert [r["epoch"] for r in _rows(out)] == [0, 1, 2]
+    rows = _rows(out)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    # best.pt is still the epoch with the lowest validation loss, across the resume.
+    assert load_trained(out / "best.pt").metrics["val_loss"] == min(r["val_loss"] for r in rows)
+    assert min(r["val_loss"] for r in rows) <= best_before
 
 
 def test_full_finetune_single_label(tmp_path: Path) -> None:
