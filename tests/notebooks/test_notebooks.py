@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from traitlets import default
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -36,6 +40,15 @@ WORK = {work!r}
 """
 
 
+class NativeKernelManager(AsyncKernelManager):
+    """Searches no kernel folders, so "python3" is ipykernel's native spec for this interpreter:
+    [sys.executable, -m, ipykernel_launcher, ...]."""
+
+    @default("kernel_spec_manager")
+    def _native_only(self) -> KernelSpecManager:
+        return KernelSpecManager(kernel_dirs=[])
+
+
 def parameter_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, "a notebook needs exactly one cell tagged 'parameters'"
@@ -45,8 +58,9 @@ def parameter_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def execute(name: str, params: str, tmp_path: Path) -> nbformat.NotebookNode:
     """Run notebooks/<name> with its parameter cell replaced, in a temporary working folder.
 
-    kernel "python3" is the kernelspec ipykernel installs into this venv (share/jupyter/kernels);
-    jupyter_client starts it with this interpreter. A first cell proves that.
+    The kernel is "python3" as ipykernel itself defines it for the running interpreter (no
+    `ipykernel install` step, and a user's own "python3" kernelspec cannot take its place).
+    A first cell proves that it is this venv.
     """
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     parameter_cell(nb).source = params
@@ -55,6 +69,7 @@ def execute(name: str, params: str, tmp_path: Path) -> nbformat.NotebookNode:
     cwd.mkdir()
     client = NotebookClient(
         nb,
+        kernel_manager_class=NativeKernelManager,
         timeout=CELL_TIMEOUT_S,
         kernel_name="python3",
         resources={"metadata": {"path": str(cwd)}},
@@ -91,15 +106,53 @@ def test_dataset_tour_runs(tmp_path: Path) -> None:
     assert "measurements on" in text  # the size study measured something
 
 
-def test_model_evaluation_runs(tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    nb = execute("model_evaluation.ipynb", MODEL_PARAMS.format(work=str(work)), tmp_path)
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[nbformat.NotebookNode, Path]:
+    """The model notebook's default path (train, evaluate, export) on tiny data, run once."""
+    tmp = tmp_path_factory.mktemp("model")
+    work = tmp / "work"
+    return execute("model_evaluation.ipynb", MODEL_PARAMS.format(work=str(work)), tmp), work
+
+
+def test_model_evaluation_trains_evaluates_exports(
+    model_run: tuple[nbformat.NotebookNode, Path],
+) -> None:
+    nb, work = model_run
     assert (work / "run" / "checkpoint.pt").is_file()
     for name in ("metrics.json", "index.html", "reliability.png", "pr_curves.png"):
         assert (work / "eval" / name).is_file(), name
     assert {"model.onnx", "package.json"} <= {p.name for p in (work / "package").iterdir()}
     assert len(outputs(nb, "image/png")) >= 4  # loss, thresholds, reliability, PR, heatmaps
     assert "parity on" in stdout(nb)
+
+
+@pytest.mark.slow  # ~20 s more: a second kernel with torch, a second data set
+def test_model_evaluation_of_a_ready_package(
+    model_run: tuple[nbformat.NotebookNode, Path], tmp_path: Path
+) -> None:
+    """PACKAGE set (as for models/default): no training, the package's ORT scores evaluated."""
+    _, trained = model_run
+    params = MODEL_PARAMS.replace("COUNT = 24", "COUNT = 16").replace(
+        "PACKAGE = None", f"PACKAGE = {str(trained / 'package')!r}"
+    )
+    work = tmp_path / "work"
+    nb = execute("model_evaluation.ipynb", params.format(work=str(work)), tmp_path)
+    assert not (work / "run").exists() and not (work / "package").exists()
+    metrics = json.loads((work / "eval" / "metrics.json").read_text())
+    assert metrics["package"] == str(trained / "package") and metrics["scores"]["photos"] > 0
+    assert "no training" in stdout(nb)
+
+
+@pytest.mark.slow  # the committed defaults: ~30 s for the tour, minutes for the model
+@pytest.mark.parametrize("name", ["dataset_tour.ipynb", "model_evaluation.ipynb"])
+def test_notebook_runs_with_its_own_parameters(name: str, tmp_path: Path) -> None:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    lines = parameter_cell(nb).source.splitlines()
+    assert sum(line.startswith("WORK = ") for line in lines) == 1
+    work = tmp_path / "work"
+    params = "\n".join(f"WORK = {str(work)!r}" if x.startswith("WORK = ") else x for x in lines)
+    execute(name, params, tmp_path)
+    assert (work / "synth" / "manifest.jsonl").is_file()
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
