@@ -66,8 +66,12 @@ def build_pendant(spec: PieceSpec, rng: np.random.Generator) -> Shape:
     at = 0.2 if texture == "bone" else 0.09
     hole = _circle(min(1.6, width * 0.08), (0.0, top + max(3.0, length * at)))
     if texture == "horn":
-        hole = _circle(1.4, (0.0, 0.0 + width * 0.0))
-        hole[:, 0] += poly[:, 0].max() - 3.2  # drilled through the thick middle of the crescent
+        # Drilled through the thick middle, near the convex edge, so it hangs horns up.
+        mid = poly[np.abs(poly[:, 1]) < 2.0]
+        tip_x = poly[np.argmax(np.abs(poly[:, 1])), 0]
+        lo, hi = mid[:, 0].min(), mid[:, 0].max()
+        outer = lo if abs(lo - tip_x) > abs(hi - tip_x) else hi
+        hole = _circle(1.4, (float(outer + np.sign((lo + hi) / 2 - outer) * 3.2), 0.0))
     if "bent" in spec.defects:
         # Bent along its length: the lower half curls sideways.
         k = rng.uniform(0.06, 0.12) * (1 if rng.random() < 0.5 else -1)
