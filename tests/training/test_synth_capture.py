@@ -71,3 +71,16 @@ def test_twelve_megapixel_photo(cuff):
     if "low_resolution" not in photo.capture:
         assert photo.image.shape[:2] == (3000, 4000)
     assert photo.piece_mask.any()
+
+
+def test_pair_lies_side_by_side_and_each_piece_has_its_truth():
+    design = next(d for d in load_designs(default_catalog_dir()) if d.id == "KQ-HOOP-BR-30")
+    item = make_item(design, seed=0, piece=1, defect_rate=0.0)
+    photo = render_photo(item, 0, 1, 0, 512, 0.0)
+    left, right = photo.meta["pieces"]
+    assert left["bbox_px"][2] <= right["bbox_px"][0]  # disjoint, left to right
+    for p in (left, right):
+        dim = design.dimensions[0]
+        assert abs(p["dims_mm"]["outer_diameter"] - dim.nominal_mm) < dim.tolerance_mm
+    n, _ = cv2.connectedComponents(photo.piece_mask.astype(np.uint8))
+    assert n - 1 == 2  # two separate earrings in the piece mask
