@@ -136,7 +136,10 @@ def _plane(
     to_canvas = _canvas_transform(x0, y0, k)
     lz = max(cond.light[2], 0.3)
     for spec, pl, layer in zip(item.pieces, placements, layers, strict=True):
-        lift = 0.5 * spec.design.thickness_mm
+        # How far above the card the piece's shadow-casting edge sits (a collar's
+        # thickness_mm is its band width, not its height).
+        collar = spec.design.piece_type == "beaded_collar"
+        lift = 1.5 if collar else 0.5 * spec.design.thickness_mm
         sx, sy = -cond.light[0] / lz * lift, -cond.light[1] / lz * lift
         m = _shift(to_canvas, -sx * k, -sy * k) @ pl.matrix() @ _layer_to_mm(layer)
         roi = _roi(m, layer.alpha.shape[1], layer.alpha.shape[0], (cw, ch))
