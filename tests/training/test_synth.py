@@ -177,3 +177,22 @@ def test_committed_golden_images_are_current(designs, design_id):
     assert committed is not None, "run `kito catalog golden`"
     # Re-render and compare pixels: a renderer change must come with fresh goldens.
     assert np.array_equal(render_golden(d), committed)
+
+
+def test_markers_said_visible_are_found_by_the_detector(tmp_path):
+    # Sharp photos (no blur condition) whose meta lists >= 2 markers in frame: the real
+    # detector must agree, so the mat is printed crisply enough into the photo.
+    opts = SynthOptions(count=12, size=1024, difficulty=0.5, seed=8)
+    manifest = generate_dataset(CATALOG, tmp_path, opts, workers=1)
+    checked = 0
+    for r in manifest.records:
+        sharp = not set(r.capture) & {"defocus_blur", "motion_blur"}
+        if not sharp or len(r.meta["markers_in_frame"]) < 2:
+            continue
+        det = detect_mat(cv2.imread(str(tmp_path / r.image), cv2.IMREAD_GRAYSCALE))
+        assert det is not None and len(det.marker_ids) >= 2, (r.id, r.capture)
+        assert set(det.marker_ids) <= set(r.meta["markers_in_frame"]) | set(
+            r.meta["markers_occluded"]
+        )
+        checked += 1
+    assert checked >= 6
