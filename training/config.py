@@ -34,7 +34,7 @@ class TrainConfig(BaseModel):
     backbone: str = "tf_efficientnet_lite0"
     weights: str = "imagenet"  # "imagenet" | "none" | path to a checkpoint.pt
     # Stages frozen (and cached): see docs/MODEL.md for the speed / accuracy trade-off.
-    freeze_blocks: int = Field(5, ge=0)
+    freeze_blocks: int = Field(6, ge=0)
     # Cached views per photo when the trunk is frozen: 1 clean + (cache_views - 1) augmented.
     cache_views: int = Field(4, ge=1, le=32)
     epochs: int = Field(30, ge=1)
