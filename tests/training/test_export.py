@@ -30,7 +30,10 @@ class TinyNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
+        # A stem, then a 1x1 convolution: INT8 keeps the stem in float, quantizes the rest.
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 1), nn.ReLU()
+        )
         self.fc = nn.Linear(8, len(CLASSES))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
