@@ -49,6 +49,7 @@ class Conditions:
     wb: tuple[float, float, float] = (1.0, 1.0, 1.0)  # BGR gains
     vignette: float = 0.0
     flare: float = 0.0  # veiling glare: grey levels added to the blacks (ink is never 0)
+    flash: float = 0.0  # the phone's flash: a bright hotspot on the glossy card
     uneven: float = 0.0
     shadow: float = 0.0
     defocus: float = 0.0  # sigma, px at 1024
@@ -129,4 +130,6 @@ def sample_conditions(
     if "low_resolution" in applied:
         c.lowres = 0.5 - s(0, 0.25)
     c.flare = float(rng.uniform(6, 22) * (1.6 if "overexposed" in applied else 1.0))
+    if "overexposed" in applied and rng.random() < 0.5:
+        c.flash = 0.4 + s(0, 0.8)
     return c

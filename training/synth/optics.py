@@ -36,6 +36,11 @@ def _field(
         # Phone lenses lose light towards the corners (cos^4 falloff and a small sensor).
         r2 = ((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.5
         return (1 - amount * r2).astype(np.float32)
+    if kind == "flash":
+        # Flash straight ahead: a hotspot near the frame centre, mirrored by the card's gloss.
+        cx, cy = 0.5 + rng.normal(0, 0.08), 0.5 + rng.normal(0, 0.08)
+        spot = np.exp(-((xs - cx) ** 2 + ((ys - cy) * 0.75) ** 2) / 0.02)
+        return (1 + amount * spot).astype(np.float32)
     if kind == "uneven":
         ang = rng.uniform(0, 2 * np.pi)
         ramp = (xs - 0.5) * np.cos(ang) + (ys - 0.5) * np.sin(ang) + 0.5
@@ -132,6 +137,8 @@ def apply_capture(
         light = light * _field((h, w), rng, "uneven", c.uneven)
     if c.shadow > 0:
         light = light * _field((h, w), rng, "shadow", c.shadow)
+    if c.flash > 0:
+        light = light * _field((h, w), rng, "flash", c.flash)
     # Light and white balance in one smooth low-resolution field, enlarged once.
     small = light[..., None] * np.asarray(gain, np.float32)
     field = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
