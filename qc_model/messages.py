@@ -47,12 +47,12 @@ _MESSAGES: Final[tuple[RetakeMessage, ...]] = (
     RetakeMessage(
         "low_resolution",
         "Use the phone's full camera quality and move closer: the photo is too small to measure",
-        "Tumia ubora kamili wa kamera ya simu na usogee karibu: picha ni ndogo mno kupima",
+        "Tumia ubora kamili wa kamera na usogee karibu: picha ni ndogo mno kuweza kupimwa",
     ),
     RetakeMessage(
         "blurry",
         "Hold the phone still and tap the piece to focus: the photo is blurry",
-        "Shika simu bila kutikisika na uguse kipande ili kamera ilenge: picha haiko wazi",
+        "Shika simu bila kuitikisa na uguse kipande ili kamera ilenge: picha haiko wazi",
     ),
     RetakeMessage(
         "too_dark",
