@@ -1,4 +1,4 @@
-"""Find the jewelry piece in a photo: what differs from the mat's paper (else from the border)."""
+"""Find the jewelry piece in a photo: whatever differs from the paper of the calibration card."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class PieceLocation:
     bbox: Box  # union of boxes
     area_fraction: float  # mask pixels / frame pixels
     touches_edge: bool  # the piece is cut off by the frame
+    # The detection given or found here. Masking uses it only with >= 2 markers (one marker
+    # fixes the scale, not the perspective); otherwise the card is found by its brightness.
     mat: MatDetection | None
 
     @property
@@ -46,10 +48,11 @@ def locate_piece(
     find_mat: bool = True,
     spec: MatSpec = DEFAULT_MAT,
 ) -> PieceLocation | None:
-    """Segment the piece; None when nothing looks like one.
+    """Segment the piece(s); None when nothing looks like one.
 
-    With a mat (given, or found here when `find_mat`), the paper inside the card is the
-    background; otherwise the colour of the frame's border is.
+    The background is the card's paper: located by its markers (`mat`, given or detected here
+    when `find_mat`), else as the largest bright region, else the whole frame is modelled.
+    Fingers and clutter reaching onto the card from outside are left out (docs/MODEL.md).
     """
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
         raise ValueError(
