@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from qc_model.catalog import Design
 from qc_model.color import delta_e_2000
+from qc_model.mat import DEFAULT_MAT
 from qc_model.taxonomy import CAPTURE_CONDITIONS
 from training.synth.camera import local_scale
 from training.synth.capture import sample_conditions
@@ -49,6 +50,25 @@ def spec_labels(item: Item, dims: list[dict[str, float]]) -> dict[str, list[int]
         colour_off = float(delta_e_2000(a.lab, b.lab)) > d.finish.delta_e_tolerance
         if size_off or colour_off or item.shape_mismatch:
             out["mismatched_pair"] = [1]
+    return out
+
+
+def _under_piece(
+    markers: list[int], hom: NDArray[np.float64], piece_mask: NDArray[np.bool_]
+) -> set[int]:
+    """Markers that a piece lies on (a 170 mm collar overflows the placement area)."""
+    h, w = piece_mask.shape
+    out = set()
+    for mid in markers:
+        corners = DEFAULT_MAT.marker_corners_mm(mid).reshape(-1, 1, 2)
+        quad = cv2.perspectiveTransform(corners, hom).reshape(-1, 2)
+        x0, y0 = np.clip(np.floor(quad.min(0)).astype(int), 0, (w, h))
+        x1, y1 = np.clip(np.ceil(quad.max(0)).astype(int) + 1, 0, (w, h))
+        sub = piece_mask[y0:y1, x0:x1]
+        inside = np.zeros(sub.shape, np.uint8)
+        cv2.fillConvexPoly(inside, np.round(quad - (x0, y0)).astype(np.int32), 1)
+        if (sub & (inside > 0)).any():
+            out.add(mid)
     return out
 
 
@@ -138,12 +158,15 @@ def render_photo(
             }
         )
     centre = outline.mean(0)
-    occluded = frame.occluded_markers
+    piece_mask = np.logical_or.reduce(piece_masks)
+    occluded = sorted(
+        set(frame.occluded_markers) | _under_piece(frame.markers_in_frame, hom, piece_mask)
+    )
     meta: dict[str, Any] = {
         "pieces": pieces_meta,
         "px_per_mm": round(local_scale(hom, (float(centre[0]), float(centre[1]))), 4),
         "mat_visible": frame.mat_visible,
-        # Wholly inside the frame, and not covered by the artisan's fingers.
+        # Wholly inside the frame, and not covered by the artisan's fingers or the piece.
         "markers_in_frame": [m for m in frame.markers_in_frame if m not in occluded],
         "markers_occluded": occluded,
         "mat_to_image": [[float(f"{v:.8g}") for v in row] for row in hom.tolist()],
@@ -154,4 +177,4 @@ def render_photo(
         "jpeg_quality": cond.jpeg,
         "item_defects": sorted(item.intended),
     }
-    return Photo(image, sorted(masks), masks, np.logical_or.reduce(piece_masks), capture, meta)
+    return Photo(image, sorted(masks), masks, piece_mask, capture, meta)
