@@ -1,8 +1,4 @@
-"""Surface defects drawn onto a piece's canvas (scratch, tarnish, pitting, finish flaw) and masks.
-
-Each returns the defect's binary mask on the canvas; geometry defects (missing component, broken
-link, bent) are built into the shape and arrive here as regions in mm to rasterise.
-"""
+"""Surface defects on a piece's canvas (scratch, tarnish, pitting, finish flaw) and their masks."""
 
 from __future__ import annotations
 
@@ -13,6 +9,9 @@ from numpy.typing import NDArray
 from training.synth.raster import Canvas, Material
 from training.synth.shape import BODY, Region, Shape, Sheet
 from training.synth.surface import value_noise
+
+# Each function returns its defect's binary mask on the canvas. Geometry defects (missing
+# component, broken link, bent) are built into the shape and arrive here as regions in mm.
 
 Mask = NDArray[np.bool_]
 

@@ -1,8 +1,4 @@
-"""The calibration mat drawn into any pixel window of the table plane, pixel-exact with MatSpec.
-
-`MatSpec.render` draws the whole card; a close-up 12 MP photo would need a card of 8000 px and
-more, so the renderer draws only the part it sees. A test proves the two agree pixel for pixel.
-"""
+"""The calibration mat drawn into any pixel window of the table plane, pixel-exact with MatSpec."""
 
 from __future__ import annotations
 
@@ -13,6 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.mat import ARUCO_DICTIONARY, MatSpec
+
+# MatSpec.render draws the whole card; a close-up 12 MP photo would need a card of 8000 px and
+# more, so the renderer draws only the part it sees. A test proves the two agree pixel for pixel.
 
 
 @lru_cache(maxsize=64)
