@@ -22,13 +22,13 @@ class PreprocessConfig(BaseModel):
 
     # 224 px: on a 30 mm piece with the default margin the crop spans 36 mm, so 1 mm is 6.2 px
     # (>= 2 px holds for crops up to 112 mm); docs/MODEL.md has the reasoning.
-    input_size: int = Field(224, ge=32, le=1024)
+    input_size: int = Field(default=224, ge=32, le=1024)
     # tf_efficientnet_lite0 was trained on inputs scaled to [-1, 1].
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     crop: Literal["piece", "none"] = "piece"
     # Extra context on each side, as a fraction of the piece's longer side.
-    crop_margin: float = Field(0.1, ge=0.0, le=1.0)
+    crop_margin: float = Field(default=0.1, ge=0.0, le=1.0)
     # "auto": area averaging when shrinking (no aliasing of fine scratches), cubic when enlarging.
     interpolation: Literal["auto", "linear", "cubic", "area"] = "auto"
 

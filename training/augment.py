@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -9,7 +11,7 @@ from numpy.typing import NDArray
 from training.config import AugmentConfig
 
 
-def build_augment(cfg: AugmentConfig, seed: int | None = None):  # -> A.Compose | None
+def build_augment(cfg: AugmentConfig, seed: int | None = None) -> Any:  # A.Compose | None
     """The albumentations pipeline for `cfg`, or None when augmentation is off.
 
     Geometry stays mild: the crop is already centred on the piece, and a defect at the crop's
@@ -53,7 +55,7 @@ def build_augment(cfg: AugmentConfig, seed: int | None = None):  # -> A.Compose 
     return pipeline
 
 
-def apply(pipeline, image: NDArray[np.uint8]) -> NDArray[np.uint8]:  # type: ignore[no-untyped-def]
+def apply(pipeline: Any, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Run `pipeline` (or nothing when None) on one uint8 RGB crop; same size, uint8."""
     if pipeline is None:
         return image

@@ -19,12 +19,14 @@ class AugmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    blur: float = Field(0.3, ge=0, le=1)  # defocus or hand shake
-    noise: float = Field(0.3, ge=0, le=1)  # small-sensor noise in dim rooms
-    jpeg: float = Field(0.5, ge=0, le=1)  # messaging apps recompress hard
-    colour: float = Field(0.6, ge=0, le=1)  # white balance, exposure, contrast
-    perspective: float = Field(0.4, ge=0, le=1)  # the phone is never quite parallel to the mat
-    shadow: float = Field(0.3, ge=0, le=1)  # hand or phone shadow over part of the piece
+    blur: float = Field(default=0.3, ge=0, le=1)  # defocus or hand shake
+    noise: float = Field(default=0.3, ge=0, le=1)  # small-sensor noise in dim rooms
+    jpeg: float = Field(default=0.5, ge=0, le=1)  # messaging apps recompress hard
+    colour: float = Field(default=0.6, ge=0, le=1)  # white balance, exposure, contrast
+    perspective: float = Field(
+        default=0.4, ge=0, le=1
+    )  # the phone is never quite parallel to the mat
+    shadow: float = Field(default=0.3, ge=0, le=1)  # hand or phone shadow over part of the piece
     flip_rotate: bool = True  # a piece has no preferred orientation on the mat
 
 
@@ -34,25 +36,27 @@ class TrainConfig(BaseModel):
     backbone: str = "tf_efficientnet_lite0"
     weights: str = "imagenet"  # "imagenet" | "none" | path to a checkpoint.pt
     # Stages frozen (and cached): see docs/MODEL.md for the speed / accuracy trade-off.
-    freeze_blocks: int = Field(6, ge=0)
+    freeze_blocks: int = Field(default=6, ge=0)
     # Cached views per photo when the trunk is frozen: 1 clean + (cache_views - 1) augmented.
-    cache_views: int = Field(4, ge=1, le=32)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.05, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0)
+    cache_views: int = Field(default=4, ge=1, le=32)
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    warmup_epochs: float = Field(default=1.0, ge=0)
     schedule: Literal["cosine", "onecycle"] = "cosine"
-    drop_rate: float = Field(0.2, ge=0, lt=1)
+    drop_rate: float = Field(default=0.2, ge=0, lt=1)
     imbalance: Literal["pos_weight", "sampler", "none"] = "pos_weight"
-    max_pos_weight: float = Field(20.0, ge=1)
+    max_pos_weight: float = Field(default=20.0, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = torch's default
-    workers: int = Field(0, ge=0)  # DataLoader workers for the uncached (full fine-tune) path
+    threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = torch's default
+    workers: int = Field(
+        default=0, ge=0
+    )  # DataLoader workers for the uncached (full fine-tune) path
     cache_dir: str = ""  # crops cache; "" = $KITO_CACHE_DIR or ~/.cache/kito
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    preprocess: PreprocessConfig = Field(default_factory=lambda: PreprocessConfig())
+    augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
 
     def crop_cache_dir(self) -> Path:
         if self.cache_dir:

@@ -45,12 +45,13 @@ def check_trainable(manifest: Manifest, records: Sequence[Record], split: str = 
     """Refuse data a classifier cannot learn from: no photos, or only one kind of photo."""
     if not records:
         raise DataError(f"no photos in split '{split}': nothing to train on")
+    kinds: set[tuple[str, ...]]
     if manifest.header.task == "single_label":
-        kinds = {r.labels[0] for r in records}
+        kinds = {(r.labels[0],) for r in records}
     else:
         kinds = {tuple(sorted(r.labels)) or (GOOD,) for r in records}
     if len(kinds) < 2:
-        only = ", ".join(sorted(map(str, kinds)))
+        only = ", ".join(sorted("+".join(k) for k in kinds))
         raise DataError(f"split '{split}' has a single class ({only}): a classifier needs two")
 
 
@@ -89,8 +90,9 @@ class CropStore:
             return hit
         path = self._path(record)
         crop = cv2.imread(str(path), cv2.IMREAD_COLOR) if path and path.is_file() else None
+        rgb: NDArray[np.uint8]
         if crop is not None:
-            rgb = np.ascontiguousarray(crop[:, :, ::-1])
+            rgb = np.ascontiguousarray(crop[:, :, ::-1], dtype=np.uint8)
         else:
             image = read_image(self.root / record.image)
             rgb = crop_to_piece(image, self.cfg).image

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -78,7 +78,10 @@ def load_data(
     if d.enabled:
         # A fixed, equal-sized shard per rank (padded by DistributedSampler), so each rank
         # caches features only for the photos it trains on and all ranks take the same steps.
-        idx = list(DistributedSampler(idx, d.world, d.rank, shuffle=True, seed=cfg.seed))
+        sampler_: DistributedSampler[int] = DistributedSampler(
+            cast(Dataset, idx), d.world, d.rank, seed=cfg.seed
+        )
+        idx = [int(i) for i in sampler_]
     y_train = y_train[idx]
     augment = build_augment(cfg.augment, cfg.seed + d.rank)
     crops = CropDataset([train_recs[i] for i in idx], y_train, store, augment)
@@ -94,7 +97,7 @@ def load_data(
     sampler = None
     if cfg.imbalance == "sampler" and not d.enabled:
         weights = tu.sample_weights(y_train, task)
-        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True)
+        sampler = WeightedRandomSampler(weights.tolist(), len(weights), replacement=True)
     g = torch.Generator().manual_seed(cfg.seed + d.rank)
     workers = cfg.workers if model.freeze_blocks == 0 else 0
     train = DataLoader(
@@ -111,8 +114,8 @@ def _seed_worker_augment(worker_id: int) -> None:
     # Each worker (re-created every epoch) gets its own augmentation stream from torch's
     # per-worker seed; otherwise all workers would repeat the same "random" sequence.
     info = torch.utils.data.get_worker_info()
-    augment = getattr(info.dataset, "augment", None) if info else None
-    if augment is not None:
+    augment = getattr(info.dataset, "augment", None) if info is not None else None
+    if info is not None and augment is not None:
         augment.set_random_seed(info.seed % 2**32)
 
 
@@ -205,12 +208,17 @@ def main(args: argparse.Namespace) -> Path:
         if data.val is not None:
             row |= evaluate(module, criterion, data.val, device, data.task, data.classes)
         if d.main:
-            kw = dict(classes=data.classes, task=data.task, epoch=epoch, metrics=row)
-            save_checkpoint(out / "checkpoint.pt", net, cfg, dataset_versions=data.versions,
-                            optimizer=optimizer, scheduler=scheduler, **kw)  # fmt: skip
-            if row.get("val_loss", row["train_loss"]) < best:
-                best = row.get("val_loss", row["train_loss"])
-                save_checkpoint(out / "best.pt", net, cfg, dataset_versions=data.versions, **kw)
+            loss = row.get("val_loss", row["train_loss"])
+            improved, best = loss < best, min(loss, best)
+            # checkpoint.pt resumes (optimizer and schedule too); best.pt is for export.
+            for path, resumable in ((out / "checkpoint.pt", True), (out / "best.pt", False)):
+                if resumable or improved:
+                    save_checkpoint(
+                        path, net, cfg, classes=data.classes, task=data.task, epoch=epoch,
+                        dataset_versions=data.versions, metrics=row,
+                        optimizer=optimizer if resumable else None,
+                        scheduler=scheduler if resumable else None,
+                    )  # fmt: skip
             tu.append_jsonl(out / "metrics.jsonl", row)
             tqdm.write(_summary(row))
     dump = os.environ.get("KITO_DDP_DUMP")

@@ -143,4 +143,4 @@ def average_across_ranks(value: float, count: int, d: Dist) -> float:
     if dist.get_backend() == "nccl":
         t = t.cuda()
     dist.all_reduce(t)
-    return float(t[0] / max(t[1], 1.0))
+    return float(t[0]) / max(float(t[1]), 1.0)
