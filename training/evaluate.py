@@ -200,10 +200,24 @@ def evaluate_predictions(
         "ece_after": expected_calibration_error(probs, targets, task),
         "scores": score(probs, targets, records, classes, task, thresholds),
     }
+    metrics = _json_safe(metrics)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     write_report(out, metrics, op, raw_val, val_targets, probs, targets, classes, task)
     return EvalResult(out=out, metrics=metrics)
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN (e.g. AUROC of a class absent from the split) -> None: strict JSON has no NaN."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return None if np.isnan(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def evaluate(

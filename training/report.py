@@ -110,6 +110,8 @@ def plot_confusions(
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
     if isinstance(v, float):
         return "–" if np.isnan(v) else f"{v:.3f}"
     return html.escape(str(v))
