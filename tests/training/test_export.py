@@ -162,6 +162,11 @@ def test_int8_package(package: Path, dataset: Path, tmp_path: Path) -> None:
     graph = onnx.load(str(tmp_path / "tiny-int8" / "model.onnx")).graph
     ops = {n.op_type for n in graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    # The stem's weights stay float; the 1x1 convolution's come through DequantizeLinear.
+    made_by = {out: n.op_type for n in graph.node for out in n.output}
+    stem, pointwise = [n for n in graph.node if n.op_type == "Conv"]
+    assert made_by.get(stem.input[1]) is None
+    assert made_by.get(pointwise.input[1]) == "DequantizeLinear"
 
 
 def test_int8_refused_when_it_costs_accuracy(package: Path, dataset: Path, tmp_path: Path) -> None:
