@@ -139,10 +139,13 @@ def write_report(
         mats = [np.asarray(r["confusion"]) for r in s["per_class"]]
         titles, labels = [r["name"] for r in s["per_class"]], ["no", "yes"]
     pngs["cm"] = plot_confusions(mats, titles, labels, out / "confusion.png")
+    cols = ("name", "support", "threshold", "precision", "recall", "f1", "auroc", "ap")
     per_class = [
         {
-            k: r[k]
-            for k in ("name", "support", "threshold", "precision", "recall", "f1", "auroc", "ap")
+            **{k: r[k] for k in cols},
+            "review band": "{review_low:.3f} – {review_high:.3f}".format(
+                **metrics["thresholds"][r["name"]]
+            ),
         }
         for r in s["per_class"]
     ]

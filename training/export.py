@@ -33,6 +33,7 @@ from qc_model.package import (
 )
 from qc_model.taxonomy import TAXONOMY_VERSION
 from training.calibrate import fit_operating_point
+from training.metrics import any_defect, macro_f1
 
 OPSET = 17
 PARITY_ATOL = 1e-4  # max |probs_onnx - probs_torch|
@@ -235,6 +236,7 @@ def export_package(
     raw, targets, _ = predict_manifest(trained.model, manifest, "val", root=root, quiet=False)
     op = fit_operating_point(raw, targets, trained.classes, trained.task, target_recall)
     wrapped = CalibratedNet(trained.model, op.calibration.temperature, trained.task).eval()
+    thresholds = op.threshold_vector(trained.classes)
     meta = PackageMeta(
         name=name or out.name,
         version=f"{out.name}-{sha256_file(checkpoint)[:8]}",
@@ -256,6 +258,13 @@ def export_package(
             "calibration": vars(op.calibration),
             "untuned_classes": op.choice.untuned,
             "target_recall": target_recall,
+            "val": {
+                "photos": len(val),
+                "macro_f1": macro_f1(op.val_probs, targets, thresholds),
+                "any_defect": any_defect(
+                    op.val_probs, targets, thresholds, trained.classes
+                ).as_dict(),
+            },
         },
         onnx_sha256="0" * 64,
     )

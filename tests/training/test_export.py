@@ -207,6 +207,7 @@ def test_export_from_a_real_checkpoint(dataset: Path, tmp_path: Path) -> None:
     assert meta.dataset_versions["train"] == "v0" and meta.dataset_versions["calibration"]
     assert meta.training["epoch"] == 1 and meta.preprocess.input_size == 64
     assert set(meta.thresholds) == set(CLASSES)
+    assert meta.metrics["val"]["photos"] == 6 and meta.metrics["val"]["any_defect"]["n"] == 6
     # Serving's path agrees with the torch evaluation path on every val photo, calibrated.
     raw, _, records = predict_manifest(model, manifest, "val", preprocess=cfg.preprocess)
     expected = apply_temperature(
