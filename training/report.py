@@ -100,7 +100,8 @@ def plot_confusions(
     for ax, m, title in zip(axes.ravel(), matrices, titles, strict=False):
         ax.imshow(m, cmap="Blues")
         for (i, j), v in np.ndenumerate(m):
-            ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=8)
+            colour = "white" if v > 0.5 * max(m.max(), 1) else "black"  # legible on dark cells
+            ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=8, color=colour)
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_title(title, fontsize=9)
