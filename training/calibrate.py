@@ -152,7 +152,9 @@ def choose_thresholds(
             continue
         low = threshold_at_recall(p[:, k], y[:, k], max(review_recall, target_recall))
         high = threshold_at_precision(p[:, k], y[:, k], fail_precision, floor=t)
-        out[name] = ClassThreshold(threshold=t, review_low=min(low or t, t), review_high=high)
+        out[name] = ClassThreshold(
+            threshold=t, review_low=t if low is None else min(low, t), review_high=high
+        )
     return ThresholdChoice(thresholds=out, untuned=untuned)
 
 

@@ -91,3 +91,11 @@ def test_operating_point_meets_recall_on_the_data_it_was_fitted_on() -> None:
     assert op.calibration.temperature == pytest.approx(2.0, rel=0.15)
     r = any_defect(op.val_probs, y, op.threshold_vector(classes), classes)
     assert r.recall >= 0.97
+
+
+def test_a_score_of_exactly_zero_is_a_valid_review_threshold() -> None:
+    probs = np.array([[0.0], [0.6], [0.7], [0.8], [0.1]])
+    y = np.array([[1], [1], [1], [1], [0]])
+    th = choose_thresholds(probs, y, ["scratch"], target_recall=0.75, review_recall=1.0)
+    t = th.thresholds["scratch"]
+    assert t.threshold == pytest.approx(0.6) and t.review_low == 0.0
