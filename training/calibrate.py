@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.package import ClassThreshold
-from training.metrics import as_onehot, expected_calibration_error
+from training.metrics import as_onehot, expected_calibration_error, pr_curve
 
 # Temperatures outside this range mean a broken model or broken data, not miscalibration.
 T_MIN, T_MAX = 0.05, 20.0
@@ -105,13 +105,9 @@ def threshold_at_precision(
     scores: NDArray, positive: NDArray, target: float, floor: float
 ) -> float:
     """The lowest threshold >= floor whose precision reaches target; 1.0 (never) if none does."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(positive).astype(bool)
-    for t in np.unique(s[s >= floor]):
-        sel = s >= t
-        if y[sel].mean() >= target:
-            return float(t)
-    return 1.0
+    precision, _, thresholds = pr_curve(scores, positive)
+    ok = (thresholds >= floor) & (precision >= target)
+    return float(thresholds[ok].min()) if ok.any() else 1.0
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,19 @@ def test_a_score_of_exactly_zero_is_a_valid_review_threshold() -> None:
     th = choose_thresholds(probs, y, ["scratch"], target_recall=0.75, review_recall=1.0)
     t = th.thresholds["scratch"]
     assert t.threshold == pytest.approx(0.6) and t.review_low == 0.0
+
+
+def test_threshold_at_precision_matches_a_brute_force_search() -> None:
+    from training.calibrate import threshold_at_precision
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        y = rng.random(80) < 0.3
+        s = np.round(rng.random(80) * 0.7 + 0.3 * y, 2)
+        floor = float(rng.random() * 0.5)
+        expected = 1.0
+        for t in np.unique(s[s >= floor]):
+            if y[s >= t].mean() >= 0.8:
+                expected = float(t)
+                break
+        assert threshold_at_precision(s, y, 0.8, floor) == expected
