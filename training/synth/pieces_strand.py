@@ -103,7 +103,7 @@ def build_chain(spec: PieceSpec, rng: np.random.Generator) -> Shape:
         # Links interlock: each reaches through the next, so their ends overlap.
         half_l = pitch * 0.5 + wr * 2.2
         flat = i % 2 == 0
-        half_w = pitch * 0.32 if flat else wr * 1.5
+        half_w = pitch * 0.32
         a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
         oval = np.stack([half_l * np.cos(a), half_w * np.sin(a)], 1)
         if i == broken:
@@ -111,9 +111,15 @@ def build_chain(spec: PieceSpec, rng: np.random.Generator) -> Shape:
             half_w = pitch * 0.32
             oval = np.stack([half_l * np.cos(a), half_w * np.sin(a)], 1)[8:]
             oval[-8:, 1] += np.linspace(0, pitch * 0.35, 8)
-        link = rotate(oval, -ang) + c
-        z0 = 0.0 if flat else wr * 0.9
-        s.prims.append(Wire(link, wr, closed=i != broken, comp=i, z0=z0))
+        closed = i != broken
+        if not flat and i != broken:
+            # Standing on edge, a link shows as a bar: its two sides line up under the camera.
+            u = np.linspace(-(half_l - wr), half_l - wr, 12)
+            oval = np.stack([u, np.zeros_like(u)], 1)
+            closed = False
+        link = rotate(oval, ang) + c
+        z0 = 0.0 if flat else wr * 1.2
+        s.prims.append(Wire(link, wr * (1.0 if flat else 1.1), closed=closed, comp=i, z0=z0))
         s.add_outline(link, wr)
         s.centrelines.append(link)  # scratches run along a link's wire
     s.count = n
