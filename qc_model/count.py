@@ -74,8 +74,11 @@ def _count_stones(
     # Lightness-matched like the finish check: a stone's facets range from glint to shade.
     lit = lab[:, 0] > DARK_L
     de = np.stack([delta_e_2000(match_lightness(lab, c), c) for c in components.colours], 1)
-    close = np.zeros(mask.shape, np.uint8)
-    close[ys, xs] = ((de.min(axis=1) < STONE_DELTA_E) & lit).astype(np.uint8) * 255
+    # On the piece's box only (plus a border for the opening): the frame can be 12 MP.
+    pad = 2
+    y0, x0 = max(0, int(ys.min()) - pad), max(0, int(xs.min()) - pad)
+    close = np.zeros((int(ys.max()) + pad + 1 - y0, int(xs.max()) + pad + 1 - x0), np.uint8)
+    close[ys - y0, xs - x0] = ((de.min(axis=1) < STONE_DELTA_E) & lit).astype(np.uint8) * 255
     opened = cv2.morphologyEx(
         close, cv2.MORPH_OPEN, disc(0.15 * components.size_mm * mat.px_per_mm)
     )

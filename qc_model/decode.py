@@ -41,7 +41,10 @@ class DecodeLimits:
     max_pixels: int = 64_000_000
     min_side: int = 128
     # Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale as long as the long side stays >= this.
-    target_long_side: int = 2048
+    # 1500: a 12 MP phone photo (4032 px) is decoded at 1/2, ~6 px/mm on a framed card, three
+    # times what the tightest catalog tolerance needs (docs/CHECKS.md); a full decode took 4x
+    # as long and every later stage works on 4x the pixels.
+    target_long_side: int = 1500
 
 
 @dataclass(frozen=True)

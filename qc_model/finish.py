@@ -10,7 +10,6 @@ from numpy.typing import NDArray
 
 from qc_model.color import _linear_to_srgb, _srgb_to_linear, delta_e_2000, lab_to_rgb, rgb_to_lab
 from qc_model.mat import DEFAULT_MAT, MatDetection
-from qc_model.measure import disc
 
 # Colour sampling: stay this far (mm) inside the piece (edge pixels mix with the paper) and
 # take the paper from a ring this far outside it (beyond the piece's contact shadow).
@@ -39,14 +38,10 @@ def balanced_piece_lab(
     back into it removes both the light's colour cast and the exposure. Gains apply in linear
     light, where a colour cast is a per-channel multiplication.
     """
-    ppm = mat.px_per_mm
-    inner = cv2.erode(mask, disc(inset_mm * ppm)) if inset_mm > 0 else mask
-    if cv2.countNonZero(inner) < 20:
-        inner = mask
-    near = cv2.dilate(mask, disc(RING_IN_MM * ppm)) > 0
-    ring = (cv2.dilate(mask, disc(RING_OUT_MM * ppm)) > 0) & ~near
-    piece_px = image_bgr[inner > 0]
-    paper_px = image_bgr[ring > 0]
+    inner, ring, (x0, y0) = piece_and_ring(mask, mat.px_per_mm, inset_mm)
+    crop = image_bgr[y0 : y0 + inner.shape[0], x0 : x0 + inner.shape[1]]
+    piece_px = crop[inner]
+    paper_px = crop[ring]
     if len(piece_px) < 20 or len(paper_px) < 50:
         return None
     # The median keeps shadows, the dotted print line and stray crumbs out of the paper estimate.
@@ -57,6 +52,33 @@ def balanced_piece_lab(
         piece_px = _sample(piece_px)
     rgb = _srgb_to_linear(piece_px[:, ::-1].astype(np.float64) / 255.0) * gain
     return rgb_to_lab(_linear_to_srgb(rgb) * 255.0)
+
+
+def piece_and_ring(
+    mask: NDArray[np.uint8], ppm: float, inset_mm: float = INSET_MM
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], tuple[int, int]]:
+    """Piece pixels `inset_mm` inside the mask and the paper ring around it, on a crop of the
+    frame (its top-left corner is returned) that holds both.
+
+    Distance transforms instead of erosion and dilation with discs: their cost does not grow
+    with the disc (a 12 mm ring at 9 px/mm took 0.8 s per photo as a dilation at 12 MP).
+    """
+    x, y, w, h = cv2.boundingRect(mask)
+    pad = int(np.ceil(RING_OUT_MM * ppm)) + 2
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(mask.shape[1], x + w + pad), min(mask.shape[0], y + h + pad)
+    m = mask[y0:y1, x0:x1]
+    # Radii rounded as `disc` rounds them, so the regions match the morphology they replace.
+    to_piece = cv2.distanceTransform(np.where(m > 0, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
+    near = to_piece <= max(1, round(RING_IN_MM * ppm))
+    ring = (to_piece <= max(1, round(RING_OUT_MM * ppm))) & ~near
+    inner = m > 0
+    if inset_mm > 0:
+        to_paper = cv2.distanceTransform(m, cv2.DIST_L2, 5)
+        eroded = to_paper > max(1, round(inset_mm * ppm))
+        if np.count_nonzero(eroded) >= 20:
+            inner = eroded
+    return inner, ring, (x0, y0)
 
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722])  # linear sRGB -> relative luminance Y

@@ -18,6 +18,9 @@ from qc_model.messages import retake_message
 # Blur is judged on the piece resampled to at most this scale, so a 12-megapixel photo (whose
 # lens blurs over a few pixels) and a small one are held to the same standard in millimetres.
 SHARPNESS_PX_PER_MM = 4.0
+# Markers are looked for on a copy whose longer side is at most this: the detector's cost grows
+# with the pixel count, and a 22 mm marker still spans ~90 px at this size on a framed card.
+MAT_DETECT_SIDE = 1280
 # Exposure and focus are judged on the piece's box grown by this margin (paper around it).
 REGION_MARGIN_MM = 5.0
 
@@ -113,7 +116,7 @@ def check_photo(
     h, w = gray.shape
     checks = [_check("long_side_px", max(h, w), cfg.min_long_side_px, "min", "low_resolution")]
     if mat is None:
-        mat = detect_mat(gray)
+        mat = find_mat(gray)
     markers = len(mat.marker_ids) if mat else 0
     checks.append(_check("mat_markers", markers, cfg.min_markers, "min", "no_mat"))
     if mat is not None:
@@ -155,6 +158,27 @@ _PRIORITY = (
     "low_resolution",
     "blurry",
 )
+
+
+def find_mat(gray: NDArray[np.uint8], max_side: int = MAT_DETECT_SIDE) -> MatDetection | None:
+    """`detect_mat` on a copy bounded to `max_side`, mapped back to the input's pixel grid."""
+    h, w = gray.shape
+    if max(h, w) <= max_side:
+        return detect_mat(gray)
+    s = max_side / max(h, w)
+    small = cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    found = detect_mat(np.asarray(small, np.uint8))
+    if found is None:
+        return None
+    sx, sy = small.shape[1] / w, small.shape[0] / h
+    # Pixel centres: x_small = (x + 0.5) * sx - 0.5.
+    to_small = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return MatDetection(
+        image_to_mat=found.image_to_mat @ to_small,
+        marker_ids=found.marker_ids,
+        px_per_mm=found.px_per_mm / s,
+        reprojection_error_mm=found.reprojection_error_mm,
+    )
 
 
 def _min_px_per_mm(design: Design | None, cfg: GateConfig) -> float:

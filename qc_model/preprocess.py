@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from qc_model.locate import Box, PieceLocation, locate_piece
+from qc_model.mat import MatDetection
 
 _INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA}
 
@@ -53,7 +54,8 @@ def crop_box(shape: tuple[int, int], bbox: Box | None, margin: float) -> Box:
     return (bx0, by0, bx0 + side, by0 + side)
 
 
-def _extract(image: NDArray[np.uint8], box: Box) -> NDArray[np.uint8]:
+def extract_box(image: NDArray[np.uint8], box: Box) -> NDArray[np.uint8]:
+    """The box's pixels; parts past the frame are filled by repeating its edge."""
     h, w = image.shape[:2]
     x0, y0, x1, y1 = box
     inner = image[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
@@ -69,17 +71,20 @@ def crop_to_piece(
     cfg: PreprocessConfig,
     *,
     location: PieceLocation | None = None,
+    mat: MatDetection | None = None,
 ) -> Crop:
-    """Square crop around the piece (located here unless given), resized to cfg.input_size, RGB."""
+    """Square crop around the piece (located here unless given), resized to cfg.input_size, RGB.
+
+    A `mat` already found (the gate's) is reused instead of looking for the markers again."""
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
         got = f"{image_bgr.dtype} {image_bgr.shape}"
         raise ValueError(f"expected a uint8 BGR image (H, W, 3), got {got}")
     if cfg.crop == "piece" and location is None:
-        location = locate_piece(image_bgr)
+        location = locate_piece(image_bgr, mat, find_mat=mat is None)
     if cfg.crop == "none":
         location = None
     box = crop_box(image_bgr.shape[:2], location.bbox if location else None, cfg.crop_margin)
-    region = _extract(image_bgr, box)
+    region = extract_box(image_bgr, box)
     size = cfg.input_size
     side = region.shape[0]
     if cfg.interpolation == "auto":
@@ -107,7 +112,8 @@ def preprocess(
     cfg: PreprocessConfig,
     *,
     location: PieceLocation | None = None,
+    mat: MatDetection | None = None,
 ) -> tuple[NDArray[np.float32], Box]:
     """Photo -> (network input (3, S, S) float32, crop box in photo pixels)."""
-    crop = crop_to_piece(image_bgr, cfg, location=location)
+    crop = crop_to_piece(image_bgr, cfg, location=location, mat=mat)
     return normalize(crop.image, cfg), crop.box

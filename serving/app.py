@@ -38,7 +38,7 @@ def create_app(
     except StorageError as exc:
         raise DataError(str(exc)) from None
     catalog = load_catalog(settings.catalog_dir)
-    status = inspector_status or load_inspector(settings.model_dir)
+    status = inspector_status or load_inspector(settings.model_dir, settings.threshold_overrides)
     log.info("inspector: %s", status.reason)
     engine = make_engine(settings.db_url)
 

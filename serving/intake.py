@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -70,6 +70,9 @@ class Intake:
     inspector: Inspector | None
     limits: DecodeLimits
     metrics: Metrics
+    # Stage milliseconds of the last `submit`, with the database write ("db") that the stored
+    # row cannot hold; the router sends them as a Server-Timing header.
+    last_timings: dict[str, float] = field(default_factory=dict)
 
     def submit(self, owner: User, sub: Submission) -> tuple[Inspection, bool]:
         """The inspection for `sub` and whether it was created now (False: an idempotent replay)."""
@@ -88,6 +91,7 @@ class Intake:
         outcome, error = self._timed(timings, "inspect", lambda: self._inspect(decoded, design))
         timings["total"] = round((time.perf_counter() - start) * 1000, 2)
         row = self._row(owner, sub, request_hash, decoded, outcome, error, timings)
+        row_timings = dict(row.timings_ms)
         t0 = time.perf_counter()
         self.session.add(row)
         try:
@@ -102,6 +106,7 @@ class Intake:
                 raise
             return earlier, False
         self.metrics.stage.labels("record").observe(time.perf_counter() - t0)
+        self.last_timings = {**row_timings, "db": round((time.perf_counter() - t0) * 1000, 2)}
         if outcome is not None:
             self.metrics.verdicts.labels(design.id, outcome.model_version, outcome.verdict).inc()
         return row, True

@@ -2,23 +2,34 @@
 
 Per photo: gate (mat, piece, focus, exposure) -> model scores -> spec checks on the photos the
 gate accepted; then one verdict for the piece. The model package supplies the classes and the
-thresholds, so no number here can drift from what training calibrated.
+thresholds (settings may override a class's review band), so no number here drifts silently
+from what training calibrated. The mat and the piece are found once, by the gate, and reused by
+the model's crop and the spec checks.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto
+from qc_model.errors import DataError
 from qc_model.gate import GateConfig, GateResult, check_photo
-from qc_model.inference import Inferencer
+from qc_model.inference import Inferencer, Prediction
+from qc_model.preprocess import preprocess
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
-from qc_model.verdict import Band, PhotoInput, decide
+from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
 from serving.pipeline import InspectionOutcome
+
+
+class ThresholdOverrideError(DataError):
+    """KITO_THRESHOLD_OVERRIDES names a class the model does not score, or a bad band."""
 
 
 class ModelInspector:
@@ -31,16 +42,25 @@ class ModelInspector:
         threads: int = 2,
         gate: GateConfig | None = None,
         spec: SpecConfig | None = None,
+        threshold_overrides: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.inferencer = Inferencer(model_dir, threads=threads)
         meta = self.inferencer.meta
         self.model_version = f"{meta.name}@{meta.version}"[:64]
         # A single-label package also scores "good"; only defect classes can fail a piece.
-        self.bands = {
+        base = {
             name: Band(t_low=t.review_low, t_high=t.review_high)
             for name, t in meta.thresholds.items()
             if name in DEFECT_LABELS
         }
+        try:
+            self.bands = merge_thresholds(base, threshold_overrides)
+        except ValueError as exc:
+            raise ThresholdOverrideError(
+                f"KITO_THRESHOLD_OVERRIDES: {exc}; model {self.model_version} scores"
+                f" {', '.join(sorted(base)) or 'no defect classes'}"
+            ) from None
+        self.overridden = sorted(threshold_overrides or {})
         self.gate_cfg = gate or GateConfig()
         self.spec_cfg = spec or SpecConfig()
 
@@ -51,8 +71,8 @@ class ModelInspector:
         timings["gate"] = _ms(t0)
 
         t0 = time.perf_counter()
-        predictions = self.inferencer.predict([p.image for p in photos])
-        timings["inference"] = _ms(t0)
+        predictions = self._predict(photos, gates)
+        timings["model"] = _ms(t0)
 
         t0 = time.perf_counter()
         checks: list[CheckResult] = []
@@ -61,8 +81,9 @@ class ModelInspector:
                 checks += run_spec_checks(
                     photo.image, design, mat=gate.mat, location=gate.location, cfg=self.spec_cfg
                 )
-        timings["spec_checks"] = _ms(t0)
+        timings["spec"] = _ms(t0)
 
+        t0 = time.perf_counter()
         inputs = [
             PhotoInput(gate=g, probs={c: p for c, p in pred.probs.items() if c in self.bands})
             for g, pred in zip(gates, predictions, strict=True)
@@ -72,13 +93,54 @@ class ModelInspector:
             "verdict": verdict.model_dump(mode="json"),
             "gate": [_gate_details(g) for g in gates],
             "spec_checks": [c.model_dump(mode="json") for c in checks],
+            "scores": [{c: round(p, 4) for c, p in pred.probs.items()} for pred in predictions],
+            "thresholds": {
+                "bands": {c: [b.t_low, b.t_high] for c, b in sorted(self.bands.items())},
+                "overridden": self.overridden,
+            },
+            "heatmaps": [
+                self._heatmap(pred, p.size) for pred, p in zip(predictions, photos, strict=True)
+            ],
         }
+        timings["verdict"] = _ms(t0)
         return InspectionOutcome(
             verdict=verdict.decision,
             model_version=self.model_version,
             details=details,
             timings_ms=timings,
         )
+
+    def _predict(self, photos: list[DecodedPhoto], gates: list[GateResult]) -> list[Prediction]:
+        """The model's scores, on the crop around the piece the gate found (not found again)."""
+        cfg = self.inferencer.meta.preprocess
+        tensors, boxes, timings = [], [], []
+        for photo, gate in zip(photos, gates, strict=True):
+            t0 = time.perf_counter()
+            tensor, box = preprocess(photo.image, cfg, location=gate.location, mat=gate.mat)
+            tensors.append(tensor)
+            boxes.append(tuple(int(v) for v in box))
+            timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
+        t0 = time.perf_counter()
+        probs, heatmaps = self.inferencer.run(np.stack(tensors))
+        per_photo = (time.perf_counter() - t0) * 1e3 / len(photos)
+        for t in timings:
+            t["inference"] = per_photo
+        return self.inferencer.post_process(probs, heatmaps, boxes, timings)
+
+    def _heatmap(self, pred: Prediction, image_size: tuple[int, int]) -> dict[str, Any] | None:
+        """The top defect class's heatmap (coarse grid over the crop), kept for the overlay."""
+        scored = {c: p for c, p in pred.probs.items() if c in self.bands}
+        if not scored:
+            return None
+        name = max(scored, key=scored.__getitem__)
+        grid = pred.heatmap(name)
+        return {
+            "class": name,
+            "score": round(scored[name], 4),
+            "crop_box": list(pred.crop_box),
+            "image_size": list(image_size),  # the decoded photo the box refers to
+            "grid": np.round(grid.astype(np.float64), 3).tolist(),
+        }
 
 
 def _gate_details(gate: GateResult) -> dict[str, Any]:
@@ -94,6 +156,8 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 2)
 
 
-def build_inspector(model_dir: Path) -> ModelInspector:
+def build_inspector(
+    model_dir: Path, threshold_overrides: Mapping[str, tuple[float, float]] | None = None
+) -> ModelInspector:
     """Called by `serving.pipeline.load_inspector` for the package in `model_dir`."""
-    return ModelInspector(model_dir)
+    return ModelInspector(model_dir, threshold_overrides=threshold_overrides)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto
+from qc_model.errors import DataError
 
 VERDICTS = ("pass", "fail", "review", "retake")
 
@@ -49,14 +50,26 @@ class InspectorStatus:
     reason: str  # why there is none, or what was loaded
 
 
-def load_inspector(model_dir: Path) -> InspectorStatus:
-    """The inspector for the model package in `model_dir`, or `None` with the reason."""
+def load_inspector(
+    model_dir: Path, threshold_overrides: Mapping[str, tuple[float, float]] | None = None
+) -> InspectorStatus:
+    """The inspector for the model package in `model_dir`, or `None` with the reason.
+
+    Threshold overrides naming a class the model does not score stop the start (a
+    `DataError`): serving with a misspelt override would silently use the package's band.
+    """
     if not model_dir.is_dir():
+        if threshold_overrides:
+            raise DataError(
+                f"KITO_THRESHOLD_OVERRIDES is set but there is no model package at {model_dir}"
+            )
         return InspectorStatus(None, f"model package not found: {model_dir}")
-    from serving.model_inspector import build_inspector
+    from serving.model_inspector import ThresholdOverrideError, build_inspector
 
     try:
-        inspector = build_inspector(model_dir)
+        inspector = build_inspector(model_dir, threshold_overrides)
+    except ThresholdOverrideError:
+        raise
     except Exception as exc:  # a broken package must not stop the service from starting
         return InspectorStatus(None, f"model package {model_dir} cannot be loaded: {exc}")
     return InspectorStatus(inspector, f"model {inspector.model_version} loaded from {model_dir}")

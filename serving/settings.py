@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParseError
 
 from qc_model.catalog import default_catalog_dir
 from qc_model.decode import MB, DecodeLimits
@@ -41,7 +42,10 @@ class Settings(BaseSettings):
     max_photos: Annotated[int, Field(ge=1, le=MAX_PHOTOS)] = MAX_PHOTOS
     max_image_pixels: Annotated[int, Field(ge=1_000_000, le=100_000_000)] = 64_000_000
     min_image_side: Annotated[int, Field(ge=32, le=2000)] = 128
-    decode_long_side: Annotated[int, Field(ge=512, le=8192)] = 2048
+    decode_long_side: Annotated[int, Field(ge=512, le=8192)] = 1500
+    # Per-class review band [t_low, t_high] replacing the model package's, as JSON, e.g.
+    # KITO_THRESHOLD_OVERRIDES='{"scratch": [0.3, 0.9]}'; checked against the model at start.
+    threshold_overrides: dict[str, tuple[float, float]] = Field(default_factory=dict)
     migrate_on_start: bool = True
     log_level: str = "info"
 
@@ -50,6 +54,16 @@ class Settings(BaseSettings):
     def _known_database(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(tuple(s + ":" for s in _DB_SCHEMES)):
             raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return v
+
+    @field_validator("threshold_overrides")
+    @classmethod
+    def _bands(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (lo, hi) in v.items():
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(
+                    f"class {name!r}: need 0 <= t_low <= t_high <= 1, got [{lo}, {hi}]"
+                )
         return v
 
     @field_validator("log_level")
@@ -99,6 +113,10 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (plus explicit overrides), or a one-line `SettingsError`."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except EnvParseError as exc:
+        # A JSON-valued variable that is not JSON; pydantic-settings names the field.
+        field_name = str(exc).split('"')[1] if '"' in str(exc) else "settings"
+        raise SettingsError(f"KITO_{field_name.upper()}: not valid JSON") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "_".join(str(p) for p in err["loc"]).upper()

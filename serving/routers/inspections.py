@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from sqlalchemy import func, select
 
+from qc_model.errors import DataError
 from serving.auth import CurrentUser
 from serving.db.models import Inspection, User
 from serving.db.session import SessionDep
 from serving.deps import CatalogDep, InspectorDep, MetricsDep, SettingsDep, StoreDep
 from serving.errors import ApiError
+from serving.heatmap import render_heatmap
 from serving.intake import Intake, Submission, UploadedPhoto
 from serving.schemas import ErrorPublic, InspectionPublic, InspectionsPublic
 
@@ -74,6 +76,10 @@ def create_inspection(
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/inspections/{row.id}"
+    if intake.last_timings:
+        response.headers["Server-Timing"] = ", ".join(
+            f"{name.replace('.', '-')};dur={ms}" for name, ms in intake.last_timings.items()
+        )
     return to_public(row)
 
 
@@ -144,4 +150,41 @@ def download_photo(
         data,
         media_type=photo.media_type,
         headers={"Cache-Control": "private, max-age=86400", "ETag": f'"{photo.sha256}"'},
+    )
+
+
+@router.get(
+    "/{inspection_id}/photos/{position}/heatmap",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **_ERRORS},
+)
+def download_heatmap(
+    inspection_id: str,
+    position: int,
+    user: CurrentUser,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
+    """PNG: the model's heatmap for the photo's top defect class over the crop the model saw."""
+    row = _visible(user, session.get(Inspection, inspection_id))
+    photo = next((p for p in row.photos if p.position == position), None)
+    if photo is None:
+        raise ApiError(404, "not_found", f"inspection has no photo {position}")
+    heatmaps = (row.result or {}).get("heatmaps") or []
+    entry = heatmaps[position] if position < len(heatmaps) else None
+    if not entry:
+        raise ApiError(404, "no_heatmap", "this photo has not been scored by a model")
+    try:
+        data = store.get(photo.sha256)
+    except KeyError:
+        raise ApiError(404, "not_found", "photo file is missing from the store") from None
+    try:
+        png = render_heatmap(data, entry, settings.decode_limits)
+    except (ValueError, KeyError, TypeError, DataError) as exc:
+        raise ApiError(422, "bad_heatmap", f"stored heatmap cannot be drawn: {exc}") from None
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=86400", "X-Heatmap-Class": entry["class"]},
     )
