@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Stage names as stored in the inspection's timings_ms (decode/store by intake, model.* by the
 # inspector) and "db" from the Server-Timing header.
 STAGES = [
+    ("wait for a CPU slot", "queue"),
     ("decode", "decode"),
     ("gate", "model.gate"),
     ("model (crop + ONNX)", "model.model"),

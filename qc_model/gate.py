@@ -3,6 +3,7 @@ piece and mat found; each failure carries a retake instruction for the artisan."
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import cv2
@@ -21,6 +22,10 @@ SHARPNESS_PX_PER_MM = 4.0
 # Markers are looked for on a copy whose longer side is at most this: the detector's cost grows
 # with the pixel count, and a 22 mm marker still spans ~90 px at this size on a framed card.
 MAT_DETECT_SIDE = 1280
+# A phone photo of the card spans about this much across its longer side (the 297 mm card and
+# some table); a photo is decoded with this margin over the px/mm the gate demands.
+FRAME_SPAN_MM = 370.0
+DECODE_MARGIN = 1.5
 # Exposure and focus are judged on the piece's box grown by this margin (paper around it).
 REGION_MARGIN_MM = 5.0
 
@@ -179,6 +184,14 @@ def find_mat(gray: NDArray[np.uint8], max_side: int = MAT_DETECT_SIDE) -> MatDet
         px_per_mm=found.px_per_mm / s,
         reprojection_error_mm=found.reprojection_error_mm,
     )
+
+
+def decode_long_side(design: Design | None, cfg: GateConfig | None = None, floor: int = 0) -> int:
+    """The long side a photo of this design should be decoded to (at least `floor`): enough
+    px/mm for its tightest tolerance with DECODE_MARGIN to spare, and no more, since every
+    stage's cost grows with the pixel count (qc_model.decode picks the DCT scale from this)."""
+    need = _min_px_per_mm(design, cfg or GateConfig())
+    return max(floor, math.ceil(FRAME_SPAN_MM * DECODE_MARGIN * need))
 
 
 def _min_px_per_mm(design: Design | None, cfg: GateConfig) -> float:

@@ -188,18 +188,19 @@ def _to_input_grid(
     small_mask: NDArray[np.uint8], shape: tuple[int, int], mat: MatDetection | None
 ) -> PieceLocation | None:
     h, w = shape
-    if small_mask.shape != (h, w):
-        # Linear upsampling then a 50 % cut gives smooth boundaries instead of blocky ones.
-        up = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)
-        mask = np.where(up >= 128, 255, 0).astype(np.uint8)
-    else:
-        mask = small_mask
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    mask = _upsample(small_mask, (h, w)) if small_mask.shape != (h, w) else small_mask
+    # Components and edges are looked at on the mask's box only: the frame can be 12 MP.
+    bx, by, bw, bh = cv2.boundingRect(mask)
+    if bw == 0 or bh == 0:
+        return None
+    n, _, stats, _ = cv2.connectedComponentsWithStats(
+        mask[by : by + bh, bx : bx + bw], connectivity=8
+    )
     comps = sorted(range(1, n), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
     boxes: list[Box] = []
     for i in comps:
-        x, y, bw, bh, _area = (int(v) for v in stats[i])
-        boxes.append((x, y, x + bw, y + bh))
+        x, y, cw, ch, _area = (int(v) for v in stats[i])
+        boxes.append((bx + x, by + y, bx + x + cw, by + y + ch))
     if not boxes:
         return None
     bbox = (
@@ -208,6 +209,34 @@ def _to_input_grid(
         max(b[2] for b in boxes),
         max(b[3] for b in boxes),
     )
-    touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-    area = float(cv2.countNonZero(mask)) / (h * w)
+    touches = bbox[0] == 0 or bbox[1] == 0 or bbox[2] == w or bbox[3] == h
+    area = float(stats[1:, cv2.CC_STAT_AREA].sum()) / (h * w)
     return PieceLocation(mask, boxes, bbox, area, touches, mat)
+
+
+def _upsample(small_mask: NDArray[np.uint8], shape: tuple[int, int]) -> NDArray[np.uint8]:
+    """The work-grid mask on the input grid: linear upsampling then a 50 % cut gives smooth
+    boundaries instead of blocky ones. Only the mask's box (plus a pixel) is resampled, with
+    the same pixel-centre mapping as a full `cv2.resize`, so the cost follows the piece's size."""
+    h, w = shape
+    sh, sw = small_mask.shape
+    mask = np.zeros((h, w), np.uint8)
+    x, y, bw, bh = cv2.boundingRect(small_mask)
+    if bw == 0 or bh == 0:
+        return mask
+    rx, ry = sw / w, sh / h  # input px -> work px
+    x0, y0 = max(0, int(np.floor((x - 1) / rx))), max(0, int(np.floor((y - 1) / ry)))
+    x1, y1 = (
+        min(w, int(np.ceil((x + bw + 1) / rx)) + 1),
+        min(h, int(np.ceil((y + bh + 1) / ry)) + 1),
+    )
+    m = np.array([[rx, 0.0, (x0 + 0.5) * rx - 0.5], [0.0, ry, (y0 + 0.5) * ry - 0.5]])
+    up = cv2.warpAffine(
+        small_mask,
+        m,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    mask[y0:y1, x0:x1] = np.where(up >= 128, 255, 0).astype(np.uint8)
+    return mask

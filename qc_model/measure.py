@@ -40,7 +40,13 @@ def outer_points_mm(mask: NDArray[np.uint8], mat: MatDetection) -> NDArray[np.fl
 
 def split_pieces(mask: NDArray[np.uint8], n: int) -> list[NDArray[np.uint8]]:
     """The n largest connected parts; smaller specks join whichever part is nearest."""
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    # Labelled on the mask's box only: the frame can be 12 MP, the piece a small part of it.
+    x, y, w, h = cv2.boundingRect(mask)
+    if w == 0 or h == 0:
+        return []
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+        mask[y : y + h, x : x + w], connectivity=8
+    )
     order = sorted(range(1, count), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
     if n <= 1 or len(order) < n:
         return [mask] if count > 1 else []
@@ -48,10 +54,13 @@ def split_pieces(mask: NDArray[np.uint8], n: int) -> list[NDArray[np.uint8]]:
     owner = {h: h for h in heads}
     for i in order[n:]:
         owner[i] = min(heads, key=lambda h: float(np.hypot(*(centroids[i] - centroids[h]))))
-    return [
-        np.where(np.isin(labels, [i for i, o in owner.items() if o == h]), 255, 0).astype(np.uint8)
-        for h in heads
-    ]
+    parts = []
+    for head in heads:
+        part = np.zeros_like(mask)
+        members = [i for i, o in owner.items() if o == head]
+        part[y : y + h, x : x + w] = np.where(np.isin(labels, members), 255, 0).astype(np.uint8)
+        parts.append(part)
+    return parts
 
 
 def measurement_mask(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -63,13 +72,13 @@ def measurement_mask(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> N
     The half-way level is where a blurred edge truly lies. Lightness counts half, as in
     qc_model.locate, so shade on the paper weighs less than colour.
     """
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 20:
-        return mask
+    bx, by, bw, bh = cv2.boundingRect(mask)  # one pass, not np.nonzero's index arrays
     pad = 12
-    y0, x0 = max(0, ys.min() - pad), max(0, xs.min() - pad)
-    y1, x1 = min(mask.shape[0], ys.max() + pad + 1), min(mask.shape[1], xs.max() + pad + 1)
+    y0, x0 = max(0, by - pad), max(0, bx - pad)
+    y1, x1 = min(mask.shape[0], by + bh + pad), min(mask.shape[1], bx + bw + pad)
     m = mask[y0:y1, x0:x1]
+    if bw == 0 or cv2.countNonZero(m) < 20:
+        return mask
     lab = cv2.cvtColor(image_bgr[y0:y1, x0:x1].astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
     k3 = np.ones((3, 3), np.uint8)
     paper_zone = (cv2.dilate(m, k3, iterations=8) > 0) & ~(cv2.dilate(m, k3, iterations=4) > 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -59,6 +60,7 @@ def create_app(
     app.state.catalog = catalog
     app.state.inspector_status = status
     app.state.metrics = Metrics()
+    app.state.cpu_slots = threading.BoundedSemaphore(settings.inspect_concurrency)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -33,8 +34,13 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_cpu_slots(request: Request) -> threading.Semaphore | None:
+    return getattr(request.app.state, "cpu_slots", None)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CatalogDep = Annotated[dict[str, Design], Depends(get_catalog)]
 InspectorDep = Annotated[Inspector | None, Depends(get_inspector)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+CpuSlotsDep = Annotated[threading.Semaphore | None, Depends(get_cpu_slots)]

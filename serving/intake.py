@@ -7,13 +7,15 @@ orphan photo file (harmless, findable by hash), never a row without its photos.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo
 from qc_model.errors import DataError
+from qc_model.gate import decode_long_side
 from serving.db.models import Inspection, Photo, User
 from serving.errors import ApiError
 from serving.metrics import Metrics
@@ -70,6 +73,9 @@ class Intake:
     inspector: Inspector | None
     limits: DecodeLimits
     metrics: Metrics
+    # Decoding and inspecting are CPU-bound: more of them at once than there are cores only
+    # makes each slower (measured in docs/BENCHMARKS.md), so requests queue for a slot here.
+    cpu_slots: threading.Semaphore | None = None
     # Stage milliseconds of the last `submit`, with the database write ("db") that the stored
     # row cannot hold; the router sends them as a Server-Timing header.
     last_timings: dict[str, float] = field(default_factory=dict)
@@ -86,9 +92,18 @@ class Intake:
         if design is None:
             raise ApiError(422, "unknown_design", f"no design {sub.design_id!r}", "design_id")
         timings: dict[str, float] = {}
-        decoded = self._timed(timings, "decode", lambda: self._decode(sub.photos))
-        self._timed(timings, "store", lambda: [self.store.put(p.data) for p in sub.photos])
-        outcome, error = self._timed(timings, "inspect", lambda: self._inspect(decoded, design))
+        slots = self.cpu_slots or contextlib.nullcontext()
+        self._timed(timings, "queue", slots.__enter__)
+        try:
+            limits = replace(
+                self.limits,
+                target_long_side=decode_long_side(design, floor=self.limits.target_long_side),
+            )
+            decoded = self._timed(timings, "decode", lambda: self._decode(sub.photos, limits))
+            self._timed(timings, "store", lambda: [self.store.put(p.data) for p in sub.photos])
+            outcome, error = self._timed(timings, "inspect", lambda: self._inspect(decoded, design))
+        finally:
+            slots.__exit__(None, None, None)
         timings["total"] = round((time.perf_counter() - start) * 1000, 2)
         row = self._row(owner, sub, request_hash, decoded, outcome, error, timings)
         row_timings = dict(row.timings_ms)
@@ -134,13 +149,13 @@ class Intake:
             timings[stage] = round(elapsed * 1000, 2)
             self.metrics.stage.labels(stage).observe(elapsed)
 
-    def _decode(self, photos: list[UploadedPhoto]) -> list[DecodedPhoto]:
+    def _decode(self, photos: list[UploadedPhoto], limits: DecodeLimits) -> list[DecodedPhoto]:
         out = []
         for i, p in enumerate(photos):
             try:
                 out.append(
                     decode_photo(
-                        p.data, filename=p.filename, content_type=p.content_type, limits=self.limits
+                        p.data, filename=p.filename, content_type=p.content_type, limits=limits
                     )
                 )
             except DecodeError as exc:

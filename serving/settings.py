@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -42,10 +43,17 @@ class Settings(BaseSettings):
     max_photos: Annotated[int, Field(ge=1, le=MAX_PHOTOS)] = MAX_PHOTOS
     max_image_pixels: Annotated[int, Field(ge=1_000_000, le=100_000_000)] = 64_000_000
     min_image_side: Annotated[int, Field(ge=32, le=2000)] = 128
-    decode_long_side: Annotated[int, Field(ge=512, le=8192)] = 1500
+    # The least long side a large JPEG is decoded to (1/2, 1/4 or 1/8 scale in the DCT domain);
+    # designs with tight tolerances raise it (qc_model.gate.decode_long_side). 1000: a 12 MP
+    # photo is decoded at 1/4 (~2.7 px/mm on a framed card) unless the design needs more.
+    decode_long_side: Annotated[int, Field(ge=512, le=8192)] = 1000
     # Per-class review band [t_low, t_high] replacing the model package's, as JSON, e.g.
     # KITO_THRESHOLD_OVERRIDES='{"scratch": [0.3, 0.9]}'; checked against the model at start.
     threshold_overrides: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # Uploads decoded and inspected at once; the rest wait their turn (default: one per core).
+    inspect_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
+        default_factory=lambda: os.cpu_count() or 1
+    )
     migrate_on_start: bool = True
     log_level: str = "info"
 

@@ -11,7 +11,14 @@ from qc_model.errors import DataError
 from serving.auth import CurrentUser
 from serving.db.models import Inspection, User
 from serving.db.session import SessionDep
-from serving.deps import CatalogDep, InspectorDep, MetricsDep, SettingsDep, StoreDep
+from serving.deps import (
+    CatalogDep,
+    CpuSlotsDep,
+    InspectorDep,
+    MetricsDep,
+    SettingsDep,
+    StoreDep,
+)
 from serving.errors import ApiError
 from serving.heatmap import render_heatmap
 from serving.intake import Intake, Submission, UploadedPhoto
@@ -50,6 +57,7 @@ def create_inspection(
     catalog: CatalogDep,
     inspector: InspectorDep,
     metrics: MetricsDep,
+    cpu_slots: CpuSlotsDep,
     photos: Annotated[list[UploadFile], File(description="1 to 6 photos of one piece")],
     design_id: Annotated[str, Form(max_length=40)],
     piece_id: Annotated[str, Form(pattern=ID_PATTERN)],
@@ -71,7 +79,7 @@ def create_inspection(
         for f in photos
     ]
     sub = Submission(design_id, piece_id, order_id, uploaded, idempotency_key)
-    intake = Intake(session, store, catalog, inspector, settings.decode_limits, metrics)
+    intake = Intake(session, store, catalog, inspector, settings.decode_limits, metrics, cpu_slots)
     row, created = intake.submit(user, sub)
     if not created:
         response.status_code = 200

@@ -216,3 +216,21 @@ def test_database_failure_leaves_only_an_orphan_photo(client: TestClient, make_u
     client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
     assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
     assert counts(client) == (0, 0, 1)
+
+
+def test_uploads_wait_for_a_cpu_slot(client: TestClient, make_user) -> None:
+    import threading
+    import time
+
+    _, headers = make_user()
+    slots = client.app.state.cpu_slots  # type: ignore[attr-defined]
+    held = [slots.acquire() for _ in range(slots._initial_value)]
+    assert all(held)
+    releaser = threading.Timer(0.3, lambda: [slots.release() for _ in held])
+    t0 = time.perf_counter()
+    releaser.start()
+    r = post(client, headers)
+    assert r.status_code == 201, r.json()
+    assert time.perf_counter() - t0 >= 0.29
+    assert r.json()["timings_ms"]["queue"] >= 150  # the request itself started after the timer
+    assert "queue;dur=" in r.headers["Server-Timing"]
