@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from qc_model.catalog import default_catalog_dir
-from qc_model.gate import GateConfig, check_photo
+from qc_model.decode import DecodeLimits, decode_photo
+from qc_model.gate import GateConfig, check_photo, decode_long_side
 from qc_model.manifest import Manifest, Record
 from qc_model.spec_checks import run_spec_checks
 
@@ -52,17 +53,28 @@ def truth_dims(record: Record) -> list[dict[str, float]]:
     return [dict(p["dims_mm"]) for p in pieces if isinstance(p, dict) and "dims_mm" in p]
 
 
-def run(manifest: Manifest, root: Path, cfg: GateConfig) -> list[dict[str, Any]]:
+def run(
+    manifest: Manifest, root: Path, cfg: GateConfig, decode_floor: int | None = None
+) -> list[dict[str, Any]]:
+    """Gate and spec checks on every photo. With `decode_floor`, photos are decoded the way the
+    service decodes them (DCT-reduced to qc_model.gate.decode_long_side for the design)."""
     # Lenient: the study needs the schema, not the golden reference images.
     from training.synth.designs import load_designs
 
     designs = {d.id: d for d in load_designs(default_catalog_dir())}
     rows = []
     for rec in tqdm(manifest.records, desc="photos", unit="photo"):
-        img = cv2.imread(str(root / rec.image), cv2.IMREAD_COLOR)
-        if img is None or rec.design_id not in designs:
+        if rec.design_id not in designs:
             continue
         design = designs[rec.design_id]
+        if decode_floor is None:
+            img = cv2.imread(str(root / rec.image), cv2.IMREAD_COLOR)
+        else:
+            side = decode_long_side(design, cfg, floor=decode_floor)
+            data = (root / rec.image).read_bytes()
+            img = decode_photo(data, limits=DecodeLimits(target_long_side=side)).image
+        if img is None:
+            continue
         gate = check_photo(img, design, cfg)
         checks = run_spec_checks(img, design, mat=gate.mat, location=gate.location)
         rows.append({"rec": rec, "gate": gate, "checks": checks, "design": design})
@@ -177,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--defect-rate", type=float, default=0.35)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--decode-floor",
+        type=int,
+        help="decode as the service does (KITO_DECODE_LONG_SIDE, e.g. 1000) instead of in full",
+    )
     args = p.parse_args(argv)
     root = args.data
     if root is None:
@@ -192,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         generate_dataset(default_catalog_dir(), args.out, opts, workers=args.workers)
         root = args.out
     manifest = Manifest.read(root)
-    rows = run(manifest, root, GateConfig())
+    rows = run(manifest, root, GateConfig(), args.decode_floor)
     print(f"{len(rows)} photos from {root} (manifest version {manifest.header.version})")
     size_table(rows)
     gate_table(rows)

@@ -177,11 +177,18 @@ class Runner:
         return results, time.perf_counter() - t0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the service process so far: the figure that does not depend
+    on what else runs on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def report(name: str, results: list[dict[str, Any]], wall_s: float) -> None:
+def report(name: str, results: list[dict[str, Any]], wall_s: float, cpu_s: float) -> None:
     ms = [r["ms"] for r in results]
     errors = [r for r in results if not r["ok"]]
     verdicts: dict[str, int] = defaultdict(int)
@@ -192,6 +199,7 @@ def report(name: str, results: list[dict[str, Any]], wall_s: float) -> None:
     print(f"| throughput | {len(results) / wall_s:.2f} photos/s |")
     print(f"| latency p50 | {pct(ms, 50):.0f} ms |")
     print(f"| latency p99 | {pct(ms, 99):.0f} ms |")
+    print(f"| server CPU per photo | {1e3 * cpu_s / len(results):.0f} ms |")
     print(f"| errors | {len(errors)} |")
     print(f"| verdicts | {', '.join(f'{k} {v}' for k, v in sorted(verdicts.items()))} |")
     for e in errors[:3]:
@@ -254,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             wait_ready(base, proc)
             runner = Runner(base, token, photos)
             runner.sequential(2)  # warm-up: first requests load lazily imported code
+            load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+            print(f"load average before the runs: {load} on {os.cpu_count()} cores")
+            cpu0 = cpu_seconds(proc.pid)
             seq, seq_s = runner.sequential(args.photos)
-            report("One client, sequential", seq, seq_s)
+            cpu1 = cpu_seconds(proc.pid)
+            report("One client, sequential", seq, seq_s, cpu1 - cpu0)
             conc, conc_s = runner.concurrent(args.concurrent, args.clients)
-            report(f"{args.clients} concurrent clients", conc, conc_s)
+            report(f"{args.clients} concurrent clients", conc, conc_s, cpu_seconds(proc.pid) - cpu1)
         finally:
             proc.terminate()
             try:
