@@ -160,7 +160,9 @@ def generate_dataset(
         finally:
             cv2.setNumThreads(threads)  # leave the caller's OpenCV as it was
     else:
-        ctx = get_context("fork" if os.name == "posix" else "spawn")
+        # Not "fork": a parent that has used OpenCV's thread pool (a notebook kernel, a test run)
+        # can leave its locks held in the child, which then hangs in cv2.setNumThreads.
+        ctx = get_context("forkserver" if os.name == "posix" else "spawn")
         with ctx.Pool(workers, initializer=_init, initargs=(designs, opts, out_dir)) as pool:
             rows = list(tqdm(pool.imap(_one, indices, chunksize=2), **bar))
     records = assign_splits([Record.model_validate(r) for r in rows], seed=opts.seed)
