@@ -96,10 +96,11 @@ class MatDetection:
     def to_mat(self, points_px: NDArray[np.floating]) -> NDArray[np.float64]:
         """Image points (N, 2) to mat millimetres (N, 2)."""
         pts = np.asarray(points_px, dtype=np.float64).reshape(-1, 1, 2)
-        return cv2.perspectiveTransform(pts, self.image_to_mat).reshape(-1, 2)
+        out = cv2.perspectiveTransform(pts, self.image_to_mat).reshape(-1, 2)
+        return np.asarray(out, dtype=np.float64)
 
     def mat_to_image(self) -> NDArray[np.float64]:
-        return np.linalg.inv(self.image_to_mat)
+        return np.asarray(np.linalg.inv(self.image_to_mat), dtype=np.float64)
 
 
 def _aruco_detector() -> cv2.aruco.ArucoDetector:
@@ -113,8 +114,11 @@ def detect_mat(gray: NDArray[np.uint8], spec: MatSpec = DEFAULT_MAT) -> MatDetec
     corners, ids, _ = _aruco_detector().detectMarkers(gray)
     if ids is None:
         return None
-    img_pts, mat_pts, found, scales = [], [], [], []
-    for c, marker_id in zip(corners, ids.ravel().tolist(), strict=True):
+    img_pts: list[NDArray[np.float64]] = []
+    mat_pts: list[NDArray[np.float64]] = []
+    found: list[int] = []
+    scales: list[float] = []
+    for c, marker_id in zip(corners, (int(i) for i in ids.ravel()), strict=True):
         if marker_id not in spec.marker_origins_mm or marker_id in found:
             continue
         quad = c.reshape(4, 2).astype(np.float64)
@@ -122,7 +126,7 @@ def detect_mat(gray: NDArray[np.uint8], spec: MatSpec = DEFAULT_MAT) -> MatDetec
         img_pts.append(quad)
         mat_pts.append(spec.marker_corners_mm(marker_id))
         side_px = np.mean(np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1))
-        scales.append(side_px / spec.marker_mm)
+        scales.append(float(side_px) / spec.marker_mm)
     if not found:
         return None
     src = np.concatenate(img_pts)
@@ -136,7 +140,7 @@ def detect_mat(gray: NDArray[np.uint8], spec: MatSpec = DEFAULT_MAT) -> MatDetec
     proj = cv2.perspectiveTransform(src.reshape(-1, 1, 2), h).reshape(-1, 2)
     err = float(np.sqrt(np.mean(np.sum((proj - dst) ** 2, axis=1))))
     return MatDetection(
-        image_to_mat=h,
+        image_to_mat=np.asarray(h, dtype=np.float64),
         marker_ids=tuple(sorted(found)),
         px_per_mm=float(np.mean(scales)),
         reprojection_error_mm=err,
