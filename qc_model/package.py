@@ -68,36 +68,6 @@ def bands(thresholds: Mapping[str, ClassThreshold]) -> dict[str, tuple[float, fl
     return {name: t.band for name, t in thresholds.items()}
 
 
-def merge_thresholds(
-    base: Mapping[str, ClassThreshold],
-    overrides: Mapping[str, float | Mapping[str, float] | ClassThreshold] | None,
-) -> dict[str, ClassThreshold]:
-    """The package's thresholds with serving-time overrides applied.
-
-    An override is a number (a hard threshold: the review band collapses onto it), a partial
-    mapping of ClassThreshold fields, or a full ClassThreshold. Unknown classes are refused,
-    because a misspelt class name would silently leave the real threshold in force.
-    """
-    merged = dict(base)
-    for name, value in (overrides or {}).items():
-        if name not in base:
-            raise ValueError(f"threshold override for unknown class {name!r}; known: {list(base)}")
-        if isinstance(value, ClassThreshold):
-            merged[name] = value
-            continue
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            fields = {"threshold": value, "review_low": value, "review_high": value}
-        elif isinstance(value, Mapping):
-            fields = {**base[name].model_dump(), **value}
-        else:
-            raise ValueError(f"threshold override for {name!r} must be a number or a mapping")
-        try:
-            merged[name] = ClassThreshold(**fields)
-        except ValidationError as exc:
-            raise ValueError(f"threshold override for {name!r}: {_first_error(exc)}") from None
-    return merged
-
-
 class PackageMeta(BaseModel):
     """package.json. Everything but onnx_sha256 is also embedded in model.onnx."""
 

@@ -19,7 +19,6 @@ from qc_model.package import (
     PackageMeta,
     bands,
     load_package,
-    merge_thresholds,
 )
 from qc_model.preprocess import PreprocessConfig, preprocess
 from qc_model.taxonomy import TAXONOMY_VERSION
@@ -163,17 +162,6 @@ def test_thresholds_must_cover_classes_and_be_ordered() -> None:
         ClassThreshold(threshold=0.3, review_low=0.5, review_high=0.9)
 
 
-def test_merge_thresholds() -> None:
-    base = {c: ClassThreshold(threshold=0.5, review_low=0.4, review_high=0.8) for c in CLASSES}
-    merged = merge_thresholds(base, {"scratch": 0.6, "bent": {"review_high": 0.95}})
-    assert merged["scratch"] == ClassThreshold(threshold=0.6, review_low=0.6, review_high=0.6)
-    assert merged["bent"].review_high == 0.95 and merged["bent"].threshold == 0.5
-    assert merged["tarnish"] == base["tarnish"]
-    assert merge_thresholds(base, None) == base
-    assert bands(merged)["bent"] == (0.4, 0.95)
-    with pytest.raises(ValueError, match="unknown class 'scrach'"):
-        merge_thresholds(base, {"scrach": 0.5})
-    with pytest.raises(ValueError, match="'bent'"):
-        merge_thresholds(base, {"bent": {"review_low": 0.7}})
-    with pytest.raises(ValueError, match="'bent'"):
-        merge_thresholds(base, {"bent": 1.5})
+def test_bands_in_the_verdict_shape() -> None:
+    t = ClassThreshold(threshold=0.5, review_low=0.4, review_high=0.95)
+    assert bands({"bent": t})["bent"] == (0.4, 0.95)
