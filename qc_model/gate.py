@@ -241,11 +241,32 @@ def sharpness(region: NDArray[np.uint8], px_per_mm: float | None) -> float:
     if scale < 1.0:
         f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     f = cv2.GaussianBlur(f, (0, 0), 0.6)  # tames sensor noise
-    lo, hi = np.percentile(f, [1, 99])
+    lo, hi = -top_percentile(-f, 99.0), top_percentile(f, 99.0)
     if hi - lo < 10:
         return 0.0  # no contrast at all: nothing to focus on
     gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     diagonal = np.sqrt(0.5)
     directions = (gx, gy, (gx + gy) * diagonal, (gx - gy) * diagonal)
-    return float(min(np.percentile(np.abs(g), 99.5) for g in directions) / (hi - lo))
+    return float(min(top_percentile(np.abs(g), 99.5) for g in directions) / (hi - lo))
+
+
+def top_percentile(a: NDArray[Any], q: float) -> float:
+    """`np.percentile(a, q)` (linear interpolation) for q near 100, without partitioning the
+    whole array: the top ranks are sorted among the values above a threshold taken from a
+    sparse sample (five full partitions were a quarter of the gate's time on 12 MP photos)."""
+    flat = a.reshape(-1)
+    n = flat.size
+    pos = (n - 1) * q / 100.0
+    lo = int(np.floor(pos))
+    need = n - lo  # ranks lo .. n-1, ascending
+    if n >= 4096:
+        sample = flat[::16]
+        k = max(0, sample.size - 2 * (need // 16) - 16)  # twice the share needed, and some
+        above = flat[flat > np.partition(sample, k)[k]]
+        if above.size >= need:  # every one of the top `need` values is above the threshold
+            top = np.sort(above)[above.size - need :]
+            s_lo = float(top[0])
+            s_hi = float(top[1]) if need > 1 else s_lo
+            return s_lo + (s_hi - s_lo) * (pos - lo)
+    return float(np.percentile(flat, q))

@@ -8,7 +8,7 @@ import pytest
 from test_measure import bgr, design, hoops, photo
 
 from qc_model.finish import piece_and_ring
-from qc_model.gate import check_photo, decode_long_side, find_mat
+from qc_model.gate import check_photo, decode_long_side, find_mat, top_percentile
 from qc_model.locate import _upsample
 from qc_model.mat import detect_mat
 from qc_model.measure import close_by_distance, disc, split_pieces
@@ -79,3 +79,15 @@ def test_decode_size_follows_the_tightest_tolerance() -> None:
     loose, tight = design("KQ-HOOP-BR-50"), design("KQ-RING-BR-21")  # ± 2.0 mm, ± 0.8 mm
     assert decode_long_side(loose) < decode_long_side(tight)
     assert decode_long_side(loose, floor=3000) == 3000
+
+
+@pytest.mark.parametrize("shape", [(10, 10), (300, 400), (257, 1031)])
+def test_top_percentile_is_numpy_percentile(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[0])
+    for a in (
+        np.abs(rng.normal(size=shape)).astype(np.float32),
+        rng.integers(0, 4, shape).astype(np.float32),  # heavy ties
+    ):
+        for q in (99.0, 99.5):
+            assert top_percentile(a, q) == pytest.approx(float(np.percentile(a, q)), rel=1e-6)
+        assert -top_percentile(-a, 99.0) == pytest.approx(float(np.percentile(a, 1)), rel=1e-6)
