@@ -172,6 +172,9 @@ def _open_session(model: Path, threads: int) -> Any:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # ORT's own warnings go to stderr, not to artisans' logs
+    # Idle pool threads spin by default, taking CPU from the request threads decoding and
+    # measuring other photos on the same cores.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
