@@ -75,8 +75,9 @@ def run(
             img = decode_photo(data, limits=DecodeLimits(target_long_side=side)).image
         if img is None:
             continue
-        gate = check_photo(img, design, cfg)
-        checks = run_spec_checks(img, design, mat=gate.mat, location=gate.location)
+        bgr = np.asarray(img, np.uint8)
+        gate = check_photo(bgr, design, cfg)
+        checks = run_spec_checks(bgr, design, mat=gate.mat, location=gate.location)
         rows.append({"rec": rec, "gate": gate, "checks": checks, "design": design})
     return rows
 

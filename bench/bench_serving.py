@@ -56,7 +56,7 @@ def phone_jpegs(count: int, size: int, seed: int) -> list[tuple[str, bytes]]:
     for i in range(count):
         design = designs[(seed + 5 * i) % len(designs)]
         item = make_item(design, seed, i, 0.0)
-        photo = render_photo(item, seed, i, 0, size, 0.0, [])
+        photo = render_photo(item, seed, i, 0, size, 0.0, ())
         ok, buf = cv2.imencode(".jpg", photo.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         assert ok
         out.append((design.id, buf.tobytes()))

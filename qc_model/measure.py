@@ -160,7 +160,7 @@ def loop_length_mm(mask: NDArray[np.uint8], mat: MatDetection, smooth_mm: float)
     x, y, w, h = cv2.boundingRect(mask)
     pad = radii[-1] + 2
     crop = cv2.copyMakeBorder(mask[y : y + h, x : x + w], pad, pad, pad, pad, cv2.BORDER_CONSTANT)
-    to_piece = cv2.distanceTransform(255 - crop, cv2.DIST_L2, 5)
+    to_piece = np.asarray(cv2.distanceTransform(255 - crop, cv2.DIST_L2, 5), np.float32)
     shift = np.array([x - pad, y - pad], np.int32)
     for r in radii:
         closed = close_by_distance(to_piece, r)

@@ -32,7 +32,9 @@ def render_heatmap(photo: bytes, entry: Mapping[str, Any], limits: DecodeLimits)
     crop = extract_box(image, (x0, y0, x1, y1))
     side = crop.shape[0]
     if side > MAX_SIDE:
-        crop = cv2.resize(crop, (MAX_SIDE, MAX_SIDE), interpolation=cv2.INTER_AREA)
+        crop = np.asarray(
+            cv2.resize(crop, (MAX_SIDE, MAX_SIDE), interpolation=cv2.INTER_AREA), np.uint8
+        )
     h, w = crop.shape[:2]
     heat = cv2.resize(np.clip(grid, 0.0, 1.0), (w, h), interpolation=cv2.INTER_CUBIC)
     colour = cv2.applyColorMap(np.clip(heat * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
