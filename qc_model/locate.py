@@ -61,7 +61,7 @@ def locate_piece(
     h, w = image_bgr.shape[:2]
     if mat is None and find_mat:
         gray = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8)
-        mat = detect_mat(gray, spec)
+        mat = detect_mat(gray, spec) if spec != DEFAULT_MAT else _find_mat(gray)
     scale = min(1.0, WORK_SIZE / max(h, w))
     small = image_bgr
     if scale < 1.0:
@@ -85,6 +85,13 @@ def locate_piece(
     if mask is None:
         return None
     return _to_input_grid(mask, (h, w), mat)
+
+
+def _find_mat(gray: NDArray[np.uint8]) -> MatDetection | None:
+    # The gate's bounded-cost search (imported here: the gate itself imports this module).
+    from qc_model.gate import find_mat
+
+    return find_mat(gray)
 
 
 def _design(x: NDArray[np.float64], y: NDArray[np.float64], quadratic: bool) -> NDArray:

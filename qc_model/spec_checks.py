@@ -14,8 +14,9 @@ from qc_model.catalog import Design
 from qc_model.color import delta_e_2000
 from qc_model.count import count_components
 from qc_model.finish import finish_colour_lab, palette_delta_e
+from qc_model.gate import find_mat
 from qc_model.locate import PieceLocation, locate_piece
-from qc_model.mat import MatDetection, detect_mat
+from qc_model.mat import MatDetection
 from qc_model.measure import PieceGeometry, measure_pieces, measurement_mask
 
 CheckOutcome = Literal["pass", "fail", "borderline", "not_measured"]
@@ -132,7 +133,7 @@ def run_spec_checks(
     if mat is None:
         import cv2
 
-        mat = detect_mat(np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8))
+        mat = find_mat(np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8))
     if location is None and mat is not None:
         location = locate_piece(image_bgr, mat)
     names = [f"size_{d.measure}" for d in design.dimensions] + ["finish_colour"]
