@@ -98,6 +98,18 @@ def match_lightness(lab: NDArray[np.float64], target: Sequence[float]) -> NDArra
     return rgb_to_lab(_linear_to_srgb(scaled) * 255.0)
 
 
+def _hued_piece_lab(
+    image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8], mat: MatDetection
+) -> NDArray[np.float64] | None:
+    """White-balanced Lab pixels of the piece that carry hue (near-black ones do not); None
+    when too few are left to judge a colour."""
+    lab = balanced_piece_lab(image_bgr, mask, mat)
+    if lab is None:
+        return None
+    lab = lab[lab[:, 0] > DARK_L]
+    return lab if len(lab) >= 20 else None
+
+
 def finish_colour_lab(
     image_bgr: NDArray[np.uint8],
     mask: NDArray[np.uint8],
@@ -107,11 +119,8 @@ def finish_colour_lab(
     """The piece's robust colour at the target's lightness: per-channel median of its
     white-balanced, lightness-matched Lab pixels (near-black pixels carry no hue and are left out).
     """
-    lab = balanced_piece_lab(image_bgr, mask, mat)
+    lab = _hued_piece_lab(image_bgr, mask, mat)
     if lab is None:
-        return None
-    lab = lab[lab[:, 0] > DARK_L]
-    if len(lab) < 20:
         return None
     return np.median(match_lightness(lab, target), axis=0)
 
@@ -124,11 +133,8 @@ def palette_delta_e(
 ) -> float | None:
     """Median over the piece's pixels of the ΔE00 to the nearest palette colour (each compared
     at that colour's lightness): small when the piece is made of the design's colours."""
-    lab = balanced_piece_lab(image_bgr, mask, mat)
+    lab = _hued_piece_lab(image_bgr, mask, mat)
     if lab is None:
-        return None
-    lab = lab[lab[:, 0] > DARK_L]
-    if len(lab) < 20:
         return None
     de = np.stack([delta_e_2000(match_lightness(lab, p), p) for p in palette], axis=1)  # (N, P)
     return float(np.median(de.min(axis=1)))
