@@ -132,6 +132,36 @@ class Manifest(BaseModel):
     def split(self, name: str) -> list[Record]:
         return [r for r in self.records if r.split == name]
 
+    def restrict(self, classes: list[str] | tuple[str, ...]) -> Manifest:
+        """The same photos labelled with `classes` only (a subset of this manifest's classes).
+
+        Multi-label only: a photo whose labels all fall outside `classes` becomes a good photo
+        for this view, e.g. a wrong-size piece for a network that judges surfaces, not sizes.
+        """
+        wanted = list(classes)
+        if list(self.header.classes) == wanted:
+            return self
+        if self.header.task != "multilabel":
+            raise ManifestError("only multi-label manifests can be restricted to fewer classes")
+        extra = [c for c in wanted if c not in self.header.classes]
+        if extra or not wanted:
+            raise ManifestError(
+                f"classes {extra or wanted} are not a non-empty subset of the manifest's "
+                f"{list(self.header.classes)}"
+            )
+        keep = set(wanted)
+        records = [
+            r.model_copy(
+                update={
+                    "labels": [label for label in r.labels if label in keep],
+                    "masks": {k: v for k, v in r.masks.items() if k in keep},
+                }
+            )
+            for r in self.records
+        ]
+        header = self.header.model_copy(update={"classes": wanted, "version": ""})
+        return Manifest(header=header, records=records).with_version()
+
     def class_counts(self, split: str | None = None) -> dict[str, int]:
         counts = Counter[str]()
         for r in self.records:
@@ -204,3 +234,69 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def merge(
+    name: str,
+    out: Path,
+    sources: list[tuple[Path, dict[str, str]]],
+) -> Manifest:
+    """One manifest at `out` from several data sets, image paths rewritten relative to `out`.
+
+    Each source is (manifest path or folder, split mapping); the mapping renames splits, e.g.
+    {"*": "test"} puts every photo of a held-out set into `test`, {"test": "train"} folds a
+    generator's test split into training, {"test": "-"} drops it. All sources must share the
+    task, classes and taxonomy version; record ids must not collide.
+    """
+    if not sources:
+        raise ManifestError("merge needs at least one source")
+    out = Path(out)
+    base = out.parent.resolve()
+    records: list[Record] = []
+    headers: list[Header] = []
+    built_from = []
+    allowed = {"train", "val", "test", "holdout", "-"}
+    for src, mapping in sources:
+        bad = sorted(set(mapping.values()) - allowed)
+        if bad:
+            raise ManifestError(f"{src}: unknown split {bad[0]!r}; use one of {sorted(allowed)}")
+        m = Manifest.read(src)
+        folder = (Path(src) if Path(src).is_dir() else Path(src).parent).resolve()
+        try:
+            prefix = folder.relative_to(base).as_posix()
+        except ValueError:
+            raise ManifestError(
+                f"{src}: must lie inside {base}, the folder of the merged manifest"
+            ) from None
+        if headers and (
+            m.header.task,
+            m.header.classes,
+            m.header.taxonomy_version,
+        ) != (headers[0].task, headers[0].classes, headers[0].taxonomy_version):
+            raise ManifestError(f"{src}: task, classes or taxonomy differ from the first source")
+        headers.append(m.header)
+        built_from.append({"manifest": str(src), "version": m.header.version, "splits": mapping})
+
+        def move(path: str, prefix: str = prefix) -> str:
+            return path if prefix == "." else f"{prefix}/{path}"
+
+        for r in m.records:
+            split = mapping.get(r.split or "", mapping.get("*", r.split))
+            if split == "-":
+                continue
+            records.append(
+                r.model_copy(
+                    update={
+                        "image": move(r.image),
+                        "masks": {k: move(v) for k, v in r.masks.items()},
+                        "split": split,
+                    }
+                )
+            )
+    recipe = {"command": "merge", "built_from": built_from}
+    header = headers[0].model_copy(update={"name": name, "version": "", "recipe": recipe})
+    try:
+        merged = Manifest(header=header, records=records)
+    except ValidationError as exc:
+        raise ManifestError(f"merged manifest: {_first_error(exc)}") from None
+    return merged.write(out)
