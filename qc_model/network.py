@@ -5,6 +5,7 @@ The only qc_model module that imports torch; qc_model/__init__ never imports it 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,12 +34,21 @@ class DefectNet(nn.Module):
     """Backbone stages split at `freeze_blocks`: a frozen trunk (cacheable) and a trained head.
 
     forward(x) -> (logits (B, K), cam (B, K, h, w)). The CAM is the classifier applied at every
-    position of the last feature map, so its spatial mean equals the logits exactly (global
-    average pooling is linear) and it survives ONNX export as an ordinary 1x1 convolution.
+    position of the last feature map and survives ONNX export as an ordinary 1x1 convolution.
+    pool "avg": the logits are its spatial mean (exactly the classifier on global average
+    pooling). pool "lse": a log-sum-exp mean with sharpness r, between the mean (r -> 0) and
+    the max (r -> inf), so a defect covering a few cells is not averaged away.
     """
 
     def __init__(
-        self, backbone: nn.Module, name: str, num_classes: int, task: Task, drop_rate: float = 0.2
+        self,
+        backbone: nn.Module,
+        name: str,
+        num_classes: int,
+        task: Task,
+        drop_rate: float = 0.2,
+        pool: str = "avg",
+        pool_r: float = 4.0,
     ) -> None:
         super().__init__()
         # The CAM needs the classifier right after global pooling of the last feature map: true of
@@ -50,6 +60,9 @@ class DefectNet(nn.Module):
         self.num_classes = num_classes
         self.task = task
         self.drop_rate = drop_rate
+        if pool not in ("avg", "lse"):
+            raise DataError(f"pool must be 'avg' or 'lse', got {pool!r}")
+        self.pool, self.pool_r = pool, float(pool_r)
         self.freeze_blocks = 0
         # Set when loaded from a checkpoint, so the model carries how its inputs were made.
         self.preprocess_config: PreprocessConfig | None = None
@@ -110,7 +123,12 @@ class DefectNet(nn.Module):
         feats = F.dropout2d(feats, self.drop_rate, self.training)
         w = self.classifier.weight[:, :, None, None]  # (K, C, 1, 1)
         cam = F.conv2d(feats, w, self.classifier.bias)  # (B, K, h, w)
-        logits = cam.mean(dim=(2, 3))  # (B, K) == classifier(global_avg_pool(feats))
+        if self.pool == "lse":
+            r, cells = self.pool_r, cam.shape[2] * cam.shape[3]
+            flat = cam.flatten(2) * r  # (B, K, h*w)
+            logits = (torch.logsumexp(flat, dim=2) - math.log(cells)) / r
+        else:
+            logits = cam.mean(dim=(2, 3))  # (B, K) == classifier(global_avg_pool(feats))
         return logits, cam
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -139,6 +157,8 @@ def build_model(
     *,
     freeze_blocks: int = 0,
     drop_rate: float = 0.2,
+    pool: str = "avg",
+    pool_r: float = 4.0,
 ) -> DefectNet:
     """A DefectNet with `weights` "imagenet" (bundled), "none" or a checkpoint.pt path.
 
@@ -157,7 +177,7 @@ def build_model(
         _load_bundled_imagenet(net)
     if num_classes != IMAGENET_CLASSES or weights != "imagenet":
         net.reset_classifier(num_classes)
-    model = DefectNet(net, backbone, num_classes, task, drop_rate)
+    model = DefectNet(net, backbone, num_classes, task, drop_rate, pool, pool_r)
     if weights not in ("imagenet", "none"):
         load_checkpoint_weights(model, Path(weights))
     model.freeze(freeze_blocks)

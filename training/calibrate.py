@@ -115,6 +115,8 @@ class ThresholdChoice:
     thresholds: dict[str, ClassThreshold]
     # Classes without a positive validation photo: their thresholds are the fallback, untuned.
     untuned: list[str]
+    # The common per-class recall level the any-defect decision was tuned at.
+    recall_level: float = 1.0
 
 
 def choose_thresholds(
@@ -122,36 +124,61 @@ def choose_thresholds(
     targets: NDArray,
     classes: Sequence[str],
     target_recall: float = 0.97,
-    review_recall: float = 0.995,
     fail_precision: float = 0.95,
     fallback: float = 0.5,
+    good: str = "good",
 ) -> ThresholdChoice:
-    """Per class: the operating threshold at `target_recall` and the review band around it.
+    """Per-class hold thresholds chosen jointly for the "any defect" decision, plus fail bands.
 
-    Below review_low: pass. From review_high on: fail (validation precision >= fail_precision
-    there). In between: a person looks. review_low is set for the stricter `review_recall`, so the
-    band catches most of the defects the operating threshold alone would let through.
+    A photo is held (review or fail) when any defect class reaches its threshold, so the
+    recall that matters is over the union. Asking each class alone for `target_recall` holds
+    nearly every good photo once there are several classes. Instead every class gets the
+    threshold at a common per-class recall level r, and r is the level whose union reaches
+    `target_recall` on defective photos with the fewest good photos held (ties: the higher r).
+
+    Below review_low (= threshold): pass. From review_high on: fail (validation precision >=
+    fail_precision there). In between: a person looks.
     """
-    if not 0 < target_recall <= 1 or not 0 < review_recall <= 1:
-        raise ValueError("recall targets must lie in (0, 1]")
+    if not 0 < target_recall <= 1:
+        raise ValueError("target_recall must lie in (0, 1]")
     p = np.asarray(probs, dtype=np.float64)
     y = as_onehot(targets, p.shape[1])
+    cols = [k for k, c in enumerate(classes) if c != good]
+    tuned = [k for k in cols if y[:, k].any()]
+    truth = y[:, cols].any(axis=1) if cols else np.zeros(len(p), bool)
+    n_def, n_good = int(truth.sum()), int((~truth).sum())
+
+    def thresholds_at(level: float) -> dict[int, float]:
+        # Every tuned class has positives, so threshold_at_recall never returns None here.
+        return {k: float(threshold_at_recall(p[:, k], y[:, k], level)) for k in tuned}  # type: ignore[arg-type]
+
+    best_level, best_key = 1.0, None
+    for level in np.linspace(0.3, 1.0, 141):
+        t = thresholds_at(float(level))
+        held = np.zeros(len(p), bool)
+        for k, tk in t.items():
+            held |= p[:, k] >= tk
+        recall = (held & truth).sum() / n_def if n_def else 1.0
+        if recall + 1e-12 < target_recall:
+            continue
+        false_hold = (held & ~truth).sum() / n_good if n_good else 0.0
+        key = (false_hold, -level)
+        if best_key is None or key < best_key:
+            best_level, best_key = float(level), key
+    chosen = thresholds_at(best_level)
     out: dict[str, ClassThreshold] = {}
     untuned = []
     for k, name in enumerate(classes):
-        t = threshold_at_recall(p[:, k], y[:, k], target_recall)
-        if t is None:
+        if k not in chosen:
             untuned.append(name)
             out[name] = ClassThreshold(
                 threshold=fallback, review_low=fallback, review_high=fallback
             )
             continue
-        low = threshold_at_recall(p[:, k], y[:, k], max(review_recall, target_recall))
+        t = chosen[k]
         high = threshold_at_precision(p[:, k], y[:, k], fail_precision, floor=t)
-        out[name] = ClassThreshold(
-            threshold=t, review_low=t if low is None else min(low, t), review_high=high
-        )
-    return ThresholdChoice(thresholds=out, untuned=untuned)
+        out[name] = ClassThreshold(threshold=t, review_low=t, review_high=high)
+    return ThresholdChoice(thresholds=out, untuned=untuned, recall_level=best_level)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ def load_trained(path: Path | str) -> Trained:
         task=state["task"],
         weights="none",
         freeze_blocks=int(state["config"].get("freeze_blocks", 0)),
+        pool=str(state["config"].get("pool", "avg")),
+        pool_r=float(state["config"].get("pool_r", 4.0)),
     )
     model.load_state_dict(state["model"])
     model.eval()

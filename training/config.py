@@ -39,6 +39,13 @@ class TrainConfig(BaseModel):
     freeze_blocks: int = Field(default=6, ge=0)
     # Cached views per photo when the trunk is frozen: 1 clean + (cache_views - 1) augmented.
     cache_views: int = Field(default=4, ge=1, le=32)
+    # "visual": train on the defects a crop can show; spec defects (size, colour, pair) are
+    # measured against the catalog instead. "all": every class in the manifest.
+    label_set: Literal["visual", "all"] = "visual"
+    # How the class map becomes a logit: "avg" (global mean) or "lse" (log-sum-exp, sharpness
+    # pool_r), which lets a small defect in a few cells of the map decide the score.
+    pool: Literal["avg", "lse"] = "avg"
+    pool_r: float = Field(default=4.0, gt=0, le=50)
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=32, ge=1)
     lr: float = Field(default=1e-3, gt=0)
@@ -59,9 +66,12 @@ class TrainConfig(BaseModel):
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
 
     def crop_cache_dir(self) -> Path:
-        if self.cache_dir:
-            return Path(self.cache_dir)
-        return Path(os.environ.get("KITO_CACHE_DIR", Path.home() / ".cache" / "kito"))
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+
+def default_cache_dir() -> Path:
+    """Where piece crops are cached: $KITO_CACHE_DIR, else ~/.cache/kito."""
+    return Path(os.environ.get("KITO_CACHE_DIR", Path.home() / ".cache" / "kito"))
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:

@@ -16,6 +16,7 @@ from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record
 from training.calibrate import OperatingPoint, apply_temperature, fit_operating_point
 from training.calibrate import logits_from_probs as _logits
+from training.dataset import for_classes
 from training.metrics import (
     any_defect,
     as_onehot,
@@ -229,23 +230,31 @@ def evaluate(
     out: Path,
     split: str = "test",
     target_recall: float = 0.97,
+    workers: int = 1,
 ) -> EvalResult:
-    """Fit temperature + thresholds on `val`, score `split`, write metrics.json and index.html."""
+    """Fit temperature + thresholds on `val`, score `split`, write metrics.json and index.html.
+
+    workers > 1: piece crops are made by that many processes and cached (KITO_CACHE_DIR)."""
     from training.checkpoint_io import load_trained
+    from training.config import default_cache_dir
     from training.predict import predict_manifest, resolve_root
 
     manifest = Manifest.read(manifest_path)
     for name in ("val", split):
         if not manifest.split(name):
             raise DataError(f"{manifest_path}: no photos in split '{name}'")
-    model = load_trained(checkpoint).model
+    trained = load_trained(checkpoint)
+    model = trained.model
+    manifest = for_classes(manifest, trained.classes, manifest_path)
     root = resolve_root(manifest_path, None)
-    raw_val, val_targets, _ = predict_manifest(model, manifest, "val", root=root, quiet=False)
-    raw, targets, records = predict_manifest(model, manifest, split, root=root, quiet=False)
+    par: dict[str, Any] = {"root": root, "quiet": False, "workers": workers}
+    par["cache_dir"] = default_cache_dir() if workers > 1 else None
+    raw_val, val_targets, _ = predict_manifest(model, manifest, "val", **par)
+    raw, targets, records = predict_manifest(model, manifest, split, **par)
     provenance = {
         "checkpoint": str(checkpoint),
         "manifest": str(manifest_path),
-        "manifest_version": manifest.header.version,
+        "manifest_version": Manifest.read(manifest_path).header.version,
         "split": split,
     }
     classes, task = list(manifest.header.classes), manifest.header.task

@@ -33,6 +33,7 @@ from qc_model.package import (
 )
 from qc_model.taxonomy import TAXONOMY_VERSION
 from training.calibrate import fit_operating_point
+from training.dataset import for_classes
 from training.metrics import any_defect, macro_f1
 
 OPSET = 17
@@ -212,6 +213,7 @@ def export_package(
     name: str | None = None,
     target_recall: float = 0.97,
     parity_samples: int = 8,
+    workers: int = 1,
 ) -> PackageMeta:
     """Checkpoint -> calibrated, parity-checked package at `out` (written atomically)."""
     from training.checkpoint_io import load_trained, torch_eval_inputs
@@ -222,18 +224,23 @@ def export_package(
     if not re.fullmatch(PACKAGE_NAME, name or out.name):
         raise DataError(f"package name {name or out.name!r}: use letters, digits, '.', '_', '-'")
     trained = load_trained(checkpoint)
-    manifest = Manifest.read(calibration_manifest)
-    if list(manifest.header.classes) != trained.classes or manifest.header.task != trained.task:
+    source = Manifest.read(calibration_manifest)
+    if source.header.task != trained.task:
         raise DataError(
-            f"{calibration_manifest}: task/classes {manifest.header.task} "
-            f"{manifest.header.classes} differ from the checkpoint's "
-            f"{trained.task} {trained.classes}"
+            f"{calibration_manifest}: task {source.header.task} differs from the checkpoint's "
+            f"{trained.task}"
         )
+    manifest = for_classes(source, trained.classes, calibration_manifest)
     val = manifest.split("val")
     if not val:
         raise DataError(f"{calibration_manifest}: no photos in split 'val' to calibrate on")
     root = resolve_root(calibration_manifest, None)
-    raw, targets, _ = predict_manifest(trained.model, manifest, "val", root=root, quiet=False)
+    from training.config import default_cache_dir
+
+    cache = default_cache_dir() if workers > 1 else None
+    raw, targets, _ = predict_manifest(
+        trained.model, manifest, "val", root=root, quiet=False, workers=workers, cache_dir=cache
+    )
     op = fit_operating_point(raw, targets, trained.classes, trained.task, target_recall)
     wrapped = CalibratedNet(trained.model, op.calibration.temperature, trained.task).eval()
     thresholds = op.threshold_vector(trained.classes)
@@ -247,7 +254,7 @@ def export_package(
         heatmap_size=heatmap_size(wrapped, trained.preprocess.input_size),
         temperature=op.calibration.temperature,
         thresholds=op.choice.thresholds,
-        dataset_versions={**trained.dataset_versions, "calibration": manifest.header.version},
+        dataset_versions={**trained.dataset_versions, "calibration": source.header.version},
         training={
             "config": trained.config,
             "epoch": trained.epoch,
@@ -257,6 +264,7 @@ def export_package(
         metrics={
             "calibration": vars(op.calibration),
             "untuned_classes": op.choice.untuned,
+            "recall_level": op.choice.recall_level,
             "target_recall": target_recall,
             "val": {
                 "photos": len(val),

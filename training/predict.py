@@ -14,7 +14,7 @@ from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record
 from qc_model.network import DefectNet
 from qc_model.preprocess import PreprocessConfig, normalize
-from training.dataset import CropStore, load_manifest, split_records, targets_for
+from training.dataset import CropStore, for_classes, load_manifest, split_records, targets_for
 
 
 def load_for_eval(checkpoint: Path | str) -> DefectNet:
@@ -53,21 +53,29 @@ def predict_manifest(
     cache_dir: Path | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
+    workers: int = 1,
 ) -> tuple[NDArray[np.float32], NDArray[Any], list[Record]]:
     """(probs (N, K), targets (N, K) 0/1 or (N,) class indices, records) for one split.
 
+    With `cache_dir` and workers > 1 the piece crops are made by a process pool first.
     Probabilities are uncalibrated (sigmoid or softmax of the logits): calibration is fitted
     on top of them by training.calibrate.
     """
-    model = (
-        model_or_checkpoint
-        if isinstance(model_or_checkpoint, torch.nn.Module)
-        else load_for_eval(model_or_checkpoint)
-    )
+    from training.checkpoint_io import load_trained
+
+    trained_classes = None
+    if isinstance(model_or_checkpoint, torch.nn.Module):
+        model = model_or_checkpoint
+    else:
+        trained = load_trained(model_or_checkpoint)
+        model, trained_classes = trained.model, trained.classes
     base = resolve_root(manifest, root)
     if not isinstance(manifest, Manifest):
+        source = manifest
         manifest, base = load_manifest(Path(manifest))
         base = Path(root) if root is not None else base
+        if trained_classes is not None:  # e.g. a visual-defects model on a full manifest
+            manifest = for_classes(manifest, trained_classes, source)
     cfg = preprocess or getattr(model, "preprocess_config", None) or PreprocessConfig()
     classes, task = list(manifest.header.classes), manifest.header.task
     if model.num_classes != len(classes):
@@ -75,6 +83,8 @@ def predict_manifest(
     records = split_records(manifest, base, split)
     targets = targets_for(records, classes, task)
     store = CropStore(base, cfg, cache_dir)
+    if cache_dir is not None and workers > 1:
+        store.warm(records, desc=f"locate + crop {split}", quiet=quiet, workers=workers)
     was_training = model.training
     model.eval().to(device)
     out = np.zeros((len(records), len(classes)), np.float32)

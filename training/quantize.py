@@ -129,6 +129,7 @@ def quantize_package(
     max_drop: float = MAX_F1_DROP,
 ) -> PackageMeta:
     """INT8 copy of an FP32 package, calibrated on training photos, checked on validation."""
+    from training.dataset import for_classes
     from training.evaluate import targets_for
 
     fp32 = load_package(package_dir)
@@ -136,7 +137,7 @@ def quantize_package(
         raise DataError(f"{package_dir}: already {fp32.meta.precision}; quantize an FP32 package")
     if out.exists():
         raise DataError(f"{out}: already exists; choose a new package folder")
-    manifest = Manifest.read(manifest_path)
+    manifest = for_classes(Manifest.read(manifest_path), fp32.meta.classes, manifest_path)
     root = manifest_path if manifest_path.is_dir() else manifest_path.parent
     train, val = manifest.split("train"), manifest.split("val")
     if not train or not val:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -31,6 +32,7 @@ from training.dataset import (
     FeatureDataset,
     cache_features,
     check_trainable,
+    label_view,
     load_manifest,
     split_records,
     targets_for,
@@ -62,7 +64,8 @@ class Data:
 def load_data(
     cfg: TrainConfig, manifest_path: Path, model: DefectNet, device: torch.device, d: tu.Dist
 ) -> Data:
-    manifest, root = load_manifest(manifest_path)
+    source, root = load_manifest(manifest_path)
+    manifest = label_view(source, cfg.label_set)
     classes, task = list(manifest.header.classes), manifest.header.task
     train_recs = split_records(manifest, root, "train")
     check_trainable(manifest, train_recs)
@@ -70,7 +73,9 @@ def load_data(
     store = CropStore(root, cfg.preprocess, cfg.crop_cache_dir())
     if not d.main:
         tu.barrier(d)  # rank 0 locates the pieces first; the others read its crops back
-    store.warm(train_recs + val_recs, desc="locate + crop", quiet=not d.main)
+    store.warm(
+        train_recs + val_recs, desc="locate + crop", quiet=not d.main, workers=max(cfg.workers, 1)
+    )
     if d.main:
         tu.barrier(d)
     y_train = targets_for(train_recs, classes, task)
@@ -100,19 +105,30 @@ def load_data(
         sampler = WeightedRandomSampler(weights.tolist(), len(weights), replacement=True)
     g = torch.Generator().manual_seed(cfg.seed + d.rank)
     workers = cfg.workers if model.freeze_blocks == 0 else 0
+    # Workers live for the whole run and start from a fresh interpreter (forkserver): a fork
+    # after OpenCV's thread pool has run in this process can hang the child.
+    pool: dict[str, Any] = (
+        {"persistent_workers": True, "multiprocessing_context": "forkserver"} if workers else {}
+    )
     train = DataLoader(
         train_ds, cfg.batch_size, shuffle=sampler is None, sampler=sampler, generator=g,
         num_workers=workers, drop_last=len(y_train) > cfg.batch_size,
-        worker_init_fn=_seed_worker_augment,
+        worker_init_fn=_seed_worker_augment, **pool,
     )  # fmt: skip
-    val = DataLoader(val_ds, cfg.batch_size) if val_ds is not None else None
-    versions = {"train": manifest.header.version or manifest.content_hash()}
+    val = None
+    if val_ds is not None:
+        val = DataLoader(val_ds, cfg.batch_size, num_workers=min(workers, 4), **pool)
+    # The version of the file as written (the class view is derived from it, not a new data set).
+    versions = {"train": source.header.version or source.content_hash()}
     return Data(train, val, classes, task, versions, y_train)
 
 
 def _seed_worker_augment(worker_id: int) -> None:
-    # Each worker (re-created every epoch) gets its own augmentation stream from torch's
-    # per-worker seed; otherwise all workers would repeat the same "random" sequence.
+    # Each worker gets its own augmentation stream from torch's per-worker seed; otherwise all
+    # workers would repeat the same "random" sequence. One thread each: the workers are the
+    # parallelism.
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
     info = torch.utils.data.get_worker_info()
     augment = getattr(info.dataset, "augment", None) if info is not None else None
     if info is not None and augment is not None:
@@ -175,10 +191,11 @@ def main(args: argparse.Namespace) -> Path:
     resume = read_checkpoint(Path(args.resume)) if args.resume else None
     if out.exists() and any(out.iterdir()) and resume is None:
         raise DataError(f"{out}: already holds a run; choose a new --out or pass --resume")
-    manifest, _ = load_manifest(Path(args.manifest))
+    manifest = label_view(load_manifest(Path(args.manifest))[0], cfg.label_set)
     net = build_model(
         cfg.backbone, len(manifest.header.classes), manifest.header.task, cfg.weights,
-        freeze_blocks=cfg.freeze_blocks, drop_rate=cfg.drop_rate,
+        freeze_blocks=cfg.freeze_blocks, drop_rate=cfg.drop_rate, pool=cfg.pool,
+        pool_r=cfg.pool_r,
     ).to(device)  # fmt: skip
     data = load_data(cfg, Path(args.manifest), net, device, d)
     if resume is not None and (resume["classes"] != data.classes or resume["task"] != data.task):

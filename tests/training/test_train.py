@@ -17,7 +17,7 @@ import torch
 from qc_model.errors import DataError
 from qc_model.manifest import Header, Manifest, Record
 from qc_model.mat import DEFAULT_MAT
-from qc_model.taxonomy import DEFECT_LABELS
+from qc_model.taxonomy import DEFECT_LABELS, VISUAL_DEFECTS
 from training.checkpoint_io import load_trained
 from training.config import load_config
 from training.predict import predict_manifest
@@ -105,10 +105,18 @@ def test_frozen_cached_training_learns(tiny: Path, tmp_path: Path) -> None:
     assert load_config(out / "config.yaml").epochs == 6
     trained = load_trained(out / "checkpoint.pt")
     assert trained.epoch == 5 and trained.preprocess.input_size == 64
-    assert trained.classes == list(DEFECT_LABELS) and (out / "best.pt").is_file()
+    # The default label view trains the visual defects only (spec defects are measured).
+    assert trained.classes == list(VISUAL_DEFECTS) and (out / "best.pt").is_file()
     probs, targets, records = predict_manifest(out / "checkpoint.pt", tiny, "val")
-    assert probs.shape == (8, len(DEFECT_LABELS)) and targets.shape == probs.shape
+    assert probs.shape == (8, len(VISUAL_DEFECTS)) and targets.shape == probs.shape
     assert len(records) == 8 and ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_label_set_all_trains_every_manifest_class(tiny: Path, tmp_path: Path) -> None:
+    out = run(tiny, tmp_path / "run", "epochs=1", "label_set=all", "pool=lse")
+    trained = load_trained(out / "checkpoint.pt")
+    assert trained.classes == list(DEFECT_LABELS) and trained.model.pool == "lse"
+    assert trained.dataset_versions["train"] == Manifest.read(tiny).header.version
 
 
 def test_resume_continues_where_it_stopped(tiny: Path, tmp_path: Path) -> None:
