@@ -168,6 +168,59 @@ def data_import(
     typer.echo(result.summary())
 
 
+@data_app.command("merge")
+@user_errors
+def data_merge(
+    out: Annotated[Path, typer.Option(help="Merged manifest file to write (e.g. data/all.jsonl)")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Data set folders or manifests, each optionally with split renames: "
+            "data/s1:test=train  data/s2:*=test  data/s3:test=-  (- drops)"
+        ),
+    ],
+    name: Annotated[str | None, typer.Option(help="Header name (default: file stem)")] = None,
+) -> None:
+    """Combine data sets into one manifest (paths relative to it), renaming or dropping splits."""
+    from qc_model.errors import DataError
+    from qc_model.manifest import merge
+
+    parsed = []
+    for item in sources:
+        path, _, spec = item.partition(":")
+        mapping: dict[str, str] = {}
+        for part in filter(None, spec.split(",")):
+            src, eq, dst = part.partition("=")
+            if not eq or not src or not dst:
+                raise DataError(f"{item!r}: split renames look like test=train or *=test")
+            mapping[src] = dst
+        parsed.append((Path(path), mapping))
+    m = merge(name or out.stem, out, parsed)
+    counts = {s: len(m.split(s)) for s in ("train", "val", "test", "holdout") if m.split(s)}
+    typer.echo(f"wrote {out}: {len(m.records)} photos {counts} (version {m.header.version})")
+
+
+@data_app.command("crops")
+@user_errors
+def data_crops(
+    manifests: Annotated[list[Path], typer.Argument(help="Data set folders or manifests")],
+    config: Annotated[
+        Path | None, typer.Option(help="Training config whose preprocessing to use")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes")] = 1,
+) -> None:
+    """Locate and crop every photo's piece once, into the crop cache that train/eval read."""
+    from training.config import load_config
+    from training.dataset import CropStore, load_manifest
+
+    cfg = load_config(config)
+    for path in manifests:
+        manifest, root = load_manifest(path)
+        store = CropStore(root, cfg.preprocess, cfg.crop_cache_dir())
+        store.warm(manifest.records, desc=path.name, workers=workers)
+        typer.echo(f"{path}: {len(manifest.records)} crops cached in {store.dir}")
+
+
 @data_app.command("stats")
 @user_errors
 def data_stats(
@@ -209,6 +262,11 @@ def train_cmd(
 
 
 # -- evaluation and export ------------------------------------------------------------------------
+WorkersOpt = Annotated[
+    int, typer.Option(min=1, help="Processes that locate and crop the pieces (cached crops)")
+]
+
+
 @app.command("eval")
 @user_errors
 def eval_cmd(
@@ -217,11 +275,14 @@ def eval_cmd(
     out: Annotated[Path, typer.Option(help="Report folder: index.html, metrics.json, PNGs")],
     split: Annotated[str, typer.Option(help="Split to score")] = "test",
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Calibrate and pick thresholds on val, score a split, write metrics and an HTML report."""
     from training.evaluate import evaluate
 
-    s = evaluate(checkpoint, manifest, out, split=split, target_recall=target_recall).metrics
+    s = evaluate(
+        checkpoint, manifest, out, split=split, target_recall=target_recall, workers=workers
+    ).metrics
     d = s["scores"]["any_defect"]
     typer.echo(
         f"{split}: {s['scores']['photos']} photos, macro-F1 {s['scores']['macro_f1']:.3f}, "
@@ -240,11 +301,14 @@ def export_cmd(
     out: Annotated[Path, typer.Option(help="New package folder, e.g. models/NAME")],
     int8: Annotated[bool, typer.Option(help="Also write an INT8 package at OUT-int8")] = False,
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Checkpoint -> ONNX model package (calibrated, parity-checked against torch)."""
     from training.export import export_package
 
-    meta = export_package(checkpoint, calibration_manifest, out, target_recall=target_recall)
+    meta = export_package(
+        checkpoint, calibration_manifest, out, target_recall=target_recall, workers=workers
+    )
     parity = meta.metrics["parity"]
     typer.echo(
         f"wrote {out} (T {meta.temperature:.3f}, parity max |Δp| "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import cv2
@@ -9,6 +10,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from training.config import AugmentConfig
+
+# albumentations asks PyPI for a newer version at import, in every DataLoader worker: offline
+# (a training host without internet) each ask waits for a DNS timeout. Seen: 60 s per start.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 def build_augment(cfg: AugmentConfig, seed: int | None = None) -> Any:  # A.Compose | None

@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from qc_model.errors import DataError
 from qc_model.inference import read_image
-from qc_model.manifest import GOOD, Manifest, Record
+from qc_model.manifest import GOOD, Manifest, ManifestError, Record
 from qc_model.preprocess import PreprocessConfig, crop_to_piece, normalize
+from qc_model.taxonomy import VISUAL_DEFECTS
 from training.augment import apply
 
 
@@ -29,6 +30,31 @@ def load_manifest(path: Path) -> tuple[Manifest, Path]:
         raise DataError(f"manifest not found: {path}")
     manifest = Manifest.read(path)
     return manifest, path if path.is_dir() else path.parent
+
+
+def label_view(manifest: Manifest, label_set: str) -> Manifest:
+    """The classes a network trains on. "visual": only defects a crop can show (taxonomy's
+    VISUAL_DEFECTS); size, finish colour and pair symmetry are measured by the spec checks.
+    "all": every class of the manifest. Single-label data is always taken as it is."""
+    if label_set == "all" or manifest.header.task != "multilabel":
+        return manifest
+    visual = [c for c in manifest.header.classes if c in VISUAL_DEFECTS]
+    if not visual:
+        raise DataError("label_set 'visual': the manifest has no visual defect classes")
+    return manifest.restrict(visual)
+
+
+def for_classes(manifest: Manifest, classes: Sequence[str], source: object) -> Manifest:
+    """`manifest` labelled with a trained model's classes (a subset of its own), else DataError."""
+    if list(manifest.header.classes) == list(classes):
+        return manifest
+    try:
+        return manifest.restrict(list(classes))
+    except ManifestError as exc:
+        raise DataError(
+            f"{source}: task/classes {manifest.header.task} {list(manifest.header.classes)} do "
+            f"not cover the model's {list(classes)} ({exc})"
+        ) from None
 
 
 def split_records(manifest: Manifest, root: Path, split: str) -> list[Record]:
@@ -102,9 +128,47 @@ class CropStore:
             self._memory[record.sha256] = rgb
         return rgb
 
-    def warm(self, records: Sequence[Record], desc: str = "crops", quiet: bool = False) -> None:
-        for r in tqdm(records, desc=desc, unit="photo", disable=quiet, leave=False):
+    def warm(
+        self,
+        records: Sequence[Record],
+        desc: str = "crops",
+        quiet: bool = False,
+        workers: int = 1,
+    ) -> None:
+        """Locate and crop every photo once. With a disk cache and workers > 1 the missing
+        crops are made by a process pool and read back lazily by `get`."""
+        todo = list(records)
+        if self.dir is not None and workers > 1:
+            todo = [r for r in records if not self._path(r).is_file()]  # type: ignore[union-attr]
+            if len(todo) > workers:
+                _crop_in_pool(self, todo, workers, desc, quiet)
+                return
+        for r in tqdm(todo, desc=desc, unit="photo", disable=quiet, leave=False):
             self.get(r)
+
+
+def _crop_one(job: tuple[Path, PreprocessConfig, Path]) -> None:
+    image_path, cfg, out = job
+    _write_png_atomic(out, crop_to_piece(read_image(image_path), cfg).image)
+
+
+def _crop_in_pool(
+    store: CropStore, todo: Sequence[Record], workers: int, desc: str, quiet: bool
+) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [
+        (store.root / r.image, store.cfg, store._path(r))  # type: ignore[misc]
+        for r in todo
+    ]
+    # forkserver: forking a process whose OpenCV thread pool has run can hang the child.
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+        for _ in tqdm(
+            pool.map(_crop_one, jobs, chunksize=8),
+            total=len(jobs), desc=desc, unit="photo", disable=quiet, leave=False,
+        ):  # fmt: skip
+            pass
 
 
 def _write_png_atomic(path: Path, rgb: NDArray[np.uint8]) -> None:
