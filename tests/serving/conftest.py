@@ -28,6 +28,7 @@ from qc_model.decode import DecodedPhoto
 from serving.app import create_app
 from serving.auth import create_user
 from serving.db.migrate import upgrade
+from serving.db.models import Base
 from serving.pipeline import InspectionOutcome, InspectorStatus
 from serving.settings import Settings
 
@@ -80,7 +81,9 @@ def _wipe(url: str) -> None:
     with engine.begin() as conn:
         exists = conn.execute(text("SELECT to_regclass('users')")).scalar()
         if exists:
-            conn.execute(text("TRUNCATE photos, inspections, users RESTART IDENTITY CASCADE"))
+            # TRUNCATE does not fire the audit log's row triggers (they refuse UPDATE, DELETE).
+            tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
