@@ -17,9 +17,10 @@ from serving.errors import install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.pipeline import InspectorStatus, load_inspector
-from serving.routers import designs, health, inspections, users
+from serving.routers import audit, designs, health, inspections, orders, reviews, users
 from serving.settings import Settings, load_settings
 from serving.storage import LocalObjectStore, StorageError
+from serving.workflow import Workflow
 
 log = logging.getLogger("kito.serving")
 # Multipart overhead (boundaries, form fields) on top of the photos themselves.
@@ -61,10 +62,11 @@ def create_app(
     app.state.inspector_status = status
     app.state.metrics = Metrics()
     app.state.cpu_slots = threading.BoundedSemaphore(settings.inspect_concurrency)
+    app.state.workflow = Workflow.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
-    for module in (health, users, designs, inspections):
+    for module in (health, users, designs, inspections, orders, reviews, audit):
         app.include_router(module.router)
     return app

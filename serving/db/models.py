@@ -29,7 +29,6 @@ ROLES = ("artisan", "qc", "admin")
 # received: stored, not inspected (no model loaded yet); inspected: verdict recorded;
 # failed: the inspector raised, the photos and the error are kept for a re-run.
 STATUSES = ("received", "inspected", "failed")
-ORDER_STATUSES = ("open", "paid")
 PIECE_STATES = ("pending", "accepted", "rejected")
 REVIEW_REASONS = ("fail", "review", "audit")
 REVIEW_STATUSES = ("open", "decided")
@@ -129,8 +128,8 @@ class Order(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     artisan_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     currency: Mapped[str] = mapped_column(String(3))
-    # open until its payout exists; the payout row, not this column, is what makes it paid once.
-    status: Mapped[str] = mapped_column(String(8), index=True)
+    # No status column: an order is paid exactly when its payout row exists (one source of truth,
+    # and a release then writes no existing row, so it cannot deadlock with a piece update).
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 

@@ -88,13 +88,15 @@ def _wipe(url: str) -> None:
 
 
 class FakeInspector:
-    """Stands in for the model; tests set `verdict` or `error` and read back `calls`."""
+    """Stands in for the model; tests set `verdict`, `error` or extra `details` (e.g. the
+    real inspector's "verdict" and "thresholds" entries) and read back `calls`."""
 
     model_version = "fake-1"
 
     def __init__(self) -> None:
         self.verdict = "pass"
         self.error: Exception | None = None
+        self.details: dict[str, Any] = {}
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
 
     def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
@@ -104,7 +106,11 @@ class FakeInspector:
         return InspectionOutcome(
             verdict=self.verdict,
             model_version=self.model_version,
-            details={"n_photos": len(photos), "sizes": [list(p.size) for p in photos]},
+            details={
+                "n_photos": len(photos),
+                "sizes": [list(p.size) for p in photos],
+                **self.details,
+            },
             timings_ms={"infer": 1.5},
         )
 
@@ -132,6 +138,8 @@ def settings(tmp_path: Path, db_url: str, catalog_dir: Path) -> Settings:
         catalog_dir=catalog_dir,
         # The database is migrated already (see db_url); startup migration has its own tests.
         migrate_on_start=False,
+        # No random audit samples unless a test asks for them (and then with a seed).
+        audit_sample_rate=0.0,
     )
 
 

@@ -48,7 +48,6 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("artisan_id", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=False),
         _ts("created_at"),
         sa.ForeignKeyConstraint(["artisan_id"], ["users.id"]),
@@ -56,7 +55,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_orders_artisan_created", "orders", ["artisan_id", "created_at"])
-    op.create_index(op.f("ix_orders_status"), "orders", ["status"])
 
     op.create_table(
         "order_pieces",
