@@ -10,6 +10,8 @@ existing row, so it cannot deadlock with the piece updates that hold the order's
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,6 +20,8 @@ from serving.audit import record
 from serving.db.models import Order, OrderPiece, Payout, PayoutOutbox, User
 from serving.errors import ApiError
 from serving.pieces import PieceStatus, piece_status
+
+log = logging.getLogger("kito.serving")
 
 
 def existing_payout(session: Session, order_id: str) -> Payout | None:
@@ -60,6 +64,7 @@ def release(session: Session, order: Order, *, actor: User) -> Payout:
         winner = existing_payout(session, order.id)
         if winner is None:
             raise
+        log.info("order %s: a concurrent release paid first (payout %s)", order.id, winner.id)
         return winner
     return payout
 

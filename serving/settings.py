@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     audit_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
     # Seed of the audit sampler (None: unpredictable); tests and replays set it.
     audit_seed: int | None = None
+    # Pay an order the moment its last piece is accepted; false: only on QC's explicit release.
+    auto_payout: bool = True
     # Where payouts are POSTed (mobile money in real life); unset: payouts wait in the outbox.
     payout_webhook_url: str | None = None
     payout_webhook_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0

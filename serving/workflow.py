@@ -23,14 +23,19 @@ from serving.settings import Settings
 
 
 class Workflow:
-    def __init__(self, audit_sample_rate: float, seed: int | None = None) -> None:
+    def __init__(
+        self, audit_sample_rate: float, seed: int | None = None, *, auto_payout: bool = True
+    ) -> None:
         self.audit_sample_rate = audit_sample_rate
+        self.auto_payout = auto_payout
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # one draw at a time keeps a seeded sequence reproducible
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workflow:
-        return cls(settings.audit_sample_rate, settings.audit_seed)
+        return cls(
+            settings.audit_sample_rate, settings.audit_seed, auto_payout=settings.auto_payout
+        )
 
     def sample_audit(self) -> bool:
         with self._lock:
@@ -61,25 +66,29 @@ class Workflow:
             total = sum(p.payout_minor for p in order.pieces) if order is not None else None
             enqueue(session, row, reason, order_total_minor=total)
         if order is not None:
-            settle(session, order, row.piece_id, actor=owner)
+            settle(session, order, row.piece_id, actor=owner, pay=self.auto_payout)
 
     def after_decision(self, session: Session, item: ReviewItem, actor: User) -> None:
         if item.order_id is not None:
-            settle(session, lock_order(session, item.order_id), item.piece_id, actor=actor)
+            order = lock_order(session, item.order_id)
+            settle(session, order, item.piece_id, actor=actor, pay=self.auto_payout)
 
 
 def lock_order(session: Session, order_id: str) -> Order:
+    # FOR NO KEY UPDATE, not FOR UPDATE: a payout insert's foreign-key check takes KEY SHARE on
+    # the order, which FOR UPDATE would block; with this lock a concurrent release commits its
+    # payout and this transaction's own insert loses cleanly on the unique key, no deadlock.
     return session.execute(
         select(Order)
         .where(Order.id == order_id)
-        .with_for_update(of=Order)
+        .with_for_update(of=Order, key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
 
 
-def settle(session: Session, order: Order, piece_id: str, *, actor: User) -> None:
-    """Refresh one piece's state and pay the order if that completed it. A paid order is final:
-    its pieces keep the states they were paid in."""
+def settle(session: Session, order: Order, piece_id: str, *, actor: User, pay: bool) -> None:
+    """Refresh one piece's state and, if `pay`, pay the order when that completed it. A paid
+    order is final: its pieces keep the states they were paid in."""
     if existing_payout(session, order.id) is not None:
         return
     piece = session.scalars(
@@ -99,6 +108,8 @@ def settle(session: Session, order: Order, piece_id: str, *, actor: User) -> Non
             reason=piece.reason,
         )
     session.flush()
+    if not pay:
+        return
     # Cheap check on the stored states first; pay_if_complete recomputes all from the source.
     waiting = session.scalar(
         select(func.count())

@@ -156,6 +156,24 @@ def client(settings: Settings, inspector: FakeInspector) -> Iterator[TestClient]
 
 
 @pytest.fixture
+def make_client(settings: Settings, inspector: FakeInspector) -> Iterator[Any]:
+    """make_client(**setting overrides) -> a client of a second app on the same database."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        s = Settings.model_validate({**settings.model_dump(), **overrides})
+        app = create_app(s, inspector_status=InspectorStatus(inspector, "fake inspector"))
+        c = TestClient(app, raise_server_exceptions=False)
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
 def make_user(client: TestClient) -> Any:
     """make_user(role, name) -> (user id, headers with its bearer token)."""
 
