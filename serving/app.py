@@ -16,6 +16,7 @@ from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.outbox import Dispatcher, DispatcherThread
 from serving.pipeline import InspectorStatus, load_inspector
 from serving.routers import audit, designs, health, inspections, orders, reviews, users
 from serving.settings import Settings, load_settings
@@ -45,9 +46,21 @@ def create_app(
     engine = make_engine(settings.db_url)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = None
+        if settings.payout_webhook_url:
+            # Payouts leave through the outbox; `kito payouts dispatch` may run beside it.
+            dispatcher = DispatcherThread(
+                Dispatcher.from_settings(app.state.sessionmaker, settings), settings.payout_poll_s
+            )
+            dispatcher.start()
+        app.state.payout_dispatcher = dispatcher
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                dispatcher.close()
+            engine.dispose()
 
     app = FastAPI(
         title="Kito QC inspection service",
