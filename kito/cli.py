@@ -184,6 +184,21 @@ def data_stats(
     Console().print(stats_table(Manifest.read(dataset)))
 
 
+@data_app.command("export-reviews")
+@user_errors
+def data_export_reviews(
+    out: Annotated[Path, typer.Option(help="Output data set folder")],
+    since: Annotated[
+        str | None, typer.Option(help="Only decisions from this ISO date/time on")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the grouped train/val/test split")] = 0,
+) -> None:
+    """QC review decisions (service database, KITO_* settings) as a labelled data set."""
+    from serving.db.cli import export_reviewed
+
+    typer.echo(export_reviewed(out, since=since, seed=seed))
+
+
 # -- training -----------------------------------------------------------------------------------
 @app.command("train")
 @user_errors

@@ -1,10 +1,12 @@
-"""What `kito db upgrade`, `kito users create` and `kito payouts dispatch` do, kept out of the
-CLI module."""
+"""What `kito db upgrade`, `kito users create`, `kito payouts dispatch` and `kito data
+export-reviews` do, kept out of the CLI module."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -72,5 +74,28 @@ def dispatch_payouts(*, once: bool, echo: Callable[[str], object] = print) -> No
             dispatcher.run_forever(stop, settings.payout_poll_s)
         except KeyboardInterrupt:
             stop.set()
+    finally:
+        engine.dispose()
+
+
+def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
+    """QC decisions (since an ISO date, if given) as a data set in `out`; the summary line."""
+    from serving.export_reviews import export_reviews
+    from serving.storage import LocalObjectStore
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise DataError(f"--since: not an ISO date or time: {since!r}") from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    settings = load_settings()
+    migrate(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            store = LocalObjectStore(settings.photos_path)
+            return export_reviews(session, store, out, since=start, seed=seed).summary()
     finally:
         engine.dispose()
