@@ -130,7 +130,8 @@ class OrderPublic(BaseModel):
     status: str = Field(description="open | paid")
     total_minor: int
     accepted_minor: int
-    pending_minor: int
+    pending_minor: int = Field(description="total of the pieces not accepted yet")
+    paid_minor: int = Field(description="the payout's amount once paid, else 0")
     created_at: datetime
     pieces: list[OrderPiecePublic]
     payout: PayoutPublic | None

@@ -74,6 +74,7 @@ def order_public(order: Order, catalog: dict[str, Design]) -> OrderPublic:
         total_minor=total,
         accepted_minor=accepted,
         pending_minor=total - accepted,
+        paid_minor=order.payout.amount_minor if order.payout is not None else 0,
         created_at=order.created_at,
         pieces=pieces,
         payout=payout_public(order.payout) if order.payout is not None else None,

@@ -14,7 +14,7 @@ def test_create_order(client: TestClient, make_user) -> None:
     order = make_order(client, staff, artisan, {"P1": 45000, "P2": 30000})
     assert order["id"] == "ORD-1" and order["artisan_id"] == artisan
     assert order["artisan_name"] == "Wanjiru" and order["currency"] == "KES"
-    assert order["status"] == "open" and order["payout"] is None
+    assert order["status"] == "open" and order["payout"] is None and order["paid_minor"] == 0
     assert (order["total_minor"], order["accepted_minor"], order["pending_minor"]) == (
         75000,
         0,

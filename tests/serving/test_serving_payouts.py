@@ -33,6 +33,7 @@ def test_last_acceptance_pays_automatically(client: TestClient, make_user) -> No
     submit(client, ha, "P2", seed=1)
     order = client.get("/api/v1/orders/ORD-1", headers=ha).json()
     assert order["status"] == "paid" and order["accepted_minor"] == 75000
+    assert (order["paid_minor"], order["pending_minor"]) == (75000, 0)
     payout = order["payout"]
     assert payout["amount_minor"] == 75000 and payout["currency"] == "KES"
     assert payout["status"] == "pending" and payout["attempts"] == 0
