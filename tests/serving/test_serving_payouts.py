@@ -204,3 +204,34 @@ def test_crash_before_commit_leaves_nothing_and_a_retry_pays(
     r = manual.post("/api/v1/orders/ORD-1/release", headers=staff)
     assert r.status_code == 200 and r.json()["payout"]["amount_minor"] == 100
     assert _counts(manual) == (1, 1, 1)
+
+
+def test_last_two_pieces_accepted_at_once_still_pay(client: TestClient, make_user) -> None:
+    """Both pieces' inspections commit at the same moment: without the order's row lock each
+    could see the other still pending and nobody would pay. Repeated on fresh orders."""
+    artisan, ha = make_user("artisan")
+    _, staff = make_user("qc", "Q")
+    app = client.app
+
+    def upload(order_id: str, piece_id: str, seed: int, barrier: threading.Barrier, done: list):
+        c = TestClient(app, raise_server_exceptions=False)
+        barrier.wait()
+        done.append(submit(c, ha, piece_id, order_id=order_id, seed=seed)["id"])
+
+    for round_ in range(3):
+        order_id = f"ORD-R{round_}"
+        make_order(client, staff, artisan, {"P1": 100, "P2": 200}, order_id=order_id)
+        barrier = threading.Barrier(2)
+        done: list[str] = []
+        threads = [
+            threading.Thread(target=upload, args=(order_id, p, 10 * round_ + i, barrier, done))
+            for i, p in enumerate(("P1", "P2"))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(done) == 2  # both uploads answered 201 (submit checks)
+        order = client.get(f"/api/v1/orders/{order_id}", headers=staff).json()
+        assert order["status"] == "paid" and order["payout"]["amount_minor"] == 300
+    assert _counts(client) == (3, 3, 3)
