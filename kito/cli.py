@@ -25,6 +25,8 @@ db_app = typer.Typer(help="The service database (SQLite or PostgreSQL, from KITO
 users_app = typer.Typer(help="Service users and their API tokens.")
 app.add_typer(db_app, name="db", no_args_is_help=True)
 app.add_typer(users_app, name="users", no_args_is_help=True)
+payouts_app = typer.Typer(help="Payouts: deliver them to the payment webhook.")
+app.add_typer(payouts_app, name="payouts", no_args_is_help=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -235,6 +237,21 @@ def data_stats(
     Console().print(stats_table(Manifest.read(dataset)))
 
 
+@data_app.command("export-reviews")
+@user_errors
+def data_export_reviews(
+    out: Annotated[Path, typer.Option(help="Output data set folder")],
+    since: Annotated[
+        str | None, typer.Option(help="Only decisions from this ISO date/time on")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the grouped train/val/test split")] = 0,
+) -> None:
+    """QC review decisions (service database, KITO_* settings) as a labelled data set."""
+    from serving.db.cli import export_reviewed
+
+    typer.echo(export_reviewed(out, since=since, seed=seed))
+
+
 # -- training -----------------------------------------------------------------------------------
 @app.command("train")
 @user_errors
@@ -368,6 +385,17 @@ def users_create(
     user_id, token = create_user_with_token(name=name, role=role)
     typer.echo(f"user {user_id} ({role}) created; API token (shown once, keep it safe):")
     typer.echo(token)
+
+
+@payouts_app.command("dispatch")
+@user_errors
+def payouts_dispatch(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
+) -> None:
+    """POST due payouts to KITO_PAYOUT_WEBHOOK_URL, retrying with backoff until delivered."""
+    from serving.db.cli import dispatch_payouts
+
+    dispatch_payouts(once=once, echo=typer.echo)
 
 
 def main() -> None:

@@ -16,10 +16,12 @@ from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.outbox import Dispatcher, DispatcherThread
 from serving.pipeline import InspectorStatus, load_inspector
-from serving.routers import designs, health, inspections, users
+from serving.routers import audit, designs, health, inspections, orders, reviews, users
 from serving.settings import Settings, load_settings
 from serving.storage import LocalObjectStore, StorageError
+from serving.workflow import Workflow
 
 log = logging.getLogger("kito.serving")
 # Multipart overhead (boundaries, form fields) on top of the photos themselves.
@@ -44,9 +46,21 @@ def create_app(
     engine = make_engine(settings.db_url)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = None
+        if settings.payout_webhook_url:
+            # Payouts leave through the outbox; `kito payouts dispatch` may run beside it.
+            dispatcher = DispatcherThread(
+                Dispatcher.from_settings(app.state.sessionmaker, settings), settings.payout_poll_s
+            )
+            dispatcher.start()
+        app.state.payout_dispatcher = dispatcher
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                dispatcher.close()
+            engine.dispose()
 
     app = FastAPI(
         title="Kito QC inspection service",
@@ -61,10 +75,11 @@ def create_app(
     app.state.inspector_status = status
     app.state.metrics = Metrics()
     app.state.cpu_slots = threading.BoundedSemaphore(settings.inspect_concurrency)
+    app.state.workflow = Workflow.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
-    for module in (health, users, designs, inspections):
+    for module in (health, users, designs, inspections, orders, reviews, audit):
         app.include_router(module.router)
     return app

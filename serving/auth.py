@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qc_model.errors import DataError
+from serving.audit import record
 from serving.db.models import ROLES, User
 from serving.db.session import SessionDep
 from serving.errors import ApiError
@@ -40,6 +41,16 @@ def create_user(session: Session, *, name: str, role: str) -> tuple[User, str]:
     token = new_token()
     user = User(name=name, role=role, token_hash=hash_token(token))
     session.add(user)
+    session.flush()  # the id, for the audit entry written in the same transaction
+    record(
+        session,
+        actor=None,
+        action="user.create",
+        entity_type="user",
+        entity_id=user.id,
+        role=role,
+        name=name,
+    )
     session.commit()
     return user, token
 

@@ -12,6 +12,7 @@ from serving.metrics import Metrics
 from serving.pipeline import Inspector
 from serving.settings import Settings
 from serving.storage import ObjectStore
+from serving.workflow import Workflow
 
 
 def get_settings(request: Request) -> Settings:
@@ -34,6 +35,10 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_workflow(request: Request) -> Workflow:
+    return request.app.state.workflow
+
+
 def get_cpu_slots(request: Request) -> threading.Semaphore | None:
     return getattr(request.app.state, "cpu_slots", None)
 
@@ -43,4 +48,5 @@ StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CatalogDep = Annotated[dict[str, Design], Depends(get_catalog)]
 InspectorDep = Annotated[Inspector | None, Depends(get_inspector)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+WorkflowDep = Annotated[Workflow, Depends(get_workflow)]
 CpuSlotsDep = Annotated[threading.Semaphore | None, Depends(get_cpu_slots)]

@@ -27,11 +27,12 @@ from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo
 from qc_model.errors import DataError
 from qc_model.gate import decode_long_side
-from serving.db.models import Inspection, Photo, User
+from serving.db.models import Inspection, Order, Photo, User
 from serving.errors import ApiError
 from serving.metrics import Metrics
 from serving.pipeline import InspectionOutcome, Inspector
 from serving.storage import ObjectStore
+from serving.workflow import Workflow
 
 log = logging.getLogger("kito.serving")
 T = TypeVar("T")
@@ -76,6 +77,8 @@ class Intake:
     # Decoding and inspecting are CPU-bound: more of them at once than there are cores only
     # makes each slower (measured in docs/BENCHMARKS.md), so requests queue for a slot here.
     cpu_slots: threading.Semaphore | None = None
+    # Review queue, piece states and payouts (serving.workflow); None: inspections only.
+    workflow: Workflow | None = None
     # Stage milliseconds of the last `submit`, with the database write ("db") that the stored
     # row cannot hold; the router sends them as a Server-Timing header.
     last_timings: dict[str, float] = field(default_factory=dict)
@@ -91,6 +94,8 @@ class Intake:
         design = self.catalog.get(sub.design_id)
         if design is None:
             raise ApiError(422, "unknown_design", f"no design {sub.design_id!r}", "design_id")
+        if sub.order_id is not None:
+            self._check_order(owner, sub)
         timings: dict[str, float] = {}
         slots = self.cpu_slots or contextlib.nullcontext()
         self._timed(timings, "queue", slots.__enter__)
@@ -110,6 +115,10 @@ class Intake:
         t0 = time.perf_counter()
         self.session.add(row)
         try:
+            self.session.flush()
+            if self.workflow is not None:
+                # Queue, piece state and payout change in the inspection's own transaction.
+                self.workflow.after_inspection(self.session, row, owner)
             self.session.commit()
         except IntegrityError:
             # Another request with the same idempotency key won the race; answer as it did.
@@ -139,6 +148,30 @@ class Intake:
                 "Idempotency-Key",
             )
         return earlier
+
+    def _check_order(self, owner: User, sub: Submission) -> None:
+        order = self.session.get(Order, sub.order_id)
+        # Another artisan's order is answered like a missing one: nothing about it leaks.
+        if order is None or (owner.role != "admin" and order.artisan_id != owner.id):
+            raise ApiError(422, "unknown_order", f"you have no order {sub.order_id!r}", "order_id")
+        piece = next((p for p in order.pieces if p.piece_id == sub.piece_id), None)
+        if piece is None:
+            raise ApiError(
+                422,
+                "unknown_piece",
+                f"order {order.id} has no piece {sub.piece_id!r}",
+                "piece_id",
+            )
+        if piece.design_id != sub.design_id:
+            raise ApiError(
+                422,
+                "wrong_design",
+                f"piece {piece.piece_id} of order {order.id} is design {piece.design_id},"
+                f" not {sub.design_id}",
+                "design_id",
+            )
+        if order.payout is not None:
+            raise ApiError(409, "order_paid", f"order {order.id} is paid; it takes no more photos")
 
     def _timed(self, timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
         t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,3 +75,150 @@ class UserPublic(BaseModel):
     id: int
     name: str
     role: str
+
+
+# -- orders and payouts ---------------------------------------------------------------------
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MAX_PIECES = 500
+
+
+class OrderPieceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    piece_id: str = Field(pattern=ID_PATTERN)
+    design_id: str = Field(min_length=1, max_length=40)
+    payout_minor: int = Field(ge=1, le=10**12, description="integer minor units (cents)")
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="client id, optional")
+    artisan_id: int
+    currency: str = Field(default="KES", pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    pieces: list[OrderPieceCreate] = Field(min_length=1, max_length=MAX_PIECES)
+
+
+class OrderPiecePublic(BaseModel):
+    piece_id: str
+    design_id: str
+    design_name: str | None
+    payout_minor: int
+    state: str = Field(description="pending | accepted | rejected")
+    reason: str | None = Field(description="why the piece is held; null when accepted")
+    latest_inspection_id: str | None
+    latest_verdict: str | None
+
+
+class PayoutPublic(BaseModel):
+    id: str
+    amount_minor: int
+    currency: str
+    status: str = Field(description="pending | delivered")
+    attempts: int
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class OrderPublic(BaseModel):
+    id: str
+    artisan_id: int
+    artisan_name: str
+    currency: str
+    status: str = Field(description="open | paid")
+    total_minor: int
+    accepted_minor: int
+    pending_minor: int = Field(description="total of the pieces not accepted yet")
+    paid_minor: int = Field(description="the payout's amount once paid, else 0")
+    created_at: datetime
+    pieces: list[OrderPiecePublic]
+    payout: PayoutPublic | None
+
+
+class OrdersPublic(BaseModel):
+    data: list[OrderPublic]
+    count: int
+
+
+# -- review queue ---------------------------------------------------------------------------
+class DecisionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    labels: list[str] = Field(default_factory=list, max_length=20)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DecisionPublic(BaseModel):
+    id: str
+    review_id: str
+    decision: str
+    labels: list[str]
+    note: str | None
+    decided_by: int
+    decided_by_name: str
+    decided_at: datetime
+    corrects: str | None
+
+
+class ReviewItemPublic(BaseModel):
+    id: str
+    reason: str = Field(description="fail | review | audit")
+    priority: float
+    status: str = Field(description="open | decided")
+    created_at: datetime
+    inspection: InspectionPublic
+    order_id: str | None
+    piece_id: str
+    design_id: str
+    artisan_id: int
+    artisan_name: str
+    payout_minor: int | None
+    model_labels: list[str]
+    decision: DecisionPublic | None = Field(description="the decision in force (corrections win)")
+    history: list[DecisionPublic] = Field(description="every decision, oldest first")
+
+
+class ReviewItemsPublic(BaseModel):
+    data: list[ReviewItemPublic]
+    count: int
+
+
+class AgreementPublic(BaseModel):
+    decided: int
+    agreed: int
+    rate: float | None
+
+
+class AuditSamplePublic(BaseModel):
+    decided: int
+    escapes: int = Field(description="audited passes that QC rejected")
+    escape_rate: float | None
+
+
+class QueueMetricsPublic(BaseModel):
+    open: int
+    oldest_open_age_s: float | None
+    decisions_last_hour: int
+    agreement: AgreementPublic
+    audit: AuditSamplePublic
+
+
+# -- audit log ------------------------------------------------------------------------------
+class AuditEntryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    action: str
+    entity_type: str
+    entity_id: str
+    detail: dict[str, Any]
+
+
+class AuditLogPublic(BaseModel):
+    data: list[AuditEntryPublic]
+    count: int

@@ -7,6 +7,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,20 @@ class Settings(BaseSettings):
     )
     migrate_on_start: bool = True
     log_level: str = "info"
+    # Share of `pass` verdicts sent to the review queue anyway, so escapes are measured.
+    audit_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+    # Seed of the audit sampler (None: unpredictable); tests and replays set it.
+    audit_seed: int | None = None
+    # Pay an order the moment its last piece is accepted; false: only on QC's explicit release.
+    auto_payout: bool = True
+    # Where payouts are POSTed (mobile money in real life); unset: payouts wait in the outbox.
+    payout_webhook_url: str | None = None
+    payout_webhook_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Retry delay doubles from base to max after each failed delivery; it never gives up.
+    payout_retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    payout_retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 3600.0
+    # How often the service's dispatcher thread looks for due payouts.
+    payout_poll_s: Annotated[float, Field(gt=0, le=300)] = 2.0
 
     @field_validator("database_url")
     @classmethod
@@ -74,12 +89,31 @@ class Settings(BaseSettings):
                 )
         return v
 
+    @field_validator("payout_webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return v
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, v: str) -> str:
         if v.lower() not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError("must be one of critical, error, warning, info, debug")
         return v.lower()
+
+    @model_validator(mode="after")
+    def _retry_range(self) -> Settings:
+        if self.payout_retry_max_s < self.payout_retry_base_s:
+            raise ValueError(
+                "KITO_PAYOUT_RETRY_MAX_S must be at least KITO_PAYOUT_RETRY_BASE_S"
+                f" ({self.payout_retry_max_s} < {self.payout_retry_base_s})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _safe_bind(self) -> Settings:

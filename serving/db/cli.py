@@ -1,6 +1,12 @@
-"""What `kito db upgrade` and `kito users create` do, kept out of the CLI module."""
+"""What `kito db upgrade`, `kito users create`, `kito payouts dispatch` and `kito data
+export-reviews` do, kept out of the CLI module."""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,5 +49,53 @@ def create_user_with_token(*, name: str, role: str) -> tuple[int, str]:
         with make_sessionmaker(engine)() as session:
             user, token = create_user(session, name=name, role=role)
             return user.id, token
+    finally:
+        engine.dispose()
+
+
+def dispatch_payouts(*, once: bool, echo: Callable[[str], object] = print) -> None:
+    """Deliver due payouts to KITO_PAYOUT_WEBHOOK_URL: one pass, or until interrupted."""
+    from serving.outbox import Dispatcher
+
+    settings = load_settings()
+    if not settings.payout_webhook_url:
+        raise DataError("KITO_PAYOUT_WEBHOOK_URL is not set: there is nowhere to send payouts")
+    migrate(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        dispatcher = Dispatcher.from_settings(make_sessionmaker(engine), settings)
+        if once:
+            r = dispatcher.run_once()
+            echo(f"claimed {r.claimed}, delivered {r.delivered}, failed {r.failed}")
+            return
+        echo(f"dispatching payouts to {settings.payout_webhook_url} (Ctrl-C stops)")
+        stop = threading.Event()
+        try:
+            dispatcher.run_forever(stop, settings.payout_poll_s)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        engine.dispose()
+
+
+def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
+    """QC decisions (since an ISO date, if given) as a data set in `out`; the summary line."""
+    from serving.export_reviews import export_reviews
+    from serving.storage import LocalObjectStore
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise DataError(f"--since: not an ISO date or time: {since!r}") from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    settings = load_settings()
+    migrate(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            store = LocalObjectStore(settings.photos_path)
+            return export_reviews(session, store, out, since=start, seed=seed).summary()
     finally:
         engine.dispose()

@@ -1,4 +1,6 @@
-"""Tables: users (hashed API tokens), inspections (one upload of one piece) and their photos.
+"""Tables: users (hashed API tokens), inspections (one upload of one piece) and their photos;
+orders and their pieces, the review queue and QC decisions, payouts with their outbox, and the
+append-only audit log (docs/ORDERS.md).
 
 Mirrored by the Alembic migrations in serving/migrations; a test compares the two.
 """
@@ -9,7 +11,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -17,6 +29,10 @@ ROLES = ("artisan", "qc", "admin")
 # received: stored, not inspected (no model loaded yet); inspected: verdict recorded;
 # failed: the inspector raised, the photos and the error are kept for a re-run.
 STATUSES = ("received", "inspected", "failed")
+PIECE_STATES = ("pending", "accepted", "rejected")
+REVIEW_REASONS = ("fail", "review", "audit")
+REVIEW_STATUSES = ("open", "decided")
+DECISIONS = ("approve", "reject")
 
 
 def _now() -> datetime:
@@ -103,3 +119,149 @@ class Photo(Base):
     filename: Mapped[str | None] = mapped_column(String(128))
 
     inspection: Mapped[Inspection] = relationship(back_populates="photos")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_artisan_created", "artisan_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    artisan_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    # No status column: an order is paid exactly when its payout row exists (one source of truth,
+    # and a release then writes no existing row, so it cannot deadlock with a piece update).
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    artisan: Mapped[User] = relationship(foreign_keys=[artisan_id], lazy="joined")
+    pieces: Mapped[list[OrderPiece]] = relationship(
+        back_populates="order", order_by="OrderPiece.position", lazy="selectin"
+    )
+    payout: Mapped[Payout | None] = relationship(back_populates="order", lazy="selectin")
+
+
+class OrderPiece(Base):
+    """One piece of an order. `state` and `reason` are derived (serving.pieces) from the piece's
+    inspections and QC decisions, rewritten in the transaction that changes those."""
+
+    __tablename__ = "order_pieces"
+    __table_args__ = (UniqueConstraint("order_id", "piece_id", name="uq_order_pieces_piece"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    position: Mapped[int]
+    piece_id: Mapped[str] = mapped_column(String(64))
+    design_id: Mapped[str] = mapped_column(String(40))
+    payout_minor: Mapped[int] = mapped_column(BigInteger())
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(600))
+    latest_inspection_id: Mapped[str | None] = mapped_column(ForeignKey("inspections.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    order: Mapped[Order] = relationship(back_populates="pieces")
+    latest_inspection: Mapped[Inspection | None] = relationship(lazy="joined")
+
+
+class ReviewItem(Base):
+    """An inspection waiting for (or given) a QC decision; at most one per inspection."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_status_sort", "status", "sort_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    inspection_id: Mapped[str] = mapped_column(ForeignKey("inspections.id"), unique=True)
+    reason: Mapped[str] = mapped_column(String(8), index=True)
+    status: Mapped[str] = mapped_column(String(8))
+    # Priority without its age term, and the key the queue is sorted by (serving.review_queue).
+    priority_base: Mapped[float] = mapped_column(Float())
+    sort_key: Mapped[float] = mapped_column(Float())
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    piece_id: Mapped[str] = mapped_column(String(64))
+    design_id: Mapped[str] = mapped_column(String(40), index=True)
+    artisan_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    model_verdict: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    inspection: Mapped[Inspection] = relationship(lazy="joined")
+    artisan: Mapped[User] = relationship(lazy="joined")
+    decisions: Mapped[list[ReviewDecision]] = relationship(
+        back_populates="review", order_by="ReviewDecision.seq", lazy="selectin"
+    )
+
+
+class ReviewDecision(Base):
+    """Immutable. `seq` 0 is the first decision, a correction is seq n+1 and `corrects` seq n:
+    the unique (review_id, seq) lets exactly one of two concurrent deciders win."""
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (
+        UniqueConstraint("review_id", "seq", name="uq_review_decisions_seq"),
+        Index("ix_review_decisions_decided_at", "decided_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    review_id: Mapped[str] = mapped_column(ForeignKey("review_items.id"))
+    seq: Mapped[int]
+    decision: Mapped[str] = mapped_column(String(8))
+    labels: Mapped[list[str]] = mapped_column(JSON())
+    note: Mapped[str | None] = mapped_column(String(2000))
+    decided_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    corrects: Mapped[str | None] = mapped_column(ForeignKey("review_decisions.id"))
+
+    review: Mapped[ReviewItem] = relationship(back_populates="decisions")
+    decider: Mapped[User] = relationship(lazy="joined")
+
+
+class Payout(Base):
+    """Immutable once written. UNIQUE(order_id) is the exactly-once guarantee: whoever inserts
+    second gets an IntegrityError and reads the first one's row (docs/ORDERS.md)."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
+    artisan_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger())
+    currency: Mapped[str] = mapped_column(String(3))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: automatic
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    order: Mapped[Order] = relationship(back_populates="payout")
+    outbox: Mapped[PayoutOutbox] = relationship(back_populates="payout", lazy="selectin")
+
+
+class PayoutOutbox(Base):
+    """Delivery state of one payout to the payment webhook, inserted with the payout."""
+
+    __tablename__ = "payout_outbox"
+    __table_args__ = (Index("ix_payout_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payout_id: Mapped[str] = mapped_column(ForeignKey("payouts.id"), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON())
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Due time; a claim moves it past the lease, so a dispatcher that dies leaves it due again.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    payout: Mapped[Payout] = relationship(back_populates="outbox")
+
+
+class AuditEntry(Base):
+    """Append-only: written in the transaction of the change it records; never updated or
+    deleted (on PostgreSQL and SQLite a trigger refuses both, see migration 0002)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    entity_type: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)

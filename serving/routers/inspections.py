@@ -18,15 +18,15 @@ from serving.deps import (
     MetricsDep,
     SettingsDep,
     StoreDep,
+    WorkflowDep,
 )
 from serving.errors import ApiError
 from serving.heatmap import render_heatmap
 from serving.intake import Intake, Submission, UploadedPhoto
-from serving.schemas import ErrorPublic, InspectionPublic, InspectionsPublic
+from serving.schemas import ID_PATTERN, ErrorPublic, InspectionPublic, InspectionsPublic
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 IDEM_PATTERN = r"^[\x21-\x7e]{1,128}$"  # printable ASCII, no spaces
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorPublic} for s in (401, 403, 404, 409, 413, 422)
@@ -58,6 +58,7 @@ def create_inspection(
     inspector: InspectorDep,
     metrics: MetricsDep,
     cpu_slots: CpuSlotsDep,
+    workflow: WorkflowDep,
     photos: Annotated[list[UploadFile], File(description="1 to 6 photos of one piece")],
     design_id: Annotated[str, Form(max_length=40)],
     piece_id: Annotated[str, Form(pattern=ID_PATTERN)],
@@ -79,7 +80,9 @@ def create_inspection(
         for f in photos
     ]
     sub = Submission(design_id, piece_id, order_id, uploaded, idempotency_key)
-    intake = Intake(session, store, catalog, inspector, settings.decode_limits, metrics, cpu_slots)
+    intake = Intake(
+        session, store, catalog, inspector, settings.decode_limits, metrics, cpu_slots, workflow
+    )
     row, created = intake.submit(user, sub)
     if not created:
         response.status_code = 200

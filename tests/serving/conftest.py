@@ -28,6 +28,7 @@ from qc_model.decode import DecodedPhoto
 from serving.app import create_app
 from serving.auth import create_user
 from serving.db.migrate import upgrade
+from serving.db.models import Base
 from serving.pipeline import InspectionOutcome, InspectorStatus
 from serving.settings import Settings
 
@@ -80,18 +81,22 @@ def _wipe(url: str) -> None:
     with engine.begin() as conn:
         exists = conn.execute(text("SELECT to_regclass('users')")).scalar()
         if exists:
-            conn.execute(text("TRUNCATE photos, inspections, users RESTART IDENTITY CASCADE"))
+            # TRUNCATE does not fire the audit log's row triggers (they refuse UPDATE, DELETE).
+            tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
 class FakeInspector:
-    """Stands in for the model; tests set `verdict` or `error` and read back `calls`."""
+    """Stands in for the model; tests set `verdict`, `error` or extra `details` (e.g. the
+    real inspector's "verdict" and "thresholds" entries) and read back `calls`."""
 
     model_version = "fake-1"
 
     def __init__(self) -> None:
         self.verdict = "pass"
         self.error: Exception | None = None
+        self.details: dict[str, Any] = {}
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
 
     def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
@@ -101,7 +106,11 @@ class FakeInspector:
         return InspectionOutcome(
             verdict=self.verdict,
             model_version=self.model_version,
-            details={"n_photos": len(photos), "sizes": [list(p.size) for p in photos]},
+            details={
+                "n_photos": len(photos),
+                "sizes": [list(p.size) for p in photos],
+                **self.details,
+            },
             timings_ms={"infer": 1.5},
         )
 
@@ -129,6 +138,8 @@ def settings(tmp_path: Path, db_url: str, catalog_dir: Path) -> Settings:
         catalog_dir=catalog_dir,
         # The database is migrated already (see db_url); startup migration has its own tests.
         migrate_on_start=False,
+        # No random audit samples unless a test asks for them (and then with a seed).
+        audit_sample_rate=0.0,
     )
 
 
@@ -142,6 +153,24 @@ def client(settings: Settings, inspector: FakeInspector) -> Iterator[TestClient]
     app = create_app(settings, inspector_status=InspectorStatus(inspector, "fake inspector"))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def make_client(settings: Settings, inspector: FakeInspector) -> Iterator[Any]:
+    """make_client(**setting overrides) -> a client of a second app on the same database."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        s = Settings.model_validate({**settings.model_dump(), **overrides})
+        app = create_app(s, inspector_status=InspectorStatus(inspector, "fake inspector"))
+        c = TestClient(app, raise_server_exceptions=False)
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from order_helpers import make_order
 from photo_samples import bad_photos, good_photos, jpeg, pil_bytes
 from upload_helpers import DESIGN, counts, post
 
@@ -16,6 +17,8 @@ BAD = bad_photos()
 
 def test_upload_stores_photos_and_inspection(client: TestClient, make_user, inspector) -> None:
     owner, headers = make_user("artisan")
+    _, staff = make_user("qc", "Q")
+    make_order(client, staff, owner, {"P-001": 45000}, order_id="ORD-7")
     data = jpeg(640, 480)
     r = post(client, headers, [("hoop.jpg", data, "image/jpeg")], order_id="ORD-7")
     assert r.status_code == 201, r.json()
@@ -204,7 +207,10 @@ def test_database_failure_leaves_only_an_orphan_photo(client: TestClient, make_u
             real_commit = session.commit
 
             def commit() -> None:
-                if any(isinstance(o, Inspection) for o in session.new):
+                # The row is flushed before the commit (the workflow needs it), so look in
+                # the identity map as well as at the pending objects.
+                pending = [*session.new, *session.identity_map.values()]
+                if any(isinstance(o, Inspection) for o in pending):
                     raise OperationalError("INSERT", {}, Exception("server closed the connection"))
                 real_commit()
 

@@ -18,6 +18,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.photos_path == Path("kito-data") / "photos"
     assert s.model_dir.parts[-2:] == ("models", "default")
     assert s.decode_limits.max_bytes == MAX_PHOTO_BYTES
+    assert s.audit_sample_rate == 0.02 and s.payout_webhook_url is None
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -25,8 +26,13 @@ def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KITO_PORT", "9000")
     monkeypatch.setenv("KITO_DATABASE_URL", "postgresql+psycopg://u@db:5432/kito")
     monkeypatch.setenv("KITO_MAX_PHOTOS", "3")
+    monkeypatch.setenv("KITO_AUDIT_SAMPLE_RATE", "0.1")
+    monkeypatch.setenv("KITO_AUDIT_SEED", "7")
+    monkeypatch.setenv("KITO_PAYOUT_WEBHOOK_URL", "https://pay.example/hook")
     s = load_settings()
     assert s.port == 9000 and s.max_photos == 3 and s.db_url.startswith("postgresql+psycopg")
+    assert (s.audit_sample_rate, s.audit_seed) == (0.1, 7)
+    assert s.payout_webhook_url == "https://pay.example/hook"
     assert s.photos_path == tmp_path / "photos"
 
 
@@ -40,6 +46,12 @@ def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("KITO_MAX_PHOTO_BYTES", str(MAX_PHOTO_BYTES + 1), "KITO_MAX_PHOTO_BYTES"),
         ("KITO_MAX_PHOTOS", "7", "KITO_MAX_PHOTOS"),
         ("KITO_LOG_LEVEL", "loud", "KITO_LOG_LEVEL"),
+        ("KITO_AUDIT_SAMPLE_RATE", "1.5", "KITO_AUDIT_SAMPLE_RATE"),
+        ("KITO_AUDIT_SAMPLE_RATE", "-0.1", "KITO_AUDIT_SAMPLE_RATE"),
+        ("KITO_PAYOUT_WEBHOOK_URL", "ftp://pay.example/x", "KITO_PAYOUT_WEBHOOK_URL"),
+        ("KITO_PAYOUT_WEBHOOK_URL", "http://", "KITO_PAYOUT_WEBHOOK_URL"),
+        ("KITO_PAYOUT_WEBHOOK_TIMEOUT_S", "0", "KITO_PAYOUT_WEBHOOK_TIMEOUT_S"),
+        ("KITO_PAYOUT_RETRY_MAX_S", "1", "KITO_PAYOUT_RETRY_MAX_S"),
     ],
 )
 def test_unsafe_or_invalid_values_are_refused(
