@@ -317,6 +317,7 @@ def export_cmd(
     ],
     out: Annotated[Path, typer.Option(help="New package folder, e.g. models/NAME")],
     int8: Annotated[bool, typer.Option(help="Also write an INT8 package at OUT-int8")] = False,
+    int8_format: Annotated[str, typer.Option(help="INT8 graph format: qdq or qoperator")] = "qdq",
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
     workers: WorkersOpt = 1,
 ) -> None:
@@ -334,7 +335,9 @@ def export_cmd(
     if int8:
         from training.quantize import quantize_package
 
-        q = quantize_package(out, calibration_manifest, out.with_name(out.name + "-int8"))
+        q = quantize_package(
+            out, calibration_manifest, out.with_name(out.name + "-int8"), fmt=int8_format
+        )
         r = q.metrics["int8"]
         typer.echo(
             f"wrote {out.name}-int8 (macro-F1 {r['macro_f1_fp32']:.4f} -> "
