@@ -3,7 +3,7 @@
 // for retake instructions, from the server in the chosen language.
 import { Api, ApiError, newKey } from './api.js';
 import { $, el, money, show } from './dom.js';
-import { initialLang, lang, setLang, t, translatePage } from './i18n.js';
+import { has, initialLang, lang, setLang, t, translatePage } from './i18n.js';
 import { shrinkPhoto, uploadPhoto } from './photo.js';
 
 const api = new Api('kito.app.token');
@@ -328,10 +328,31 @@ function renderPayout() {
         { class: `piece ${p.state}`, dataset: { piece: p.piece_id } },
         el('span', { class: 'piece-name' }, `${p.piece_id} · ${p.design_name || p.design_id}`),
         el('span', { class: 'piece-state' }, `${t(`piece.${p.state}`)} · ${amount(p.payout_minor)}`),
-        p.reason ? el('span', { class: 'piece-reason' }, p.reason) : null,
+        p.reason ? el('span', { class: 'piece-reason' }, pieceReason(p)) : null,
       ),
     ),
   );
+}
+
+/**
+ * The server's reason a piece is held, in the chosen language where the page knows the phrase:
+ * fixed phrases are translated whole; "retake needed: <what to do>" takes the instructions of
+ * the inspection on screen in the chosen language; "rejected by QC: <note>" keeps the note as
+ * the reviewer wrote it. Anything else is shown as the server wrote it.
+ */
+function pieceReason(piece) {
+  const reason = piece.reason;
+  if (has(`reason.${reason}`)) return t(`reason.${reason}`);
+  const cut = reason.indexOf(': ');
+  const head = cut > 0 ? reason.slice(0, cut) : null;
+  if (!head || !has(`reason.${head}`)) return reason;
+  let detail = reason.slice(cut + 2);
+  const shown = state.inspection;
+  if (head === 'retake needed' && shown && shown.id === piece.latest_inspection_id) {
+    const messages = retakeMessages(shown.result || {});
+    if (messages.length) detail = messages.join('; ');
+  }
+  return `${t(`reason.${head}`)}: ${detail}`;
 }
 
 // ---- start ----------------------------------------------------------------------------------

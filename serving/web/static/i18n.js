@@ -62,6 +62,12 @@ const STRINGS = {
     'piece.rejected': 'Rejected',
     'error.network': 'No connection to the server. Try again when you have network.',
     'error.generic': 'Something went wrong: {message}',
+    'reason.no photo submitted yet': 'No photo sent yet',
+    'reason.waiting for QC review': 'Waiting for QC review',
+    'reason.photos received, waiting for inspection': 'Photo received, waiting to be checked',
+    'reason.the inspection could not run; please submit the photos again': 'The check could not run: please send the photo again',
+    'reason.retake needed': 'Take the photo again',
+    'reason.rejected by QC': 'Rejected by QC',
   },
   sw: {
     'app.title': 'Kito QC',
@@ -120,6 +126,12 @@ const STRINGS = {
     'piece.rejected': 'Kimekataliwa',
     'error.network': 'Hakuna mtandao. Jaribu tena ukipata mtandao.',
     'error.generic': 'Kuna tatizo: {message}',
+    'reason.no photo submitted yet': 'Bado hujatuma picha',
+    'reason.waiting for QC review': 'Inasubiri ukaguzi wa QC',
+    'reason.photos received, waiting for inspection': 'Picha imepokelewa, inasubiri kukaguliwa',
+    'reason.the inspection could not run; please submit the photos again': 'Ukaguzi haukuweza kufanyika: tafadhali tuma picha tena',
+    'reason.retake needed': 'Piga picha tena',
+    'reason.rejected by QC': 'Imekataliwa na QC',
   },
 };
 
@@ -143,6 +155,11 @@ export function setLang(value) {
 }
 
 /** The string for `key` in the current language, with {name} placeholders filled (as text). */
+/** Whether `key` has a string (in English, the language every key has). */
+export function has(key) {
+  return key in STRINGS.en;
+}
+
 export function t(key, vars = {}) {
   const s = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
