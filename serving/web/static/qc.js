@@ -16,11 +16,13 @@ const state = {
   heatmap: localStorage.getItem(HEATMAP_KEY) === 'on',
   busy: false,
   loadSeq: 0,
+  releaseOrderId: null, // an order the last decision completed, when payouts are released by hand
 };
 
 const current = () => state.items[state.index] || null;
 
 function say(text, isError = false) {
+  show($('#release-done'), false);
   const node = $('#item-status');
   node.textContent = text;
   node.classList.toggle('error', isError);
@@ -355,8 +357,7 @@ async function renderOrder(item) {
   }
   if (current() !== item) return;
   $('#order-line').textContent = orderLine(order);
-  const allAccepted = order.pieces.every((p) => p.state === 'accepted');
-  show($('#release'), allAccepted && order.status !== 'paid' && !order.payout);
+  show($('#release'), releasable(order));
 }
 
 function orderLine(order) {
@@ -365,13 +366,21 @@ function orderLine(order) {
   return `Order ${order.id} is ${order.status}: ${accepted} of ${order.pieces.length} pieces accepted, ${money(order.accepted_minor, order.currency, 'en-KE')} of ${money(order.total_minor, order.currency, 'en-KE')}; ${payout}.`;
 }
 
-async function release() {
-  const item = current();
-  if (!item || !item.order_id) return;
+/** Whether the order waits only for someone to release its payout (KITO_AUTO_PAYOUT off). */
+function releasable(order) {
+  return order.status !== 'paid' && !order.payout && order.pieces.every((p) => p.state === 'accepted');
+}
+
+async function release(orderId) {
   try {
-    const order = await api.post(`/api/v1/orders/${encodeURIComponent(item.order_id)}/release`);
-    $('#order-line').textContent = orderLine(order);
-    show($('#release'), false);
+    const order = await api.post(`/api/v1/orders/${encodeURIComponent(orderId)}/release`);
+    say(`Payout released. ${orderLine(order)}`);
+    show($('#release-done'), false);
+    const item = current();
+    if (item && item.order_id === orderId) {
+      $('#order-line').textContent = orderLine(order);
+      show($('#release'), false);
+    }
   } catch (err) {
     failed(err);
   }
@@ -393,15 +402,20 @@ async function decide(kind) {
     item.decision = decision;
     item.status = 'decided';
     let message = `${kind === 'approve' ? 'Approved' : 'Rejected'} ${item.piece_id}.`;
+    let complete = null;
     if (item.order_id) {
       try {
         const order = await api.get(`/api/v1/orders/${encodeURIComponent(item.order_id)}`);
         message += ` ${orderLine(order)}`;
+        if (releasable(order)) complete = order.id;
       } catch {
         /* the decision stands; the order line is only information */
       }
     }
     say(message);
+    // The item leaves the view; keep the one follow-up it may need next to the message.
+    state.releaseOrderId = complete;
+    show($('#release-done'), complete !== null);
     advanceAfterDecision(item);
   } catch (err) {
     if (err.status === 409) {
@@ -472,7 +486,8 @@ function main() {
   $('#heatmap-toggle').addEventListener('change', (e) => setHeatmap(e.target.checked));
   $('#approve').addEventListener('click', () => decide('approve'));
   $('#reject').addEventListener('click', () => decide('reject'));
-  $('#release').addEventListener('click', release);
+  $('#release').addEventListener('click', () => current() && release(current().order_id));
+  $('#release-done').addEventListener('click', () => state.releaseOrderId && release(state.releaseOrderId));
   document.addEventListener('keydown', onKey);
   if (api.token) {
     signIn(api.token).catch((err) => {
