@@ -14,11 +14,13 @@ from qc_model.errors import DataError
 from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
+from serving.headers import SecurityHeadersMiddleware
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.outbox import Dispatcher, DispatcherThread
 from serving.pipeline import InspectorStatus, load_inspector
-from serving.routers import audit, designs, health, inspections, orders, reviews, users
+from serving.routers import audit, designs, health, inspections, orders, reviews, taxonomy, users
+from serving.routers.web import mount_web
 from serving.settings import Settings, load_settings
 from serving.storage import LocalObjectStore, StorageError
 from serving.workflow import Workflow
@@ -80,6 +82,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
-    for module in (health, users, designs, inspections, orders, reviews, audit):
+    app.add_middleware(SecurityHeadersMiddleware)
+    for module in (health, users, designs, inspections, orders, reviews, audit, taxonomy):
         app.include_router(module.router)
+    mount_web(app)
     return app

@@ -222,3 +222,14 @@ class AuditEntryPublic(BaseModel):
 class AuditLogPublic(BaseModel):
     data: list[AuditEntryPublic]
     count: int
+
+
+class DefectLabelPublic(BaseModel):
+    name: str
+    kind: str = Field(description="visual (seen by the model) | spec (found by measuring)")
+    description: str
+
+
+class TaxonomyPublic(BaseModel):
+    version: str
+    defects: list[DefectLabelPublic]
