@@ -367,6 +367,23 @@ def serve(
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
+@app.command("demo")
+@user_errors
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port (default KITO_PORT, 8000)")] = None,
+    serve_forever: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving after seeding")
+    ] = True,
+) -> None:
+    """Start the service with the bundled model, seed users, an order and three inspections
+    (pass, fail, retake), print the tokens and the page URLs, and keep serving."""
+    from kito.demo import run_demo
+    from serving.settings import load_settings
+
+    settings = load_settings(**({"port": port} if port is not None else {}))
+    run_demo(settings, serve_forever=serve_forever, echo=typer.echo)
+
+
 @db_app.command("upgrade")
 @user_errors
 def db_upgrade() -> None:
