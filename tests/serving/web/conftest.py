@@ -4,6 +4,8 @@ fresh browser context (own localStorage) and makes its own users and orders."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -99,22 +101,33 @@ def _reset_inspector(scripted: ScriptedInspector) -> None:
 
 
 @pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
+def phone(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page in a phone-sized context (390x844, touch)."""
-    with _page(browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2) as page:
+    shot = _screenshot_path(request, "phone")
+    with _page(browser, PHONE, shot, is_mobile=True, has_touch=True, device_scale_factor=2) as page:
         yield page
 
 
 @pytest.fixture
-def desk(browser: Browser) -> Iterator[Page]:
-    with _page(browser, DESK) as page:
+def desk(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with _page(browser, DESK, _screenshot_path(request, "desk")) as page:
         yield page
 
 
+def _screenshot_path(request: pytest.FixtureRequest, kind: str) -> Path:
+    """Where the page's last state is kept as a test-run artifact (KITO_ARTIFACTS_DIR, default
+    .artifacts/ in the repository, git-ignored): one PNG per test and page."""
+    root = Path(os.environ.get("KITO_ARTIFACTS_DIR", Path(__file__).parents[3] / ".artifacts"))
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    return root / "screenshots" / f"{name}-{kind}.png"
+
+
 @contextmanager
-def _page(browser: Browser, viewport: dict[str, int], **kw: Any) -> Iterator[Page]:
-    """A page in its own context (own localStorage); afterwards, fail on any uncaught script
-    error or CSP violation it reported.
+def _page(
+    browser: Browser, viewport: dict[str, int], screenshot: Path, **kw: Any
+) -> Iterator[Page]:
+    """A page in its own context (own localStorage); afterwards, keep a full-page screenshot
+    of where the test left it, and fail on any uncaught script error or CSP violation.
 
     Answers with an error status are the API's business (the tests check what the page shows
     for them), so the browser's "Failed to load resource" lines are not counted.
@@ -133,5 +146,9 @@ def _page(browser: Browser, viewport: dict[str, int], **kw: Any) -> Iterator[Pag
     try:
         yield page
     finally:
-        context.close()
+        try:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            context.close()
     assert not errors, errors
