@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,6 +75,33 @@ class UserPublic(BaseModel):
     id: int
     name: str
     role: str
+
+
+class UserDetail(UserPublic):
+    active: bool
+    created_at: datetime
+
+
+class UsersPublic(BaseModel):
+    data: list[UserDetail]
+    count: int
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    role: Literal["artisan", "qc", "admin"]
+
+
+class UserCreated(UserDetail):
+    token: str  # shown once; only its hash is stored
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
 
 
 # -- orders and payouts ---------------------------------------------------------------------
