@@ -48,28 +48,30 @@ def locate_piece(
     *,
     find_mat: bool = True,
     spec: MatSpec = DEFAULT_MAT,
+    work: NDArray[np.uint8] | None = None,
 ) -> PieceLocation | None:
     """Segment the piece(s); None when nothing looks like one.
 
     The background is the card's paper: located by its markers (`mat`, given or detected here
     when `find_mat`), else as the largest bright region, else the whole frame is modelled.
     Fingers and clutter reaching onto the card from outside are left out (docs/MODEL.md).
+    `work` is `work_copy(image_bgr)` when the caller has made it already.
     """
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
         raise ValueError(
             f"expected a uint8 BGR image (H, W, 3), got {image_bgr.dtype} {image_bgr.shape}"
         )
     h, w = image_bgr.shape[:2]
+    small = work_copy(image_bgr) if work is None else work
     if mat is None and find_mat:
         gray = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8)
-        mat = detect_mat(gray, spec) if spec != DEFAULT_MAT else _find_mat(gray)
-    scale = min(1.0, WORK_SIZE / max(h, w))
-    small = image_bgr
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = np.asarray(cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA), np.uint8)
+        if spec != DEFAULT_MAT:
+            mat = detect_mat(gray, spec)
+        else:
+            mat = _find_mat(gray, np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8))
     sh, sw = small.shape[:2]
     sx, sy = sw / w, sh / h
+    scale = sw / w
     # One pass from uint8 to float32 in 0..1 (the same values as astype then divide).
     unit = np.divide(small, np.float32(255.0), dtype=np.float32)
     lab = np.asarray(cv2.cvtColor(unit, cv2.COLOR_BGR2Lab), np.float32)
@@ -90,11 +92,22 @@ def locate_piece(
     return _to_input_grid(mask, (h, w), mat)
 
 
-def _find_mat(gray: NDArray[np.uint8]) -> MatDetection | None:
+def _find_mat(gray: NDArray[np.uint8], work_gray: NDArray[np.uint8]) -> MatDetection | None:
     # The gate's bounded-cost search (imported here: the gate itself imports this module).
     from qc_model.gate import find_mat
 
-    return find_mat(gray)
+    return find_mat(gray, work=work_gray)
+
+
+def work_copy(image: NDArray[np.uint8], max_side: int = WORK_SIZE) -> NDArray[np.uint8]:
+    """`image` shrunk by area averaging to a longer side of at most `max_side` (itself when it
+    is that small already): the copy the piece location and the marker search work on."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
 
 
 def _design(x: NDArray[np.float64], y: NDArray[np.float64], quadratic: bool) -> NDArray:
