@@ -105,11 +105,21 @@ def match_lightness(lab: NDArray[np.float64], target: Sequence[float]) -> NDArra
     not on its finish: measured on synthetic photos, comparing lightness too sent 71 % of
     correct metal pieces over the colour tolerance (docs/CHECKS.md).
     """
+    return match_lightness_each(lab, [target])[0]
+
+
+def match_lightness_each(
+    lab: NDArray[np.float64], targets: Sequence[Sequence[float]]
+) -> list[NDArray[np.float64]]:
+    """`match_lightness(lab, t)` for each target; `lab` goes to linear light once for all."""
     lin = _srgb_to_linear(np.clip(lab_to_rgb(lab), 0, 255) / 255.0)
-    y = lin @ _LUMA
-    y_target = float(_srgb_to_linear(np.clip(lab_to_rgb(target), 0, 255) / 255.0) @ _LUMA)
-    scaled = lin * (y_target / np.maximum(y, 1e-4))[..., None]
-    return rgb_to_lab(_linear_to_srgb(scaled) * 255.0)
+    y = np.maximum(lin @ _LUMA, 1e-4)
+    out = []
+    for target in targets:
+        y_target = float(_srgb_to_linear(np.clip(lab_to_rgb(target), 0, 255) / 255.0) @ _LUMA)
+        scaled = lin * (y_target / y)[..., None]
+        out.append(rgb_to_lab(_linear_to_srgb(scaled) * 255.0))
+    return out
 
 
 def _hued_piece_colours(
@@ -153,5 +163,6 @@ def palette_delta_e(
     if found is None:
         return None
     lab, inverse = found
-    de = np.stack([delta_e_2000(match_lightness(lab, p), p) for p in palette], axis=1)  # (K, P)
+    matched = match_lightness_each(lab, palette)
+    de = np.stack([delta_e_2000(m, p) for m, p in zip(matched, palette, strict=True)], axis=1)
     return float(np.median(de.min(axis=1)[inverse]))

@@ -85,16 +85,16 @@ def measurement_mask(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> N
     if paper_zone.sum() < 30:
         return mask
     # Every pixel looked at below lies within 8 px of the mask: colours are converted there
-    # only (a chain's box is mostly paper far from it). Per pixel the same numbers.
-    bgr = image_bgr[y0:y1, x0:x1][near].reshape(-1, 1, 3)
+    # only (a chain's box is mostly paper far from it), as one row. Per pixel the same numbers.
+    flat = np.flatnonzero(near)  # row-major, as boolean indexing orders them
+    bgr = image_bgr[y0:y1, x0:x1].reshape(-1, 3)[flat].reshape(1, -1, 3)
     lab = cv2.cvtColor(np.divide(bgr, np.float32(255.0), dtype=np.float32), cv2.COLOR_BGR2Lab)
     lab = lab.reshape(-1, 3)
-    index = np.full(m.shape, -1, np.intp)
-    index[near] = np.arange(len(lab))
-    paper = np.median(lab[index[paper_zone]], axis=0)
-    near_diff = np.sqrt((((lab - paper) * np.array([0.5, 1.0, 1.0], np.float32)) ** 2).sum(axis=1))
+    paper = np.median(lab[paper_zone[near]], axis=0)
+    delta = lab - paper
+    delta *= np.array([0.5, 1.0, 1.0], np.float32)
     diff = np.zeros(m.shape, np.float32)
-    diff[near] = near_diff
+    diff.flat[flat] = np.sqrt((delta * delta).sum(axis=1))
     on_paper = diff[paper_zone]
     centre = float(np.median(on_paper))
     noise = centre + 4.0 * 1.4826 * float(np.median(np.abs(on_paper - centre)))
