@@ -4,7 +4,8 @@
 
 renders phone-like JPEGs the way bench/bench_serving.py does, then decodes and inspects each
 one (decode at the service's DCT scale, then `ModelInspector.inspect`: gate, crop + ONNX, spec
-checks, verdict and heatmap JSON) `--repeat` times on one thread, and prints the median wall
+checks, verdict and heatmap JSON) `--repeat` times on one request thread, with the inspector
+built as the service builds it (its OpenCV and onnxruntime threads), and prints the median wall
 milliseconds of each stage and of the functions inside them (from cProfile's cumulative times,
 so nested rows overlap their parents), plus the process CPU time per photo. The numbers are
 what docs/BENCHMARKS.md's per-stage table cites; the HTTP view is bench/bench_serving.py.
@@ -22,6 +23,8 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+
+import cv2
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
@@ -56,23 +59,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=4032)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--decode-long-side", type=int, default=1000, help="KITO_DECODE_LONG_SIDE")
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
-    p.add_argument("--cv-threads", type=int, help="cv2.setNumThreads (default: OpenCV's own)")
+    p.add_argument(
+        "--threads", type=int, help="onnxruntime intra-op threads (default: the service's)"
+    )
+    p.add_argument("--cv-threads", type=int, help="cv2.setNumThreads (default: the service's)")
     p.add_argument("--top", type=int, default=0, help="also print cProfile's top N (tottime)")
     args = p.parse_args(argv)
 
     from qc_model.catalog import load_catalog
     from qc_model.decode import DecodeLimits, decode_photo
     from qc_model.gate import decode_long_side
-    from serving.model_inspector import ModelInspector
+    from serving.model_inspector import ModelInspector, build_inspector
     from serving.settings import load_settings
 
-    if args.cv_threads is not None:
-        import cv2
-
-        cv2.setNumThreads(args.cv_threads)
     catalog = load_catalog(load_settings().catalog_dir)
-    inspector = ModelInspector(args.model, threads=args.threads)
+    # Built as the service builds it (which may set OpenCV's thread count), then overridden.
+    inspector = build_inspector(args.model)
+    if args.threads is not None:
+        inspector = ModelInspector(args.model, threads=args.threads)
+    if args.cv_threads is not None:
+        cv2.setNumThreads(args.cv_threads)
     photos = phone_jpegs(args.photos, args.size, args.seed)
     base = DecodeLimits(target_long_side=args.decode_long_side)
 
@@ -95,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(args.repeat):
         for design_id, data in photos:
-            for k, v in one(design_id, data).items():
-                stages[k].append(v)
+            for stage, ms in one(design_id, data).items():
+                stages[stage].append(ms)
     cpu_ms, wall_ms = (
         (time.process_time() - cpu0) * 1e3 / n,
         (time.perf_counter() - wall0) * 1e3 / n,
@@ -109,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             one(design_id, data)
     prof.disable()
     print(f"{n} inspections ({len(photos)} photos x {args.repeat}) of {args.size} px JPEGs")
-    print(f"designs: {', '.join(d for d, _ in photos)}; load average {load}")
+    print(f"designs: {', '.join(d for d, _ in photos)}")
+    print(f"OpenCV threads {cv2.getNumThreads()}; load average {load} before the runs")
     print(f"per photo: wall {wall_ms:.1f} ms, process CPU {cpu_ms:.1f} ms (all threads)\n")
     print("| stage | median ms | mean ms |\n| --- | ---: | ---: |")
     for k, v in stages.items():
