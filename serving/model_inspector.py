@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from qc_model.catalog import Design
@@ -26,6 +27,13 @@ from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
 from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
 from serving.pipeline import InspectionOutcome
+
+# The service already runs one inspection per core at once (KITO_INSPECT_CONCURRENCY); OpenCV's
+# pool splitting each resize or colour conversion over the cores as well cost 8-20 ms more CPU
+# per photo (its idle workers spin) for 10 ms less latency when only one photo is in flight
+# (bench/bench_inspect.py --cv-threads 1, docs/BENCHMARKS.md). onnxruntime keeps its 2 threads:
+# its pool does not spin (qc_model.package) and a second thread costs ~1 ms of CPU per photo.
+SERVICE_OPENCV_THREADS = 1
 
 
 class ThresholdOverrideError(DataError):
@@ -159,5 +167,9 @@ def _ms(t0: float) -> float:
 def build_inspector(
     model_dir: Path, threshold_overrides: Mapping[str, tuple[float, float]] | None = None
 ) -> ModelInspector:
-    """Called by `serving.pipeline.load_inspector` for the package in `model_dir`."""
+    """Called by `serving.pipeline.load_inspector` for the package in `model_dir`.
+
+    Also sets the process's OpenCV thread pool to SERVICE_OPENCV_THREADS.
+    """
+    cv2.setNumThreads(SERVICE_OPENCV_THREADS)
     return ModelInspector(model_dir, threshold_overrides=threshold_overrides)

@@ -17,7 +17,7 @@ from qc_model.catalog import load_catalog
 from qc_model.decode import decode_photo
 from serving.app import create_app
 from serving.auth import create_user
-from serving.model_inspector import ModelInspector
+from serving.model_inspector import SERVICE_OPENCV_THREADS, ModelInspector
 from serving.pipeline import load_inspector
 from serving.settings import Settings
 
@@ -35,6 +35,17 @@ def inspector(model_dir: Path) -> ModelInspector:
     assert isinstance(status.inspector, ModelInspector), status.reason
     assert status.inspector.model_version == "tiny@tiny-1"
     return status.inspector
+
+
+def test_inspector_sets_opencv_to_one_thread_per_inspection(model_dir: Path) -> None:
+    # Requests already run one inspection per core; OpenCV's own pool on top only burns CPU.
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        assert load_inspector(model_dir).inspector is not None
+        assert cv2.getNumThreads() == SERVICE_OPENCV_THREADS == 1
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _jpeg(img: np.ndarray) -> bytes:
