@@ -4,80 +4,26 @@ failed request; packages that cannot be loaded are refused and the champion keep
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import cv2
 import pytest
 from fastapi.testclient import TestClient
-from model_package import BROKEN, mat_photo
+from model_package import BROKEN
+from registry_helpers import A, B, headers_for, process_settings, register, upload, wait_for
 from sqlalchemy import select
 
 from serving import registry
 from serving.app import create_app
-from serving.auth import create_user
 from serving.db.models import AuditEntry, Inspection
 from serving.settings import Settings
 
-A, B = "tiny@tiny-1", "tiny@tiny-2"
-DESIGN = "KQ-HOOP-BR-30"
-PHOTO = cv2.imencode(".jpg", mat_photo(4.0, 30.0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-
-
-def _settings(base: Settings, pkgs: dict[str, Path], name: str, poll: float) -> Settings:
-    """A service process of its own (own model cache) on the shared database and stores."""
-    return base.model_copy(
-        update={
-            "model_dir": pkgs["A"],
-            "registry_poll_s": poll,
-            "model_cache_dir": base.data_dir / f"cache-{name}",
-            "photo_dir": base.data_dir / "photos",
-            "package_dir": base.data_dir / "packages",
-        }
-    )
-
 
 @pytest.fixture
-def pkgs(tiny_packages: dict[str, Path]) -> dict[str, Path]:
-    return tiny_packages
-
-
-@pytest.fixture
-def service(settings: Settings, pkgs: dict[str, Path]) -> Iterator[TestClient]:
-    app = create_app(_settings(settings, pkgs, "one", poll=0.05))
+def service(settings: Settings, tiny_packages: dict[str, Path]) -> Iterator[TestClient]:
+    app = create_app(process_settings(settings, tiny_packages["A"], "one", poll=0.05))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
-
-
-def _headers(client: TestClient, role: str) -> dict[str, str]:
-    with client.app.state.sessionmaker() as s:  # type: ignore[attr-defined]
-        _, token = create_user(s, name=role, role=role)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _upload(client: TestClient, headers: dict[str, str], piece: str) -> Any:
-    return client.post(
-        "/api/v1/inspections",
-        headers=headers,
-        data={"design_id": DESIGN, "piece_id": piece},
-        files=[("photos", ("a.jpg", PHOTO, "image/jpeg"))],
-    )
-
-
-def _register(client: TestClient, folder: Path) -> None:
-    app = client.app
-    with app.state.sessionmaker() as s:  # type: ignore[attr-defined]
-        registry.register(s, app.state.package_loader.store, folder)  # type: ignore[attr-defined]
-
-
-def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 class Uploader(threading.Thread):
@@ -92,7 +38,7 @@ class Uploader(threading.Thread):
     def run(self) -> None:
         n = 0
         while not self.stop.is_set():
-            r = _upload(self.client, self.headers, f"{self.tag}-{n}")
+            r = upload(self.client, self.headers, f"{self.tag}-{n}")
             body = r.json()
             self.results.append((r.status_code, body.get("model_version"), body.get("id")))
             n += 1
@@ -102,10 +48,10 @@ class Uploader(threading.Thread):
 
 
 def test_uploads_during_promotion_and_rollback_never_fail(
-    service: TestClient, pkgs: dict[str, Path]
+    service: TestClient, tiny_packages: dict[str, Path]
 ) -> None:
-    _register(service, pkgs["B"])
-    artisan, admin = _headers(service, "artisan"), _headers(service, "admin")
+    register(service, tiny_packages["B"])
+    artisan, admin = headers_for(service, "artisan"), headers_for(service, "admin")
     uploaders = [Uploader(service, artisan, f"u{i}") for i in range(2)]
     for u in uploaders:
         u.start()
@@ -113,13 +59,13 @@ def test_uploads_during_promotion_and_rollback_never_fail(
     def seen(version: str, after: int) -> bool:
         return any(v == version for u in uploaders for v in u.versions()[after:])
 
-    _wait_for(lambda: all(len(u.results) >= 2 for u in uploaders))
+    wait_for(lambda: all(len(u.results) >= 2 for u in uploaders))
     marks = [len(u.results) for u in uploaders]
     assert service.post(f"/api/v1/models/{B}/promote", headers=admin).status_code == 200
-    _wait_for(lambda: all(B in u.versions()[m:] for u, m in zip(uploaders, marks, strict=True)))
+    wait_for(lambda: all(B in u.versions()[m:] for u, m in zip(uploaders, marks, strict=True)))
     marks = [len(u.results) for u in uploaders]
     assert service.post("/api/v1/models/rollback", headers=admin).status_code == 200
-    _wait_for(lambda: all(A in u.versions()[m:] for u, m in zip(uploaders, marks, strict=True)))
+    wait_for(lambda: all(A in u.versions()[m:] for u, m in zip(uploaders, marks, strict=True)))
     for u in uploaders:
         u.stop.set()
     for u in uploaders:
@@ -139,26 +85,26 @@ def test_uploads_during_promotion_and_rollback_never_fail(
 
 
 def test_a_second_process_follows_the_registry(
-    service: TestClient, settings: Settings, pkgs: dict[str, Path]
+    service: TestClient, settings: Settings, tiny_packages: dict[str, Path]
 ) -> None:
-    other = create_app(_settings(settings, pkgs, "two", poll=0.05))
+    other = create_app(process_settings(settings, tiny_packages["A"], "two", poll=0.05))
     with TestClient(other, raise_server_exceptions=False) as second:
-        _register(service, pkgs["B"])
-        admin, artisan = _headers(service, "admin"), _headers(second, "artisan")
-        assert _upload(second, artisan, "p0").json()["model_version"] == A
+        register(service, tiny_packages["B"])
+        admin, artisan = headers_for(service, "admin"), headers_for(second, "artisan")
+        assert upload(second, artisan, "p0").json()["model_version"] == A
         # Promoted through the first process; the second swaps at its next registry poll.
         assert service.post(f"/api/v1/models/{B}/promote", headers=admin).status_code == 200
-        _wait_for(lambda: second.get("/readyz").json()["checks"]["model"]["version"] == B)
-        assert _upload(second, artisan, "p1").json()["model_version"] == B
+        wait_for(lambda: second.get("/readyz").json()["checks"]["model"]["version"] == B)
+        assert upload(second, artisan, "p1").json()["model_version"] == B
 
 
 @pytest.mark.parametrize("kind", BROKEN)
 def test_a_package_that_cannot_load_is_refused_at_promotion(
-    service: TestClient, pkgs: dict[str, Path], kind: str
+    service: TestClient, tiny_packages: dict[str, Path], kind: str
 ) -> None:
     version = f"tiny@{kind}-1"
-    _register(service, pkgs[kind])
-    admin, artisan = _headers(service, "admin"), _headers(service, "artisan")
+    register(service, tiny_packages[kind])
+    admin, artisan = headers_for(service, "admin"), headers_for(service, "artisan")
     r = service.post(f"/api/v1/models/{version}/promote", headers=admin)
     assert r.status_code == 409 and r.json()["error"]["code"] == "refused"
     expected = {
@@ -173,19 +119,19 @@ def test_a_package_that_cannot_load_is_refused_at_promotion(
     model = service.get("/readyz").json()["checks"]["model"]
     assert model["ok"] and model["version"] == A
     assert model["refused"][0]["version"] == version
-    assert _upload(service, artisan, "p").json()["model_version"] == A
+    assert upload(service, artisan, "p").json()["model_version"] == A
 
 
 def test_a_process_that_cannot_load_the_new_champion_keeps_serving_and_rolls_it_back(
-    service: TestClient, settings: Settings, pkgs: dict[str, Path]
+    service: TestClient, settings: Settings, tiny_packages: dict[str, Path]
 ) -> None:
     # The second process syncs only when told, so the store can be damaged before it loads B.
-    other = create_app(_settings(settings, pkgs, "two", poll=300))
+    other = create_app(process_settings(settings, tiny_packages["A"], "two", poll=300))
     with TestClient(other, raise_server_exceptions=False) as second:
-        _register(service, pkgs["B"])
-        admin, artisan = _headers(service, "admin"), _headers(second, "artisan")
+        register(service, tiny_packages["B"])
+        admin, artisan = headers_for(service, "admin"), headers_for(second, "artisan")
         assert service.post(f"/api/v1/models/{B}/promote", headers=admin).status_code == 200
-        _wait_for(lambda: service.get("/readyz").json()["checks"]["model"]["version"] == B)
+        wait_for(lambda: service.get("/readyz").json()["checks"]["model"]["version"] == B)
         with service.app.state.sessionmaker() as s:  # type: ignore[attr-defined]
             key = registry.get(s, B).sha256
         store = service.app.state.package_loader.store  # type: ignore[attr-defined]
@@ -197,11 +143,11 @@ def test_a_process_that_cannot_load_the_new_champion_keeps_serving_and_rolls_it_
         model = ready.json()["checks"]["model"]
         assert model["version"] == A and model["refused"][0]["version"] == B
         assert "corrupt" in model["refused"][0]["reason"]
-        assert _upload(second, artisan, "p0").json()["model_version"] == A
+        assert upload(second, artisan, "p0").json()["model_version"] == A
         # The registry marks the refusal and rolls the champion back for every process.
         row = service.get(f"/api/v1/models/{B}", headers=admin).json()
         assert row["state"] == "retired" and "corrupt" in row["refusal_reason"]
-        _wait_for(lambda: service.get("/readyz").json()["checks"]["model"]["version"] == A)
+        wait_for(lambda: service.get("/readyz").json()["checks"]["model"]["version"] == A)
         with service.app.state.sessionmaker() as s:  # type: ignore[attr-defined]
             actions = [
                 (e.action, e.entity_id, e.actor_id)
@@ -212,15 +158,15 @@ def test_a_process_that_cannot_load_the_new_champion_keeps_serving_and_rolls_it_
 
 
 def test_a_fresh_process_skips_a_champion_it_cannot_load(
-    settings: Settings, pkgs: dict[str, Path]
+    settings: Settings, tiny_packages: dict[str, Path]
 ) -> None:
-    first = create_app(_settings(settings, pkgs, "one", poll=300))
+    first = create_app(process_settings(settings, tiny_packages["A"], "one", poll=300))
     with first.state.sessionmaker() as s:
         store = first.state.package_loader.store
-        registry.register(s, store, pkgs["B"])
+        registry.register(s, store, tiny_packages["B"])
         registry.promote(s, B, by="test")  # as a CLI on another host might, unverified
         store.path(registry.get(s, B).sha256).write_bytes(b"garbage")
-    fresh = create_app(_settings(settings, pkgs, "fresh", poll=300))
+    fresh = create_app(process_settings(settings, tiny_packages["A"], "fresh", poll=300))
     with TestClient(fresh) as c:
         model = c.get("/readyz").json()["checks"]["model"]
     assert model["ok"] and model["version"] == A and model["refused"][0]["version"] == B

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from registry_helpers import A, B, headers_for, register
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,11 +15,8 @@ from typer.testing import CliRunner
 
 from serving import registry
 from serving.app import create_app
-from serving.auth import create_user
-from serving.db.models import AuditEntry, RegisteredModel
+from serving.db.models import AuditEntry
 from serving.settings import Settings
-
-A, B = "tiny@tiny-1", "tiny@tiny-2"
 
 
 @pytest.fixture
@@ -34,19 +32,6 @@ def app_client(reg_settings: Settings) -> Any:
         yield c
 
 
-def _token(client: TestClient, role: str) -> dict[str, str]:
-    with client.app.state.sessionmaker() as s:  # type: ignore[attr-defined]
-        _, token = create_user(s, name=f"{role}-user", role=role)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _register(client: TestClient, folder: Path, **kw: Any) -> RegisteredModel:
-    app = client.app
-    with app.state.sessionmaker() as s:  # type: ignore[attr-defined]
-        row, _ = registry.register(s, app.state.package_loader.store, folder, **kw)  # type: ignore[attr-defined]
-        return row
-
-
 def _actions(client: TestClient) -> list[tuple[str, str]]:
     with client.app.state.sessionmaker() as s:  # type: ignore[attr-defined]
         rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
@@ -58,7 +43,7 @@ def test_bundled_package_becomes_champion_once(
 ) -> None:
     ready = app_client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["checks"]["model"]["version"] == A
-    admin = _token(app_client, "admin")
+    admin = headers_for(app_client, "admin")
     (row,) = app_client.get("/api/v1/models", headers=admin).json()["data"]
     assert row["version"] == A and row["state"] == "champion"
     assert row["promoted_by"].startswith("bootstrap") and row["taxonomy_version"] == "1"
@@ -72,8 +57,8 @@ def test_bundled_package_becomes_champion_once(
 def test_register_is_idempotent_and_refuses_a_clashing_version(
     app_client: TestClient, tiny_packages: dict[str, Path], tmp_path: Path
 ) -> None:
-    first = _register(app_client, tiny_packages["B"])
-    again = _register(app_client, tiny_packages["B"])
+    first = register(app_client, tiny_packages["B"])
+    again = register(app_client, tiny_packages["B"])
     assert first.id == again.id and first.state == "candidate"
     assert first.sha256 == again.sha256 and len(first.sha256) == 64
     # Another package under the same version (here: B's package.json with A's model).
@@ -83,14 +68,14 @@ def test_register_is_idempotent_and_refuses_a_clashing_version(
     shutil.copytree(tiny_packages["B"], clash)
     shutil.copy(tiny_packages["A"] / "model.onnx", clash / "model.onnx")
     with pytest.raises(registry.RegistryError, match="registered already with other files"):
-        _register(app_client, clash)
+        register(app_client, clash)
 
 
 def test_promote_and_rollback_over_the_api(
     app_client: TestClient, tiny_packages: dict[str, Path]
 ) -> None:
-    _register(app_client, tiny_packages["B"], parent_version=A)
-    admin, qc = _token(app_client, "admin"), _token(app_client, "qc")
+    register(app_client, tiny_packages["B"], parent_version=A)
+    admin, qc = headers_for(app_client, "admin"), headers_for(app_client, "qc")
     assert app_client.post(f"/api/v1/models/{B}/promote", headers=qc).status_code == 403
     missing = app_client.post("/api/v1/models/nope@1/promote", headers=admin)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
@@ -125,8 +110,8 @@ def test_a_candidate_that_failed_the_gate_needs_force_and_a_note(
     app_client: TestClient, tiny_packages: dict[str, Path]
 ) -> None:
     gate = {"passed": False, "reasons": ["macro-F1 on the holdout fell 3.1 points"]}
-    _register(app_client, tiny_packages["B"], metrics={"gate": gate})
-    admin = _token(app_client, "admin")
+    register(app_client, tiny_packages["B"], metrics={"gate": gate})
+    admin = headers_for(app_client, "admin")
     r = app_client.post(f"/api/v1/models/{B}/promote", headers=admin)
     assert r.status_code == 409 and r.json()["error"]["code"] == "gate"
     assert "3.1 points" in r.json()["error"]["message"]
@@ -152,7 +137,7 @@ def test_a_candidate_that_failed_the_gate_needs_force_and_a_note(
 def test_at_most_one_champion_in_the_database(
     db_url: str, app_client: TestClient, tiny_packages
 ) -> None:
-    _register(app_client, tiny_packages["B"])
+    register(app_client, tiny_packages["B"])
     engine = create_engine(db_url)
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text("UPDATE models SET state = 'champion' WHERE state = 'candidate'"))
