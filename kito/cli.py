@@ -400,6 +400,63 @@ def payouts_dispatch(
     dispatch_payouts(once=once, echo=typer.echo)
 
 
+@app.command("retrain")
+@user_errors
+def retrain_cmd(
+    base: Annotated[
+        Path | None,
+        typer.Option(help="Data the champion learnt from (default: recorded by the last retrain)"),
+    ] = None,
+    reviews: Annotated[
+        Path | None,
+        typer.Option(help="A reviewed data set (default: export the reviews since the champion)"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/retrain-TIME)")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Training YAML instead of the champion's configuration")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (repeat)")
+    ] = None,
+    init: Annotated[str, typer.Option(help="champion (its weights) or imagenet")] = "champion",
+    min_reviews: Annotated[
+        int | None,
+        typer.Option(min=0, help="Reviewed pieces needed (default KITO_RETRAIN_MIN_REVIEWS)"),
+    ] = None,
+    promote: Annotated[bool, typer.Option(help="Promote when the gate passes")] = True,
+    every: Annotated[
+        float | None, typer.Option(min=1, help="Run again every SECONDS (a schedule)")
+    ] = None,
+) -> None:
+    """Train a challenger on the champion's data and QC's reviews; promote it if it passes."""
+    import time
+
+    from kito.retrain import default_out, retrain
+
+    if init not in ("champion", "imagenet"):
+        raise typer.BadParameter("--init must be champion or imagenet")
+    while True:
+        try:
+            outcome = retrain(
+                out=out or default_out(), base=base, reviews=reviews, config=config,
+                overrides=set_ or [], init=init, min_reviews=min_reviews,  # type: ignore[arg-type]
+                promote=promote, echo=typer.echo,
+            )  # fmt: skip
+            typer.echo(outcome.message)
+            if outcome.report is not None:
+                typer.echo(f"comparison report: {outcome.report}")
+        except Exception as exc:  # a scheduled run survives one failed attempt
+            if every is None:
+                raise
+            typer.secho(
+                f"retrain failed (champion untouched): {exc}", fg=typer.colors.RED, err=True
+            )
+        if every is None:
+            return
+        out = None  # a new run folder each time
+        time.sleep(every)
+
+
 # -- model registry -----------------------------------------------------------------------------
 @models_app.command("list")
 @user_errors
@@ -484,6 +541,19 @@ def models_shadow(
     if (version is None) != stop:
         raise typer.BadParameter("name a version, or pass --stop")
     typer.echo(shadow_model(version))
+
+
+@models_app.command("holdout")
+@user_errors
+def models_holdout(
+    source: Annotated[Path, typer.Option("--from", help="Data set folder or manifest")],
+    split: Annotated[str | None, typer.Option(help="Only this split (default: all)")] = None,
+) -> None:
+    """Freeze the holdout ("golden set") of the data's taxonomy version, once: no training run
+    may include its photos, and every retraining is judged on them."""
+    from kito.retrain import freeze_holdout
+
+    typer.echo(freeze_holdout(source, split))
 
 
 @models_app.command("shadow-report")

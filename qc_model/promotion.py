@@ -56,12 +56,13 @@ class GateResult:
         }
 
 
-def _pts(x: float) -> str:
-    return f"{100 * x:.1f}"
+def points(x: float) -> str:
+    """A 0..1 score in points (percent) as the gate's messages write it; n/a when unmeasured."""
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}"
 
 
 def _no_worse(name: str, champ: float, chal: float, max_drop: float) -> Check:
-    rule = f"may lose at most {_pts(max_drop)} points"
+    rule = f"may lose at most {points(max_drop)} points"
     if math.isnan(champ) or math.isnan(chal):
         return Check(name, champ, chal, False, "cannot be measured on the holdout")
     return Check(name, champ, chal, chal >= champ - max_drop - _EPS, rule)
@@ -109,7 +110,7 @@ def promotion_gate(
         _improves(champion_reviewed, challenger_reviewed),
     ]
     reasons = [
-        f"{c.name}: champion {_pts(c.champion)}, challenger {_pts(c.challenger)} ({c.rule})"
+        f"{c.name}: champion {points(c.champion)}, challenger {points(c.challenger)} ({c.rule})"
         for c in checks
         if not c.passed
     ]
