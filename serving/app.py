@@ -1,4 +1,6 @@
-"""The FastAPI app: `create_app(settings)` migrates, loads catalog and model, wires routes."""
+"""The FastAPI app: `create_app(settings)` migrates, loads catalog and the registry's champion,
+wires routes. Without an explicit `inspector_status` (tests pass one) the model comes from the
+registry and is hot-swapped when the registry changes (serving.live_models)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,24 @@ from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeadersMiddleware
 from serving.limits import BodyLimitMiddleware
+from serving.live_models import LiveModels, PackageLoader, RegistryWatcher
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.outbox import Dispatcher, DispatcherThread
-from serving.pipeline import InspectorStatus, load_inspector
-from serving.routers import audit, designs, health, inspections, orders, reviews, taxonomy, users
+from serving.pipeline import InspectorStatus
+from serving.routers import (
+    audit,
+    designs,
+    health,
+    inspections,
+    models,
+    orders,
+    reviews,
+    taxonomy,
+    users,
+)
 from serving.routers.web import mount_web
 from serving.settings import Settings, load_settings
+from serving.shadow import ShadowRunner
 from serving.storage import LocalObjectStore, StorageError
 from serving.workflow import Workflow
 
@@ -43,9 +57,10 @@ def create_app(
     except StorageError as exc:
         raise DataError(str(exc)) from None
     catalog = load_catalog(settings.catalog_dir)
-    status = inspector_status or load_inspector(settings.model_dir, settings.threshold_overrides)
-    log.info("inspector: %s", status.reason)
     engine = make_engine(settings.db_url)
+    sessions = make_sessionmaker(engine)
+    packages = LocalObjectStore(settings.package_store_path)
+    loader = PackageLoader(packages, settings.model_cache_path, settings.threshold_overrides)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,9 +72,16 @@ def create_app(
             )
             dispatcher.start()
         app.state.payout_dispatcher = dispatcher
+        watcher = None
+        if live is not None:
+            watcher = RegistryWatcher(live, settings.registry_poll_s)
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.close()
+            shadow_runner.close()
             if dispatcher is not None:
                 dispatcher.close()
             engine.dispose()
@@ -71,10 +93,26 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.sessionmaker = sessions
     app.state.store = store
     app.state.catalog = catalog
-    app.state.inspector_status = status
+    app.state.package_loader = loader
+    live = None
+    if inspector_status is None:
+        app.state.inspector_status = InspectorStatus(None, "model registry not read yet")
+        live = LiveModels(
+            sessions,
+            loader,
+            publish=lambda status: setattr(app.state, "inspector_status", status),
+            bundled=settings.model_dir,
+        )
+        live.sync(start=True)
+    else:
+        app.state.inspector_status = inspector_status
+    log.info("inspector: %s", app.state.inspector_status.reason)
+    app.state.models = live
+    shadow_runner = ShadowRunner(sessions)
+    app.state.shadow_runner = shadow_runner
     app.state.metrics = Metrics()
     app.state.cpu_slots = threading.BoundedSemaphore(settings.inspect_concurrency)
     app.state.workflow = Workflow.from_settings(settings)
@@ -83,7 +121,7 @@ def create_app(
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.add_middleware(SecurityHeadersMiddleware)
-    for module in (health, users, designs, inspections, orders, reviews, audit, taxonomy):
+    for module in (health, users, designs, inspections, orders, reviews, audit, models, taxonomy):
         app.include_router(module.router)
     mount_web(app)
     return app

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -31,6 +32,16 @@ def get_inspector(request: Request) -> Inspector | None:
     return request.app.state.inspector_status.inspector
 
 
+def get_shadow(request: Request) -> Any:
+    """The shadow hook for this request (taken once, like the inspector), or None."""
+    models = getattr(request.app.state, "models", None)
+    shadow = models.shadow if models is not None else None
+    if shadow is None:
+        return None
+    runner = request.app.state.shadow_runner
+    return partial(runner.submit, shadow.version, shadow.inspector)
+
+
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -49,4 +60,5 @@ CatalogDep = Annotated[dict[str, Design], Depends(get_catalog)]
 InspectorDep = Annotated[Inspector | None, Depends(get_inspector)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 WorkflowDep = Annotated[Workflow, Depends(get_workflow)]
+ShadowDep = Annotated[Any, Depends(get_shadow)]
 CpuSlotsDep = Annotated[threading.Semaphore | None, Depends(get_cpu_slots)]

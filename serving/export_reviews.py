@@ -185,3 +185,12 @@ def _to_png(data: bytes) -> bytes:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def count_reviewed_since(session: Session, since: datetime | None) -> int:
+    """Review items given a decision (first or corrected) at or after `since`: how many new
+    labels a retraining would learn from."""
+    stmt = select(func.count(func.distinct(ReviewDecision.review_id)))
+    if since is not None:
+        stmt = stmt.where(ReviewDecision.decided_at >= since)
+    return int(session.scalar(stmt) or 0)

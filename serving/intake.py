@@ -36,6 +36,7 @@ from serving.workflow import Workflow
 
 log = logging.getLogger("kito.serving")
 T = TypeVar("T")
+AfterCommit = Callable[[Inspection, list[DecodedPhoto], Design, InspectionOutcome], Any]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class Intake:
     cpu_slots: threading.Semaphore | None = None
     # Review queue, piece states and payouts (serving.workflow); None: inspections only.
     workflow: Workflow | None = None
+    # Called after the inspection is committed with its decoded photos and the champion's
+    # outcome: the shadow model scores it (serving.shadow). Never affects the verdict.
+    after_commit: AfterCommit | None = None
     # Stage milliseconds of the last `submit`, with the database write ("db") that the stored
     # row cannot hold; the router sends them as a Server-Timing header.
     last_timings: dict[str, float] = field(default_factory=dict)
@@ -133,6 +137,11 @@ class Intake:
         self.last_timings = {**row_timings, "db": round((time.perf_counter() - t0) * 1000, 2)}
         if outcome is not None:
             self.metrics.verdicts.labels(design.id, outcome.model_version, outcome.verdict).inc()
+            if self.after_commit is not None:
+                try:
+                    self.after_commit(row, decoded, design, outcome)
+                except Exception:  # the shadow must never fail an upload
+                    log.exception("after-commit hook failed")
         return row, True
 
     def _replay(self, owner: User, key: str, request_hash: str) -> Inspection | None:

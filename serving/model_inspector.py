@@ -26,6 +26,7 @@ from qc_model.preprocess import preprocess
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
 from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
+from serving.model_store import model_version
 from serving.pipeline import InspectionOutcome
 
 # The service already runs one inspection per core at once (KITO_INSPECT_CONCURRENCY); OpenCV's
@@ -54,7 +55,7 @@ class ModelInspector:
     ) -> None:
         self.inferencer = Inferencer(model_dir, threads=threads)
         meta = self.inferencer.meta
-        self.model_version = f"{meta.name}@{meta.version}"[:64]
+        self.model_version = model_version(meta)
         # A single-label package also scores "good"; only defect classes can fail a piece.
         base = {
             name: Band(t_low=t.review_low, t_high=t.review_high)

@@ -260,3 +260,47 @@ class DefectLabelPublic(BaseModel):
 class TaxonomyPublic(BaseModel):
     version: str
     defects: list[DefectLabelPublic]
+
+
+# -- model registry ---------------------------------------------------------------------------
+class ModelPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+
+    version: str
+    state: str = Field(description="candidate | shadow | champion | retired")
+    sha256: str = Field(description="model.onnx in the object store")
+    meta_sha256: str
+    checkpoint_sha256: str | None
+    parent_version: str | None
+    taxonomy_version: str
+    dataset_versions: dict[str, Any]
+    training: dict[str, Any]
+    git_commit: str | None
+    metrics: dict[str, Any]
+    refusal_reason: str | None
+    refused_at: datetime | None
+    promoted_by: str | None
+    promoted_at: datetime | None
+    built_at: datetime
+    created_at: datetime
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(False, description="promote even though the promotion gate failed")
+    note: str | None = Field(None, max_length=2000, description="why (required with force)")
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str | None = Field(
+        None, max_length=64, description="a retired champion (default: previous)"
+    )
+    reason: str | None = Field(None, max_length=2000)

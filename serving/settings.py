@@ -56,6 +56,18 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1
     )
     migrate_on_start: bool = True
+    # How often each service process asks the model registry whether the champion or shadow
+    # changed; a change is loaded in the background and swapped in between requests.
+    registry_poll_s: Annotated[float, Field(gt=0, le=300)] = 1.0
+    # Object store of registered model packages, shared by every replica like the photo store
+    # (default: data_dir / "packages"); and this host's unpacked copies (data_dir / "models").
+    package_dir: Path | None = None
+    model_cache_dir: Path | None = None
+    # Frozen holdout ("golden set") per taxonomy version (default: data_dir / "holdout");
+    # `kito train` reads the same place from KITO_HOLDOUT_DIR / KITO_DATA_DIR.
+    holdout_dir: Path | None = None
+    # `kito retrain` trains only once this many photos were reviewed since the champion was built.
+    retrain_min_reviews: Annotated[int, Field(ge=1)] = 200
     log_level: str = "info"
     # Share of `pass` verdicts sent to the review queue anyway, so escapes are measured.
     audit_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
@@ -131,6 +143,18 @@ class Settings(BaseSettings):
     @cached_property
     def photos_path(self) -> Path:
         return self.photo_dir or self.data_dir / "photos"
+
+    @cached_property
+    def package_store_path(self) -> Path:
+        return self.package_dir or self.data_dir / "packages"
+
+    @cached_property
+    def model_cache_path(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
+
+    @cached_property
+    def holdout_path(self) -> Path:
+        return self.holdout_dir or self.data_dir / "holdout"
 
     @cached_property
     def decode_limits(self) -> DecodeLimits:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qc_model.errors import DataError
+from qc_model.holdout import check_against_default
 from qc_model.manifest import Manifest, sha256_file
 from qc_model.package import (
     MODEL_FILE,
@@ -214,6 +215,7 @@ def export_package(
     target_recall: float = 0.97,
     parity_samples: int = 8,
     workers: int = 1,
+    holdout: Path | None = None,
 ) -> PackageMeta:
     """Checkpoint -> calibrated, parity-checked package at `out` (written atomically)."""
     from training.checkpoint_io import load_trained, torch_eval_inputs
@@ -223,8 +225,10 @@ def export_package(
         raise DataError(f"{out}: already exists; choose a new package folder")
     if not re.fullmatch(PACKAGE_NAME, name or out.name):
         raise DataError(f"package name {name or out.name!r}: use letters, digits, '.', '_', '-'")
-    trained = load_trained(checkpoint)
     source = Manifest.read(calibration_manifest)
+    # Temperature and thresholds are fitted here: the holdout must not be among those photos.
+    check_against_default(source, calibration_manifest, holdout)
+    trained = load_trained(checkpoint)
     if source.header.task != trained.task:
         raise DataError(
             f"{calibration_manifest}: task {source.header.task} differs from the checkpoint's "

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRa
 from tqdm import tqdm
 
 from qc_model.errors import DataError
+from qc_model.holdout import check_against_default
 from qc_model.network import DefectNet, build_model
 from training import train_utils as tu
 from training.augment import build_augment
@@ -191,7 +192,10 @@ def main(args: argparse.Namespace) -> Path:
     resume = read_checkpoint(Path(args.resume)) if args.resume else None
     if out.exists() and any(out.iterdir()) and resume is None:
         raise DataError(f"{out}: already holds a run; choose a new --out or pass --resume")
-    manifest = label_view(load_manifest(Path(args.manifest))[0], cfg.label_set)
+    source = load_manifest(Path(args.manifest))[0]
+    # No run may learn from the frozen holdout that champion and challenger are judged on.
+    check_against_default(source, args.manifest, args.holdout)
+    manifest = label_view(source, cfg.label_set)
     net = build_model(
         cfg.backbone, len(manifest.header.classes), manifest.header.task, cfg.weights,
         freeze_blocks=cfg.freeze_blocks, drop_rate=cfg.drop_rate, pool=cfg.pool,
@@ -267,6 +271,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint.pt to continue from")
+    p.add_argument(
+        "--holdout",
+        type=Path,
+        default=None,
+        help="holdout folder (default $KITO_HOLDOUT_DIR or $KITO_DATA_DIR/holdout); the run "
+        "refuses a manifest that shares a photo with its taxonomy's frozen holdout",
+    )
     return p
 
 

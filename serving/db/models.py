@@ -1,6 +1,6 @@
 """Tables: users (hashed API tokens), inspections (one upload of one piece) and their photos;
 orders and their pieces, the review queue and QC decisions, payouts with their outbox, and the
-append-only audit log (docs/ORDERS.md).
+append-only audit log (docs/ORDERS.md); the model registry and shadow results (docs/REGISTRY.md).
 
 Mirrored by the Alembic migrations in serving/migrations; a test compares the two.
 """
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -33,6 +34,9 @@ PIECE_STATES = ("pending", "accepted", "rejected")
 REVIEW_REASONS = ("fail", "review", "audit")
 REVIEW_STATUSES = ("open", "decided")
 DECISIONS = ("approve", "reject")
+# candidate: registered, not serving; shadow: scored beside the champion, never decides;
+# champion: decides verdicts; retired: was champion or shadow once (rollback may restore it).
+MODEL_STATES = ("candidate", "shadow", "champion", "retired")
 
 
 def _now() -> datetime:
@@ -265,3 +269,76 @@ class AuditEntry(Base):
     entity_type: Mapped[str] = mapped_column(String(20))
     entity_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+
+
+class RegisteredModel(Base):
+    """One model package in the registry; its files live in the object store under their sha256.
+
+    At most one champion and one shadow: partial unique indexes, so that of two concurrent
+    promotions exactly one commits (the other gets an IntegrityError and is told to retry).
+    """
+
+    __tablename__ = "models"
+    __table_args__ = (
+        Index(
+            "uq_models_one_champion",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'champion'"),
+            postgresql_where=text("state = 'champion'"),
+        ),
+        Index(
+            "uq_models_one_shadow",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'shadow'"),
+            postgresql_where=text("state = 'shadow'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "name@version" of the package: what every verdict records as its model_version.
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # model.onnx in the object store
+    meta_sha256: Mapped[str] = mapped_column(String(64))  # package.json in the object store
+    # The training checkpoint the package was exported from, when stored: retraining
+    # fine-tunes from it.
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    parent_version: Mapped[str | None] = mapped_column(String(64))
+    taxonomy_version: Mapped[str] = mapped_column(String(16))
+    dataset_versions: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+    training: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+    # Why a process refused to load it (checksum, taxonomy, shapes, ...); cleared by a later
+    # successful promotion.
+    refusal_reason: Mapped[str | None] = mapped_column(String(1000))
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    promoted_by: Mapped[str | None] = mapped_column(String(120))
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the package was exported
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class ShadowResult(Base):
+    """What the shadow model said about one inspection; never used for its verdict."""
+
+    __tablename__ = "shadow_results"
+    __table_args__ = (
+        UniqueConstraint("inspection_id", "model_version", name="uq_shadow_results_inspection"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[str] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"))
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    champion_version: Mapped[str] = mapped_column(String(64))
+    champion_verdict: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    # Defects each model flagged (verdict policy's "defects"), and the shadow's per-photo scores.
+    champion_defects: Mapped[list[str]] = mapped_column(JSON(), default=list)
+    defects: Mapped[list[str]] = mapped_column(JSON(), default=list)
+    scores: Mapped[list[Any]] = mapped_column(JSON(), default=list)
+    error: Mapped[str | None] = mapped_column(String(500))
+    elapsed_ms: Mapped[float] = mapped_column(Float(), default=0.0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, index=True)

@@ -1,4 +1,4 @@
-"""Liveness, readiness (model, database, catalog, photo store) and Prometheus metrics."""
+"""Liveness, readiness (model and refusals, database, catalog, photo store), Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ def readyz(request: Request) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {}
     status = state.inspector_status
     checks["model"] = {"ok": status.inspector is not None, "detail": status.reason}
+    models = getattr(state, "models", None)
+    if models is not None:
+        # The registry's view: what this process serves and what it refused to load (a refusal
+        # does not make the process unready while the champion before it keeps serving).
+        champion, shadow = models.champion, models.shadow
+        checks["model"] |= {
+            "version": champion.version if champion else None,
+            "shadow": shadow.version if shadow else None,
+            "refused": [r.as_dict() for r in models.refusals],
+        }
     try:
         with state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

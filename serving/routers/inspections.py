@@ -17,6 +17,7 @@ from serving.deps import (
     InspectorDep,
     MetricsDep,
     SettingsDep,
+    ShadowDep,
     StoreDep,
     WorkflowDep,
 )
@@ -59,6 +60,7 @@ def create_inspection(
     metrics: MetricsDep,
     cpu_slots: CpuSlotsDep,
     workflow: WorkflowDep,
+    shadow: ShadowDep,
     photos: Annotated[list[UploadFile], File(description="1 to 6 photos of one piece")],
     design_id: Annotated[str, Form(max_length=40)],
     piece_id: Annotated[str, Form(pattern=ID_PATTERN)],
@@ -81,7 +83,15 @@ def create_inspection(
     ]
     sub = Submission(design_id, piece_id, order_id, uploaded, idempotency_key)
     intake = Intake(
-        session, store, catalog, inspector, settings.decode_limits, metrics, cpu_slots, workflow
+        session,
+        store,
+        catalog,
+        inspector,
+        settings.decode_limits,
+        metrics,
+        cpu_slots,
+        workflow,
+        after_commit=shadow,
     )
     row, created = intake.submit(user, sub)
     if not created:

@@ -194,3 +194,19 @@ def make_user(client: TestClient) -> Any:
             return user.id, {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real exported packages: "A" (tiny@tiny-1), "B" (tiny@tiny-2, other weights), and copies
+    of A broken each way of model_package.BROKEN (versions tiny@<kind>-1)."""
+    from model_package import BROKEN, broken_copy, build_tiny_package
+
+    root = tmp_path_factory.mktemp("packages")
+    out = {
+        "A": build_tiny_package(root / "tiny", "tiny-1", seed=0),
+        "B": build_tiny_package(root / "tiny-b", "tiny-2", seed=1),
+    }
+    for kind in BROKEN:
+        out[kind] = broken_copy(out["A"], root / kind, kind)
+    return out

@@ -26,8 +26,9 @@ def mat_photo(px_per_mm: float = 4.0, diameter_mm: float = 30.0, pair: bool = Tr
     return np.asarray(cv2.GaussianBlur(img, (3, 3), 0), np.uint8)
 
 
-def build_tiny_package(out: Path) -> Path:
-    """Export a small random conv net through the project's own export path."""
+def build_tiny_package(out: Path, version: str = "tiny-1", seed: int = 0) -> Path:
+    """Export a small random conv net through the project's own export path (the seed sets
+    its weights, the version names it: tiny@<version>)."""
     import torch
     from torch import nn
 
@@ -39,7 +40,7 @@ def build_tiny_package(out: Path) -> Path:
     class TinyNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            torch.manual_seed(0)
+            torch.manual_seed(seed)
             self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
             self.fc = nn.Linear(8, len(CLASSES))
 
@@ -59,7 +60,7 @@ def build_tiny_package(out: Path) -> Path:
     th = ClassThreshold(threshold=0.5, review_low=0.4, review_high=0.8)
     meta = PackageMeta(
         name="tiny",
-        version="tiny-1",
+        version=version,
         taxonomy_version=TAXONOMY_VERSION,
         task="multilabel",
         classes=CLASSES,
@@ -70,4 +71,42 @@ def build_tiny_package(out: Path) -> Path:
         onnx_sha256="0" * 64,
     )
     build_package(CalibratedNet(TinyNet(), 1.0, "multilabel"), meta, out, paths, inputs)
+    return out
+
+
+BROKEN = ("checksum", "corrupt", "taxonomy", "input_shape")
+
+
+def broken_copy(src: Path, out: Path, kind: str) -> Path:
+    """A copy of the package at `src`, broken one way, under version `<kind>-1`:
+    checksum: package.json names another model.onnx hash; corrupt: model.onnx is truncated
+    (and package.json names the truncated bytes, so only onnxruntime can tell); taxonomy: built
+    for taxonomy version 2; input_shape: package.json says 48 px, the graph takes 32 px."""
+    import shutil
+
+    from qc_model.package import MODEL_FILE, read_meta, write_package_json
+    from training.export import finish_package
+
+    shutil.copytree(src, out)
+    meta = read_meta(out).model_copy(update={"version": f"{kind}-1"})
+    if kind == "checksum":
+        finish_package(out, meta)
+        meta = read_meta(out)
+        write_package_json(out, meta.model_copy(update={"onnx_sha256": "ab" * 32}))
+    elif kind == "corrupt":
+        finish_package(out, meta)
+        model = out / MODEL_FILE
+        model.write_bytes(model.read_bytes()[:2000])
+        from qc_model.manifest import sha256_file
+
+        write_package_json(
+            out, read_meta(out).model_copy(update={"onnx_sha256": sha256_file(model)})
+        )
+    elif kind == "taxonomy":
+        finish_package(out, meta.model_copy(update={"taxonomy_version": "2"}))
+    elif kind == "input_shape":
+        pre = meta.preprocess.model_copy(update={"input_size": 48})
+        finish_package(out, meta.model_copy(update={"preprocess": pre}))
+    else:
+        raise ValueError(kind)
     return out

@@ -231,3 +231,21 @@ def test_default_config_file_matches_the_code_defaults() -> None:
     path = Path(__file__).resolve().parents[2] / "configs" / "train_default.yaml"
     assert load_config(path) == TrainConfig()
     assert load_config(path, ["preprocess.input_size=320"]).preprocess.input_size == 320
+
+
+def test_training_and_export_refuse_the_frozen_holdout(tiny: Path, tmp_path: Path) -> None:
+    from qc_model.holdout import HoldoutError, check_against_default, freeze
+    from training.export import export_package
+
+    holdout = tmp_path / "holdout"
+    freeze(tiny, holdout, split="val")
+    argv = ["--manifest", str(tiny), "--out", str(tmp_path / "run"), "--holdout", str(holdout)]
+    with pytest.raises(HoldoutError, match="8 photos belong to the frozen holdout"):
+        main(get_args_parser().parse_args(argv))
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    with pytest.raises(HoldoutError, match="belong to the frozen holdout"):
+        export_package(tmp_path / "none.pt", tiny, tmp_path / "pkg", holdout=holdout)
+    # The same data without the holdout's photos is accepted.
+    m = Manifest.read(tiny)
+    train_only = Manifest(header=m.header, records=m.split("train"))
+    assert check_against_default(train_only, "train split", holdout) is True

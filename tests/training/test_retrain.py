@@ -1,0 +1,158 @@
+"""Retraining, training side: merging reviewed labels, the challenger's config, the report."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qc_model.errors import DataError
+from qc_model.manifest import Header, Manifest, Record
+from qc_model.package import ClassThreshold, PackageMeta
+from qc_model.preprocess import PreprocessConfig
+from qc_model.promotion import Scores, promotion_gate
+from training.compare import Comparison, PackageScores, PhotoSet
+from training.compare_report import flipped, write_comparison_report
+from training.retrain import CPU_FREEZE_BLOCKS, RetrainPlan, combine, retrain_config
+
+
+def _set(root: Path, name: str, items: list[tuple[bytes, list[str], str]]) -> Path:
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, (data, labels, split) in enumerate(items):
+        sha = hashlib.sha256(data).hexdigest()
+        (root / "images" / f"{sha}.png").write_bytes(data)
+        records.append(
+            Record(
+                id=f"{name}{i}",
+                image=f"images/{sha}.png",
+                sha256=sha,
+                width=4,
+                height=4,
+                piece_id=f"{name}-p{i}",
+                labels=labels,
+                split=split,  # type: ignore[arg-type]
+                source="reviewed" if name == "rev" else "synthetic",
+            )
+        )
+    Manifest(header=Header(name=name), records=records).write(root / "manifest.jsonl")
+    return root
+
+
+def test_combine_lets_qc_labels_win_and_keeps_the_reviewed_test_split(tmp_path: Path) -> None:
+    base = _set(tmp_path / "base", "b", [(b"one", [], "train"), (b"two", ["scratch"], "val")])
+    # QC saw photo "one" again and found tarnish: its label replaces the base record.
+    rev = _set(
+        tmp_path / "rev", "rev", [(b"one", ["tarnish"], "train"), (b"three", ["bent"], "test")]
+    )
+    merged, relabelled = combine(base, rev, tmp_path / "out")
+    assert relabelled == 1
+    by_id = {r.id: r for r in merged.records}
+    assert set(by_id) == {"b1", "rev0", "rev1"}
+    assert by_id["rev0"].labels == ["tarnish"] and by_id["rev0"].image.startswith("reviewed/")
+    assert by_id["b1"].image.startswith("base/") and by_id["rev1"].split == "test"
+    assert (tmp_path / "out" / by_id["rev0"].image).read_bytes() == b"one"  # linked, not copied
+    again = Manifest.read(tmp_path / "out")
+    assert again.header.recipe["relabelled"] == 1
+    assert again.header.recipe["reviewed"]["version"] == Manifest.read(rev).header.version
+
+
+def test_combine_refuses_data_of_another_taxonomy_or_classes(tmp_path: Path) -> None:
+    base = _set(tmp_path / "base", "b", [(b"one", [], "train")])
+    other = tmp_path / "other"
+    _set(other, "o", [(b"x", [], "train")])
+    m = Manifest.read(other)
+    header = m.header.model_copy(update={"classes": ["scratch"], "version": ""})
+    Manifest(header=header, records=m.records).write(other / "manifest.jsonl")
+    with pytest.raises(DataError, match="differ from the base data"):
+        combine(base, other, tmp_path / "out")
+
+
+def _meta(config: dict) -> PackageMeta:
+    th = ClassThreshold(threshold=0.5, review_low=0.4, review_high=0.8)
+    return PackageMeta(
+        name="m",
+        version="1",
+        taxonomy_version="1",
+        task="multilabel",
+        classes=["scratch"],
+        preprocess=PreprocessConfig(input_size=32),
+        heatmap_size=(2, 2),
+        temperature=1.0,
+        thresholds={"scratch": th},
+        training={"config": config},
+        onnx_sha256="0" * 64,
+    )
+
+
+def test_challenger_config_starts_from_the_champion(tmp_path: Path) -> None:
+    from training.config import load_config
+
+    gpu = {"freeze_blocks": 0, "epochs": 20, "lr": 0.0006, "cache_dir": "/gpu-host/cache"}
+    ckpt = tmp_path / "champion.pt"
+    plan = RetrainPlan(tmp_path, ckpt, tmp_path, tmp_path, tmp_path, tmp_path)
+    notes = retrain_config(_meta(gpu), plan, tmp_path / "c.yaml")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.freeze_blocks == CPU_FREEZE_BLOCKS and cfg.epochs == 20 and cfg.lr == 0.0006
+    assert cfg.weights == str(ckpt) and cfg.cache_dir == ""
+    assert notes == [
+        "freeze_blocks 0 -> 6: frozen, cached trunk",
+        "fine-tuning from the champion's weights",
+    ]
+    # No stored checkpoint: ImageNet, and the run says so.
+    plan = RetrainPlan(tmp_path, None, tmp_path, tmp_path, tmp_path, tmp_path)
+    notes = retrain_config(_meta({"freeze_blocks": 6}), plan, tmp_path / "d.yaml")
+    assert load_config(tmp_path / "d.yaml").weights == "imagenet"
+    assert notes == ["training from ImageNet weights (the champion has no stored checkpoint)"]
+
+
+def _scores(version: str, probs: np.ndarray, targets: np.ndarray) -> PackageScores:
+    held = (probs >= 0.5).any(axis=1)
+    per_class = []
+    for k, name in enumerate(["scratch", "tarnish"]):
+        p, y = probs[:, k] >= 0.5, targets[:, k] == 1
+        tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        tn = int((~p & ~y).sum())
+        per_class.append(
+            {"name": name, "support": int(y.sum()), "f1": f1, "recall": tp / max(tp + fn, 1),
+             "confusion": ((tn, fp), (fn, tp))}
+        )  # fmt: skip
+    truth = targets.any(axis=1)
+    s = Scores(
+        len(probs), float(np.mean([r["f1"] for r in per_class])), 1.0, float((held == truth).mean())
+    )
+    return PackageScores(version, probs, [0.5, 0.5], held, per_class, {}, s)
+
+
+def test_report_shows_gate_deltas_confusions_and_flipped_photos(tmp_path: Path) -> None:
+    import cv2
+
+    records, root = [], tmp_path / "photos"
+    root.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(root / f"{i}.png"), np.full((40, 60, 3), 60 * i, np.uint8))
+        records.append(
+            Record(id=f"r{i}", image=f"{i}.png", sha256="0" * 64, width=60, height=40,
+                   piece_id=f"p{i}", source="synthetic")
+        )  # fmt: skip
+    targets = np.array([[0, 0], [1, 0], [0, 1], [0, 1]])
+    champ = _scores("m@1", np.array([[0.1, 0.1], [0.9, 0.1], [0.1, 0.2], [0.2, 0.1]]), targets)
+    chal = _scores("m@2", np.array([[0.1, 0.1], [0.9, 0.1], [0.1, 0.8], [0.1, 0.9]]), targets)
+    sets = {
+        name: PhotoSet(name, root, records, targets, champ, chal)
+        for name in ("holdout", "reviewed")
+    }
+    gate = promotion_gate(champ.scores, chal.scores, champ.scores, chal.scores)
+    c = Comparison("m@1", "m@2", ["scratch", "tarnish"], sets, gate)
+    assert gate.passed and len(flipped(c)) == 4  # photos 2 and 3 flip, in both sets
+    page = write_comparison_report(c, tmp_path / "report").read_text()
+    for png in ("f1_deltas.png", "confusion.png", "flipped.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 1000
+    assert page.count("data:image/png;base64") == 3 and "passed" in page
+    metrics = c.metrics()
+    assert (
+        metrics["gate"]["passed"] is True and metrics["holdout"]["challenger"]["version"] == "m@2"
+    )

@@ -1,0 +1,187 @@
+"""`kito retrain`, training side: merge the reviewed labels into the base data, train a
+challenger from the champion's configuration (and weights), export it, compare it with the
+champion on the frozen holdout and the reviewed batch, and run the promotion gate.
+
+Files in, files out. Which champion, which reviews, and what the registry does with the result
+belong to kito/retrain.py; nothing here touches the service database.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from qc_model.errors import DataError
+from qc_model.holdout import holdout_folder
+from qc_model.manifest import Manifest, Record
+from qc_model.package import PackageMeta, read_meta
+from training.compare import Comparison
+
+# A frozen, cached trunk (docs/MODEL.md): an epoch then costs the head only, and the features of
+# photos seen before come from the crop cache. A champion trained end to end on a GPU host is
+# fine-tuned this way on a CPU host (docs/BENCHMARKS.md has the numbers behind the choice).
+CPU_FREEZE_BLOCKS = 6
+Echo = Callable[[str], Any]
+
+
+@dataclass
+class RetrainPlan:
+    champion: Path  # the champion's package folder
+    champion_checkpoint: Path | None  # its checkpoint, when the registry has it
+    base: Path  # the data the champion learnt from (manifest or folder)
+    reviewed: Path  # a reviewed data set (kito data export-reviews)
+    holdout_root: Path  # holdout folder; the taxonomy's frozen holdout is inside
+    out: Path  # run folder
+    config: Path | None = None  # a YAML to use instead of the champion's configuration
+    overrides: Sequence[str] = ()
+    init: Literal["champion", "imagenet"] = "champion"
+
+
+@dataclass
+class RetrainResult:
+    package: Path
+    checkpoint: Path
+    manifest: Path
+    comparison: Comparison
+    report: Path
+    dataset_versions: dict[str, str]
+    notes: list[str]
+    wall_s: dict[str, float] = field(default_factory=dict)
+
+
+def combine(base: Path, reviewed: Path, out: Path) -> tuple[Manifest, int]:
+    """One training manifest in `out`: the base data and the reviewed photos (their folders
+    linked in), with QC's label replacing the base record of the same photo. Returns the
+    manifest and how many base records QC's labels replaced."""
+    b, r = Manifest.read(base), Manifest.read(reviewed)
+    keys = ("task", "classes", "taxonomy_version")
+    if any(getattr(b.header, k) != getattr(r.header, k) for k in keys):
+        raise DataError(f"{reviewed}: task, classes or taxonomy differ from the base data {base}")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, src in (("base", base), ("reviewed", reviewed)):
+        link = out / name
+        if not link.exists():
+            os.symlink((src if src.is_dir() else src.parent).resolve(), link)
+    relabelled = {x.sha256 for x in r.records}
+    records: list[Record] = []
+    dropped = 0
+    for prefix, m in (("base", b), ("reviewed", r)):
+        for rec in m.records:
+            if prefix == "base" and rec.sha256 in relabelled:
+                dropped += 1  # QC's decision wins over what the base data said
+                continue
+            records.append(
+                rec.model_copy(
+                    update={
+                        "image": f"{prefix}/{rec.image}",
+                        "masks": {k: f"{prefix}/{v}" for k, v in rec.masks.items()},
+                    }
+                )
+            )
+    recipe = {
+        "command": "kito retrain",
+        "base": {"path": str(base), "version": b.header.version},
+        "reviewed": {"path": str(reviewed), "version": r.header.version},
+        "relabelled": dropped,
+    }
+    header = b.header.model_copy(update={"name": "retrain", "version": "", "recipe": recipe})
+    try:
+        merged = Manifest(header=header, records=records)
+    except ValueError as exc:  # e.g. a record id in both sets
+        raise DataError(f"cannot merge {base} and {reviewed}: {exc}") from None
+    return merged.write(out / "manifest.jsonl"), dropped
+
+
+def retrain_config(champion: PackageMeta, plan: RetrainPlan, path: Path) -> list[str]:
+    """Write the challenger's training config to `path`; notes on what was changed and why."""
+    notes = []
+    if plan.config is not None:
+        cfg: dict[str, Any] = yaml.safe_load(plan.config.read_text(encoding="utf-8")) or {}
+    else:
+        cfg = dict(champion.training.get("config") or {})
+        if not cfg:
+            notes.append("the champion carries no training config: using the defaults")
+    if int(cfg.get("freeze_blocks", CPU_FREEZE_BLOCKS)) == 0:
+        cfg["freeze_blocks"] = CPU_FREEZE_BLOCKS
+        notes.append(f"freeze_blocks 0 -> {CPU_FREEZE_BLOCKS}: frozen, cached trunk")
+    if plan.init == "champion" and plan.champion_checkpoint is not None:
+        cfg["weights"] = str(plan.champion_checkpoint)
+        notes.append("fine-tuning from the champion's weights")
+    else:
+        cfg["weights"] = "imagenet"
+        why = "as asked" if plan.init == "imagenet" else "the champion has no stored checkpoint"
+        notes.append(f"training from ImageNet weights ({why})")
+    cfg.pop("cache_dir", None)  # the training host's path; this host uses its own cache
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return notes
+
+
+@contextmanager
+def _stage(wall: dict[str, float], name: str, echo: Echo, step: str) -> Any:
+    echo(step)
+    t0 = time.perf_counter()
+    yield
+    wall[name] = round(time.perf_counter() - t0, 2)
+
+
+def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
+    """Train, export and judge one challenger; raises (and registers nothing) on failure."""
+    from training.compare import compare
+    from training.compare_report import write_comparison_report
+    from training.export import export_package
+    from training.train import get_args_parser, main
+
+    if any((plan.out / name).exists() for name in ("data", "run", "report")):
+        raise DataError(f"{plan.out}: already holds a run; choose a new --out")
+    champion = read_meta(plan.champion)
+    holdout = holdout_folder(plan.holdout_root, champion.taxonomy_version)
+    if not (holdout / "manifest.jsonl").is_file():
+        raise DataError(
+            f"no frozen holdout for taxonomy {champion.taxonomy_version} in {plan.holdout_root}:"
+            " freeze one first (kito models holdout --from DATA --split test)"
+        )
+    wall: dict[str, float] = {}
+    data = plan.out / "data"
+    with _stage(wall, "merge", echo, "[1/5] merging reviewed labels into the base data"):
+        merged, relabelled = combine(plan.base, plan.reviewed, data)
+    counts = {s: len(merged.split(s)) for s in ("train", "val", "test")}
+    echo(f"      {counts} photos, {relabelled} base photos relabelled by QC")
+    cfg_path = plan.out / "retrain_config.yaml"
+    notes = retrain_config(champion, plan, cfg_path)
+    for note in notes:
+        echo(f"      {note}")
+    run_dir = plan.out / "run"
+    argv = ["--config", str(cfg_path), "--manifest", str(data / "manifest.jsonl")]
+    argv += ["--out", str(run_dir), "--holdout", str(plan.holdout_root)]
+    for item in plan.overrides:
+        argv += ["--set", item]
+    with _stage(wall, "train", echo, "[2/5] training the challenger"):
+        main(get_args_parser().parse_args(argv))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    package = plan.out / f"{champion.name}-{stamp}"
+    checkpoint = run_dir / "best.pt"
+    with _stage(wall, "export", echo, "[3/5] exporting the challenger (calibration, parity)"):
+        export_package(
+            checkpoint, data / "manifest.jsonl", package, name=champion.name,
+            holdout=plan.holdout_root,
+        )  # fmt: skip
+    with _stage(wall, "compare", echo, "[4/5] champion vs challenger: holdout, reviewed batch"):
+        comparison = compare(plan.champion, package, holdout, plan.reviewed)
+    with _stage(wall, "report", echo, "[5/5] writing the comparison report"):
+        report = write_comparison_report(comparison, plan.out / "report")
+    versions = {
+        "train": merged.header.version,
+        "reviewed": Manifest.read(plan.reviewed).header.version,
+        "holdout": Manifest.read(holdout).header.version,
+    }
+    return RetrainResult(
+        package, checkpoint, data / "manifest.jsonl", comparison, report, versions, notes, wall
+    )
