@@ -29,12 +29,12 @@ from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
 from serving.model_store import model_version
 from serving.pipeline import InspectionOutcome
 
-# The service already runs one inspection per core at once (KITO_INSPECT_CONCURRENCY); OpenCV's
-# pool splitting each resize or colour conversion over the cores as well cost 8-20 ms more CPU
-# per photo (its idle workers spin) for 10 ms less latency when only one photo is in flight
-# (bench/bench_inspect.py --cv-threads 1, docs/BENCHMARKS.md). onnxruntime keeps its 2 threads:
-# its pool does not spin (qc_model.package) and a second thread costs ~1 ms of CPU per photo.
-SERVICE_OPENCV_THREADS = 1
+# The service already runs one inspection per core at once (KITO_INSPECT_CONCURRENCY), so each
+# inspection gets one thread. OpenCV's pool splitting each resize or colour conversion over the
+# cores as well cost 8-20 ms more CPU per photo (its idle workers spin) for ~10 ms less latency
+# when only one photo is in flight; a second onnxruntime thread cost 1-3 ms more CPU per run
+# on a busy machine and saved ~3 ms of latency only on an idle one (docs/BENCHMARKS.md).
+SERVICE_THREADS_PER_INSPECTION = 1
 
 
 class ThresholdOverrideError(DataError):
@@ -170,7 +170,9 @@ def build_inspector(
 ) -> ModelInspector:
     """Called by `serving.pipeline.load_inspector` for the package in `model_dir`.
 
-    Also sets the process's OpenCV thread pool to SERVICE_OPENCV_THREADS.
+    Also sets the process's OpenCV thread pool to SERVICE_THREADS_PER_INSPECTION.
     """
-    cv2.setNumThreads(SERVICE_OPENCV_THREADS)
-    return ModelInspector(model_dir, threshold_overrides=threshold_overrides)
+    cv2.setNumThreads(SERVICE_THREADS_PER_INSPECTION)
+    return ModelInspector(
+        model_dir, threads=SERVICE_THREADS_PER_INSPECTION, threshold_overrides=threshold_overrides
+    )

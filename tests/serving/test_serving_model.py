@@ -17,7 +17,7 @@ from qc_model.catalog import load_catalog
 from qc_model.decode import decode_photo
 from serving.app import create_app
 from serving.auth import create_user
-from serving.model_inspector import SERVICE_OPENCV_THREADS, ModelInspector
+from serving.model_inspector import SERVICE_THREADS_PER_INSPECTION, ModelInspector
 from serving.pipeline import load_inspector
 from serving.settings import Settings
 
@@ -37,13 +37,16 @@ def inspector(model_dir: Path) -> ModelInspector:
     return status.inspector
 
 
-def test_inspector_sets_opencv_to_one_thread_per_inspection(model_dir: Path) -> None:
-    # Requests already run one inspection per core; OpenCV's own pool on top only burns CPU.
+def test_the_service_gives_each_inspection_one_thread(model_dir: Path) -> None:
+    # Requests already run one inspection per core; thread pools on top only burn CPU.
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)
     try:
-        assert load_inspector(model_dir).inspector is not None
-        assert cv2.getNumThreads() == SERVICE_OPENCV_THREADS == 1
+        inspector = load_inspector(model_dir).inspector
+        assert isinstance(inspector, ModelInspector)
+        assert cv2.getNumThreads() == SERVICE_THREADS_PER_INSPECTION == 1
+        opts = inspector.inferencer.package.session.get_session_options()
+        assert opts.intra_op_num_threads == 1
     finally:
         cv2.setNumThreads(before)
 
