@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,13 +10,16 @@ from fastapi import FastAPI
 
 from qc_model.catalog import load_catalog
 from qc_model.errors import DataError
+from serving.admission import InspectSlots
 from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
+from serving.guards import SecurityHeadersMiddleware, UrlGuardMiddleware
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.outbox import Dispatcher, DispatcherThread
 from serving.pipeline import InspectorStatus, load_inspector
+from serving.ratelimit import FailedAuthLimiter
 from serving.routers import audit, designs, health, inspections, orders, reviews, users
 from serving.settings import Settings, load_settings
 from serving.storage import LocalObjectStore, StorageError
@@ -43,7 +45,7 @@ def create_app(
     catalog = load_catalog(settings.catalog_dir)
     status = inspector_status or load_inspector(settings.model_dir, settings.threshold_overrides)
     log.info("inspector: %s", status.reason)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, connect_timeout_s=settings.db_connect_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,12 +76,18 @@ def create_app(
     app.state.catalog = catalog
     app.state.inspector_status = status
     app.state.metrics = Metrics()
-    app.state.cpu_slots = threading.BoundedSemaphore(settings.inspect_concurrency)
+    app.state.cpu_slots = InspectSlots(
+        settings.inspect_concurrency, settings.inspect_queue, settings.inspect_queue_timeout_s
+    )
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
     app.state.workflow = Workflow.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(UrlGuardMiddleware)
+    # Outermost, so that even the guards' own refusals carry the headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     for module in (health, users, designs, inspections, orders, reviews, audit):
         app.include_router(module.router)
     return app

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from qc_model.catalog import Design
+from serving.admission import InspectSlots
 from serving.metrics import Metrics
 from serving.pipeline import Inspector
 from serving.settings import Settings
@@ -39,7 +39,7 @@ def get_workflow(request: Request) -> Workflow:
     return request.app.state.workflow
 
 
-def get_cpu_slots(request: Request) -> threading.Semaphore | None:
+def get_cpu_slots(request: Request) -> InspectSlots | None:
     return getattr(request.app.state, "cpu_slots", None)
 
 
@@ -49,4 +49,4 @@ CatalogDep = Annotated[dict[str, Design], Depends(get_catalog)]
 InspectorDep = Annotated[Inspector | None, Depends(get_inspector)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 WorkflowDep = Annotated[Workflow, Depends(get_workflow)]
-CpuSlotsDep = Annotated[threading.Semaphore | None, Depends(get_cpu_slots)]
+CpuSlotsDep = Annotated[InspectSlots | None, Depends(get_cpu_slots)]

@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError as DatabaseDataError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qc_model.decode import DecodeError
@@ -16,14 +18,26 @@ from qc_model.errors import DataError
 from serving.storage import StorageError
 
 log = logging.getLogger("kito.serving")
+# Seconds a client should wait before retrying after a 503 for an unavailable database or photo
+# store: long enough not to hammer a recovering dependency, short enough for a phone to retry.
+RETRY_AFTER_UNAVAILABLE_S = 5
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.headers = headers
         super().__init__(message)
 
 
@@ -46,14 +60,18 @@ _HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
 }
+_RETRY_LATER = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _json(exc.status, exc.code, exc.message, exc.field, headers=headers)
+        headers = dict(exc.headers or {})
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return _json(exc.status, exc.code, exc.message, exc.field, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,12 +91,35 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
         log.error("photo store failed: %s", exc)
-        return _json(503, "storage_unavailable", "photos cannot be stored now; retry later")
+        return _json(
+            503,
+            "storage_unavailable",
+            "photos cannot be stored now; retry later",
+            headers=_RETRY_LATER,
+        )
 
-    @app.exception_handler(OperationalError)
-    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", str(exc).splitlines()[0])
-        return _json(503, "database_unavailable", "the database cannot be reached; retry later")
+    @app.exception_handler(DatabaseDataError)
+    async def _database_refused(_: Request, exc: DatabaseDataError) -> JSONResponse:
+        # A value the database cannot hold that no schema check caught (a backstop: the
+        # request guards and schemas refuse these first, with the field named).
+        log.warning("database refused a value: %s", str(exc.orig).splitlines()[0])
+        return _json(422, "invalid_value", "a value in the request cannot be stored")
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # OperationalError (server down, connection refused, lock timeout), InterfaceError (a
+        # connection closed under us), pool exhaustion: the database, not the request, failed.
+        if isinstance(exc, DBAPIError) and not _unavailable(exc):
+            return _internal(request, exc)
+        log.error("database unavailable: %s", (str(exc).splitlines() or [""])[0])
+        return _json(
+            503,
+            "database_unavailable",
+            "the database cannot be reached; retry later",
+            headers=_RETRY_LATER,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -87,6 +128,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A bug, not bad input: log it with the traceback, answer without one.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _json(500, "internal_error", "internal error; it has been logged")
+        return _internal(request, exc)
+
+
+def _internal(request: Request, exc: Exception) -> JSONResponse:
+    # A bug, not bad input: log it with the traceback, answer without one.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _json(500, "internal_error", "internal error; it has been logged")
+
+
+def _unavailable(exc: DBAPIError) -> bool:
+    """Whether a driver error means "the database is not there now" rather than a bug."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from serving.auth import require_roles
 from serving.db.models import AuditEntry, User
 from serving.db.session import SessionDep
-from serving.schemas import AuditEntryPublic, AuditLogPublic, ErrorPublic
+from serving.schemas import DB_INT_MAX, AuditEntryPublic, AuditLogPublic, ErrorPublic
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -26,7 +26,7 @@ def list_audit(
     action: str | None = None,
     entity_type: str | None = None,
     entity_id: str | None = None,
-    actor_id: int | None = None,
+    actor_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -23,7 +23,7 @@ from serving.deps import (
 from serving.errors import ApiError
 from serving.heatmap import render_heatmap
 from serving.intake import Intake, Submission, UploadedPhoto
-from serving.schemas import ID_PATTERN, ErrorPublic, InspectionPublic, InspectionsPublic
+from serving.schemas import DB_INT_MAX, ID_PATTERN, ErrorPublic, InspectionPublic, InspectionsPublic
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
@@ -107,7 +107,9 @@ def list_inspections(
     piece_id: str | None = None,
     verdict: str | None = None,
     status: str | None = None,
-    artisan_id: Annotated[int | None, Query(description="qc/admin only")] = None,
+    artisan_id: Annotated[
+        int | None, Query(ge=1, le=DB_INT_MAX, description="qc/admin only")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> InspectionsPublic:

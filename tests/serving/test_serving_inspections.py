@@ -230,9 +230,9 @@ def test_uploads_wait_for_a_cpu_slot(client: TestClient, make_user) -> None:
 
     _, headers = make_user()
     slots = client.app.state.cpu_slots  # type: ignore[attr-defined]
-    held = [slots.acquire() for _ in range(slots._initial_value)]
-    assert all(held)
-    releaser = threading.Timer(0.3, lambda: [slots.release() for _ in held])
+    for _ in range(slots.capacity):
+        slots.acquire()
+    releaser = threading.Timer(0.3, lambda: [slots.release() for _ in range(slots.capacity)])
     t0 = time.perf_counter()
     releaser.start()
     r = post(client, headers)
