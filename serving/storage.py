@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -89,6 +90,19 @@ class LocalObjectStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def walk(self) -> Iterator[tuple[str | None, Path]]:
+        """Every file under the root: (key, path) for a stored object, (None, path) for anything
+        else (a temporary file an interrupted write left behind). For `kito fsck`."""
+        for path in sorted(self.root.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(self.root).parts
+            key = path.name
+            is_object = (
+                len(rel) == 3 and _KEY.match(key) and rel[0] == key[:2] and rel[1] == key[2:4]
+            )
+            yield (key if is_object else None), path
 
     def check(self) -> None:
         try:
