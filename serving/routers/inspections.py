@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from sqlalchemy import func, select
 
 from qc_model.errors import DataError
@@ -33,6 +33,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def single_valued_fields(request: Request) -> None:
+    """A form field given twice is refused: which value counts would be the parser's choice,
+    and a client that sends two design ids does not know which piece it is photographing."""
+    form = await request.form()  # parsed once; FastAPI reads the same cached form
+    for name in ("design_id", "piece_id", "order_id"):
+        if (n := len(form.getlist(name))) > 1:
+            raise ApiError(422, "duplicate_field", f"{name} is given {n} times; send it once", name)
+
+
 def to_public(row: Inspection) -> InspectionPublic:
     public = InspectionPublic.model_validate(row)
     for p in public.photos:
@@ -47,7 +56,13 @@ def _visible(user: User, row: Inspection | None) -> Inspection:
     return row
 
 
-@router.post("", status_code=201, response_model=InspectionPublic, responses=_ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=InspectionPublic,
+    responses=_ERRORS,
+    dependencies=[Depends(single_valued_fields)],
+)
 def create_inspection(
     response: Response,
     user: CurrentUser,
