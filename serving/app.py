@@ -13,7 +13,7 @@ from qc_model.errors import DataError
 from serving.admission import InspectSlots
 from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
-from serving.errors import install_error_handlers
+from serving.errors import COMMON_RESPONSES, install_error_handlers
 from serving.guards import SecurityHeadersMiddleware, UrlGuardMiddleware
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
@@ -68,6 +68,7 @@ def create_app(
         title="Kito QC inspection service",
         version="1",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -12,9 +12,11 @@ from sqlalchemy.exc import DataError as DatabaseDataError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from qc_model.decode import DecodeError
 from qc_model.errors import DataError
+from serving.schemas import ErrorPublic
 from serving.storage import StorageError
 
 log = logging.getLogger("kito.serving")
@@ -63,6 +65,27 @@ _HTTP_CODES = {
     429: "too_many_requests",
 }
 _RETRY_LATER = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}
+_RETRY_AFTER_HEADER = {
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+
+
+def _documented(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorPublic, "description": description, **extra}
+
+
+# Answers any operation can give, documented on all of them (the OpenAPI is checked against
+# the running service by schemathesis: tests/reliability/test_schemathesis.py).
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented(
+        "malformed request: unreadable body or multipart, control characters in the URL"
+    ),
+    429: _documented("too many unknown tokens from this address", headers=_RETRY_AFTER_HEADER),
+    503: _documented(
+        "database or photo store unavailable, or too many uploads waiting",
+        headers=_RETRY_AFTER_HEADER,
+    ),
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -122,13 +145,28 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _json(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; GET and POST on one
+            # path are separate routes here, so list the methods of all of them.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return _json(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _internal(request, exc)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Asked method by method: included routers only say whether some route of theirs matches.
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
 
 
 def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BeforeValidator
 from sqlalchemy import func, select
 
 from serving.auth import require_roles
@@ -16,6 +18,16 @@ from serving.schemas import DB_INT_MAX, AuditEntryPublic, AuditLogPublic, ErrorP
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 AdminUser = Annotated[User, Depends(require_roles("admin"))]
+
+
+def _iso_only(value: object) -> object:
+    # Pydantic also reads a bare number as a Unix time; the schema says ISO 8601, so does this.
+    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be an ISO 8601 date or date-time, e.g. 2026-11-26T08:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorPublic} for s in (401, 403, 422)}
 
 
@@ -27,10 +39,10 @@ def list_audit(
     entity_type: str | None = None,
     entity_id: str | None = None,
     actor_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[IsoTime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[IsoTime | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> AuditLogPublic:
     """Newest first; `count` is the total matching the filters."""
     conds = []

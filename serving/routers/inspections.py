@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from sqlalchemy import func, select
 
+from qc_model.decode import MEDIA_TYPES
 from qc_model.errors import DataError
 from serving.auth import CurrentUser
 from serving.db.models import Inspection, User
@@ -126,7 +127,7 @@ def list_inspections(
         int | None, Query(ge=1, le=DB_INT_MAX, description="qc/admin only")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> InspectionsPublic:
     """Newest first. Artisans see only their own; `count` is the total over all pages."""
     conds = []
@@ -160,7 +161,7 @@ def list_inspections(
 @router.get(
     "/{inspection_id}/photos/{position}",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}, **_ERRORS},
 )
 def download_photo(
     inspection_id: str, position: int, user: CurrentUser, session: SessionDep, store: StoreDep

@@ -167,7 +167,7 @@ def list_orders(
     ] = None,
     status: Literal["open", "paid"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> OrdersPublic:
     """Newest first. Artisans see only their own; `count` is the total over all pages."""
     conds = []

@@ -101,7 +101,7 @@ def list_reviews(
     artisan_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
     reason: Literal["fail", "review", "audit"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> ReviewItemsPublic:
     """Highest priority first (see serving.review_queue for the formula)."""
     conds = []

@@ -37,6 +37,11 @@ def test_control_characters_in_the_url_are_400(client: TestClient, make_user, ur
         (f"/api/v1/reviews?artisan_id={BIG}", "artisan_id"),
         (f"/api/v1/audit?actor_id={BIG}", "actor_id"),
         ("/api/v1/audit?actor_id=0", "actor_id"),
+        (f"/api/v1/inspections?offset={BIG}", "offset"),
+        (f"/api/v1/orders?offset={BIG}", "offset"),
+        (f"/api/v1/reviews?offset={BIG}", "offset"),
+        (f"/api/v1/audit?offset={BIG}", "offset"),
+        ("/api/v1/audit?since=0.5", "since"),
     ],
 )
 def test_out_of_range_ids_are_422(client: TestClient, make_user, url: str, field: str) -> None:
@@ -76,3 +81,19 @@ def test_nosniff_on_every_response(client: TestClient, make_user) -> None:
         post(client, headers),
     ):
         assert r.headers["x-content-type-options"] == "nosniff", r.url
+
+
+def test_405_names_every_method_of_the_path(client: TestClient) -> None:
+    r = client.request("OPTIONS", "/api/v1/inspections")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert client.delete("/api/v1/orders/ORD-1").headers["allow"] == "GET"
+
+
+def test_openapi_documents_the_common_failures(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for ops in paths.values():
+        for op in ops.values():
+            assert {"400", "429", "503"} <= set(op["responses"])
+    photo = paths["/api/v1/inspections/{inspection_id}/photos/{position}"]["get"]
+    assert set(photo["responses"]["200"]["content"]) >= {"image/jpeg", "image/heic"}
+    assert "Retry-After" in paths["/api/v1/inspections"]["post"]["responses"]["503"]["headers"]
