@@ -42,6 +42,8 @@ def create_app(
         store.check()
     except StorageError as exc:
         raise DataError(str(exc)) from None
+    for path in store.sweep_interrupted():
+        log.warning("deleted %s, left by a photo write that was killed", path)
     catalog = load_catalog(settings.catalog_dir)
     status = inspector_status or load_inspector(settings.model_dir, settings.threshold_overrides)
     log.info("inspector: %s", status.reason)

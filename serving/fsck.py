@@ -6,7 +6,8 @@ Found problems, each one line:
 - bad_checksum: a stored file whose bytes do not hash to its key (disk corruption);
 - orphan_object: a stored file no photo row names (an upload that failed after storing its
   photos and was never retried; harmless, but it should not happen silently);
-- interrupted_write: a temporary file left by a write that was killed before its rename;
+- interrupted_write: a temporary file left by a write that was killed before its rename (the
+  service deletes those of dead writers when it starts);
 - no_photos, photo_gap: an inspection without photos, or with positions missing;
 - no_verdict, stray_verdict: status `inspected` without a verdict, or a verdict without it;
 - not_queued: a fail or review verdict that never reached the review queue;
@@ -37,7 +38,7 @@ from serving.db.models import (
     Photo,
     ReviewItem,
 )
-from serving.storage import LocalObjectStore
+from serving.storage import LocalObjectStore, writer_alive, writer_pid
 
 _CHUNK = 1 << 20
 
@@ -134,6 +135,9 @@ def _check_store(
         if now - path.stat().st_mtime < min_age_s:
             continue  # may belong to an upload in flight
         if key is None:
+            pid = writer_pid(path)
+            if pid is not None and writer_alive(pid):
+                continue  # its writer is still running: a write in flight
             report.add("interrupted_write", str(path), "not an object; safe to delete")
         elif key not in referenced:
             report.add("orphan_object", key, "no photo row names it")

@@ -76,6 +76,8 @@ def test_store_damage_is_found(client: TestClient, world) -> None:
     tmp = store.root / "ab" / ".put-123.tmp"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(b"half a photo")
+    # A temporary file whose writer (this process) is alive is a write in flight, not damage.
+    (tmp.parent / f".put-{os.getpid()}-x.tmp").write_bytes(b"being written")
     report = check(client)
     assert kinds(report) == [
         ("bad_checksum", sha),
