@@ -23,9 +23,14 @@ assert _spec is not None and _spec.loader is not None
 _fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixtures)
 catalog_dir = _fixtures.catalog_dir
-postgres_admin = _fixtures.PG_ADMIN
 
 from live_service import Service, fresh_postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> str:
+    """libpq conninfo of the test server's maintenance database (KITO_TEST_POSTGRES)."""
+    return str(_fixtures.PG_ADMIN)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -35,7 +40,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'kito.db'}"
         return
-    with fresh_postgres(postgres_admin) as url:
+    with fresh_postgres(request.getfixturevalue("postgres_admin")) as url:
         yield url
 
 

@@ -53,10 +53,19 @@ class Service:
     shutdown code runs, as in a power cut of the process); `start` again reuses everything."""
 
     def __init__(
-        self, data_dir: Path, database_url: str, catalog_dir: Path, **settings: Any
+        self,
+        data_dir: Path,
+        database_url: str,
+        catalog_dir: Path,
+        *,
+        direct_url: str | None = None,
+        **settings: Any,
     ) -> None:
+        """`database_url` is what the service uses; `direct_url` (default: the same) is how
+        the test reads the database itself, e.g. around a proxy the test cuts."""
         self.data_dir = data_dir
         self.database_url = database_url
+        self.direct_url = direct_url or database_url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -132,7 +141,7 @@ class Service:
     @property
     def engine(self):  # type: ignore[no-untyped-def]
         if self._engine is None:
-            self._engine = make_engine(self.database_url)
+            self._engine = make_engine(self.direct_url)
         return self._engine
 
     def session(self):  # type: ignore[no-untyped-def]
