@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from qc_model.catalog import load_catalog
 from qc_model.errors import DataError
-from serving.admission import InspectSlots
+from serving.admission import AdmissionMiddleware, InspectSlots
 from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import COMMON_RESPONSES, install_error_handlers
@@ -88,6 +88,9 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(
+        AdmissionMiddleware, slots=app.state.cpu_slots, path=inspections.router.prefix
+    )
     app.add_middleware(UrlGuardMiddleware)
     # Outermost, so that even the guards' own refusals carry the headers.
     app.add_middleware(SecurityHeadersMiddleware)

@@ -76,3 +76,24 @@ def test_reads_are_not_queued_behind_uploads(make_client, make_user) -> None:
         assert client.get("/api/v1/inspections", headers=headers).status_code == 200
     finally:
         slots.release()
+
+
+def test_uploads_beyond_the_admission_bound_are_refused_on_arrival(make_client, make_user) -> None:
+    client: TestClient = make_client(inspect_concurrency=2, inspect_queue=3)
+    _, headers = make_user()
+    slots: InspectSlots = client.app.state.cpu_slots  # type: ignore[attr-defined]
+    for _ in range(5):  # five uploads in progress: two inspected, three waiting
+        assert slots.admit()
+    assert not slots.admit()
+    try:
+        r = post(client, headers)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "overloaded"
+        assert r.headers["retry-after"] == "2"  # three waiting, two slots
+        assert counts(client) == (0, 0, 0)
+        assert client.get("/api/v1/inspections", headers=headers).status_code == 200
+    finally:
+        for _ in range(5):
+            slots.leave()
+    assert post(client, headers).status_code == 201
+    assert slots.admitted == 0  # every admitted upload is counted out again
