@@ -605,6 +605,28 @@ def models_shadow_report(
         )
 
 
+@app.command("fsck")
+@user_errors
+def fsck_cmd(
+    min_age: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds: younger files may be uploads in flight, not orphans"),
+    ] = 300.0,
+    verify: Annotated[
+        bool, typer.Option(help="Re-hash every stored photo (reads them all)")
+    ] = True,
+) -> None:
+    """Check that the database and the photo store agree: missing, corrupt or orphan photos,
+    inspections without photos or verdict, payouts without outbox. Exit 1 on problems."""
+    from serving.db.cli import check_consistency
+
+    report = check_consistency(min_age_s=min_age, verify=verify)
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app(prog_name="kito")
 

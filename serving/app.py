@@ -5,7 +5,6 @@ registry and is hot-swapped when the registry changes (serving.live_models)."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,15 +12,18 @@ from fastapi import FastAPI
 
 from qc_model.catalog import load_catalog
 from qc_model.errors import DataError
+from serving.admission import AdmissionMiddleware, InspectSlots
 from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
-from serving.errors import install_error_handlers
+from serving.errors import COMMON_RESPONSES, install_error_handlers
+from serving.guards import UrlGuardMiddleware
 from serving.headers import SecurityHeadersMiddleware
 from serving.limits import BodyLimitMiddleware
 from serving.live_models import LiveModels, PackageLoader, RegistryWatcher
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.outbox import Dispatcher, DispatcherThread
 from serving.pipeline import InspectorStatus
+from serving.ratelimit import FailedAuthLimiter
 from serving.routers import (
     audit,
     designs,
@@ -56,8 +58,10 @@ def create_app(
         store.check()
     except StorageError as exc:
         raise DataError(str(exc)) from None
+    for path in store.sweep_interrupted():
+        log.warning("deleted %s, left by a photo write that was killed", path)
     catalog = load_catalog(settings.catalog_dir)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, connect_timeout_s=settings.db_connect_timeout_s)
     sessions = make_sessionmaker(engine)
     packages = LocalObjectStore(settings.package_store_path)
     loader = PackageLoader(packages, settings.model_cache_path, settings.threshold_overrides)
@@ -90,6 +94,7 @@ def create_app(
         title="Kito QC inspection service",
         version="1",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -114,12 +119,20 @@ def create_app(
     shadow_runner = ShadowRunner(sessions)
     app.state.shadow_runner = shadow_runner
     app.state.metrics = Metrics()
-    app.state.cpu_slots = threading.BoundedSemaphore(settings.inspect_concurrency)
+    app.state.cpu_slots = InspectSlots(
+        settings.inspect_concurrency, settings.inspect_queue, settings.inspect_queue_timeout_s
+    )
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
     app.state.workflow = Workflow.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(
+        AdmissionMiddleware, slots=app.state.cpu_slots, path=inspections.router.prefix
+    )
+    app.add_middleware(UrlGuardMiddleware)
+    # Outermost, so that even the guards' own refusals carry the headers.
     app.add_middleware(SecurityHeadersMiddleware)
     for module in (health, users, designs, inspections, orders, reviews, audit, models, taxonomy):
         app.include_router(module.router)

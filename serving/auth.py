@@ -17,6 +17,7 @@ from serving.audit import record
 from serving.db.models import ROLES, User
 from serving.db.session import SessionDep
 from serving.errors import ApiError
+from serving.ratelimit import FailedAuthLimiter
 
 TOKEN_PREFIX = "kito_"
 
@@ -75,8 +76,20 @@ def _bearer(request: Request) -> str:
 
 
 def get_current_user(request: Request, session: SessionDep) -> User:
+    limiter: FailedAuthLimiter | None = getattr(request.app.state, "auth_limiter", None)
+    client = request.client.host if request.client else "unknown"
+    if limiter is not None and (wait := limiter.retry_after(client)) is not None:
+        # Refused even with a good token: otherwise a blocked guesser learns which try worked.
+        raise ApiError(
+            429,
+            "too_many_failed_tokens",
+            f"too many unknown tokens from this address; retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     user = user_for_token(session, _bearer(request))
     if user is None:
+        if limiter is not None:
+            limiter.failed(client)
         raise ApiError(401, "unauthorized", "unknown or revoked token")
     return user
 

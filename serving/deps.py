@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from qc_model.catalog import Design
+from serving.admission import InspectSlots
 from serving.metrics import Metrics
 from serving.pipeline import Inspector
 from serving.settings import Settings
@@ -50,7 +50,7 @@ def get_workflow(request: Request) -> Workflow:
     return request.app.state.workflow
 
 
-def get_cpu_slots(request: Request) -> threading.Semaphore | None:
+def get_cpu_slots(request: Request) -> InspectSlots | None:
     return getattr(request.app.state, "cpu_slots", None)
 
 
@@ -61,4 +61,4 @@ InspectorDep = Annotated[Inspector | None, Depends(get_inspector)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 WorkflowDep = Annotated[Workflow, Depends(get_workflow)]
 ShadowDep = Annotated[Any, Depends(get_shadow)]
-CpuSlotsDep = Annotated[threading.Semaphore | None, Depends(get_cpu_slots)]
+CpuSlotsDep = Annotated[InspectSlots | None, Depends(get_cpu_slots)]

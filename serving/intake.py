@@ -7,12 +7,10 @@ orphan photo file (harmless, findable by hash), never a row without its photos.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +25,7 @@ from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo
 from qc_model.errors import DataError
 from qc_model.gate import decode_long_side
+from serving.admission import InspectSlots
 from serving.db.models import Inspection, Order, Photo, User
 from serving.errors import ApiError
 from serving.metrics import Metrics
@@ -76,8 +75,9 @@ class Intake:
     limits: DecodeLimits
     metrics: Metrics
     # Decoding and inspecting are CPU-bound: more of them at once than there are cores only
-    # makes each slower (measured in docs/BENCHMARKS.md), so requests queue for a slot here.
-    cpu_slots: threading.Semaphore | None = None
+    # makes each slower (measured in docs/BENCHMARKS.md), so requests queue for a slot here,
+    # in a bounded queue (serving.admission).
+    cpu_slots: InspectSlots | None = None
     # Review queue, piece states and payouts (serving.workflow); None: inspections only.
     workflow: Workflow | None = None
     # Called after the inspection is committed with its decoded photos and the champion's
@@ -101,8 +101,9 @@ class Intake:
         if sub.order_id is not None:
             self._check_order(owner, sub)
         timings: dict[str, float] = {}
-        slots = self.cpu_slots or contextlib.nullcontext()
-        self._timed(timings, "queue", slots.__enter__)
+        slots = self.cpu_slots
+        if slots is not None:
+            self._timed(timings, "queue", slots.acquire)
         try:
             limits = replace(
                 self.limits,
@@ -112,7 +113,8 @@ class Intake:
             self._timed(timings, "store", lambda: [self.store.put(p.data) for p in sub.photos])
             outcome, error = self._timed(timings, "inspect", lambda: self._inspect(decoded, design))
         finally:
-            slots.__exit__(None, None, None)
+            if slots is not None:
+                slots.release()
         timings["total"] = round((time.perf_counter() - start) * 1000, 2)
         row = self._row(owner, sub, request_hash, decoded, outcome, error, timings)
         row_timings = dict(row.timings_ms)

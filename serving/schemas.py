@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# User ids are 32-bit integer columns; a larger number in a query or body would otherwise
+# reach the database as an overflow error instead of a 422 naming the field.
+DB_INT_MAX = 2**31 - 1
+UserId = Annotated[int, Field(ge=1, le=DB_INT_MAX)]
 
 
 class ErrorDetail(BaseModel):
@@ -121,7 +126,7 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="client id, optional")
-    artisan_id: int
+    artisan_id: UserId
     currency: str = Field(default="KES", pattern=r"^[A-Z]{3}$", description="ISO 4217")
     pieces: list[OrderPieceCreate] = Field(min_length=1, max_length=MAX_PIECES)
 
@@ -170,12 +175,20 @@ class OrdersPublic(BaseModel):
 
 
 # -- review queue ---------------------------------------------------------------------------
+def _printable(text: str | None) -> str | None:
+    # Tabs and line breaks are part of a note; other control characters (NUL, which
+    # PostgreSQL refuses in text, escape sequences) are not.
+    if text is not None and any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in text):
+        raise ValueError("must not contain control characters other than tab and line breaks")
+    return text
+
+
 class DecisionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
     labels: list[str] = Field(default_factory=list, max_length=20)
-    note: str | None = Field(default=None, max_length=2000)
+    note: Annotated[str | None, AfterValidator(_printable)] = Field(default=None, max_length=2000)
 
 
 class DecisionPublic(BaseModel):

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     inspect_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
         default_factory=lambda: os.cpu_count() or 1
     )
+    # Uploads allowed to wait for a slot, and for how long; beyond either the service answers
+    # 503 `overloaded` with Retry-After at once instead of letting requests pile up.
+    inspect_queue: Annotated[int, Field(ge=0, le=1024)] = 16
+    inspect_queue_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # Unknown bearer tokens per client address and minute before that address gets 429.
+    auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 20
+    # How long a PostgreSQL connection attempt (and a wait for a pooled one) may take: with the
+    # database down, requests fail fast with 503 instead of hanging.
+    db_connect_timeout_s: Annotated[int, Field(ge=1, le=120)] = 5
     migrate_on_start: bool = True
     # How often each service process asks the model registry whether the champion or shadow
     # changed; a change is loaded in the background and swapped in between requests.

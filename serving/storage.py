@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -66,7 +67,11 @@ class LocalObjectStore:
             dest.parent.mkdir(parents=True, exist_ok=True)
             # Write to a temporary file in the same folder, then rename: a reader never sees a
             # half-written photo, and a crash leaves only a stray *.tmp file.
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".tmp")
+            # The writer's pid in the name: a file left by a killed process can be told from one
+            # being written now (sweep_interrupted).
+            fd, tmp = tempfile.mkstemp(
+                dir=dest.parent, prefix=f".put-{os.getpid()}-", suffix=".tmp"
+            )
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -90,6 +95,29 @@ class LocalObjectStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def walk(self) -> Iterator[tuple[str | None, Path]]:
+        """Every file under the root: (key, path) for a stored object, (None, path) for anything
+        else (a temporary file an interrupted write left behind). For `kito fsck`."""
+        for path in sorted(self.root.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(self.root).parts
+            key = path.name
+            is_object = (
+                len(rel) == 3 and _KEY.match(key) and rel[0] == key[:2] and rel[1] == key[2:4]
+            )
+            yield (key if is_object else None), path
+
+    def sweep_interrupted(self) -> list[Path]:
+        """Delete the temporary files of writes whose process is gone (killed mid-put); they
+        were never renamed into place, so nothing refers to them. Returns what was deleted."""
+        gone = []
+        for key, path in self.walk():
+            if key is None and (pid := writer_pid(path)) is not None and not writer_alive(pid):
+                path.unlink(missing_ok=True)
+                gone.append(path)
+        return gone
+
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -97,6 +125,27 @@ class LocalObjectStore:
                 pass
         except OSError as exc:
             raise StorageError(f"photo folder {self.root} is not writable: {exc}") from exc
+
+
+_TEMP = re.compile(r"^\.put-(\d+)-.*\.tmp$")
+
+
+def writer_pid(path: Path) -> int | None:
+    """The pid in a temporary file's name (`.put-<pid>-*.tmp`), or None for any other file."""
+    m = _TEMP.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def writer_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,5 +1,5 @@
-"""What `kito db upgrade`, `kito users create`, `kito payouts dispatch` and `kito data
-export-reviews` do, kept out of the CLI module."""
+"""What `kito db upgrade`, `kito users create`, `kito payouts dispatch`, `kito data
+export-reviews` and `kito fsck` do, kept out of the CLI module."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -15,6 +16,9 @@ from serving.auth import create_user
 from serving.db.migrate import current_revision, upgrade
 from serving.db.session import make_engine, make_sessionmaker
 from serving.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from serving.fsck import FsckReport
 
 
 def _redacted(url: str) -> str:
@@ -97,5 +101,24 @@ def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
         with make_sessionmaker(engine)() as session:
             store = LocalObjectStore(settings.photos_path)
             return export_reviews(session, store, out, since=start, seed=seed).summary()
+    finally:
+        engine.dispose()
+
+
+def check_consistency(*, min_age_s: float, verify: bool) -> FsckReport:
+    """`kito fsck`: the service database and photo store (KITO_* settings), checked together.
+    Read-only; a `DataError` if the database cannot be read."""
+    from serving.fsck import fsck
+    from serving.storage import LocalObjectStore
+
+    settings = load_settings()
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            store = LocalObjectStore(settings.photos_path)
+            return fsck(session, store, min_age_s=min_age_s, verify=verify)
+    except SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"database {_redacted(settings.db_url)}: {first}") from None
     finally:
         engine.dispose()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from sqlalchemy import func, select
 
+from qc_model.decode import MEDIA_TYPES
 from qc_model.errors import DataError
 from serving.auth import CurrentUser
 from serving.db.models import Inspection, User
@@ -24,7 +25,7 @@ from serving.deps import (
 from serving.errors import ApiError
 from serving.heatmap import render_heatmap
 from serving.intake import Intake, Submission, UploadedPhoto
-from serving.schemas import ID_PATTERN, ErrorPublic, InspectionPublic, InspectionsPublic
+from serving.schemas import DB_INT_MAX, ID_PATTERN, ErrorPublic, InspectionPublic, InspectionsPublic
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
@@ -32,6 +33,15 @@ IDEM_PATTERN = r"^[\x21-\x7e]{1,128}$"  # printable ASCII, no spaces
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorPublic} for s in (401, 403, 404, 409, 413, 422)
 }
+
+
+async def single_valued_fields(request: Request) -> None:
+    """A form field given twice is refused: which value counts would be the parser's choice,
+    and a client that sends two design ids does not know which piece it is photographing."""
+    form = await request.form()  # parsed once; FastAPI reads the same cached form
+    for name in ("design_id", "piece_id", "order_id"):
+        if (n := len(form.getlist(name))) > 1:
+            raise ApiError(422, "duplicate_field", f"{name} is given {n} times; send it once", name)
 
 
 def to_public(row: Inspection) -> InspectionPublic:
@@ -48,7 +58,13 @@ def _visible(user: User, row: Inspection | None) -> Inspection:
     return row
 
 
-@router.post("", status_code=201, response_model=InspectionPublic, responses=_ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=InspectionPublic,
+    responses=_ERRORS,
+    dependencies=[Depends(single_valued_fields)],
+)
 def create_inspection(
     response: Response,
     user: CurrentUser,
@@ -117,9 +133,11 @@ def list_inspections(
     piece_id: str | None = None,
     verdict: str | None = None,
     status: str | None = None,
-    artisan_id: Annotated[int | None, Query(description="qc/admin only")] = None,
+    artisan_id: Annotated[
+        int | None, Query(ge=1, le=DB_INT_MAX, description="qc/admin only")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> InspectionsPublic:
     """Newest first. Artisans see only their own; `count` is the total over all pages."""
     conds = []
@@ -153,7 +171,7 @@ def list_inspections(
 @router.get(
     "/{inspection_id}/photos/{position}",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}, **_ERRORS},
 )
 def download_photo(
     inspection_id: str, position: int, user: CurrentUser, session: SessionDep, store: StoreDep

@@ -19,6 +19,7 @@ from serving.deps import CatalogDep
 from serving.errors import ApiError
 from serving.payouts import release
 from serving.schemas import (
+    DB_INT_MAX,
     ErrorPublic,
     OrderCreate,
     OrderPiecePublic,
@@ -161,10 +162,12 @@ def list_orders(
     user: CurrentUser,
     session: SessionDep,
     catalog: CatalogDep,
-    artisan_id: Annotated[int | None, Query(description="qc/admin only")] = None,
+    artisan_id: Annotated[
+        int | None, Query(ge=1, le=DB_INT_MAX, description="qc/admin only")
+    ] = None,
     status: Literal["open", "paid"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> OrdersPublic:
     """Newest first. Artisans see only their own; `count` is the total over all pages."""
     conds = []

@@ -19,6 +19,7 @@ from serving.errors import ApiError
 from serving.review_queue import add_decision, current_priority, model_labels, queue_metrics
 from serving.routers.inspections import to_public
 from serving.schemas import (
+    DB_INT_MAX,
     DecisionCreate,
     DecisionPublic,
     ErrorPublic,
@@ -97,10 +98,10 @@ def list_reviews(
         Literal["open", "decided"] | None, Query(description="default: open (the queue)")
     ] = "open",
     design_id: str | None = None,
-    artisan_id: int | None = None,
+    artisan_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
     reason: Literal["fail", "review", "audit"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> ReviewItemsPublic:
     """Highest priority first (see serving.review_queue for the formula)."""
     conds = []

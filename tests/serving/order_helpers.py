@@ -51,3 +51,15 @@ def submit(
 
 def piece(order: dict[str, Any], piece_id: str) -> dict[str, Any]:
     return next(p for p in order["pieces"] if p["piece_id"] == piece_id)
+
+
+def paid_orders(client: TestClient, make_user: Any, n: int = 1) -> list[dict[str, Any]]:
+    """`n` orders of one piece each, inspected as pass: each paid at once."""
+    artisan, ha = make_user("artisan", "Wanjiru")
+    _, staff = make_user("qc", "Q")
+    out = []
+    for i in range(n):
+        make_order(client, staff, artisan, {"P1": 1000 * (i + 1)}, order_id=f"ORD-{i}")
+        submit(client, ha, "P1", order_id=f"ORD-{i}", seed=i)
+        out.append(client.get(f"/api/v1/orders/ORD-{i}", headers=staff).json())
+    return out

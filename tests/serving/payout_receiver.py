@@ -12,23 +12,32 @@ from typing import Any
 
 class Receiver:
     """Answers 503 to the first `fail_first` requests, then 200. Dedupes by Idempotency-Key,
-    as a real payment provider must: `payments` holds each key once, `requests` every call."""
+    as a real payment provider must: `payments` holds each key once, `requests` every call.
+    `hold_s`: how long to keep the first `hold_first` callers waiting for the answer (after
+    paying), the moment a dispatcher can be killed mid-delivery; `received` is set meanwhile."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, hold_first: int = 0, hold_s: float = 0.0) -> None:
         self.fail_first = fail_first
+        self.hold_first = hold_first
+        self.hold_s = hold_s
         self.requests: list[dict[str, Any]] = []
         self.payments: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.received = threading.Event()
         self.url = ""
 
     def handle(self, headers: dict[str, str], body: bytes) -> int:
         with self.lock:
             payload = json.loads(body)
             self.requests.append({"headers": headers, "payload": payload})
-            if len(self.requests) <= self.fail_first:
+            n = len(self.requests)
+            if n <= self.fail_first:
                 return 503
             self.payments.setdefault(headers["idempotency-key"], payload)
-            return 200
+        if n <= self.hold_first:
+            self.received.set()
+            threading.Event().wait(self.hold_s)
+        return 200
 
 
 @contextmanager

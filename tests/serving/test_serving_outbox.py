@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from order_helpers import make_order, submit
+from order_helpers import paid_orders
 from payout_receiver import Receiver, running
 from sqlalchemy import select, text
 from typer.testing import CliRunner
@@ -22,18 +22,6 @@ from serving.pipeline import InspectorStatus
 from serving.settings import Settings
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)  # a fixed clock: every row is due by then
-
-
-def paid_orders(client: TestClient, make_user, n: int = 1) -> list[dict[str, Any]]:
-    """`n` orders of one piece each, inspected as pass: each paid at once."""
-    artisan, ha = make_user("artisan", "Wanjiru")
-    _, staff = make_user("qc", "Q")
-    out = []
-    for i in range(n):
-        make_order(client, staff, artisan, {"P1": 1000 * (i + 1)}, order_id=f"ORD-{i}")
-        submit(client, ha, "P1", order_id=f"ORD-{i}", seed=i)
-        out.append(client.get(f"/api/v1/orders/ORD-{i}", headers=staff).json())
-    return out
 
 
 def outbox(client: TestClient) -> list[PayoutOutbox]:

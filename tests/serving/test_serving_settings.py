@@ -19,6 +19,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.model_dir.parts[-2:] == ("models", "default")
     assert s.decode_limits.max_bytes == MAX_PHOTO_BYTES
     assert s.audit_sample_rate == 0.02 and s.payout_webhook_url is None
+    assert (s.inspect_queue, s.inspect_queue_timeout_s) == (16, 30.0)
+    assert (s.auth_failures_per_minute, s.db_connect_timeout_s) == (20, 5)
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -52,6 +54,10 @@ def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("KITO_PAYOUT_WEBHOOK_URL", "http://", "KITO_PAYOUT_WEBHOOK_URL"),
         ("KITO_PAYOUT_WEBHOOK_TIMEOUT_S", "0", "KITO_PAYOUT_WEBHOOK_TIMEOUT_S"),
         ("KITO_PAYOUT_RETRY_MAX_S", "1", "KITO_PAYOUT_RETRY_MAX_S"),
+        ("KITO_INSPECT_QUEUE", "-1", "KITO_INSPECT_QUEUE"),
+        ("KITO_INSPECT_QUEUE_TIMEOUT_S", "0", "KITO_INSPECT_QUEUE_TIMEOUT_S"),
+        ("KITO_AUTH_FAILURES_PER_MINUTE", "0", "KITO_AUTH_FAILURES_PER_MINUTE"),
+        ("KITO_DB_CONNECT_TIMEOUT_S", "0", "KITO_DB_CONNECT_TIMEOUT_S"),
     ],
 )
 def test_unsafe_or_invalid_values_are_refused(

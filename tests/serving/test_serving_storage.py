@@ -62,3 +62,26 @@ def test_check_reports_unwritable_root(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StorageError, match="not writable"):
         LocalObjectStore(tmp_path / "file" / "photos").check()
+
+
+def test_sweep_deletes_only_temp_files_of_dead_writers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = LocalObjectStore(tmp_path)
+    key = store.put(b"a photo")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    folder = store.path(key).parent
+    killed = folder / f".put-{int(dead.stdout)}-abc.tmp"  # its writer was killed mid-put
+    writing = folder / f".put-{os.getpid()}-def.tmp"  # this process is writing it now
+    other = folder / "notes.txt"  # not ours to judge
+    for p in (killed, writing, other):
+        p.write_bytes(b"partial")
+    assert store.sweep_interrupted() == [killed]
+    assert not killed.exists() and writing.exists() and other.exists()
+    assert {k for k, _ in store.walk()} == {key, None}
