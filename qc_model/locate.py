@@ -100,31 +100,21 @@ def _find_mat(gray: NDArray[np.uint8], work_gray: NDArray[np.uint8]) -> MatDetec
 
 
 def work_copy(image: NDArray[np.uint8], max_side: int = WORK_SIZE) -> NDArray[np.uint8]:
-    """`image` shrunk to a longer side of at most `max_side` (itself when it is that small
-    already): the copy the piece location and the marker search work on.
+    """`image` shrunk by area averaging to a longer side of at most `max_side` (itself when it
+    is that small already): the copy the piece location and the marker search work on.
 
-    Whole factors first, as exact k x k block means, then bilinear for the rest (under 2x).
-    OpenCV's area resampling at a fractional factor took 5.5 ms from a 1008 px photo and 12 ms
-    from a 2016 px one, a fifth of the gate; this takes 0.8 and 1.9 ms. Box and mask IoU
-    against the renderer's truth and the size errors did not move (docs/BENCHMARKS.md).
+    Area averaging at a fractional factor is the slowest step left in the gate (5.5 ms from a
+    1008 px photo, 12.5 ms from 2016 px, one thread), but it stays: whole-factor block means
+    then bilinear took 0.8 and 1.9 ms and located pieces as well against the renderer's truth,
+    yet moved crops enough that tests/serving/test_serving_retrain_loop.py's small challenger
+    lost one holdout photo of recall and failed its promotion gate.
     """
     h, w = image.shape[:2]
     scale = max_side / max(h, w)
     if scale >= 1.0:
         return image
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    k = int(1.0 / scale)
-    if k >= 2:
-        whole = image[: h // k * k, : w // k * k]
-        image = np.asarray(cv2.resize(whole, (w // k, h // k), interpolation=cv2.INTER_AREA))
-    if w % k == 0 and h % k == 0:  # the block means cover the frame: a plain resize maps exactly
-        out = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-    else:  # bilinear on the full frame's pixel-centre grid, so the left-out rows shift nothing
-        sx, sy = size[0] * k / w, size[1] * k / h  # block-mean px -> copy px
-        to_src = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5]])
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        out = cv2.warpAffine(image, to_src, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    return np.asarray(out, np.uint8)
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
 
 
 def _design(x: NDArray[np.float64], y: NDArray[np.float64], quadratic: bool) -> NDArray:

@@ -63,24 +63,6 @@ def test_split_pieces_keeps_image_coordinates() -> None:
     assert small[150, 300] == 255 and small[150, 100] == 0
 
 
-@pytest.mark.parametrize("size", [1024, 2016, 4032])
-def test_work_copy_is_close_to_area_resampling_and_not_shifted(size: int) -> None:
-    img = photo(hoops(30.0, bgr(HOOP.finish.lab)), size=size, seed=3)
-    got = work_copy(img)
-    assert max(got.shape[:2]) == 768
-    ref = cv2.resize(img, got.shape[1::-1], interpolation=cv2.INTER_AREA)
-    diff = np.abs(got.astype(np.int16) - ref)
-    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 16  # edges differ, areas do not
-
-    def centre(a: np.ndarray) -> np.ndarray:  # where the dark print and piece lie
-        ink = 255.0 - cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)
-        ys, xs = np.mgrid[: a.shape[0], : a.shape[1]]
-        return np.array([(ink * xs).sum(), (ink * ys).sum()]) / ink.sum()
-
-    # (4032 is not a multiple of the whole factor 5: the left-out rows must not shift it)
-    assert np.abs(centre(got) - centre(ref)).max() < 0.1  # px
-
-
 @pytest.mark.parametrize("max_side", [1200, 768, 600])
 def test_markers_found_on_a_bounded_copy_give_the_same_scale(max_side: int) -> None:
     # Searched on the small copy, the corners are refined on the photo itself: the homography
