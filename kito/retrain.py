@@ -27,6 +27,7 @@ class Outcome:
     message: str
     version: str | None = None
     report: Path | None = None
+    wall_s: dict[str, float] | None = None  # per stage: merge, train, export, compare, report
 
 
 def default_out() -> Path:
@@ -125,6 +126,7 @@ def retrain(
             metrics=metrics,
         )
         gate = result.comparison.gate
+        echo("      wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.wall_s.items()))
         for check in gate.checks:
             echo(
                 f"      {check.name}: champion {points(check.champion)} -> challenger "
@@ -133,14 +135,14 @@ def retrain(
         if not gate.passed:
             why = "; ".join(gate.reasons)
             msg = f"{row.version} stays a candidate: the promotion gate failed: {why}"
-            return Outcome("candidate", msg, row.version, result.report)
+            return Outcome("candidate", msg, row.version, result.report, result.wall_s)
         if not promote:
             msg = f"{row.version} passed the promotion gate; left a candidate (--no-promote)"
-            return Outcome("candidate", msg, row.version, result.report)
+            return Outcome("candidate", msg, row.version, result.report, result.wall_s)
         loader = PackageLoader(packages, settings.model_cache_path, settings.threshold_overrides)
         registry.promote(session, row.version, by="kito retrain (gate passed)", verify=loader)
         msg = f"{row.version} passed the promotion gate and is the champion"
-        return Outcome("champion", msg, row.version, result.report)
+        return Outcome("champion", msg, row.version, result.report, result.wall_s)
 
 
 def _previous_manifest(metrics: dict[str, Any]) -> Path | None:

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from kito.cli import app
 runner = CliRunner()
 for args in (["--help"], ["data", "--help"], ["data", "import", "--help"],
-             ["data", "preview", "--help"], ["data", "stats", "--help"], ["catalog", "--help"]):
+             ["data", "preview", "--help"], ["data", "stats", "--help"], ["catalog", "--help"],
+             ["models", "--help"], ["models", "promote", "--help"], ["retrain", "--help"]):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, (args, result.output)
 heavy = sorted(m for m in ("torch", "timm", "albumentations", "training") if m in sys.modules)

@@ -62,6 +62,9 @@ class TrainConfig(BaseModel):
         default=0, ge=0
     )  # DataLoader workers for the uncached (full fine-tune) path
     cache_dir: str = ""  # crops cache; "" = $KITO_CACHE_DIR or ~/.cache/kito
+    # Keep frozen-trunk features on disk under cache_dir, per photo: the next run (a retrain on
+    # the same base data) computes the trunk only for photos it has not seen.
+    feature_cache: bool = True
     preprocess: PreprocessConfig = Field(default_factory=lambda: PreprocessConfig())
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
 

@@ -236,23 +236,39 @@ def cache_features(
     batch_size: int = 32,
     desc: str = "features",
     quiet: bool = False,
+    disk: Any = None,
 ) -> torch.Tensor:
-    """Run the frozen trunk once per (photo, view); view 0 unaugmented, the rest augmented."""
+    """Run the frozen trunk once per (photo, view); view 0 unaugmented, the rest augmented.
+
+    With `disk` (a training.feature_cache.FeatureCache) photos whose views are stored already
+    are read back instead, and the computed ones are stored for the next run."""
     model.eval()
     n = len(dataset)
     out: torch.Tensor | None = None
-    bar = tqdm(total=n * views, desc=desc, unit="view", disable=quiet, leave=False)
+    todo = list(range(n))
+    if disk is not None:
+        stored = {i: disk.load(dataset.records[i].sha256, views) for i in range(n)}
+        hits = {i: t for i, t in stored.items() if t is not None}
+        for i, t in hits.items():
+            if out is None:
+                out = torch.empty((n, views, *t.shape[1:]), dtype=torch.float16)
+            out[i] = t
+        todo = [i for i in range(n) if i not in hits]
+    bar = tqdm(total=len(todo) * views, desc=desc, unit="view", disable=quiet, leave=False)
     for v in range(views):
         pipeline = dataset.augment if v > 0 else None
-        for start in range(0, n, batch_size):
-            idx = range(start, min(n, start + batch_size))
+        for start in range(0, len(todo), batch_size):
+            idx = todo[start : start + batch_size]
             crops = [apply(pipeline, dataset.store.get(dataset.records[i])) for i in idx]
             x = torch.from_numpy(np.stack([normalize(c, dataset.store.cfg) for c in crops]))
             z = model.forward_trunk(x.to(device)).to("cpu", torch.float16)  # (B, C, h, w)
             if out is None:
                 out = torch.empty((n, views, *z.shape[1:]), dtype=torch.float16)
-            out[start : start + len(idx), v] = z
+            out[idx, v] = z
             bar.update(len(idx))
     bar.close()
     assert out is not None
+    if disk is not None:
+        for i in todo:
+            disk.save(dataset.records[i].sha256, out[i])
     return out

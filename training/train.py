@@ -39,6 +39,7 @@ from training.dataset import (
     targets_for,
 )
 from training.epoch_metrics import score
+from training.feature_cache import FeatureCache
 
 
 class HeadOnly(nn.Module):
@@ -95,10 +96,15 @@ def load_data(
     train_ds: Dataset = crops
     val_ds: Dataset | None = val_crops if val_recs else None
     if model.freeze_blocks > 0:
-        feats = cache_features(model, crops, cfg.cache_views, device, quiet=not d.main)
+        disk = None
+        if cfg.feature_cache:
+            disk = FeatureCache(cfg.crop_cache_dir(), model, cfg.preprocess, cfg.augment)
+        feats = cache_features(model, crops, cfg.cache_views, device, quiet=not d.main, disk=disk)
         train_ds = FeatureDataset(feats, y_train, random_view=True)
         if val_recs:
-            vfeats = cache_features(model, val_crops, 1, device, desc="val", quiet=not d.main)
+            vfeats = cache_features(
+                model, val_crops, 1, device, desc="val", quiet=not d.main, disk=disk
+            )
             val_ds = FeatureDataset(vfeats, val_crops.targets, random_view=False)
     sampler = None
     if cfg.imbalance == "sampler" and not d.enabled:

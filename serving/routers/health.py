@@ -34,7 +34,8 @@ def readyz(request: Request) -> JSONResponse:
         checks["model"] |= {
             "version": champion.version if champion else None,
             "shadow": shadow.version if shadow else None,
-            "refused": [r.as_dict() for r in models.refusals],
+            # A snapshot: the watcher thread may add a refusal while this request reads them.
+            "refused": [r.as_dict() for r in list(models.refusals)],
         }
     try:
         with state.engine.connect() as conn:

@@ -249,3 +249,48 @@ def test_training_and_export_refuse_the_frozen_holdout(tiny: Path, tmp_path: Pat
     m = Manifest.read(tiny)
     train_only = Manifest(header=m.header, records=m.split("train"))
     assert check_against_default(train_only, "train split", holdout) is True
+
+
+def test_trunk_features_are_cached_on_disk_per_photo(tiny: Path, tmp_path: Path) -> None:
+    from qc_model.network import build_model
+    from training.augment import build_augment
+    from training.dataset import CropDataset, CropStore, cache_features, load_manifest
+    from training.feature_cache import FeatureCache
+
+    cfg = load_config(None, ["preprocess.input_size=64"])
+    manifest, root = load_manifest(tiny)
+    records = manifest.split("train")
+    store = CropStore(root, cfg.preprocess, tmp_path / "crops")
+    data = CropDataset(records, np.zeros(len(records)), store, build_augment(cfg.augment, 0))
+    model = build_model(num_classes=7, weights="imagenet", freeze_blocks=6)
+    disk = FeatureCache(tmp_path, model, cfg.preprocess, cfg.augment)
+    calls = []
+    trunk = model.forward_trunk
+    model.forward_trunk = lambda x: calls.append(len(x)) or trunk(x)  # type: ignore[method-assign]
+
+    first = cache_features(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)
+    assert sum(calls) == 2 * len(records) and len(list(disk.dir.glob("*.pt"))) == len(records)
+    calls.clear()
+    again = cache_features(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)
+    assert calls == [] and torch.equal(first, again)  # read back, not recomputed
+    # One view asked for: the stored clean view; more views than stored: computed again.
+    assert torch.equal(
+        cache_features(model, data, 1, torch.device("cpu"), quiet=True, disk=disk)[:, 0],
+        first[:, 0],
+    )
+    cache_features(model, data, 3, torch.device("cpu"), quiet=True, disk=disk)
+    assert sum(calls) == 3 * len(records)
+    # Another trunk (other frozen weights) or other preprocessing: another folder.
+    other = build_model(num_classes=7, weights="none", freeze_blocks=6)
+    assert FeatureCache(tmp_path, other, cfg.preprocess, cfg.augment).dir != disk.dir
+    small = cfg.preprocess.model_copy(update={"input_size": 32})
+    assert FeatureCache(tmp_path, model, small, cfg.augment).dir != disk.dir
+    assert (
+        FeatureCache(
+            tmp_path,
+            build_model(num_classes=3, weights="imagenet", freeze_blocks=6),
+            cfg.preprocess,
+            cfg.augment,
+        ).dir
+        == disk.dir
+    )
