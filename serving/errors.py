@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +13,6 @@ from sqlalchemy.exc import DataError as DatabaseDataError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from qc_model.decode import DecodeError
 from qc_model.errors import DataError
@@ -160,13 +160,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    # Asked method by method: included routers only say whether some route of theirs matches.
-    routes = request.app.router.routes
-    return [
-        method
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
-        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
-    ]
+    """The methods the API documents for this path. A literal path (/models/rollback) is the
+    resource meant, not a template that also matches it (/models/{version})."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    path = request.url.path
+    if path in paths:
+        documented = [paths[path]]
+    else:
+        documented = [ops for p, ops in paths.items() if _template(p).fullmatch(path)]
+    methods = {m.upper() for ops in documented for m in ops}
+    return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m in methods]
+
+
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
 
 
 def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
 from sqlalchemy import func, select
 
 from qc_model.errors import DataError
@@ -19,6 +20,7 @@ from serving.db.models import User
 from serving.db.session import SessionDep
 from serving.errors import ApiError
 from serving.schemas import (
+    DB_INT_MAX,
     ErrorPublic,
     UserCreate,
     UserCreated,
@@ -72,8 +74,13 @@ def list_users(
     return UsersPublic(data=[UserDetail.model_validate(u) for u in rows], count=count)
 
 
-@router.patch("/{user_id}", response_model=UserDetail, responses=_ERRORS)
-def update(user_id: int, body: UserUpdate, admin: AdminUser, session: SessionDep) -> UserDetail:
+@router.patch("/{user_id:int}", response_model=UserDetail, responses=_ERRORS)
+def update(
+    user_id: Annotated[int, PathParam(ge=1, le=DB_INT_MAX)],
+    body: UserUpdate,
+    admin: AdminUser,
+    session: SessionDep,
+) -> UserDetail:
     """Deactivate (or reactivate) a user. An admin cannot deactivate themselves."""
     user = session.get(User, user_id)
     if user is None:

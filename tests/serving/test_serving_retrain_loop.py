@@ -126,7 +126,18 @@ def test_reviews_retrain_gate_promote_and_a_worse_challenger_refused(
         assert "30 pieces reviewed" in skipped and "waits for 31" in skipped
 
         run1 = tmp_path / "retrain1"
-        out = _cli(env, "retrain", "--base", str(base), "--min-reviews", "30", "--out", str(run1))
+        out = _cli(
+            env,
+            "retrain",
+            "--base",
+            str(base),
+            "--min-reviews",
+            "30",
+            "--out",
+            str(run1),
+            "--set",
+            "epochs=12",
+        )
         assert "fine-tuning from the champion's weights" in out
         assert "passed the promotion gate and is the champion" in out, out
         report = (run1 / "report" / "index.html").read_text()
