@@ -34,14 +34,19 @@ from bench_serving import phone_jpegs  # noqa: E402
 
 # (row label, module file suffix, function name) of the functions worth a row of their own.
 FUNCTIONS = [
+    ("decode: whole (decode_photo)", "qc_model/decode.py", "decode_photo"),
     ("decode: cv2.imdecode", "~", "<imdecode>"),
+    ("gate: whole (check_photo)", "qc_model/gate.py", "check_photo"),
+    ("gate: work copy (work_copy)", "qc_model/locate.py", "work_copy"),
     ("gate: find_mat (markers)", "qc_model/gate.py", "find_mat"),
     ("gate: locate_piece", "qc_model/locate.py", "locate_piece"),
     ("gate: sharpness", "qc_model/gate.py", "sharpness"),
     ("gate: exposure_checks", "qc_model/gate.py", "exposure_checks"),
+    ("model: whole (crop + ONNX)", "serving/model_inspector.py", "_predict"),
     ("model: preprocess (crop)", "qc_model/preprocess.py", "preprocess"),
     ("model: ONNX run", "qc_model/inference.py", "run"),
     ("verdict: decide", "qc_model/verdict.py", "decide"),
+    ("spec: whole (run_spec_checks)", "qc_model/spec_checks.py", "run_spec_checks"),
     ("spec: measurement_mask", "qc_model/measure.py", "measurement_mask"),
     ("spec: measure_pieces", "qc_model/measure.py", "measure_pieces"),
     ("spec: colour check", "qc_model/spec_checks.py", "_colour_check"),

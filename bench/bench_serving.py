@@ -318,9 +318,11 @@ def main(argv: list[str] | None = None) -> int:
             measure(args, tmp, model, photos, None)
             return 0
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
-        for _ in range(args.rounds):
-            runs["baseline"].append(measure(args, tmp, model, photos, args.baseline.resolve()))
-            runs["this tree"].append(measure(args, tmp, model, photos, REPO))
+        trees = {"baseline": args.baseline.resolve(), "this tree": REPO}
+        for i in range(args.rounds):
+            # ABBA order: neither tree always runs right after the other's service.
+            for name in sorted(trees, reverse=i % 2 == 1):
+                runs[name].append(measure(args, tmp, model, photos, trees[name]))
         compare(runs, args.clients)
     return 0
 
