@@ -1,6 +1,7 @@
 """End-to-end benchmark of the inspection service over HTTP with 12 MP phone-like JPEGs.
 
     .venv/bin/python bench/bench_serving.py --model models/default --photos 40 --concurrent 64
+    .venv/bin/python bench/bench_serving.py --baseline /path/to/main --rounds 2   # A/B
 
 starts `kito serve` (a real uvicorn process on loopback, SQLite and a temporary data dir),
 creates an artisan token, renders phone-like JPEGs with the synthetic renderer (4032 px long
@@ -8,7 +9,9 @@ side), then measures one client uploading one photo at a time (p50/p99 latency) 
 at once (photos/s, p50/p99), counts errors, and reports the per-stage timings the service
 stored with each inspection (and the database write, from the Server-Timing header).
 Without --model and without models/default, a tiny package is exported to a temp dir the way
-tests/serving does (and the output says so). Results are recorded in docs/BENCHMARKS.md.
+tests/serving does (and the output says so). With --baseline, a second source tree's service
+(e.g. main's checkout) is measured the same way, alternating with this one, and the medians are
+printed side by side. Results are recorded in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -214,6 +217,64 @@ def report(name: str, results: list[dict[str, Any]], wall_s: float, cpu_s: float
         print(f"| {label} | {pct(vals, 50):.1f} | {pct(vals, 99):.1f} | {share} |")
 
 
+def measure(
+    args: argparse.Namespace,
+    tmp: Path,
+    model: Path,
+    photos: list[tuple[str, bytes]],
+    tree: Path | None,
+) -> dict[str, float]:
+    """Start the service (from `tree`'s source when given), run both loads, report, stop.
+    Returns the headline numbers for the comparison table."""
+    port = free_port()
+    data = tmp / f"data-{port}"
+    env = {
+        **os.environ,
+        "KITO_DATA_DIR": str(data),
+        "KITO_MODEL_DIR": str(model),
+        "KITO_HOST": "127.0.0.1",
+        "KITO_PORT": str(port),
+        "KITO_LOG_LEVEL": "warning",
+    }
+    if tree is not None:
+        # The source tree's packages come before the installed (editable) ones.
+        env["PYTHONPATH"] = str(tree)
+    if args.decode_long_side:
+        env["KITO_DECODE_LONG_SIDE"] = str(args.decode_long_side)
+    token = make_token(env)
+    proc = start_service(env, tmp / f"serve-{port}.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, proc)
+        runner = Runner(base, token, photos)
+        runner.sequential(2)  # warm-up: first requests load lazily imported code
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        print(f"\nservice code: {tree or REPO}")
+        print(f"load average before the runs: {load} on {os.cpu_count()} cores")
+        cpu0 = cpu_seconds(proc.pid)
+        seq, seq_s = runner.sequential(args.photos)
+        cpu1 = cpu_seconds(proc.pid)
+        report("One client, sequential", seq, seq_s, cpu1 - cpu0)
+        conc, conc_s = runner.concurrent(args.concurrent, args.clients)
+        cpu2 = cpu_seconds(proc.pid)
+        report(f"{args.clients} concurrent clients", conc, conc_s, cpu2 - cpu1)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {
+        "p50_1": pct([r["ms"] for r in seq], 50),
+        "cpu_1": 1e3 * (cpu1 - cpu0) / len(seq),
+        "rate_n": len(conc) / conc_s,
+        "p50_n": pct([r["ms"] for r in conc], 50),
+        "p99_n": pct([r["ms"] for r in conc], 99),
+        "cpu_n": 1e3 * (cpu2 - cpu1) / len(conc),
+        "errors": float(sum(not r["ok"] for r in seq + conc)),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="model package (default: models/default)")
@@ -224,9 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distinct", type=int, default=4, help="distinct photos, cycled")
     p.add_argument("--decode-long-side", type=int, help="KITO_DECODE_LONG_SIDE for the service")
     p.add_argument("--seed", type=int, default=3)
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run the service from this source tree (e.g. a checkout of main), alternating"
+        " with this one on the same photos, and print both side by side",
+    )
+    p.add_argument("--rounds", type=int, default=1, help="with --baseline: alternations")
     args = p.parse_args(argv)
-    if min(args.photos, args.concurrent, args.clients, args.distinct) < 1:
-        p.error("--photos, --concurrent, --clients and --distinct must be >= 1")
+    if min(args.photos, args.concurrent, args.clients, args.distinct, args.rounds) < 1:
+        p.error("--photos, --concurrent, --clients, --distinct and --rounds must be >= 1")
+    if args.baseline is not None and not (args.baseline / "serving").is_dir():
+        p.error(f"--baseline {args.baseline}: not a Kito QC source tree")
 
     with tempfile.TemporaryDirectory(prefix="kito-bench-serving-") as tmp_name:
         tmp = Path(tmp_name)
@@ -244,39 +314,41 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(photos)} JPEGs at {args.size} px long side ({sizes}) rendered in "
             f"{time.perf_counter() - t0:.0f} s; designs {', '.join(d for d, _ in photos)}"
         )
-        port = free_port()
-        env = {
-            **os.environ,
-            "KITO_DATA_DIR": str(tmp / "data"),
-            "KITO_MODEL_DIR": str(model),
-            "KITO_HOST": "127.0.0.1",
-            "KITO_PORT": str(port),
-            "KITO_LOG_LEVEL": "warning",
-        }
-        if args.decode_long_side:
-            env["KITO_DECODE_LONG_SIDE"] = str(args.decode_long_side)
-        token = make_token(env)
-        proc = start_service(env, tmp / "serve.log")
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(base, proc)
-            runner = Runner(base, token, photos)
-            runner.sequential(2)  # warm-up: first requests load lazily imported code
-            load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-            print(f"load average before the runs: {load} on {os.cpu_count()} cores")
-            cpu0 = cpu_seconds(proc.pid)
-            seq, seq_s = runner.sequential(args.photos)
-            cpu1 = cpu_seconds(proc.pid)
-            report("One client, sequential", seq, seq_s, cpu1 - cpu0)
-            conc, conc_s = runner.concurrent(args.concurrent, args.clients)
-            report(f"{args.clients} concurrent clients", conc, conc_s, cpu_seconds(proc.pid) - cpu1)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if args.baseline is None:
+            measure(args, tmp, model, photos, None)
+            return 0
+        runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
+        for _ in range(args.rounds):
+            runs["baseline"].append(measure(args, tmp, model, photos, args.baseline.resolve()))
+            runs["this tree"].append(measure(args, tmp, model, photos, REPO))
+        compare(runs, args.clients)
     return 0
+
+
+def compare(runs: dict[str, list[dict[str, float]]], clients: int) -> None:
+    """Medians over the rounds, baseline and this tree side by side, and their ratio."""
+    rows = [
+        ("1 client p50 ms", "p50_1"),
+        ("1 client server CPU ms/photo", "cpu_1"),
+        (f"{clients} clients photos/s", "rate_n"),
+        (f"{clients} clients p50 ms", "p50_n"),
+        (f"{clients} clients p99 ms", "p99_n"),
+        (f"{clients} clients server CPU ms/photo", "cpu_n"),
+        ("errors (all runs)", "errors"),
+    ]
+    base, this = runs["baseline"], runs["this tree"]
+    print(f"\nComparison, median of {len(base)} round(s) each:")
+    print("| metric | baseline | this tree | this / baseline |\n| --- | ---: | ---: | ---: |")
+    for label, key in rows:
+        if key == "errors":
+            b, t = sum(r[key] for r in base), sum(r[key] for r in this)
+        else:
+            b, t = (
+                float(np.median([r[key] for r in base])),
+                float(np.median([r[key] for r in this])),
+            )
+        ratio = f"{t / b:.2f}" if b else ""
+        print(f"| {label} | {b:.1f} | {t:.1f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -319,6 +319,7 @@ def export_cmd(
     ],
     out: Annotated[Path, typer.Option(help="New package folder, e.g. models/NAME")],
     int8: Annotated[bool, typer.Option(help="Also write an INT8 package at OUT-int8")] = False,
+    int8_format: Annotated[str, typer.Option(help="INT8 graph format: qdq or qoperator")] = "qdq",
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
     workers: WorkersOpt = 1,
 ) -> None:
@@ -336,7 +337,9 @@ def export_cmd(
     if int8:
         from training.quantize import quantize_package
 
-        q = quantize_package(out, calibration_manifest, out.with_name(out.name + "-int8"))
+        q = quantize_package(
+            out, calibration_manifest, out.with_name(out.name + "-int8"), fmt=int8_format
+        )
         r = q.metrics["int8"]
         typer.echo(
             f"wrote {out.name}-int8 (macro-F1 {r['macro_f1_fp32']:.4f} -> "
@@ -364,6 +367,23 @@ def serve(
     app = create_app(settings)
     typer.echo(f"Kito QC on http://{settings.host}:{settings.port} (API docs at /docs)")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command("demo")
+@user_errors
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port (default KITO_PORT, 8000)")] = None,
+    serve_forever: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving after seeding")
+    ] = True,
+) -> None:
+    """Start the service with the bundled model, seed users, an order and three inspections
+    (pass, fail, retake), print the tokens and the page URLs, and keep serving."""
+    from kito.demo import run_demo
+    from serving.settings import load_settings
+
+    settings = load_settings(**({"port": port} if port is not None else {}))
+    run_demo(settings, serve_forever=serve_forever, echo=typer.echo)
 
 
 @db_app.command("upgrade")

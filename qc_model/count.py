@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 
 from qc_model.catalog import Components
 from qc_model.color import delta_e_2000, rgb_to_lab
-from qc_model.finish import DARK_L, balanced_piece_lab, match_lightness
+from qc_model.finish import DARK_L, balanced_piece_colours, match_lightness_each
 from qc_model.mat import DEFAULT_MAT, MatDetection
 from qc_model.measure import disc, rectify_mask
 
@@ -68,12 +68,15 @@ def _count_stones(
     ys, xs = np.nonzero(mask)
     if len(xs) < 20:
         return None
-    lab = balanced_piece_lab(image_bgr, mask, mat, inset_mm=0.0, sample=False)
-    if lab is None:
+    found = balanced_piece_colours(image_bgr, mask, mat, inset_mm=0.0, sample=False)
+    if found is None:
         return None
+    lab, inverse = found  # per distinct colour, and each pixel's colour
     # Lightness-matched like the finish check: a stone's facets range from glint to shade.
-    lit = lab[:, 0] > DARK_L
-    de = np.stack([delta_e_2000(match_lightness(lab, c), c) for c in components.colours], 1)
+    lit = (lab[:, 0] > DARK_L)[inverse]
+    matched = match_lightness_each(lab, components.colours)
+    de = np.stack([delta_e_2000(m, c) for m, c in zip(matched, components.colours, strict=True)], 1)
+    de = de[inverse]
     # On the piece's box only (plus a border for the opening): the frame can be 12 MP.
     pad = 2
     y0, x0 = max(0, int(ys.min()) - pad), max(0, int(xs.min()) - pad)

@@ -24,19 +24,24 @@ def _sample(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return pixels[::step]
 
 
-def balanced_piece_lab(
+def balanced_piece_colours(
     image_bgr: NDArray[np.uint8],
     mask: NDArray[np.uint8],
     mat: MatDetection,
     *,
     inset_mm: float = INSET_MM,
     sample: bool = True,
-) -> NDArray[np.float64] | None:
-    """Lab of (a sample of) the piece's pixels after white-balancing on the mat's paper.
+) -> tuple[NDArray[np.float64], NDArray[np.intp]] | None:
+    """Lab of (a sample of) the piece's pixels after white-balancing on the mat's paper, as
+    (Lab of each distinct pixel colour (K, 3), index of each pixel's colour (N,)).
 
     The paper's printed colour is known, so the per-channel gain that turns the observed paper
     back into it removes both the light's colour cast and the exposure. Gains apply in linear
     light, where a colour cast is a per-channel multiplication.
+
+    Every step from a pixel's 8-bit colour to its ΔE00 depends on that colour alone, and a
+    piece holds two to four times fewer distinct colours than pixels: callers compute per
+    colour and expand with the index (`values[inverse]`), the same numbers for less work.
     """
     inner, ring, (x0, y0) = piece_and_ring(mask, mat.px_per_mm, inset_mm)
     crop = image_bgr[y0 : y0 + inner.shape[0], x0 : x0 + inner.shape[1]]
@@ -50,8 +55,17 @@ def balanced_piece_lab(
     gain = paper_true / np.maximum(paper_obs, 1e-4)
     if sample:
         piece_px = _sample(piece_px)
-    rgb = _srgb_to_linear(piece_px[:, ::-1].astype(np.float64) / 255.0) * gain
-    return rgb_to_lab(_linear_to_srgb(rgb) * 255.0)
+    colours, inverse = distinct_colours(piece_px)
+    rgb = _srgb_to_linear(colours[:, ::-1].astype(np.float64) / 255.0) * gain
+    return rgb_to_lab(_linear_to_srgb(rgb) * 255.0), inverse
+
+
+def distinct_colours(pixels: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.intp]]:
+    """The distinct rows of `pixels` (N, 3) and, per pixel, the index of its row."""
+    p = pixels.astype(np.int32)
+    keys, inverse = np.unique((p[:, 0] << 16) | (p[:, 1] << 8) | p[:, 2], return_inverse=True)
+    colours = np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
+    return colours, inverse.reshape(-1)
 
 
 def piece_and_ring(
@@ -91,23 +105,34 @@ def match_lightness(lab: NDArray[np.float64], target: Sequence[float]) -> NDArra
     not on its finish: measured on synthetic photos, comparing lightness too sent 71 % of
     correct metal pieces over the colour tolerance (docs/CHECKS.md).
     """
+    return match_lightness_each(lab, [target])[0]
+
+
+def match_lightness_each(
+    lab: NDArray[np.float64], targets: Sequence[Sequence[float]]
+) -> list[NDArray[np.float64]]:
+    """`match_lightness(lab, t)` for each target; `lab` goes to linear light once for all."""
     lin = _srgb_to_linear(np.clip(lab_to_rgb(lab), 0, 255) / 255.0)
-    y = lin @ _LUMA
-    y_target = float(_srgb_to_linear(np.clip(lab_to_rgb(target), 0, 255) / 255.0) @ _LUMA)
-    scaled = lin * (y_target / np.maximum(y, 1e-4))[..., None]
-    return rgb_to_lab(_linear_to_srgb(scaled) * 255.0)
+    y = np.maximum(lin @ _LUMA, 1e-4)
+    out = []
+    for target in targets:
+        y_target = float(_srgb_to_linear(np.clip(lab_to_rgb(target), 0, 255) / 255.0) @ _LUMA)
+        scaled = lin * (y_target / y)[..., None]
+        out.append(rgb_to_lab(_linear_to_srgb(scaled) * 255.0))
+    return out
 
 
-def _hued_piece_lab(
+def _hued_piece_colours(
     image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8], mat: MatDetection
-) -> NDArray[np.float64] | None:
-    """White-balanced Lab pixels of the piece that carry hue (near-black ones do not); None
-    when too few are left to judge a colour."""
-    lab = balanced_piece_lab(image_bgr, mask, mat)
-    if lab is None:
+) -> tuple[NDArray[np.float64], NDArray[np.intp]] | None:
+    """White-balanced Lab colours of the piece and the index of each pixel's colour, keeping only
+    pixels that carry hue (near-black ones do not); None when too few are left to judge."""
+    found = balanced_piece_colours(image_bgr, mask, mat)
+    if found is None:
         return None
-    lab = lab[lab[:, 0] > DARK_L]
-    return lab if len(lab) >= 20 else None
+    lab, inverse = found
+    inverse = inverse[lab[inverse, 0] > DARK_L]
+    return (lab, inverse) if len(inverse) >= 20 else None
 
 
 def finish_colour_lab(
@@ -119,10 +144,11 @@ def finish_colour_lab(
     """The piece's robust colour at the target's lightness: per-channel median of its
     white-balanced, lightness-matched Lab pixels (near-black pixels carry no hue and are left out).
     """
-    lab = _hued_piece_lab(image_bgr, mask, mat)
-    if lab is None:
+    found = _hued_piece_colours(image_bgr, mask, mat)
+    if found is None:
         return None
-    return np.median(match_lightness(lab, target), axis=0)
+    lab, inverse = found
+    return np.median(match_lightness(lab, target)[inverse], axis=0)
 
 
 def palette_delta_e(
@@ -133,8 +159,10 @@ def palette_delta_e(
 ) -> float | None:
     """Median over the piece's pixels of the ΔE00 to the nearest palette colour (each compared
     at that colour's lightness): small when the piece is made of the design's colours."""
-    lab = _hued_piece_lab(image_bgr, mask, mat)
-    if lab is None:
+    found = _hued_piece_colours(image_bgr, mask, mat)
+    if found is None:
         return None
-    de = np.stack([delta_e_2000(match_lightness(lab, p), p) for p in palette], axis=1)  # (N, P)
-    return float(np.median(de.min(axis=1)))
+    lab, inverse = found
+    matched = match_lightness_each(lab, palette)
+    de = np.stack([delta_e_2000(m, p) for m, p in zip(matched, palette, strict=True)], axis=1)
+    return float(np.median(de.min(axis=1)[inverse]))

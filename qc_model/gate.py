@@ -12,16 +12,18 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from qc_model.catalog import Design
-from qc_model.locate import PieceLocation, locate_piece
-from qc_model.mat import MatDetection, detect_mat
+from qc_model.locate import WORK_SIZE, PieceLocation, locate_piece, work_copy
+from qc_model.mat import MatDetection, detect_markers, detect_mat, mat_from_markers, refine_corners
 from qc_model.messages import retake_message
 
 # Blur is judged on the piece resampled to at most this scale, so a 12-megapixel photo (whose
 # lens blurs over a few pixels) and a small one are held to the same standard in millimetres.
 SHARPNESS_PX_PER_MM = 4.0
-# Markers are looked for on a copy whose longer side is at most this: the detector's cost grows
-# with the pixel count, and a 22 mm marker still spans ~90 px at this size on a framed card.
-MAT_DETECT_SIDE = 1280
+# Markers are looked for on a copy whose longer side is at most this (the piece location's work
+# copy, made once for both), then their corners are refined on the photo itself: the search's
+# cost grows with the pixel count, and a 22 mm marker still spans ~45 px at this size on a
+# framed card (found as reliably as at 1024 px on the synthetic sets, docs/BENCHMARKS.md).
+MAT_DETECT_SIDE = WORK_SIZE
 # A phone photo of the card spans about this much across its longer side (the 297 mm card and
 # some table); a photo is decoded with this margin over the px/mm the gate demands.
 FRAME_SPAN_MM = 370.0
@@ -120,8 +122,11 @@ def check_photo(
     gray = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), np.uint8)
     h, w = gray.shape
     checks = [_check("long_side_px", max(h, w), cfg.min_long_side_px, "min", "low_resolution")]
+    # One shrunk copy serves both the marker search and the piece location.
+    work = work_copy(image_bgr) if mat is None or location is None else None
     if mat is None:
-        mat = find_mat(gray)
+        assert work is not None
+        mat = find_mat(gray, work=np.asarray(cv2.cvtColor(work, cv2.COLOR_BGR2GRAY), np.uint8))
     markers = len(mat.marker_ids) if mat else 0
     checks.append(_check("mat_markers", markers, cfg.min_markers, "min", "no_mat"))
     if mat is not None:
@@ -129,7 +134,7 @@ def check_photo(
             _check("px_per_mm", mat.px_per_mm, _min_px_per_mm(design, cfg), "min", "too_far")
         )
     if location is None:
-        location = locate_piece(image_bgr, mat, find_mat=False)
+        location = locate_piece(image_bgr, mat, find_mat=False, work=work)
     checks.append(_check("piece_found", float(location is not None), 1.0, "min", "no_piece"))
     ppm = mat.px_per_mm if mat else None
     region = piece_region(gray, location, ppm) if location is not None else gray
@@ -165,25 +170,24 @@ _PRIORITY = (
 )
 
 
-def find_mat(gray: NDArray[np.uint8], max_side: int = MAT_DETECT_SIDE) -> MatDetection | None:
-    """`detect_mat` on a copy bounded to `max_side`, mapped back to the input's pixel grid."""
+def find_mat(
+    gray: NDArray[np.uint8],
+    max_side: int = MAT_DETECT_SIDE,
+    *,
+    work: NDArray[np.uint8] | None = None,
+) -> MatDetection | None:
+    """The mat in `gray`: markers searched on a copy bounded to `max_side` (`work`, when the
+    caller has made it), their corners refined on `gray` itself, so the homography and the
+    scale keep the photo's own precision."""
     h, w = gray.shape
     if max(h, w) <= max_side:
         return detect_mat(gray)
-    s = max_side / max(h, w)
-    small = cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    found = detect_mat(np.asarray(small, np.uint8))
-    if found is None:
-        return None
-    sx, sy = small.shape[1] / w, small.shape[0] / h
-    # Pixel centres: x_small = (x + 0.5) * sx - 0.5.
-    to_small = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-    return MatDetection(
-        image_to_mat=found.image_to_mat @ to_small,
-        marker_ids=found.marker_ids,
-        px_per_mm=found.px_per_mm / s,
-        reprojection_error_mm=found.reprojection_error_mm,
-    )
+    small = work_copy(gray, max_side) if work is None else work
+    corners, ids = detect_markers(small)
+    # Pixel centres: x = (x_small + 0.5) * w / w_small - 0.5.
+    to_full = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
+    refined = [refine_corners(gray, (c + 0.5) * to_full - 0.5) for c in corners]
+    return mat_from_markers(refined, ids)
 
 
 def decode_long_side(design: Design | None, cfg: GateConfig | None = None, floor: int = 0) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
+MARKER_MODULES = 6  # a marker's side: 4 bits and a one-module black border on each side
 
 
 @dataclass(frozen=True)
@@ -111,14 +112,42 @@ def _aruco_detector() -> cv2.aruco.ArucoDetector:
 
 def detect_mat(gray: NDArray[np.uint8], spec: MatSpec = DEFAULT_MAT) -> MatDetection | None:
     """Find the mat's markers in a grayscale photo; None when no valid marker is seen."""
+    corners, ids = detect_markers(gray)
+    return mat_from_markers(corners, ids, spec)
+
+
+def detect_markers(gray: NDArray[np.uint8]) -> tuple[list[NDArray[np.float32]], list[int]]:
+    """ArUco markers in a grayscale image: corners (4, 2) each, sub-pixel refined, and ids."""
     corners, ids, _ = _aruco_detector().detectMarkers(gray)
     if ids is None:
-        return None
+        return [], []
+    return [np.asarray(c, np.float32).reshape(4, 2) for c in corners], [int(i) for i in ids.ravel()]
+
+
+def refine_corners(gray: NDArray[np.uint8], quad: NDArray[np.floating]) -> NDArray[np.float32]:
+    """A marker's corners (4, 2), estimated elsewhere (on a smaller copy), refined on `gray` the
+    way the detector refines its own: a window of 0.3 module (at most 5 px) around each corner.
+    The stopping accuracy is tighter than the detector's 0.1 px: the estimate starts up to a
+    pixel off, and sizes are measured from these corners."""
+    pts = np.array(quad, np.float32).reshape(4, 1, 2)  # a copy: cornerSubPix works in place
+    module = float(np.linalg.norm(pts - np.roll(pts, 1, axis=0), axis=2).sum()) / (
+        4 * MARKER_MODULES
+    )
+    win = min(5, max(1, round(0.3 * module)))
+    criteria = (cv2.TERM_CRITERIA_MAX_ITER | cv2.TERM_CRITERIA_EPS, 30, 0.01)
+    refined = cv2.cornerSubPix(gray, pts, (win, win), (-1, -1), criteria)
+    return np.asarray(refined, np.float32).reshape(4, 2)
+
+
+def mat_from_markers(
+    corners: list[NDArray[np.float32]], ids: list[int], spec: MatSpec = DEFAULT_MAT
+) -> MatDetection | None:
+    """The mat's homography from detected markers; None when no valid marker is among them."""
     img_pts: list[NDArray[np.float64]] = []
     mat_pts: list[NDArray[np.float64]] = []
     found: list[int] = []
     scales: list[float] = []
-    for c, marker_id in zip(corners, (int(i) for i in ids.ravel()), strict=True):
+    for c, marker_id in zip(corners, ids, strict=True):
         if marker_id not in spec.marker_origins_mm or marker_id in found:
             continue
         quad = c.reshape(4, 2).astype(np.float64)

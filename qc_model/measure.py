@@ -79,13 +79,22 @@ def measurement_mask(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> N
     m = mask[y0:y1, x0:x1]
     if bw == 0 or cv2.countNonZero(m) < 20:
         return mask
-    lab = cv2.cvtColor(image_bgr[y0:y1, x0:x1].astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
     k3 = np.ones((3, 3), np.uint8)
-    paper_zone = (cv2.dilate(m, k3, iterations=8) > 0) & ~(cv2.dilate(m, k3, iterations=4) > 0)
+    near = cv2.dilate(m, k3, iterations=8) > 0
+    paper_zone = near & ~(cv2.dilate(m, k3, iterations=4) > 0)
     if paper_zone.sum() < 30:
         return mask
-    paper = np.median(lab[paper_zone], axis=0)
-    diff = np.sqrt((((lab - paper) * np.array([0.5, 1.0, 1.0], np.float32)) ** 2).sum(axis=2))
+    # Every pixel looked at below lies within 8 px of the mask: colours are converted there
+    # only (a chain's box is mostly paper far from it), as one row. Per pixel the same numbers.
+    flat = np.flatnonzero(near)  # row-major, as boolean indexing orders them
+    bgr = image_bgr[y0:y1, x0:x1].reshape(-1, 3)[flat].reshape(1, -1, 3)
+    lab = cv2.cvtColor(np.divide(bgr, np.float32(255.0), dtype=np.float32), cv2.COLOR_BGR2Lab)
+    lab = lab.reshape(-1, 3)
+    paper = np.median(lab[paper_zone[near]], axis=0)
+    delta = lab - paper
+    delta *= np.array([0.5, 1.0, 1.0], np.float32)
+    diff = np.zeros(m.shape, np.float32)
+    diff.flat[flat] = np.sqrt((delta * delta).sum(axis=1))
     on_paper = diff[paper_zone]
     centre = float(np.median(on_paper))
     noise = centre + 4.0 * 1.4826 * float(np.median(np.abs(on_paper - centre)))
@@ -96,10 +105,13 @@ def measurement_mask(image_bgr: NDArray[np.uint8], mask: NDArray[np.uint8]) -> N
     zone = cv2.dilate(m, k3, iterations=2) > 0
     cut = (zone & (diff >= level)).astype(np.uint8) * 255
     # Keep only parts that overlap the segmentation: a crumb beside the piece is not the piece.
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(cut, connectivity=8)
-    keep = [i for i in np.unique(labels[(m > 0) & (cut > 0)]) if i > 0 and stats[i, 4] >= 6]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cut, connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[labels[(m > 0) & (cut > 0)]] = True
+    keep &= stats[:, cv2.CC_STAT_AREA] >= 6
+    keep[0] = False
     out = mask.copy()
-    out[y0:y1, x0:x1] = np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.where(keep, 255, 0).astype(np.uint8)[labels]
     return out
 
 

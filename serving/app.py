@@ -16,12 +16,24 @@ from qc_model.errors import DataError
 from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import install_error_handlers
+from serving.headers import SecurityHeadersMiddleware
 from serving.limits import BodyLimitMiddleware
 from serving.live_models import LiveModels, PackageLoader, RegistryWatcher
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.outbox import Dispatcher, DispatcherThread
 from serving.pipeline import InspectorStatus
-from serving.routers import audit, designs, health, inspections, models, orders, reviews, users
+from serving.routers import (
+    audit,
+    designs,
+    health,
+    inspections,
+    models,
+    orders,
+    reviews,
+    taxonomy,
+    users,
+)
+from serving.routers.web import mount_web
 from serving.settings import Settings, load_settings
 from serving.shadow import ShadowRunner
 from serving.storage import LocalObjectStore, StorageError
@@ -108,6 +120,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
-    for module in (health, users, designs, inspections, orders, reviews, audit, models):
+    app.add_middleware(SecurityHeadersMiddleware)
+    for module in (health, users, designs, inspections, orders, reviews, audit, models, taxonomy):
         app.include_router(module.router)
+    mount_web(app)
     return app

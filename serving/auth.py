@@ -31,7 +31,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_user(session: Session, *, name: str, role: str) -> tuple[User, str]:
+def create_user(
+    session: Session, *, name: str, role: str, actor: User | None = None
+) -> tuple[User, str]:
     """Add a user and return it with its token (the only time the token is visible)."""
     name = name.strip()
     if role not in ROLES:
@@ -44,7 +46,7 @@ def create_user(session: Session, *, name: str, role: str) -> tuple[User, str]:
     session.flush()  # the id, for the audit entry written in the same transaction
     record(
         session,
-        actor=None,
+        actor=actor,
         action="user.create",
         entity_type="user",
         entity_id=user.id,
@@ -94,3 +96,4 @@ def require_roles(*roles: str) -> Callable[[User], User]:
 
 
 StaffUser = Annotated[User, Depends(require_roles("qc", "admin"))]
+AdminUser = Annotated[User, Depends(require_roles("admin"))]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from qc_model.catalog import Design
@@ -27,6 +28,13 @@ from qc_model.taxonomy import DEFECT_LABELS
 from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
 from serving.model_store import model_version
 from serving.pipeline import InspectionOutcome
+
+# The service already runs one inspection per core at once (KITO_INSPECT_CONCURRENCY), so each
+# inspection gets one thread. OpenCV's pool splitting each resize or colour conversion over the
+# cores as well cost 8-20 ms more CPU per photo (its idle workers spin) for ~10 ms less latency
+# when only one photo is in flight; a second onnxruntime thread cost 1-3 ms more CPU per run
+# on a busy machine and saved ~3 ms of latency only on an idle one (docs/BENCHMARKS.md).
+SERVICE_THREADS_PER_INSPECTION = 1
 
 
 class ThresholdOverrideError(DataError):
@@ -160,5 +168,11 @@ def _ms(t0: float) -> float:
 def build_inspector(
     model_dir: Path, threshold_overrides: Mapping[str, tuple[float, float]] | None = None
 ) -> ModelInspector:
-    """Called by `serving.pipeline.load_inspector` for the package in `model_dir`."""
-    return ModelInspector(model_dir, threshold_overrides=threshold_overrides)
+    """Called by `serving.pipeline.load_inspector` for the package in `model_dir`.
+
+    Also sets the process's OpenCV thread pool to SERVICE_THREADS_PER_INSPECTION.
+    """
+    cv2.setNumThreads(SERVICE_THREADS_PER_INSPECTION)
+    return ModelInspector(
+        model_dir, threads=SERVICE_THREADS_PER_INSPECTION, threshold_overrides=threshold_overrides
+    )

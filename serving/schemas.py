@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,6 +75,33 @@ class UserPublic(BaseModel):
     id: int
     name: str
     role: str
+
+
+class UserDetail(UserPublic):
+    active: bool
+    created_at: datetime
+
+
+class UsersPublic(BaseModel):
+    data: list[UserDetail]
+    count: int
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    role: Literal["artisan", "qc", "admin"]
+
+
+class UserCreated(UserDetail):
+    token: str  # shown once; only its hash is stored
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
 
 
 # -- orders and payouts ---------------------------------------------------------------------
@@ -222,6 +249,17 @@ class AuditEntryPublic(BaseModel):
 class AuditLogPublic(BaseModel):
     data: list[AuditEntryPublic]
     count: int
+
+
+class DefectLabelPublic(BaseModel):
+    name: str
+    kind: str = Field(description="visual (seen by the model) | spec (found by measuring)")
+    description: str
+
+
+class TaxonomyPublic(BaseModel):
+    version: str
+    defects: list[DefectLabelPublic]
 
 
 # -- model registry ---------------------------------------------------------------------------

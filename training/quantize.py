@@ -1,4 +1,4 @@
-"""INT8 static quantization of a model package (QDQ, per-channel), refused if it costs accuracy."""
+"""INT8 static quantization of a model package (per-channel), refused if it costs accuracy."""
 
 from __future__ import annotations
 
@@ -69,13 +69,27 @@ def float_convs(model_path: Path) -> list[str]:
     return stem + depthwise
 
 
-def quantize_onnx(
-    fp32: Path, int8: Path, calibration: NDArray[np.float32], keep_sensitive_float: bool = True
-) -> None:
-    """Static INT8: QDQ format, per-channel weights, MinMax ranges from `calibration`.
+INT8_FORMATS = ("qoperator", "qdq")
 
+
+def quantize_onnx(
+    fp32: Path,
+    int8: Path,
+    calibration: NDArray[np.float32],
+    keep_sensitive_float: bool = True,
+    fmt: str = "qdq",
+) -> None:
+    """Static INT8: per-channel weights, MinMax ranges from `calibration`.
+
+    fmt "qdq" (default) writes Quantize/DequantizeLinear pairs around the quantized ops for the
+    runtime to fuse; "qoperator" writes integer QLinearConv nodes. With the stem and depthwise
+    convolutions kept in float neither was reliably faster than FP32 on this CPU; quantizing
+    every convolution was 1.5x faster but cost ~5 points of validation macro-F1
+    (bench/bench_inference.py --package models/default, docs/BENCHMARKS.md).
     keep_sensitive_float leaves `float_convs` in float: slower, much closer to FP32.
     """
+    if fmt not in INT8_FORMATS:
+        raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -87,7 +101,7 @@ def quantize_onnx(
             str(prepared),
             str(int8),
             _Reader(calibration),  # type: ignore[arg-type]
-            quant_format=QuantFormat.QDQ,
+            quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
@@ -127,6 +141,7 @@ def quantize_package(
     out: Path,
     calibration_count: int = 64,
     max_drop: float = MAX_F1_DROP,
+    fmt: str = "qdq",
 ) -> PackageMeta:
     """INT8 copy of an FP32 package, calibrated on training photos, checked on validation."""
     from training.dataset import for_classes
@@ -151,7 +166,7 @@ def quantize_package(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib)
+        quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib, fmt=fmt)
         f1_fp32 = macro_f1(run_probs(fp32.session, val_x), targets, thresholds)
         f1_int8 = macro_f1(run_probs(_session(tmp / MODEL_FILE), val_x), targets, thresholds)
         drop = f1_fp32 - f1_int8
@@ -164,6 +179,7 @@ def quantize_package(
             "macro_f1_fp32": f1_fp32,
             "macro_f1_int8": f1_int8,
             "macro_f1_drop": drop,
+            "format": fmt,
             "calibration_photos": len(calib),
             "validation_photos": len(val),
             "fp32_sha256": meta.onnx_sha256,

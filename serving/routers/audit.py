@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
-from serving.auth import require_roles
-from serving.db.models import AuditEntry, User
+from serving.auth import AdminUser
+from serving.db.models import AuditEntry
 from serving.db.session import SessionDep
 from serving.schemas import AuditEntryPublic, AuditLogPublic, ErrorPublic
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
-AdminUser = Annotated[User, Depends(require_roles("admin"))]
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorPublic} for s in (401, 403, 422)}
 
 

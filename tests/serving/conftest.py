@@ -35,6 +35,17 @@ from serving.settings import Settings
 PG_ADMIN = os.environ.get("KITO_TEST_POSTGRES", "host=127.0.0.1 port=5432 dbname=test")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _opencv_threads_restored() -> Iterator[None]:
+    """Building the real inspector sets the process's OpenCV thread count for the service
+    (serving.model_inspector.build_inspector); tests in other modules get the default back.
+    (The synthetic renderer's golden images differ by one level in a few pixels under another
+    thread count, which tests/training checks pixel for pixel.)"""
+    before = cv2.getNumThreads()
+    yield
+    cv2.setNumThreads(before)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     name = f"kito_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"

@@ -17,7 +17,7 @@ from qc_model.catalog import load_catalog
 from qc_model.decode import decode_photo
 from serving.app import create_app
 from serving.auth import create_user
-from serving.model_inspector import ModelInspector
+from serving.model_inspector import SERVICE_THREADS_PER_INSPECTION, ModelInspector
 from serving.pipeline import load_inspector
 from serving.settings import Settings
 
@@ -35,6 +35,20 @@ def inspector(model_dir: Path) -> ModelInspector:
     assert isinstance(status.inspector, ModelInspector), status.reason
     assert status.inspector.model_version == "tiny@tiny-1"
     return status.inspector
+
+
+def test_the_service_gives_each_inspection_one_thread(model_dir: Path) -> None:
+    # Requests already run one inspection per core; thread pools on top only burn CPU.
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        inspector = load_inspector(model_dir).inspector
+        assert isinstance(inspector, ModelInspector)
+        assert cv2.getNumThreads() == SERVICE_THREADS_PER_INSPECTION == 1
+        opts = inspector.inferencer.package.session.get_session_options()
+        assert opts.intra_op_num_threads == 1
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _jpeg(img: np.ndarray) -> bytes:

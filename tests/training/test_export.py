@@ -143,11 +143,12 @@ def test_existing_output_is_not_overwritten(package: Path, dataset: Path) -> Non
         _build(package, dataset)
 
 
-def test_int8_package(package: Path, dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["qoperator", "qdq"])
+def test_int8_package(package: Path, dataset: Path, tmp_path: Path, fmt: str) -> None:
     meta = quantize_package(
-        package, dataset / "manifest.jsonl", tmp_path / "tiny-int8", max_drop=1.0
+        package, dataset / "manifest.jsonl", tmp_path / "tiny-int8", max_drop=1.0, fmt=fmt
     )
-    assert meta.precision == "int8"
+    assert meta.precision == "int8" and meta.metrics["int8"]["format"] == fmt
     report = meta.metrics["int8"]
     assert report["calibration_photos"] == 6 and report["validation_photos"] == 6
     assert report["macro_f1_drop"] == pytest.approx(
@@ -160,9 +161,13 @@ def test_int8_package(package: Path, dataset: Path, tmp_path: Path) -> None:
     b = int8.session.run(["probs"], {"input": x})[0]
     assert np.abs(a - b).max() < 0.05  # quantized, so close but not equal
     graph = onnx.load(str(tmp_path / "tiny-int8" / "model.onnx")).graph
-    ops = {n.op_type for n in graph.node}
+    ops = [n.op_type for n in graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
-    # The stem's weights stay float; the 1x1 convolution's come through DequantizeLinear.
+    if fmt == "qoperator":
+        # The stem stays a float Conv; the 1x1 convolution becomes one integer QLinearConv.
+        assert ops.count("Conv") == 1 and ops.count("QLinearConv") == 1
+        return
+    # QDQ: the stem's weights stay float; the 1x1 convolution's come through DequantizeLinear.
     made_by = {out: n.op_type for n in graph.node for out in n.output}
     stem, pointwise = [n for n in graph.node if n.op_type == "Conv"]
     assert made_by.get(stem.input[1]) is None

@@ -1,0 +1,85 @@
+"""Steps the browser tests share: orders and uploads through the API, signing in on the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from live_server import LiveServer
+from photo_samples import jpeg
+from playwright.sync_api import Page, expect
+
+HOOP = "KQ-HOOP-BR-30"
+CUFF = "KQ-CUFF-BR-65"
+
+
+def make_order(
+    live: LiveServer,
+    staff_token: str,
+    artisan_id: int,
+    pieces: list[tuple[str, str, int]],
+    order_id: str | None = None,
+) -> dict[str, Any]:
+    """POST /api/v1/orders as QC staff; pieces are (piece_id, design_id, payout_minor)."""
+    body: dict[str, Any] = {
+        "artisan_id": artisan_id,
+        "currency": "KES",
+        "pieces": [{"piece_id": p, "design_id": d, "payout_minor": m} for p, d, m in pieces],
+    }
+    if order_id:
+        body["id"] = order_id
+    with live.api(staff_token) as api:
+        r = api.post("/api/v1/orders", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def upload(
+    live: LiveServer, artisan_token: str, order_id: str, piece_id: str, design_id: str
+) -> dict[str, Any]:
+    """An inspection through the API, as the artisan's phone would send it."""
+    with live.api(artisan_token) as api:
+        r = api.post(
+            "/api/v1/inspections",
+            data={"design_id": design_id, "piece_id": piece_id, "order_id": order_id},
+            files=[("photos", ("photo.jpg", jpeg(1200, 900), "image/jpeg"))],
+        )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def get_order(live: LiveServer, token: str, order_id: str) -> dict[str, Any]:
+    with live.api(token) as api:
+        r = api.get(f"/api/v1/orders/{order_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def open_reviews(live: LiveServer, staff_token: str) -> list[dict[str, Any]]:
+    with live.api(staff_token) as api:
+        r = api.get("/api/v1/reviews", params={"status": "open", "limit": 200})
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def clear_queue(live: LiveServer, staff_token: str) -> None:
+    """Decide whatever earlier tests left open, so a test's queue holds only its own items."""
+    with live.api(staff_token) as api:
+        for item in open_reviews(live, staff_token):
+            r = api.post(
+                f"/api/v1/reviews/{item['id']}/decision", json={"decision": "approve", "labels": []}
+            )
+            assert r.status_code in (201, 409), r.text
+
+
+def sign_in_app(page: Page, live: LiveServer, token: str) -> None:
+    page.goto(f"{live.url}/app")
+    page.get_by_label("Your access code").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#work")).to_be_visible()
+
+
+def sign_in_qc(page: Page, live: LiveServer, token: str) -> None:
+    page.goto(f"{live.url}/qc")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#desk")).to_be_visible()
