@@ -102,6 +102,8 @@ def retrain(
             overrides=overrides,
             init=init,
         )
+        parent = champion.version
+        session.commit()  # no database transaction stays open through minutes of training
         result = run(plan, echo)
         comparison = result.comparison.metrics()
         metrics = {
@@ -121,7 +123,7 @@ def retrain(
             packages,
             result.package,
             checkpoint=result.checkpoint,
-            parent_version=champion.version,
+            parent_version=parent,
             dataset_versions=result.dataset_versions,
             metrics=metrics,
         )
@@ -138,6 +140,13 @@ def retrain(
             return Outcome("candidate", msg, row.version, result.report, result.wall_s)
         if not promote:
             msg = f"{row.version} passed the promotion gate; left a candidate (--no-promote)"
+            return Outcome("candidate", msg, row.version, result.report, result.wall_s)
+        now = registry.in_state(session, "champion")
+        if now is None or now.version != parent:
+            msg = (
+                f"{row.version} passed the promotion gate against {parent}, but the champion is "
+                f"now {now.version if now else 'none'}: left a candidate; compare it again"
+            )
             return Outcome("candidate", msg, row.version, result.report, result.wall_s)
         loader = PackageLoader(packages, settings.model_cache_path, settings.threshold_overrides)
         registry.promote(session, row.version, by="kito retrain (gate passed)", verify=loader)
