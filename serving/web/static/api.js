@@ -66,6 +66,24 @@ export class Api {
     return this.request('POST', path, { json });
   }
 
+  /** Use `token` if it names a user whose role is one of `roles`: that user, else an ApiError
+   *  (the server's, or 403 with `refusal`) and no token kept. */
+  async signIn(token, roles, refusal) {
+    this.token = token;
+    let me;
+    try {
+      me = await this.get('/api/v1/users/me');
+    } catch (err) {
+      this.token = null;
+      throw err;
+    }
+    if (!roles.includes(me.role)) {
+      this.token = null;
+      throw new ApiError(403, 'forbidden', refusal);
+    }
+    return me;
+  }
+
   /** An authenticated image (photo, heatmap) as an object URL for <img src>; revoke it later. */
   async objectUrl(path) {
     let res;

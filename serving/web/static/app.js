@@ -45,18 +45,7 @@ function applyLang(value) {
 // ---- sign in --------------------------------------------------------------------------------
 
 async function signIn(token) {
-  api.token = token;
-  let me;
-  try {
-    me = await api.get('/api/v1/users/me');
-  } catch (err) {
-    api.token = null;
-    throw err;
-  }
-  if (!['artisan', 'admin'].includes(me.role)) {
-    api.token = null;
-    throw new ApiError(403, 'forbidden', t('signin.role'));
-  }
+  const me = await api.signIn(token, ['artisan', 'admin'], t('signin.role'));
   state.user = me;
   $('#hello').textContent = t('hello', { name: me.name });
   show($('#signin'), false);

@@ -1,6 +1,6 @@
 // The QC desk: the review queue with filters, one item at a time (photos, heatmap overlay, spec
 // checks, model scores), approve / reject with labels and a note, driven by the keyboard.
-import { Api, ApiError } from './api.js';
+import { Api } from './api.js';
 import { $, age, el, money, show } from './dom.js';
 
 const api = new Api('kito.qc.token');
@@ -40,18 +40,7 @@ function failed(err) {
 // ---- sign in --------------------------------------------------------------------------------
 
 async function signIn(token) {
-  api.token = token;
-  let me;
-  try {
-    me = await api.get('/api/v1/users/me');
-  } catch (err) {
-    api.token = null;
-    throw err;
-  }
-  if (!['qc', 'admin'].includes(me.role)) {
-    api.token = null;
-    throw new ApiError(403, 'forbidden', 'This desk is for QC staff (role qc or admin).');
-  }
+  const me = await api.signIn(token, ['qc', 'admin'], 'This desk is for QC staff (role qc or admin).');
   state.user = me;
   $('#me').textContent = `${me.name} (${me.role})`;
   show($('#signout'));
