@@ -64,6 +64,7 @@ class DefectNet(nn.Module):
             raise DataError(f"pool must be 'avg' or 'lse', got {pool!r}")
         self.pool, self.pool_r = pool, float(pool_r)
         self.freeze_blocks = 0
+        self.bn_frozen = False  # BatchNorm layers keep their running statistics in train mode
         # Set when loaded from a checkpoint, so the model carries how its inputs were made.
         self.preprocess_config: PreprocessConfig | None = None
 
@@ -103,6 +104,10 @@ class DefectNet(nn.Module):
         # A frozen trunk keeps its BatchNorm statistics too, so cached features stay valid.
         for m in self._trunk_modules():
             m.eval()
+        if self.bn_frozen:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
     def forward_trunk(self, x: Tensor) -> Tensor:
@@ -159,6 +164,7 @@ def build_model(
     drop_rate: float = 0.2,
     pool: str = "avg",
     pool_r: float = 4.0,
+    bn_stats: str = "train",
 ) -> DefectNet:
     """A DefectNet with `weights` "imagenet" (bundled), "none" or a checkpoint.pt path.
 
@@ -180,6 +186,9 @@ def build_model(
     model = DefectNet(net, backbone, num_classes, task, drop_rate, pool, pool_r)
     if weights not in ("imagenet", "none"):
         load_checkpoint_weights(model, Path(weights))
+    if bn_stats not in ("train", "frozen"):
+        raise DataError(f"bn_stats must be 'train' or 'frozen', got {bn_stats!r}")
+    model.bn_frozen = bn_stats == "frozen"
     model.freeze(freeze_blocks)
     return model
 

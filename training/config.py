@@ -46,6 +46,10 @@ class TrainConfig(BaseModel):
     # pool_r), which lets a small defect in a few cells of the map decide the score.
     pool: Literal["avg", "lse"] = "avg"
     pool_r: float = Field(default=4.0, gt=0, le=50)
+    # BatchNorm statistics while training: "train" (batch statistics, the usual) or "frozen"
+    # (running statistics, as in eval; gamma and beta still learn). kito retrain freezes them when
+    # it starts from weights recovered from a package, whose statistics the graph does not hold.
+    bn_stats: Literal["train", "frozen"] = "train"
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=32, ge=1)
     lr: float = Field(default=1e-3, gt=0)

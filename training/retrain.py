@@ -112,13 +112,26 @@ def retrain_config(champion: PackageMeta, plan: RetrainPlan, path: Path) -> list
     if int(cfg.get("freeze_blocks", CPU_FREEZE_BLOCKS)) == 0:
         cfg["freeze_blocks"] = CPU_FREEZE_BLOCKS
         notes.append(f"freeze_blocks 0 -> {CPU_FREEZE_BLOCKS}: frozen, cached trunk")
-    if plan.init == "champion" and plan.champion_checkpoint is not None:
+    cfg["weights"] = "imagenet"
+    if plan.init == "imagenet":
+        notes.append("training from ImageNet weights (as asked)")
+    elif plan.champion_checkpoint is not None:
         cfg["weights"] = str(plan.champion_checkpoint)
         notes.append("fine-tuning from the champion's weights")
     else:
-        cfg["weights"] = "imagenet"
-        why = "as asked" if plan.init == "imagenet" else "the champion has no stored checkpoint"
-        notes.append(f"training from ImageNet weights ({why})")
+        from training.package_weights import checkpoint_from_package
+
+        try:
+            recovered = checkpoint_from_package(plan.champion, path.parent / "champion-weights.pt")
+        except DataError as exc:  # e.g. an INT8 champion: its graph holds no float weights
+            notes.append(f"training from ImageNet weights (the champion has no checkpoint: {exc})")
+        else:
+            cfg["weights"] = str(recovered)
+            cfg["bn_stats"] = "frozen"  # the graph does not hold the running statistics
+            notes.append(
+                "fine-tuning from the champion's weights, recovered from its ONNX graph (no "
+                "stored checkpoint; BatchNorm statistics frozen)"
+            )
     cfg.pop("cache_dir", None)  # the training host's path; this host uses its own cache
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return notes

@@ -205,7 +205,7 @@ def main(args: argparse.Namespace) -> Path:
     net = build_model(
         cfg.backbone, len(manifest.header.classes), manifest.header.task, cfg.weights,
         freeze_blocks=cfg.freeze_blocks, drop_rate=cfg.drop_rate, pool=cfg.pool,
-        pool_r=cfg.pool_r,
+        pool_r=cfg.pool_r, bn_stats=cfg.bn_stats,
     ).to(device)  # fmt: skip
     data = load_data(cfg, Path(args.manifest), net, device, d)
     if resume is not None and (resume["classes"] != data.classes or resume["task"] != data.task):

@@ -254,3 +254,72 @@ def test_cli_refuses_bad_input_in_one_line(dataset: Path, tmp_path: Path) -> Non
         ],
     )
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_a_package_gives_back_its_network_for_fine_tuning(dataset: Path, tmp_path: Path) -> None:
+    """kito retrain's start when the champion has no checkpoint: the weights from its graph."""
+    from qc_model.inference import Inferencer
+    from qc_model.network import build_model
+    from training.checkpoint_io import save_checkpoint
+    from training.config import TrainConfig
+    from training.export import export_package
+    from training.package_weights import (
+        RecoveryError,
+        _check_parity,
+        checkpoint_from_package,
+        network_from_package,
+    )
+
+    cfg = TrainConfig(preprocess=PreprocessConfig(input_size=64), freeze_blocks=0, pool="lse")
+    torch.manual_seed(1)
+    model = build_model(num_classes=len(CLASSES), weights="none", pool="lse").eval()
+    with torch.no_grad():  # BatchNorm statistics far from the identity, so folding matters
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    ckpt = tmp_path / "checkpoint.pt"
+    save_checkpoint(ckpt, model, cfg, classes=CLASSES, task="multilabel", epoch=0,
+                    dataset_versions={"train": "v0"}, metrics={})  # fmt: skip
+    manifest = dataset / "manifest.jsonl"
+    meta = export_package(ckpt, manifest, tmp_path / "pkg", parity_samples=2)
+
+    net = network_from_package(tmp_path / "pkg")
+    assert net.pool == "lse"
+    # The rebuilt network through serving's preprocessing gives the package's probabilities.
+    photos = sorted((dataset / "images").glob("*.png"))[:4]
+    x = torch.stack(
+        [torch.from_numpy(preprocess(cv2.imread(str(p)), meta.preprocess)[0]) for p in photos]
+    )
+    with torch.no_grad():
+        ours = torch.sigmoid(net(x)[0] / meta.temperature).numpy()
+        original = torch.sigmoid(model(x)[0] / meta.temperature).numpy()
+    served = np.array(
+        [list(p.probs.values()) for p in Inferencer(tmp_path / "pkg").predict(photos)]
+    )
+    np.testing.assert_allclose(ours, served, atol=1e-4)
+    np.testing.assert_allclose(ours, original, atol=1e-4)
+
+    # As a checkpoint: `weights: PATH` starts from it, and frozen statistics keep it exact in
+    # train mode (dropout off), where batch statistics would not.
+    weights = checkpoint_from_package(tmp_path / "pkg", tmp_path / "w" / "champion.pt")
+    for bn_stats, same in (("frozen", True), ("train", False)):
+        torch.manual_seed(0)
+        start = build_model(num_classes=len(CLASSES), weights=weights, pool="lse",
+                            drop_rate=0.0, bn_stats=bn_stats).train()  # fmt: skip
+        with torch.no_grad():
+            train_mode = torch.sigmoid(start(x)[0] / meta.temperature).numpy()
+        assert np.allclose(train_mode, served, atol=1e-4) == same, bn_stats
+
+    # The check can fail: a network that is not the graph's is refused.
+    with torch.no_grad():
+        net.classifier.bias.add_(0.5)
+    with pytest.raises(RecoveryError, match="differs from the graph"):
+        _check_parity(net, tmp_path / "pkg", 64, meta.temperature, "multilabel")
+    # An INT8 package holds no float weights.
+    int8 = tmp_path / "int8"
+    quantize_package(tmp_path / "pkg", manifest, int8, max_drop=100.0)
+    with pytest.raises(RecoveryError, match="int8 package"):
+        network_from_package(int8)

@@ -101,11 +101,13 @@ def test_challenger_config_starts_from_the_champion(tmp_path: Path) -> None:
         "freeze_blocks 0 -> 6: frozen, cached trunk",
         "fine-tuning from the champion's weights",
     ]
-    # No stored checkpoint: ImageNet, and the run says so.
+    # No stored checkpoint and a graph that does not give its weights back (here: no package at
+    # all): ImageNet, and the run says why.
     plan = RetrainPlan(tmp_path, None, tmp_path, tmp_path, tmp_path, tmp_path)
     notes = retrain_config(_meta({"freeze_blocks": 6}), plan, tmp_path / "d.yaml")
     assert load_config(tmp_path / "d.yaml").weights == "imagenet"
-    assert notes == ["training from ImageNet weights (the champion has no stored checkpoint)"]
+    assert len(notes) == 1
+    assert notes[0].startswith("training from ImageNet weights (the champion has no checkpoint: ")
 
 
 def _scores(version: str, probs: np.ndarray, targets: np.ndarray) -> PackageScores:
