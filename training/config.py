@@ -50,6 +50,10 @@ class TrainConfig(BaseModel):
     # (running statistics, as in eval; gamma and beta still learn). kito retrain freezes them when
     # it starts from weights recovered from a package, whose statistics the graph does not hold.
     bn_stats: Literal["train", "frozen"] = "train"
+    # Weight of the per-cell loss on the class map from the defect masks (training.cell_targets):
+    # tells the network where each defect is, not only that the photo has one. 0: image labels
+    # only. Needs a multi-label manifest; classes labelled without a mask add no cell loss.
+    cam_loss: float = Field(default=0.0, ge=0)
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=32, ge=1)
     lr: float = Field(default=1e-3, gt=0)

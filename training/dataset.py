@@ -18,10 +18,12 @@ from tqdm import tqdm
 
 from qc_model.errors import DataError
 from qc_model.inference import read_image
+from qc_model.locate import Box
 from qc_model.manifest import GOOD, Manifest, ManifestError, Record
 from qc_model.preprocess import PreprocessConfig, crop_to_piece, normalize
 from qc_model.taxonomy import VISUAL_DEFECTS
-from training.augment import apply
+from training.augment import apply, apply_with_mask
+from training.cell_targets import CellSpec, mask_stack, to_cells
 
 
 def load_manifest(path: Path) -> tuple[Manifest, Path]:
@@ -105,9 +107,32 @@ class CropStore:
         digest = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
         self.dir = cache_dir / "crops" / digest if cache_dir else None
         self._memory: dict[str, NDArray[np.uint8]] = {}
+        self._boxes: dict[str, Box] = {}
 
     def _path(self, record: Record) -> Path | None:
         return self.dir / f"{record.sha256[:40]}.png" if self.dir else None
+
+    def box(self, record: Record) -> Box:
+        """The crop's square box in photo pixels (kept beside the crop; located again for a
+        crop cached before boxes were kept)."""
+        hit = self._boxes.get(record.sha256)
+        if hit is not None:
+            return hit
+        path = self._path(record)
+        side = path.with_suffix(".box") if path is not None else None
+        box: Box | None = None
+        if side is not None and side.is_file():
+            try:
+                x0, y0, x1, y1 = (int(v) for v in side.read_text().split())
+                box = (x0, y0, x1, y1)
+            except ValueError:
+                box = None  # a damaged sidecar is recomputed, not trusted
+        if box is None:
+            box = crop_to_piece(read_image(self.root / record.image), self.cfg).box
+            if side is not None:
+                _write_text_atomic(side, " ".join(str(v) for v in box))
+        self._boxes[record.sha256] = box
+        return box
 
     def get(self, record: Record) -> NDArray[np.uint8]:
         """uint8 RGB (S, S, 3) crop of the record's photo."""
@@ -121,8 +146,11 @@ class CropStore:
             rgb = np.ascontiguousarray(crop[:, :, ::-1], dtype=np.uint8)
         else:
             image = read_image(self.root / record.image)
-            rgb = crop_to_piece(image, self.cfg).image
+            crop = crop_to_piece(image, self.cfg)
+            rgb = crop.image
+            self._boxes[record.sha256] = crop.box
             if path is not None:
+                _write_text_atomic(path.with_suffix(".box"), " ".join(str(v) for v in crop.box))
                 _write_png_atomic(path, rgb)
         if len(self._memory) < 20000:  # ~3 GB at 224 px; beyond that, read back from disk
             self._memory[record.sha256] = rgb
@@ -149,7 +177,9 @@ class CropStore:
 
 def _crop_one(job: tuple[Path, PreprocessConfig, Path]) -> None:
     image_path, cfg, out = job
-    _write_png_atomic(out, crop_to_piece(read_image(image_path), cfg).image)
+    crop = crop_to_piece(read_image(image_path), cfg)
+    _write_text_atomic(out.with_suffix(".box"), " ".join(str(v) for v in crop.box))
+    _write_png_atomic(out, crop.image)
 
 
 def _crop_in_pool(
@@ -171,6 +201,17 @@ def _crop_in_pool(
             pass
 
 
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        Path(tmp).write_text(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _write_png_atomic(path: Path, rgb: NDArray[np.uint8]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several ranks (torchrun) may write the same crop: write aside, then rename atomically.
@@ -184,7 +225,10 @@ def _write_png_atomic(path: Path, rgb: NDArray[np.uint8]) -> None:
 
 
 class CropDataset(Dataset):
-    """(normalised crop (3, S, S), target) per record; augmented when a pipeline is given."""
+    """(normalised crop (3, S, S), target) per record; augmented when a pipeline is given.
+
+    With `cells` (training.cell_targets) each item also carries the class map's cell targets
+    (K, h, w) and which classes have them (K,), from the defect masks moved with the crop."""
 
     def __init__(
         self,
@@ -192,6 +236,7 @@ class CropDataset(Dataset):
         targets: NDArray[Any],
         store: CropStore,
         augment: Any = None,
+        cells: CellSpec | None = None,
     ) -> None:
         self.records, self.targets, self.store, self.augment = (
             list(records),
@@ -199,14 +244,33 @@ class CropDataset(Dataset):
             store,
             augment,
         )
+        self.cells = cells
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        crop = apply(self.augment, self.store.get(self.records[i]))
+    def view(
+        self, i: int, pipeline: Any
+    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None, NDArray[np.bool_] | None]:
+        """One (augmented) crop, with its cell targets and their validity when asked for."""
+        record = self.records[i]
+        crop = self.store.get(record)
+        if self.cells is None:
+            return apply(pipeline, crop), None, None
+        size = crop.shape[0]
+        stack, valid = mask_stack(
+            record, self.store.root, self.cells.classes, self.store.box(record), size
+        )
+        crop, stack = apply_with_mask(pipeline, crop, stack)
+        return crop, to_cells(stack, self.cells.grid), valid
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        crop, cells, valid = self.view(i, self.augment)
         x = torch.from_numpy(normalize(crop, self.store.cfg))
-        return x, torch.as_tensor(self.targets[i])
+        y = torch.as_tensor(self.targets[i])
+        if cells is None or valid is None:
+            return x, y
+        return x, y, torch.from_numpy(cells), torch.from_numpy(valid)
 
 
 class FeatureDataset(Dataset):
@@ -215,19 +279,28 @@ class FeatureDataset(Dataset):
     In training each item is a random view, so a few cached augmentations still vary per epoch.
     """
 
-    def __init__(self, feats: torch.Tensor, targets: NDArray[Any], random_view: bool) -> None:
+    def __init__(
+        self,
+        feats: torch.Tensor,
+        targets: NDArray[Any],
+        random_view: bool,
+        cells: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
         self.feats, self.targets, self.random_view = feats, targets, random_view
+        self.cells = cells  # (N, V, K, h, w) uint8 per view, (N, K) bool
 
     def __len__(self) -> int:
         return int(self.feats.shape[0])
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         views = int(self.feats.shape[1])
         v = int(torch.randint(views, ()).item()) if self.random_view and views > 1 else 0
-        return self.feats[i, v].float(), torch.as_tensor(self.targets[i])
+        x, y = self.feats[i, v].float(), torch.as_tensor(self.targets[i])
+        if self.cells is None:
+            return x, y
+        return x, y, self.cells[0][i, v], self.cells[1][i]
 
 
-@torch.no_grad()
 def cache_features(
     model: Any,
     dataset: CropDataset,
@@ -242,13 +315,48 @@ def cache_features(
 
     With `disk` (a training.feature_cache.FeatureCache) photos whose views are stored already
     are read back instead, and the computed ones are stored for the next run."""
+    return cache_views(model, dataset, views, device, batch_size, desc, quiet, disk)[0]
+
+
+@torch.no_grad()
+def cache_views(
+    model: Any,
+    dataset: CropDataset,
+    views: int,
+    device: torch.device,
+    batch_size: int = 32,
+    desc: str = "features",
+    quiet: bool = False,
+    disk: Any = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """`cache_features`, plus each view's cell targets when the dataset makes them: (N, V, K,
+    h, w) uint8 and (N, K) bool. They are stored with the features, since an augmented view's
+    geometry cannot be drawn again."""
     model.eval()
     n = len(dataset)
+    want_cells = dataset.cells is not None
     out: torch.Tensor | None = None
+    cells: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
+    if want_cells:
+        assert dataset.cells is not None
+        k, (h, w) = len(dataset.cells.classes), dataset.cells.grid
+        cells = torch.zeros((n, views, k, h, w), dtype=torch.uint8)
+        valid = torch.zeros((n, k), dtype=torch.bool)
     todo = list(range(n))
     if disk is not None:
-        stored = {i: disk.load(dataset.records[i].sha256, views) for i in range(n)}
-        hits = {i: t for i, t in stored.items() if t is not None}
+        hits = {}
+        for i in range(n):
+            t = disk.load(dataset.records[i].sha256, views)
+            if t is None:
+                continue
+            if want_cells:
+                c = disk.load_cells(dataset.records[i].sha256, views, dataset.cells)
+                if c is None:
+                    continue  # features without their views' targets: compute both again
+                assert cells is not None and valid is not None
+                cells[i], valid[i] = c
+            hits[i] = t
         for i, t in hits.items():
             if out is None:
                 out = torch.empty((n, views, *t.shape[1:]), dtype=torch.float16)
@@ -259,16 +367,23 @@ def cache_features(
         pipeline = dataset.augment if v > 0 else None
         for start in range(0, len(todo), batch_size):
             idx = todo[start : start + batch_size]
-            crops = [apply(pipeline, dataset.store.get(dataset.records[i])) for i in idx]
-            x = torch.from_numpy(np.stack([normalize(c, dataset.store.cfg) for c in crops]))
+            made = [dataset.view(i, pipeline) for i in idx]
+            x = torch.from_numpy(np.stack([normalize(m[0], dataset.store.cfg) for m in made]))
             z = model.forward_trunk(x.to(device)).to("cpu", torch.float16)  # (B, C, h, w)
             if out is None:
                 out = torch.empty((n, views, *z.shape[1:]), dtype=torch.float16)
             out[idx, v] = z
+            if cells is not None and valid is not None:
+                for i, (_, c, ok) in zip(idx, made, strict=True):
+                    cells[i, v] = torch.from_numpy(c)  # type: ignore[arg-type]
+                    valid[i] = torch.from_numpy(ok)  # type: ignore[arg-type]
             bar.update(len(idx))
     bar.close()
     assert out is not None
     if disk is not None:
         for i in todo:
             disk.save(dataset.records[i].sha256, out[i])
-    return out
+            if cells is not None and valid is not None:
+                disk.save_cells(dataset.records[i].sha256, cells[i], valid[i], dataset.cells)
+    both = (cells, valid) if cells is not None and valid is not None else None
+    return out, both

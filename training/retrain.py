@@ -59,8 +59,9 @@ class RetrainResult:
 
 def combine(base: Path, reviewed: Path, out: Path) -> tuple[Manifest, int]:
     """One training manifest in `out`: the base data and the reviewed photos (their folders
-    linked in), with QC's label replacing the base record of the same photo. Returns the
-    manifest and how many base records QC's labels replaced."""
+    linked in), with QC's label replacing the base record of the same photo, and the base's test
+    split folded into validation. Returns the manifest and how many base records QC's labels
+    replaced."""
     b, r = Manifest.read(base), Manifest.read(reviewed)
     keys = ("task", "classes", "taxonomy_version")
     if any(getattr(b.header, k) != getattr(r.header, k) for k in keys):
@@ -83,6 +84,10 @@ def combine(base: Path, reviewed: Path, out: Path) -> tuple[Manifest, int]:
                     update={
                         "image": f"{prefix}/{rec.image}",
                         "masks": {k: f"{prefix}/{v}" for k, v in rec.masks.items()},
+                        # The frozen holdout and the reviewed batch's test split judge the
+                        # challenger; the base data's test split would go unused, so it adds to
+                        # validation, where calibration and the hold thresholds are chosen.
+                        "split": "val" if prefix == "base" and rec.split == "test" else rec.split,
                     }
                 )
             )

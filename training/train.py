@@ -25,6 +25,7 @@ from qc_model.holdout import check_against_default
 from qc_model.network import DefectNet, build_model
 from training import train_utils as tu
 from training.augment import build_augment
+from training.cell_targets import CellSpec, cell_loss
 from training.checkpoint_io import read_checkpoint, save_checkpoint
 from training.config import TrainConfig, dump_config, load_config
 from training.dataset import (
@@ -32,6 +33,7 @@ from training.dataset import (
     CropStore,
     FeatureDataset,
     cache_features,
+    cache_views,
     check_trainable,
     label_view,
     load_manifest,
@@ -91,7 +93,8 @@ def load_data(
         idx = [int(i) for i in sampler_]
     y_train = y_train[idx]
     augment = build_augment(cfg.augment, cfg.seed + d.rank)
-    crops = CropDataset([train_recs[i] for i in idx], y_train, store, augment)
+    cells = cell_spec(cfg, model, classes, task, device)
+    crops = CropDataset([train_recs[i] for i in idx], y_train, store, augment, cells=cells)
     val_crops = CropDataset(val_recs, targets_for(val_recs, classes, task), store)
     train_ds: Dataset = crops
     val_ds: Dataset | None = val_crops if val_recs else None
@@ -99,8 +102,10 @@ def load_data(
         disk = None
         if cfg.feature_cache:
             disk = FeatureCache(cfg.crop_cache_dir(), model, cfg.preprocess, cfg.augment)
-        feats = cache_features(model, crops, cfg.cache_views, device, quiet=not d.main, disk=disk)
-        train_ds = FeatureDataset(feats, y_train, random_view=True)
+        feats, view_cells = cache_views(
+            model, crops, cfg.cache_views, device, quiet=not d.main, disk=disk
+        )
+        train_ds = FeatureDataset(feats, y_train, random_view=True, cells=view_cells)
         if val_recs:
             vfeats = cache_features(
                 model, val_crops, 1, device, desc="val", quiet=not d.main, disk=disk
@@ -130,6 +135,22 @@ def load_data(
     return Data(train, val, classes, task, versions, y_train)
 
 
+def cell_spec(
+    cfg: TrainConfig, model: DefectNet, classes: list[str], task: str, device: torch.device
+) -> CellSpec | None:
+    """The class map's classes and grid when the per-cell loss is on (`cam_loss` > 0)."""
+    if cfg.cam_loss <= 0:
+        return None
+    if task != "multilabel":
+        raise DataError("cam_loss needs multi-label data with defect masks, not single-label")
+    size = cfg.preprocess.input_size
+    was = model.training
+    with torch.no_grad():
+        _, cam = model.eval()(torch.zeros(1, 3, size, size, device=device))
+    model.train(was)
+    return CellSpec(tuple(classes), (int(cam.shape[2]), int(cam.shape[3])))
+
+
 def _seed_worker_augment(worker_id: int) -> None:
     # Each worker gets its own augmentation stream from torch's per-worker seed; otherwise all
     # workers would repeat the same "random" sequence. One thread each: the workers are the
@@ -151,14 +172,18 @@ def train_one_epoch(
     device: torch.device,
     epoch: int,
     d: tu.Dist,
+    cam_loss: float = 0.0,
 ) -> dict[str, float]:
     model.train()
     total, seen, t0 = 0.0, 0, time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not d.main, leave=False)
-    for x, y in bar:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits, _ = model(x)
+    for batch in bar:
+        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        logits, cam = model(x)
         loss = criterion(logits, y)
+        if cam_loss > 0 and len(batch) == 4:
+            cells, valid = batch[2].to(device), batch[3].to(device)
+            loss = loss + cam_loss * cell_loss(cam, cells, valid)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -230,7 +255,7 @@ def main(args: argparse.Namespace) -> Path:
     for epoch in range(start, cfg.epochs):
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(
-            module, criterion, optimizer, scheduler, data.train, device, epoch, d
+            module, criterion, optimizer, scheduler, data.train, device, epoch, d, cfg.cam_loss
         )
         if data.val is not None:
             row |= evaluate(module, criterion, data.val, device, data.task, data.classes)

@@ -42,7 +42,11 @@ def _set(root: Path, name: str, items: list[tuple[bytes, list[str], str]]) -> Pa
 
 
 def test_combine_lets_qc_labels_win_and_keeps_the_reviewed_test_split(tmp_path: Path) -> None:
-    base = _set(tmp_path / "base", "b", [(b"one", [], "train"), (b"two", ["scratch"], "val")])
+    base = _set(
+        tmp_path / "base",
+        "b",
+        [(b"one", [], "train"), (b"two", ["scratch"], "val"), (b"four", [], "test")],
+    )
     # QC saw photo "one" again and found tarnish: its label replaces the base record.
     rev = _set(
         tmp_path / "rev", "rev", [(b"one", ["tarnish"], "train"), (b"three", ["bent"], "test")]
@@ -50,7 +54,9 @@ def test_combine_lets_qc_labels_win_and_keeps_the_reviewed_test_split(tmp_path: 
     merged, relabelled = combine(base, rev, tmp_path / "out")
     assert relabelled == 1
     by_id = {r.id: r for r in merged.records}
-    assert set(by_id) == {"b1", "rev0", "rev1"}
+    assert set(by_id) == {"b1", "b2", "rev0", "rev1"}
+    # The base's test split has no judge's role (the frozen holdout has): it validates.
+    assert by_id["b2"].split == "val"
     assert by_id["rev0"].labels == ["tarnish"] and by_id["rev0"].image.startswith("reviewed/")
     assert by_id["b1"].image.startswith("base/") and by_id["rev1"].split == "test"
     assert (tmp_path / "out" / by_id["rev0"].image).read_bytes() == b"one"  # linked, not copied
