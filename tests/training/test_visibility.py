@@ -1,0 +1,59 @@
+"""training.visibility: twin renders measure what a photo shows of each labelled defect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qc_model.catalog import default_catalog_dir
+from qc_model.errors import DataError
+from qc_model.manifest import Header, Manifest, Record
+from qc_model.taxonomy import VISUAL_DEFECTS
+from training.synth.generate import SynthOptions, generate_dataset
+from training.visibility import label_visibility, summarise
+
+
+def test_every_visual_label_gets_its_visibility(tmp_path: Path) -> None:
+    opts = SynthOptions(count=12, size=384, defect_rate=1.0, difficulty=0.3, seed=5)
+    m = generate_dataset(default_catalog_dir(), tmp_path / "d", opts, workers=1)
+    rows = label_visibility(tmp_path / "d")
+    expected = {(r.id, lab) for r in m.records for lab in r.labels if lab in VISUAL_DEFECTS}
+    assert {(row["id"], row["label"]) for row in rows} == expected and expected
+    # The twin differs from the photo only through the defect: never more pixels than the
+    # photo has, and a defect that changes a piece's outline is plainly visible.
+    assert all(0 <= row["visible_px"] <= 384 * 288 for row in rows)
+    shape = [row for row in rows if row["label"] in ("bent", "broken_link", "missing_component")]
+    assert all(row["visible_px"] > 20 for row in shape)
+
+
+def test_data_not_made_by_the_renderer_is_refused(tmp_path: Path) -> None:
+    Manifest(header=Header(name="x"), records=[]).write(tmp_path / "manifest.jsonl")
+    with pytest.raises(DataError, match="not made by kito data synth"):
+        label_visibility(tmp_path)
+
+
+def test_summary_bins_recall_by_visibility_and_counts_only_gate_passed_photos() -> None:
+    def rec(i: int, labels: list[str]) -> Record:
+        return Record(
+            id=f"s-{i}", image=f"{i}.jpg", piece_id=f"p{i}", labels=labels, split="test",
+            source="synthetic", sha256=f"{i:064x}", width=8, height=8,
+        )  # fmt: skip
+
+    records = [rec(0, ["scratch"]), rec(1, ["scratch"]), rec(2, []), rec(3, [])]
+    probs = np.array([[0.9], [0.1], [0.8], [0.2]])
+    rows = [
+        {"id": "s-0", "label": "scratch", "visible_px": 50},
+        {"id": "s-1", "label": "scratch", "visible_px": 0},
+    ]
+    gate = np.array([True, False, True, True])
+    s = summarise(records, probs, [0.5], ["scratch"], rows, gate)
+    bins = s["classes"]["scratch"]["by_visible_px"]
+    assert bins["0-0"] == {"n": 1, "class_recall": 0.0}
+    assert bins["20-99"] == {"n": 1, "class_recall": 1.0}
+    assert s["any_defect"]["all_photos"] == {
+        "defective": 2, "good": 2, "recall": 0.5, "false_hold": 0.5,
+    }  # fmt: skip
+    assert s["any_defect"]["gate_passed"]["recall"] == 1.0  # the missed photo was retaken
+    assert s["gate_pass_rate"] == 0.75

@@ -1,0 +1,181 @@
+"""Can the photo show the labelled defect? A package's misses and holds set against that.
+
+    python -m training.visibility --data data/test-s2 --package models/default --out runs/vis
+
+For every visual defect label of a synthetic data set (`kito data synth`), the photo is rendered
+again without that defect: the renderer draws every photo from seeds, and a defect's own draws
+come from a seed of their own, so the twin differs from the photo only where the defect is. The
+defect's visibility is the number of pixels where the two differ by CIE76 ΔE >= 6 (a
+difference an attentive observer sees; ~2.3 is the just-noticeable one). The package is then
+scored on every photo (its own preprocessing and thresholds, as served), and the photo gate is
+run on each photo as the service would. The report says, per class, how recall depends on
+visibility and how well the scores separate visible defects from good photos, and what the
+"any defect" numbers are on the photos the gate lets through (the only ones the model sees in
+service). Writes `visibility.json` (one row per label) and `summary.json`, prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from qc_model.errors import DataError
+from qc_model.manifest import Manifest, Record
+from qc_model.taxonomy import VISUAL_DEFECTS
+
+VISIBLE_DE = 6.0
+BINS = ((0, 0), (1, 4), (5, 19), (20, 99), (100, None))
+
+
+def _lab(bgr: NDArray[np.uint8]) -> NDArray[np.float32]:
+    return np.asarray(cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB))
+
+
+def label_visibility(data: Path) -> list[dict[str, Any]]:
+    """One row per (photo, visual defect label): pixels changed by the defect at ΔE >= 6."""
+    from qc_model.catalog import default_catalog_dir
+    from training.synth.designs import load_designs
+    from training.synth.generate import _design_for
+    from training.synth.photo import make_item, render_photo
+
+    m = Manifest.read(data / "manifest.jsonl")
+    recipe = m.header.recipe
+    if recipe.get("generator") != "training.synth":
+        raise DataError(f"{data}: not made by kito data synth; its photos cannot be rendered again")
+    o = recipe["options"]
+    designs = load_designs(default_catalog_dir(), tuple(o["designs"]) or None)  # as generated
+    rows = []
+    for r in tqdm([r for r in m.records if set(r.labels) & set(VISUAL_DEFECTS)], desc="twins"):
+        piece, shot = divmod(int(r.id.rsplit("-", 1)[1]), int(o["photos_per_piece"]))
+        design = _design_for(piece, designs, int(o["seed"]))
+        if design.id != r.design_id:
+            raise DataError(f"{r.id}: renders as {design.id}, recorded as {r.design_id}")
+        item = make_item(design, int(o["seed"]), piece, float(o["defect_rate"]))
+        args = (int(o["seed"]), piece, shot, int(o["size"]), float(o["difficulty"]))
+        force = tuple(o["force_capture"])
+        photo = _lab(render_photo(item, *args, force).image)
+        for label in sorted(set(r.labels) & set(VISUAL_DEFECTS)):
+            pieces = tuple(dataclasses.replace(p, defects=p.defects - {label}) for p in item.pieces)
+            twin = render_photo(dataclasses.replace(item, pieces=pieces), *args, force).image
+            diff = np.linalg.norm(photo - _lab(twin), axis=2)
+            rows.append(
+                {
+                    "id": r.id,
+                    "label": label,
+                    "design": r.design_id,
+                    "capture": r.capture,
+                    "mask_px": int(r.meta.get("defect_px", {}).get(label, 0)),
+                    "visible_px": int((diff >= VISIBLE_DE).sum()),
+                }
+            )
+    return rows
+
+
+def _bin_name(lo: int, hi: int | None) -> str:
+    return f"{lo}+" if hi is None else f"{lo}-{hi}"
+
+
+def summarise(
+    records: list[Record], probs: NDArray[Any], thresholds: list[float], classes: list[str],
+    rows: list[dict[str, Any]], gate_pass: NDArray[np.bool_],
+) -> dict[str, Any]:  # fmt: skip
+    from training.metrics import auroc
+
+    index = {r.id: i for i, r in enumerate(records)}
+    y = np.array([[c in r.labels for c in classes] for r in records], bool)
+    t = np.asarray(thresholds)
+    held = (probs >= t).any(axis=1)
+    truth = y.any(axis=1)
+    out: dict[str, Any] = {"classes": {}}
+    for k, c in enumerate(classes):
+        pos = [(index[row["id"]], row["visible_px"]) for row in rows if row["label"] == c]
+        by_bin = {}
+        for lo, hi in BINS:
+            sel = [i for i, v in pos if v >= lo and (hi is None or v <= hi)]
+            rec = float(np.mean(probs[sel, k] >= t[k])) if sel else None
+            by_bin[_bin_name(lo, hi)] = {"n": len(sel), "class_recall": rec}
+        visible = np.zeros(len(records), bool)
+        for i, v in pos:
+            visible[i] |= v >= 5
+        keep = ~y[:, k] | visible
+        out["classes"][c] = {
+            "positives": len(pos),
+            "by_visible_px": by_bin,
+            "auroc_all": auroc(probs[:, k], y[:, k]) if y[:, k].any() else None,
+            "auroc_visible": auroc(probs[keep, k], visible[keep]) if visible.any() else None,
+        }
+
+    def rates(sel: NDArray[np.bool_]) -> dict[str, float | int]:
+        d, g = sel & truth, sel & ~truth
+        return {
+            "defective": int(d.sum()),
+            "good": int(g.sum()),
+            "recall": float(held[d].mean()) if d.any() else float("nan"),
+            "false_hold": float(held[g].mean()) if g.any() else float("nan"),
+        }
+
+    every = np.ones(len(records), bool)
+    out["any_defect"] = {"all_photos": rates(every), "gate_passed": rates(gate_pass)}
+    out["gate_pass_rate"] = float(gate_pass.mean())
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="a kito data synth folder")
+    p.add_argument("--package", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    from qc_model.catalog import default_catalog_dir, load_catalog
+    from qc_model.gate import check_photo
+    from qc_model.package import read_meta
+    from training.compare import score_package
+
+    rows = label_visibility(args.data)
+    m = Manifest.read(args.data / "manifest.jsonl")
+    records = list(m.records)
+    classes = list(read_meta(args.package).classes)
+    scores = score_package(args.package, records, args.data, classes)
+    catalog = load_catalog(default_catalog_dir())
+    gate = np.array(
+        [
+            check_photo(cv2.imread(str(args.data / r.image)), catalog[r.design_id]).passed
+            for r in tqdm(records, desc="gate")
+        ]
+    )
+    summary = summarise(records, scores.probs, scores.thresholds, classes, rows, gate)
+    summary |= {"data": str(args.data), "version": m.header.version, "package": scores.version}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "visibility.json").write_text(json.dumps(rows))
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    head = " | ".join(f"ΔE>=6 px {_bin_name(lo, hi)}: n, recall" for lo, hi in BINS)
+    print(f"| class | positives | {head} | AUROC all | AUROC visible (>= 5 px) |")
+    print("|---" * (len(BINS) + 4) + "|")
+    for c, s in summary["classes"].items():
+        cells = []
+        for b in s["by_visible_px"].values():
+            rec = "-" if b["class_recall"] is None else f"{b['class_recall']:.2f}"
+            cells.append(f"{b['n']}, {rec}")
+        a, v = s["auroc_all"], s["auroc_visible"]
+        print(
+            f"| {c} | {s['positives']} | {' | '.join(cells)} | "
+            f"{'-' if a is None else f'{a:.3f}'} | {'-' if v is None else f'{v:.3f}'} |"
+        )
+    for name, r in summary["any_defect"].items():
+        print(
+            f"any defect, {name}: recall {r['recall']:.3f} of {r['defective']}, "
+            f"false-hold {r['false_hold']:.3f} of {r['good']}"
+        )
+    print(f"gate passes {summary['gate_pass_rate']:.3f} of the photos")
+
+
+if __name__ == "__main__":
+    main()
