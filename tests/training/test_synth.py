@@ -175,8 +175,12 @@ def test_committed_golden_images_are_current(designs, design_id):
     d = designs[design_id]
     committed = cv2.imread(str(CATALOG / d.reference_images[0]))
     assert committed is not None, "run `kito catalog golden`"
-    # Re-render and compare pixels: a renderer change must come with fresh goldens.
-    assert np.array_equal(render_golden(d), committed)
+    # Re-render and compare pixels: a renderer change must come with fresh goldens. Another
+    # CPU's floating-point paths (AVX-512 here, AVX2 there) may round a handful of pixels one
+    # level apart (seen: 5 of 270 000, by 1); a renderer change moves far more, far further.
+    diff = np.abs(render_golden(d).astype(np.int16) - committed.astype(np.int16)).max(axis=2)
+    changed = int((diff > 0).sum())
+    assert diff.max() <= 2 and changed <= diff.size // 10_000, (int(diff.max()), changed)
 
 
 def test_markers_said_visible_are_found_by_the_detector(tmp_path):
