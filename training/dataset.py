@@ -301,23 +301,6 @@ class FeatureDataset(Dataset):
         return x, y, self.cells[0][i, v], self.cells[1][i]
 
 
-def cache_features(
-    model: Any,
-    dataset: CropDataset,
-    views: int,
-    device: torch.device,
-    batch_size: int = 32,
-    desc: str = "features",
-    quiet: bool = False,
-    disk: Any = None,
-) -> torch.Tensor:
-    """Run the frozen trunk once per (photo, view); view 0 unaugmented, the rest augmented.
-
-    With `disk` (a training.feature_cache.FeatureCache) photos whose views are stored already
-    are read back instead, and the computed ones are stored for the next run."""
-    return cache_views(model, dataset, views, device, batch_size, desc, quiet, disk)[0]
-
-
 @torch.no_grad()
 def cache_views(
     model: Any,
@@ -329,9 +312,13 @@ def cache_views(
     quiet: bool = False,
     disk: Any = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-    """`cache_features`, plus each view's cell targets when the dataset makes them: (N, V, K,
-    h, w) uint8 and (N, K) bool. They are stored with the features, since an augmented view's
-    geometry cannot be drawn again."""
+    """Run the frozen trunk once per (photo, view); view 0 unaugmented, the rest augmented.
+    Returns the features (N, V, C, h, w) float16 and, when the dataset makes them, each view's
+    cell targets (N, V, K, h, w) uint8 with their validity (N, K) bool.
+
+    With `disk` (a training.feature_cache.FeatureCache) photos whose views are stored already
+    are read back instead, and the computed ones are stored for the next run; cell targets are
+    stored with their features, since an augmented view's geometry cannot be drawn again."""
     model.eval()
     n = len(dataset)
     want_cells = dataset.cells is not None

@@ -32,7 +32,6 @@ from training.dataset import (
     CropDataset,
     CropStore,
     FeatureDataset,
-    cache_features,
     cache_views,
     check_trainable,
     label_view,
@@ -107,7 +106,7 @@ def load_data(
         )
         train_ds = FeatureDataset(feats, y_train, random_view=True, cells=view_cells)
         if val_recs:
-            vfeats = cache_features(
+            vfeats, _ = cache_views(
                 model, val_crops, 1, device, desc="val", quiet=not d.main, disk=disk
             )
             val_ds = FeatureDataset(vfeats, val_crops.targets, random_view=False)

@@ -127,7 +127,7 @@ def test_cached_views_keep_their_cells_on_disk(tmp_path: Path) -> None:
     from qc_model.network import build_model
     from training.augment import build_augment
     from training.config import load_config
-    from training.dataset import CropDataset, CropStore, cache_features, cache_views
+    from training.dataset import CropDataset, CropStore, cache_views
     from training.feature_cache import FeatureCache
 
     m, root = _photo_set(tmp_path / "d")
@@ -139,7 +139,7 @@ def test_cached_views_keep_their_cells_on_disk(tmp_path: Path) -> None:
     aug = build_augment(cfg.augment, 0)
     plain = CropDataset(m.records, np.zeros(len(m.records)), store, aug)
     # Features cached by a run without cells are computed again (with new views) for cells.
-    cache_features(model, plain, 2, torch.device("cpu"), quiet=True, disk=disk)
+    cache_views(model, plain, 2, torch.device("cpu"), quiet=True, disk=disk)[0]
     data = CropDataset(m.records, np.zeros(len(m.records)), store, aug, cells=spec)
     calls = []
     trunk = model.forward_trunk

@@ -254,7 +254,7 @@ def test_training_and_export_refuse_the_frozen_holdout(tiny: Path, tmp_path: Pat
 def test_trunk_features_are_cached_on_disk_per_photo(tiny: Path, tmp_path: Path) -> None:
     from qc_model.network import build_model
     from training.augment import build_augment
-    from training.dataset import CropDataset, CropStore, cache_features, load_manifest
+    from training.dataset import CropDataset, CropStore, cache_views, load_manifest
     from training.feature_cache import FeatureCache
 
     cfg = load_config(None, ["preprocess.input_size=64"])
@@ -268,17 +268,17 @@ def test_trunk_features_are_cached_on_disk_per_photo(tiny: Path, tmp_path: Path)
     trunk = model.forward_trunk
     model.forward_trunk = lambda x: calls.append(len(x)) or trunk(x)  # type: ignore[method-assign]
 
-    first = cache_features(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)
+    first = cache_views(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)[0]
     assert sum(calls) == 2 * len(records) and len(list(disk.dir.glob("*.pt"))) == len(records)
     calls.clear()
-    again = cache_features(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)
+    again = cache_views(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)[0]
     assert calls == [] and torch.equal(first, again)  # read back, not recomputed
     # One view asked for: the stored clean view; more views than stored: computed again.
     assert torch.equal(
-        cache_features(model, data, 1, torch.device("cpu"), quiet=True, disk=disk)[:, 0],
+        cache_views(model, data, 1, torch.device("cpu"), quiet=True, disk=disk)[0][:, 0],
         first[:, 0],
     )
-    cache_features(model, data, 3, torch.device("cpu"), quiet=True, disk=disk)
+    cache_views(model, data, 3, torch.device("cpu"), quiet=True, disk=disk)[0]
     assert sum(calls) == 3 * len(records)
     # Another trunk (other frozen weights) or other preprocessing: another folder.
     other = build_model(num_classes=7, weights="none", freeze_blocks=6)
