@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from qc_model.locate import Box
 from qc_model.manifest import GOOD, Manifest, ManifestError, Record
 from qc_model.preprocess import PreprocessConfig, crop_to_piece, normalize
 from qc_model.taxonomy import VISUAL_DEFECTS
+from training.atomic import write_atomic
 from training.augment import apply, apply_with_mask
 from training.cell_targets import CellSpec, mask_stack, to_cells
 
@@ -129,8 +128,8 @@ class CropStore:
                 box = None  # a damaged sidecar is recomputed, not trusted
         if box is None:
             box = crop_to_piece(read_image(self.root / record.image), self.cfg).box
-            if side is not None:
-                _write_text_atomic(side, " ".join(str(v) for v in box))
+            if path is not None:
+                _write_box(path, box)
         self._boxes[record.sha256] = box
         return box
 
@@ -150,7 +149,7 @@ class CropStore:
             rgb = crop.image
             self._boxes[record.sha256] = crop.box
             if path is not None:
-                _write_text_atomic(path.with_suffix(".box"), " ".join(str(v) for v in crop.box))
+                _write_box(path, crop.box)
                 _write_png_atomic(path, rgb)
         if len(self._memory) < 20000:  # ~3 GB at 224 px; beyond that, read back from disk
             self._memory[record.sha256] = rgb
@@ -178,7 +177,7 @@ class CropStore:
 def _crop_one(job: tuple[Path, PreprocessConfig, Path]) -> None:
     image_path, cfg, out = job
     crop = crop_to_piece(read_image(image_path), cfg)
-    _write_text_atomic(out.with_suffix(".box"), " ".join(str(v) for v in crop.box))
+    _write_box(out, crop.box)
     _write_png_atomic(out, crop.image)
 
 
@@ -201,27 +200,15 @@ def _crop_in_pool(
             pass
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        Path(tmp).write_text(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def _write_box(crop_path: Path, box: Box) -> None:
+    """The crop's box beside it (`<sha>.box`: x0 y0 x1 y1 in photo pixels)."""
+    text = " ".join(str(v) for v in box)
+    write_atomic(crop_path.with_suffix(".box"), lambda tmp: Path(tmp).write_text(text))
 
 
 def _write_png_atomic(path: Path, rgb: NDArray[np.uint8]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Several ranks (torchrun) may write the same crop: write aside, then rename atomically.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    try:
-        cv2.imwrite(tmp, np.ascontiguousarray(rgb[:, :, ::-1]))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    write_atomic(path, lambda tmp: cv2.imwrite(tmp, bgr), suffix=".png")
 
 
 class CropDataset(Dataset):

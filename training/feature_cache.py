@@ -12,12 +12,12 @@ share the folder.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from training.atomic import write_atomic
 
 
 def trunk_digest(model: Any) -> str:
@@ -54,16 +54,8 @@ class FeatureCache:
         return t[:views]
 
     def save(self, sha256: str, views: torch.Tensor) -> None:
-        path = self._path(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Several ranks (torchrun) may write the same photo: write aside, then rename.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(views.to(torch.float16).contiguous().clone(), tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        data = views.to(torch.float16).contiguous().clone()
+        write_atomic(self._path(sha256), lambda tmp: torch.save(data, tmp))
 
     def _cells_path(self, sha256: str, spec: Any) -> Path:
         tag = hashlib.sha256(repr(spec).encode()).hexdigest()[:8]
@@ -87,12 +79,5 @@ class FeatureCache:
         return cells[:views], valid
 
     def save_cells(self, sha256: str, cells: torch.Tensor, valid: torch.Tensor, spec: Any) -> None:
-        path = self._cells_path(sha256, spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save({"cells": cells.contiguous().clone(), "valid": valid.clone()}, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        data = {"cells": cells.contiguous().clone(), "valid": valid.clone()}
+        write_atomic(self._cells_path(sha256, spec), lambda tmp: torch.save(data, tmp))

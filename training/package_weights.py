@@ -27,6 +27,7 @@ from torch import nn
 from qc_model.errors import DataError
 from qc_model.network import DefectNet, build_model
 from qc_model.package import read_meta
+from training.atomic import write_atomic
 
 PARITY_TOL = 1e-4
 FORMAT = "kito-package-weights-1"
@@ -154,9 +155,6 @@ def checkpoint_from_package(package: Path, out: Path) -> Path:
     """Write the package's weights as a checkpoint that `weights: PATH` can start from."""
     net = network_from_package(package)
     meta = read_meta(package)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     state = {"format": FORMAT, "model": net.state_dict(), "package": meta.version}
-    torch.save(state, tmp)
-    tmp.replace(out)
+    write_atomic(out, lambda tmp: torch.save(state, tmp))
     return out
