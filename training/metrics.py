@@ -71,6 +71,24 @@ def auroc(scores: NDArray, positive: NDArray) -> float:
     return float(u / (npos * nneg))
 
 
+def stratified_auroc(scores: NDArray, positive: NDArray, groups: Sequence[str]) -> float:
+    """AUROC over pairs from the same group only: how often a positive scores above a negative
+    of its own group (design). A score that follows the design (its material) instead of the
+    defect has a high plain AUROC and a stratified one near 0.5. Groups holding only positives
+    or only negatives add no pairs; NaN when no group has both."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive).astype(bool)
+    g = np.asarray(groups)
+    wins = pairs = 0.0
+    for key in np.unique(g):
+        sel = g == key
+        n = float(y[sel].sum()) * float((~y[sel]).sum())
+        if n:
+            wins += auroc(s[sel], y[sel]) * n
+            pairs += n
+    return wins / pairs if pairs else float("nan")
+
+
 @dataclass(frozen=True)
 class BinaryCounts:
     tp: int

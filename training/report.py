@@ -110,6 +110,29 @@ def plot_confusions(
     return _save(fig, path)
 
 
+def plot_group_auroc(
+    grid: Sequence[Sequence[float | None]],
+    positives: Sequence[Sequence[int]],
+    groups: Sequence[str],
+    classes: Sequence[str],
+    path: Path,
+) -> Path:
+    """Design x class heatmap of AUROC among one design's photos (0.5: no better than chance,
+    the score follows the design rather than the defect); blank where a design has no
+    positives or no negatives of a class."""
+    a = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 3.2, 0.36 * len(groups) + 1.6))
+    shown = ax.imshow(np.ma.masked_invalid(a), cmap="RdYlGn", vmin=0.3, vmax=1.0, aspect="auto")
+    for (i, j), v in np.ndenumerate(a):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.2f}\n{positives[i][j]}+", ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(classes)), classes, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(len(groups)), groups, fontsize=7)
+    ax.set_title("AUROC within each design (n+ = defective photos)", fontsize=9)
+    fig.colorbar(shown, ax=ax, fraction=0.03)
+    return _save(fig, path)
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "–"

@@ -18,6 +18,7 @@ from training.metrics import (
     macro_f1,
     per_class_metrics,
     pr_curve,
+    stratified_auroc,
 )
 
 
@@ -56,6 +57,28 @@ def test_against_brute_force_definitions() -> None:
         ap += (recall - prev_recall) * (sel & y).sum() / sel.sum()
         prev_recall = recall
     assert average_precision(s, y) == pytest.approx(ap)
+
+
+def test_stratified_auroc_counts_same_design_pairs_only() -> None:
+    rng = np.random.default_rng(3)
+    groups = np.array(["chain"] * 200 + ["beads"] * 200)
+    y = np.r_[rng.random(200) < 0.5, rng.random(200) < 0.05]  # metal is scratched more often
+    # A score that knows the material, not the defect: high plain AUROC, chance within a design.
+    by_material = np.r_[np.full(200, 0.8), np.full(200, 0.1)] + rng.normal(0, 0.01, 400)
+    assert auroc(by_material, y) > 0.75
+    assert stratified_auroc(by_material, y, groups) == pytest.approx(0.5, abs=0.1)
+    # Against the definition: the share of same-group (positive, negative) pairs ranked right.
+    s = np.round(rng.random(400) + 0.5 * y, 2)
+    pairs = [
+        1.0 if a > b else 0.5 if a == b else 0.0
+        for g in ("chain", "beads")
+        for a, b in itertools.product(s[(groups == g) & y], s[(groups == g) & ~y])
+    ]
+    assert stratified_auroc(s, y, groups) == pytest.approx(np.mean(pairs))
+    # A group with only positives adds no pairs; no group with both is undefined.
+    more = np.r_[s, 0.99, 0.01], np.r_[y, True, True], [*groups, "ring", "ring"]
+    assert stratified_auroc(*more) == pytest.approx(stratified_auroc(s, y, groups))
+    assert np.isnan(stratified_auroc(s[:3], np.ones(3), ["a", "a", "b"]))
 
 
 def test_per_class_counts_and_f1() -> None:
@@ -169,4 +192,14 @@ def test_evaluation_report(task: str, tmp_path) -> None:  # type: ignore[no-unty
     for png in ("pr_curves", "reliability", "thresholds", "confusion"):
         assert (tmp_path / f"{png}.png").stat().st_size > 1000
     page = (tmp_path / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "By capture condition" in page
+    assert "By capture condition" in page
+    if task == "multilabel":  # one more plot: AUROC within each design
+        inside = s["within_design"]
+        assert inside["designs"] == ["cuff-b", "hoop-a"] and inside["classes"] == classes
+        assert np.array(inside["positives"]).sum(axis=0).tolist() == y.sum(axis=0).tolist()
+        assert inside["stratified"][2] is None and inside["auroc"][0][2] is None  # no positives
+        assert 0.8 < inside["stratified"][0] <= 1  # the fake scores follow the labels
+        assert (tmp_path / "within_design_auroc.png").stat().st_size > 1000
+        assert page.count("data:image/png;base64,") == 5 and "auroc within design" in page
+    else:
+        assert "within_design" not in s and page.count("data:image/png;base64,") == 4
