@@ -11,7 +11,9 @@ scored on every photo (its own preprocessing and thresholds, as served), and the
 run on each photo as the service would. The report says, per class, how recall depends on
 visibility and how well the scores separate visible defects from good photos, and what the
 "any defect" numbers are on the photos the gate lets through (the only ones the model sees in
-service). Writes `visibility.json` (one row per label) and `summary.json`, prints the tables.
+service). Per design it also gives the pixels per mm of the photo and of the network's input
+(the smaller is the detail the network gets) beside each class's AUROC among that design's own
+photos. Writes `visibility.json` (one row per label) and `summary.json`, prints the tables.
 """
 
 from __future__ import annotations
@@ -128,6 +130,44 @@ def summarise(
     return out
 
 
+def resolution_by_design(
+    records: list[Record], probs: NDArray[Any], classes: list[str], input_size: int, margin: float
+) -> dict[str, dict[str, Any]]:
+    """Per design: how many pixels per mm the photo has around the piece (the renderer's own
+    scale), how many the network's input has (the piece crop, `margin` on each side, resized
+    to `input_size`), the smaller of the two (the detail the network can get), and the AUROC of
+    each class among that design's photos. A 0.1 mm scratch is that many tenths of a pixel."""
+    from training.evaluate import within_design
+
+    scale: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+        boxes = [p["bbox_px"] for p in r.meta.get("pieces", []) if p.get("bbox_px")]
+        ppm = float(r.meta.get("px_per_mm") or 0)
+        if not boxes or ppm <= 0:
+            continue
+        b = np.array(boxes, np.float64)
+        side_mm = max(b[:, 2].max() - b[:, 0].min(), b[:, 3].max() - b[:, 1].min()) / ppm
+        scale.setdefault(r.design_id or "(none)", []).append(
+            (ppm, input_size / (side_mm * (1 + 2 * margin)))
+        )
+    y = np.array([[c in r.labels for c in classes] for r in records], bool)
+    inside = within_design(probs, y, classes, [r.design_id or "(none)" for r in records])
+    out = {}
+    for d, aucs, npos in zip(inside["designs"], inside["auroc"], inside["positives"], strict=True):
+        a = np.array(scale.get(d, [(np.nan, np.nan)]))
+        out[d] = {
+            "photo_px_per_mm": float(np.median(a[:, 0])),
+            "input_px_per_mm": float(np.median(a[:, 1])),
+            "effective_px_per_mm": float(np.median(a.min(axis=1))),
+            "auroc": {
+                c: None if v is None or np.isnan(v) else v
+                for c, v in zip(classes, aucs, strict=True)
+            },
+            "positives": dict(zip(classes, npos, strict=True)),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="a kito data synth folder")
@@ -152,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
         ]
     )
     summary = summarise(records, scores.probs, scores.thresholds, classes, rows, gate)
+    pre = read_meta(args.package).preprocess
+    summary["by_design"] = resolution_by_design(
+        records, scores.probs, classes, pre.input_size, pre.crop_margin
+    )
     summary |= {"data": str(args.data), "version": m.header.version, "package": scores.version}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "visibility.json").write_text(json.dumps(rows))
@@ -175,6 +219,16 @@ def main(argv: list[str] | None = None) -> None:
             f"false-hold {r['false_hold']:.3f} of {r['good']}"
         )
     print(f"gate passes {summary['gate_pass_rate']:.3f} of the photos")
+    print(f"\n| design | photo px/mm | input px/mm | effective | {' | '.join(classes)} |")
+    print("|---" * (len(classes) + 4) + "|")
+    for d, r in summary["by_design"].items():
+        cells = [
+            "-" if a is None else f"{a:.2f} ({r['positives'][c]})" for c, a in r["auroc"].items()
+        ]
+        print(
+            f"| {d} | {r['photo_px_per_mm']:.2f} | {r['input_px_per_mm']:.2f} | "
+            f"{r['effective_px_per_mm']:.2f} | {' | '.join(cells)} |"
+        )
 
 
 if __name__ == "__main__":
