@@ -9,7 +9,8 @@
 #   N=60 NTEST=30 EPOCHS=1 CONFIG=configs/train_default.yaml bash scripts/train_default_model.sh
 #                                                         # a smoke run on a CPU
 # Settings (environment): PY (python), DATA, RUNS, OUT (package folder), N, NTEST, EPOCHS,
-# WORKERS (default: all cores), CONFIG (default configs/train_gpu.yaml), VARIANTS ("lse lse+cells").
+# WORKERS (default: all cores), CONFIG (default configs/train_gpu.yaml), VARIANTS ("lse lse+cells"),
+# SIZE (photo long side in px, default 1024), INPUT (network input px; default: CONFIG's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,13 +23,21 @@ WORKERS=${WORKERS:-$(nproc)}
 CONFIG=${CONFIG:-configs/train_gpu.yaml}
 VARIANTS=${VARIANTS:-lse lse+cells}
 EPOCHS=${EPOCHS:-}
+SIZE=${SIZE:-1024}
+INPUT=${INPUT:-}
 kito() { "$PY" -m kito "$@"; }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
+if [ -n "$INPUT" ]; then  # one config for crops, training and export alike
+  mkdir -p "$RUNS"
+  "$PY" -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c['preprocess']['input_size'] = int(sys.argv[2]); yaml.safe_dump(c, open(sys.argv[3], 'w'), sort_keys=False)" \
+    "$CONFIG" "$INPUT" "$RUNS/config-$INPUT.yaml"
+  CONFIG="$RUNS/config-$INPUT.yaml"
+fi
 
 stamp "synthetic data: $N training photos (seed 1), $NTEST test photos (seed 2)"
-kito data synth --out "$DATA/train-s1" --count "$N" --size 1024 --seed 1 --defect-rate 0.5 \
+kito data synth --out "$DATA/train-s1" --count "$N" --size "$SIZE" --seed 1 --defect-rate 0.5 \
   --workers "$WORKERS"
-kito data synth --out "$DATA/test-s2" --count "$NTEST" --size 1024 --seed 2 --workers "$WORKERS"
+kito data synth --out "$DATA/test-s2" --count "$NTEST" --size "$SIZE" --seed 2 --workers "$WORKERS"
 # Training uses seed 1's train (+ its generator test split) and val; evaluation scores seed 2.
 kito data merge --out "$DATA/trainval-s1.jsonl" "$DATA/train-s1:test=train"
 kito data merge --out "$DATA/eval-s1s2.jsonl" "$DATA/train-s1:train=-,test=-" "$DATA/test-s2:*=test"
