@@ -49,30 +49,5 @@ for w in 1.0 0; do
       --calibration-manifest "$DATA/trainval-s1.jsonl" --out "$EXP/pkg/f${FREEZE}cam$w-$ck" --workers 2
   done
 done
-"$PY" - "$EXP" "$DATA" models/default "$EXP"/pkg/* <<'PY'
-import sys
-from pathlib import Path
-
-import numpy as np
-
-from qc_model.manifest import Manifest
-from qc_model.package import read_meta
-from training.compare import score_package
-from training.metrics import average_precision
-
-exp, data = Path(sys.argv[1]), Path(sys.argv[2])
-val = Manifest.read(data / "trainval-s1.jsonl").split("val")
-test = list(Manifest.read(data / "test-s2" / "manifest.jsonl").records)
-sets = (("val", val, data), ("test", test, data / "test-s2"))
-print("| package | set | mAP | macro-F1 | recall | false-hold | AP per class |")
-for pkg in map(Path, sys.argv[3:]):
-    classes = read_meta(pkg).classes
-    for name, recs, root in sets:
-        s = score_package(pkg, recs, root, classes)
-        y = np.array([[c in r.labels for c in classes] for r in recs])
-        aps = [average_precision(s.probs[:, k], y[:, k]) for k in range(len(classes))]
-        ad = s.any_defect
-        per = " ".join(f"{c}={a:.2f}" for c, a in zip(classes, aps, strict=True))
-        print(f"| {pkg.name} | {name} | {np.mean(aps):.3f} | {s.scores.macro_f1:.3f} | "
-              f"{ad['recall']:.3f} | {ad['false_hold_rate']:.3f} | {per} |")
-PY
+"$PY" -m training.score_packages models/default "$EXP"/pkg/* \
+  --on "val=$DATA/trainval-s1.jsonl:val" --on "test=$DATA/test-s2"
