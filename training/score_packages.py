@@ -22,7 +22,7 @@ from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record
 from qc_model.package import read_meta
 from training.compare import score_package
-from training.metrics import average_precision, stratified_auroc
+from training.metrics import stratified_auroc
 from training.predict import resolve_root
 
 
@@ -59,7 +59,7 @@ def score_rows(
                     "package": pkg.name,
                     "set": name,
                     "photos": len(records),
-                    "ap": {classes[k]: average_precision(s.probs[:, k], y[:, k]) for k in k_all},
+                    "ap": {r["name"]: r["ap"] for r in s.per_class},
                     "within_design_auroc": {
                         classes[k]: stratified_auroc(s.probs[:, k], y[:, k], designs) for k in k_all
                     },
