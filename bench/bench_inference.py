@@ -26,6 +26,7 @@ import torch
 
 from qc_model.mat import DEFAULT_MAT
 from qc_model.network import build_model
+from qc_model.package import read_meta
 from qc_model.preprocess import PreprocessConfig, preprocess
 from training.export import CalibratedNet, export_onnx
 from training.quantize import quantize_onnx
@@ -77,7 +78,9 @@ def session(path: Path, threads: int) -> ort.InferenceSession:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument(
+        "--size", type=int, default=None, help="input px (default: the package's, or 224)"
+    )
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--calibration", type=int, default=32, help="photos for INT8 ranges")
     ap.add_argument(
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         "models/default) instead of an ImageNet-initialised network with a new head",
     )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.size is None:
+        args.size = 224 if args.package is None else read_meta(args.package).preprocess.input_size
 
     torch.set_num_threads(args.threads)
     cfg = PreprocessConfig(input_size=args.size)
