@@ -29,6 +29,8 @@ payouts_app = typer.Typer(help="Payouts: deliver them to the payment webhook.")
 app.add_typer(payouts_app, name="payouts", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: champion, shadow, candidates, promotion.")
 app.add_typer(models_app, name="models", no_args_is_help=True)
+surface_app = typer.Typer(help="The surface branch: fine defects at the photo's own scale.")
+app.add_typer(surface_app, name="surface", no_args_is_help=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -345,6 +347,72 @@ def export_cmd(
             f"wrote {out.name}-int8 (macro-F1 {r['macro_f1_fp32']:.4f} -> "
             f"{r['macro_f1_int8']:.4f} on {r['validation_photos']} val photos)"
         )
+
+
+@surface_app.command("train")
+@user_errors
+def surface_train(
+    manifest: Annotated[Path, typer.Option(help="Manifest with defect masks and a train split")],
+    out: Annotated[Path, typer.Option(help="New run folder: surface.pt, surface.json")],
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps")] = 5000,
+    batch: Annotated[int, typer.Option(min=1, help="Patches per step")] = 32,
+    patch: Annotated[int, typer.Option(min=16, help="Patch side in px (multiple of 8)")] = 96,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    pos_weight: Annotated[float, typer.Option(min=0.0, help="Weight of defect cells")] = 5.0,
+    px_per_mm: Annotated[
+        float | None, typer.Option(help="Scale to train and serve at (default: the photos')")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Use the first N training photos")] = 0,
+    seed: int = 0,
+    workers: WorkersOpt = 1,
+) -> None:
+    """Train a surface branch on patches with per-cell targets from the defect masks."""
+    from training.surface import train_surface
+
+    info = train_surface(
+        manifest, out, steps=steps, batch=batch, patch=patch, lr=lr, pos_weight=pos_weight,
+        px_per_mm=px_per_mm, limit=limit, seed=seed, workers=workers,
+    )  # fmt: skip
+    t = info["timing"]
+    typer.echo(
+        f"wrote {out / 'surface.pt'}: {t['steps']} steps in {t['seconds']:.0f} s "
+        f"({t['patches_per_s']:.0f} patches/s)"
+    )
+    for name, row in info.get("val", {}).items():
+        typer.echo(f"  val {name:18} AP {row['ap']:.3f} ({row['positives']} positives)")
+
+
+@surface_app.command("attach")
+@user_errors
+def surface_attach(
+    package: Annotated[Path, typer.Option(help="The model package to extend")],
+    surface: Annotated[Path, typer.Option(help="surface.pt, or a package that has a branch")],
+    calibration_manifest: Annotated[
+        Path, typer.Option(help="Data set whose val split fits the fusion and thresholds")
+    ],
+    out: Annotated[Path, typer.Option(help="New package folder")],
+    fuse: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated classes to fuse (default: where val AP improves)"),
+    ] = None,
+    target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
+    workers: WorkersOpt = 1,
+) -> None:
+    """Add a surface branch to a package: fusion and thresholds fitted again on val."""
+    from training.surface import attach
+
+    only = [c.strip() for c in fuse.split(",") if c.strip()] if fuse else None
+    meta = attach(
+        package, surface, calibration_manifest, out, target_recall=target_recall,
+        workers=workers, fuse=only,
+    )  # fmt: skip
+    assert meta.surface is not None
+    val = meta.metrics["val"]
+    typer.echo(
+        f"wrote {out}: fused {', '.join(meta.surface.fusion)}; val macro-F1 "
+        f"{val['macro_f1']:.3f}, recall {val['any_defect']['recall']:.3f}, false-hold "
+        f"{val['any_defect']['false_hold_rate']:.3f}"
+    )
 
 
 # -- service ------------------------------------------------------------------------------------

@@ -16,15 +16,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.errors import DataError
+from qc_model.locate import PieceLocation
+from qc_model.mat import MatDetection
 from qc_model.package import (
     HEATMAPS_NAME,
     INPUT_NAME,
     PROBS_NAME,
+    SURFACE_CELLS,
+    SURFACE_INPUT,
+    SURFACE_LOGITS,
     ClassThreshold,
     ModelPackage,
     load_package,
 )
-from qc_model.preprocess import preprocess
+from qc_model.preprocess import crop_to_piece, normalize, preprocess
+from qc_model.surface import surface_crop, surface_input
 
 ImageInput = Union[str, Path, bytes, NDArray[np.uint8]]  # noqa: UP007 (a runtime alias)
 
@@ -37,13 +43,48 @@ class Prediction:
     heatmaps: NDArray[np.float32]  # (K, h, w) in 0..1, over the crop
     crop_box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the crop in the photo's pixels
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Finer maps (over the same crop) for the classes a surface branch scores.
+    surface_heatmaps: dict[str, NDArray[np.float32]] = field(default_factory=dict)
 
     def top(self) -> tuple[str, float]:
         name = max(self.probs, key=self.probs.__getitem__)
         return name, self.probs[name]
 
     def heatmap(self, name: str) -> NDArray[np.float32]:
-        return self.heatmaps[list(self.probs).index(name)]
+        """The class's map over the crop: the surface branch's where it scores the class."""
+        fine = self.surface_heatmaps.get(name)
+        return fine if fine is not None else self.heatmaps[list(self.probs).index(name)]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One photo made ready for the package's network(s)."""
+
+    tensor: NDArray[np.float32]  # (3, S, S), the defect network's input
+    box: tuple[int, int, int, int]
+    surface: NDArray[np.float32] | None  # (3, H, W), the surface branch's input, if it has one
+
+
+# A surface heatmap is max-pooled to at most this many cells a side: enough to point at a
+# scratch on the overlay, small enough to keep with every inspection.
+SURFACE_HEATMAP_MAX = 32
+
+
+def pool_max(grid: NDArray[np.float32], most: int = SURFACE_HEATMAP_MAX) -> NDArray[np.float32]:
+    """(h, w) -> at most (most, most), each cell the maximum of the cells it covers."""
+    h, w = grid.shape
+    fy, fx = -(-h // most), -(-w // most)
+    if fy == 1 and fx == 1:
+        return grid
+    hp, wp = -(-h // fy) * fy, -(-w // fx) * fx
+    padded = np.full((hp, wp), -np.inf, np.float32)
+    padded[:h, :w] = grid
+    return padded.reshape(hp // fy, fy, wp // fx, fx).max(axis=(1, 3))
+
+
+def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q) - np.log1p(-q), np.float64)
 
 
 def read_image(image: ImageInput) -> NDArray[np.uint8]:
@@ -93,6 +134,47 @@ class Inferencer:
         tensor, box = preprocess(read_image(image), self.meta.preprocess)
         return tensor, tuple(int(v) for v in box)
 
+    def prepare(
+        self,
+        image_bgr: NDArray[np.uint8],
+        *,
+        location: PieceLocation | None = None,
+        mat: MatDetection | None = None,
+    ) -> Prepared:
+        """Both networks' inputs from one located crop (a gate's location and mat are reused)."""
+        crop = crop_to_piece(image_bgr, self.meta.preprocess, location=location, mat=mat)
+        box = (int(crop.box[0]), int(crop.box[1]), int(crop.box[2]), int(crop.box[3]))
+        surface = None
+        if self.meta.surface is not None:
+            found = mat or (crop.location.mat if crop.location is not None else None)
+            scale = found.px_per_mm if found is not None else None
+            rgb, _ = surface_crop(image_bgr, box, self.meta.surface.config, scale)
+            surface = surface_input(rgb)
+        return Prepared(normalize(crop.image, self.meta.preprocess), box, surface)
+
+    def run_surface(
+        self, x: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(3, H, W) -> the branch's logits (Ks,) and cell probabilities (Ks, h, w)."""
+        logits, cells = self.package.surface_session.run(
+            [SURFACE_LOGITS, SURFACE_CELLS], {SURFACE_INPUT: np.ascontiguousarray(x[None])}
+        )
+        return logits[0], cells[0]
+
+    def fuse(
+        self, probs: NDArray[np.float32], surface_logits: NDArray[np.float32]
+    ) -> NDArray[np.float32]:
+        """The package probabilities (K,) with the surface classes' evidence combined in."""
+        sm = self.meta.surface
+        if sm is None:
+            return probs
+        out = np.asarray(probs, np.float64).copy()
+        for name, f in sm.fusion.items():
+            k, j = self.classes.index(name), sm.classes.index(name)
+            z = f.w_model * _logit(out[k : k + 1])[0] + f.w_surface * float(surface_logits[j])
+            out[k] = 1.0 / (1.0 + np.exp(-(z + f.bias)))
+        return out.astype(np.float32)
+
     def run(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """(B, 3, H, W) -> probs (B, K), heatmaps (B, K, h, w)."""
         probs, heatmaps = self.package.session.run(
@@ -106,16 +188,55 @@ class Inferencer:
         heatmaps: NDArray[np.float32],
         boxes: Sequence[tuple[int, ...]],
         timings: Sequence[dict[str, float]],
+        surface: Sequence[tuple[NDArray[np.float32], NDArray[np.float32]] | None] | None = None,
     ) -> list[Prediction]:
-        return [
-            Prediction(
-                probs={c: float(p) for c, p in zip(self.classes, probs[i], strict=True)},
-                heatmaps=np.clip(heatmaps[i], 0.0, 1.0).astype(np.float32),
-                crop_box=(int(boxes[i][0]), int(boxes[i][1]), int(boxes[i][2]), int(boxes[i][3])),
-                timings_ms=dict(timings[i]),
+        out = []
+        for i in range(probs.shape[0]):
+            p, fine = probs[i], {}
+            branch = surface[i] if surface is not None else None
+            if branch is not None and self.meta.surface is not None:
+                logits, cells = branch
+                p = self.fuse(p, logits)
+                sm = self.meta.surface
+                for name in sm.fusion:
+                    grid = pool_max(np.asarray(cells[sm.classes.index(name)], np.float32))
+                    # Scaled to its own peak, like the defect network's maps.
+                    fine[name] = np.clip(grid / (grid.max() + 1e-6), 0.0, 1.0).astype(np.float32)
+            out.append(
+                Prediction(
+                    probs={c: float(v) for c, v in zip(self.classes, p, strict=True)},
+                    heatmaps=np.clip(heatmaps[i], 0.0, 1.0).astype(np.float32),
+                    crop_box=(
+                        int(boxes[i][0]),
+                        int(boxes[i][1]),
+                        int(boxes[i][2]),
+                        int(boxes[i][3]),
+                    ),
+                    timings_ms=dict(timings[i]),
+                    surface_heatmaps=fine,
+                )
             )
-            for i in range(probs.shape[0])
-        ]
+        return out
+
+    def predict_prepared(
+        self, prepared: Sequence[Prepared], timings: Sequence[dict[str, float]]
+    ) -> list[Prediction]:
+        """Run both networks on photos already prepared; adds "inference" (and "surface") ms."""
+        t0 = time.perf_counter()
+        probs, heatmaps = self.run(np.stack([p.tensor for p in prepared]))
+        # The batch ran as one call: each photo is charged its share.
+        per_photo = (time.perf_counter() - t0) * 1e3 / len(prepared)
+        surface: list[tuple[NDArray[np.float32], NDArray[np.float32]] | None] = []
+        for p, t in zip(prepared, timings, strict=True):
+            t["inference"] = per_photo
+            if p.surface is not None:
+                t0 = time.perf_counter()
+                surface.append(self.run_surface(p.surface))
+                t["surface"] = (time.perf_counter() - t0) * 1e3
+            else:
+                surface.append(None)
+        boxes = [p.box for p in prepared]
+        return self.post_process(probs, heatmaps, boxes, timings, surface)
 
     def predict(self, images: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
         """Predictions in input order; a single image gives a list of one."""
@@ -123,20 +244,12 @@ class Inferencer:
         out: list[Prediction] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            tensors, boxes, timings = [], [], []
+            prepared, timings = [], []
             for item in chunk:
                 t0 = time.perf_counter()
-                tensor, box = self.pre_process(item)
-                tensors.append(tensor)
-                boxes.append(box)
+                prepared.append(self.prepare(read_image(item)))
                 timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
-            t0 = time.perf_counter()
-            probs, heatmaps = self.run(np.stack(tensors))
-            # The batch ran as one call: each photo is charged its share.
-            per_photo = (time.perf_counter() - t0) * 1e3 / len(chunk)
-            for t in timings:
-                t["inference"] = per_photo
-            out.extend(self.post_process(probs, heatmaps, boxes, timings))
+            out.extend(self.predict_prepared(prepared, timings))
         return out
 
 

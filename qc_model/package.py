@@ -4,6 +4,11 @@ A package is the unit that travels from training to serving. Everything serving 
 the model correctly (classes, preprocessing, calibration, thresholds) is inside it, so no
 second copy of those numbers can drift. No torch and no `onnx` import here: onnxruntime reads
 the embedded metadata itself.
+
+A package may also hold a surface branch (surface.onnx, `PackageMeta.surface`): a fully
+convolutional network that looks at the piece crop at a fixed scale in pixels per mm and scores
+some classes per 8 x 8 pixel cell. For those classes the package's probability combines both
+networks' logits (`SurfaceMeta.fusion`), and the heatmap is the surface branch's finer one.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from qc_model.errors import DataError
 from qc_model.manifest import sha256_file
 from qc_model.preprocess import PreprocessConfig
+from qc_model.surface import SurfaceConfig
 from qc_model.taxonomy import DEFECT_LABELS, TAXONOMY_VERSION
 
 MODEL_FILE = "model.onnx"
 META_FILE = "package.json"
 ONNX_META_KEY = "kito_package"  # metadata_props key holding package.json minus the checksum
 INPUT_NAME, PROBS_NAME, HEATMAPS_NAME = "input", "probs", "heatmaps"
+SURFACE_FILE = "surface.onnx"
+SURFACE_INPUT, SURFACE_LOGITS, SURFACE_CELLS = "crop", "logits", "cells"
 
 PACKAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -68,6 +76,38 @@ def bands(thresholds: Mapping[str, ClassThreshold]) -> dict[str, tuple[float, fl
     return {name: t.band for name, t in thresholds.items()}
 
 
+class Fusion(BaseModel):
+    """p = sigmoid(w_model * logit(p_model) + w_surface * surface_logit + bias), fitted on val."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    w_model: float
+    w_surface: float
+    bias: float
+
+
+class SurfaceMeta(BaseModel):
+    """The surface branch of a package: which classes it scores and how its input is made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classes: Annotated[list[str], Field(min_length=1)]  # its outputs, in order
+    config: SurfaceConfig
+    # The classes whose package probability uses the branch, and how (the others ignore it).
+    fusion: dict[str, Fusion]
+    onnx_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    training: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SurfaceMeta:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"surface: duplicate classes: {self.classes}")
+        outside = sorted(set(self.fusion) - set(self.classes))
+        if outside:
+            raise ValueError(f"surface: fusion for classes the branch does not score: {outside}")
+        return self
+
+
 class PackageMeta(BaseModel):
     """package.json. Everything but onnx_sha256 is also embedded in model.onnx."""
 
@@ -91,6 +131,7 @@ class PackageMeta(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     onnx_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    surface: SurfaceMeta | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PackageMeta:
@@ -104,6 +145,12 @@ class PackageMeta(BaseModel):
             missing = sorted(set(self.classes) - set(self.thresholds))
             extra = sorted(set(self.thresholds) - set(self.classes))
             raise ValueError(f"thresholds must cover the classes: missing {missing}, extra {extra}")
+        if self.surface is not None:
+            if self.task != "multilabel":
+                raise ValueError("a surface branch needs a multilabel package")
+            unknown = sorted(set(self.surface.fusion) - set(self.classes))
+            if unknown:
+                raise ValueError(f"surface: fusion for classes the package lacks: {unknown}")
         return self
 
     def embedded_json(self) -> str:
@@ -116,6 +163,7 @@ class ModelPackage:
     path: Path
     meta: PackageMeta
     session: Any  # onnxruntime.InferenceSession, created once with the checks below
+    surface_session: Any = None  # the same for surface.onnx, when the package has a branch
 
     @property
     def classes(self) -> list[str]:
@@ -162,7 +210,43 @@ def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
     session = _open_session(model, threads)
     _check_embedded(model, session, meta)
     _check_io(model, session, meta)
-    return ModelPackage(path=folder, meta=meta, session=session)
+    surface = _load_surface(folder, meta.surface, threads) if meta.surface else None
+    return ModelPackage(path=folder, meta=meta, session=session, surface_session=surface)
+
+
+def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:
+    path = folder / SURFACE_FILE
+    if not path.is_file():
+        raise PackageError(
+            f"{folder}: package.json names a surface branch, {SURFACE_FILE} is missing"
+        )
+    digest = sha256_file(path)
+    if digest != meta.onnx_sha256:
+        raise PackageError(
+            f"{path}: checksum {digest[:12]}… does not match package.json "
+            f"({meta.onnx_sha256[:12]}…); the file is corrupt or was replaced"
+        )
+    session = _open_session(path, threads)
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].name != SURFACE_INPUT or len(inputs[0].shape) != 4:
+        raise PackageError(f"{path}: expected one input '{SURFACE_INPUT}' (batch, 3, H, W)")
+    if inputs[0].shape[1] != 3 or any(isinstance(d, int) for d in inputs[0].shape[2:]):
+        raise PackageError(
+            f"{path}: input must be (batch, 3, H, W) with H and W dynamic, got {inputs[0].shape}"
+        )
+    outs = {o.name: o.shape for o in session.get_outputs()}
+    k = len(meta.classes)
+    if set(outs) != {SURFACE_LOGITS, SURFACE_CELLS}:
+        raise PackageError(f"{path}: outputs must be '{SURFACE_LOGITS}' and '{SURFACE_CELLS}'")
+    if len(outs[SURFACE_LOGITS]) != 2 or outs[SURFACE_LOGITS][1] != k:
+        raise PackageError(
+            f"{path}: '{SURFACE_LOGITS}' has shape {outs[SURFACE_LOGITS]}, {k} classes"
+        )
+    if len(outs[SURFACE_CELLS]) != 4 or outs[SURFACE_CELLS][1] != k:
+        raise PackageError(
+            f"{path}: '{SURFACE_CELLS}' has shape {outs[SURFACE_CELLS]}, {k} classes"
+        )
+    return session
 
 
 def _open_session(model: Path, threads: int) -> Any:

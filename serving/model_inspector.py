@@ -22,7 +22,6 @@ from qc_model.decode import DecodedPhoto
 from qc_model.errors import DataError
 from qc_model.gate import GateConfig, GateResult, check_photo
 from qc_model.inference import Inferencer, Prediction
-from qc_model.preprocess import preprocess
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
 from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
@@ -121,20 +120,14 @@ class ModelInspector:
 
     def _predict(self, photos: list[DecodedPhoto], gates: list[GateResult]) -> list[Prediction]:
         """The model's scores, on the crop around the piece the gate found (not found again)."""
-        cfg = self.inferencer.meta.preprocess
-        tensors, boxes, timings = [], [], []
+        prepared, timings = [], []
         for photo, gate in zip(photos, gates, strict=True):
             t0 = time.perf_counter()
-            tensor, box = preprocess(photo.image, cfg, location=gate.location, mat=gate.mat)
-            tensors.append(tensor)
-            boxes.append(tuple(int(v) for v in box))
+            prepared.append(
+                self.inferencer.prepare(photo.image, location=gate.location, mat=gate.mat)
+            )
             timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
-        t0 = time.perf_counter()
-        probs, heatmaps = self.inferencer.run(np.stack(tensors))
-        per_photo = (time.perf_counter() - t0) * 1e3 / len(photos)
-        for t in timings:
-            t["inference"] = per_photo
-        return self.inferencer.post_process(probs, heatmaps, boxes, timings)
+        return self.inferencer.predict_prepared(prepared, timings)
 
     def _heatmap(self, pred: Prediction, image_size: tuple[int, int]) -> dict[str, Any] | None:
         """The top defect class's heatmap (coarse grid over the crop), kept for the overlay."""

@@ -150,6 +150,12 @@ def quantize_package(
     fp32 = load_package(package_dir)
     if fp32.meta.precision != "fp32":
         raise DataError(f"{package_dir}: already {fp32.meta.precision}; quantize an FP32 package")
+    if fp32.meta.surface is not None:
+        # Its thresholds were chosen on the fused scores, which the check below cannot see.
+        raise DataError(
+            f"{package_dir}: has a surface branch; quantize the package it was attached to, "
+            "then attach the branch to the INT8 package (kito surface attach)"
+        )
     if out.exists():
         raise DataError(f"{out}: already exists; choose a new package folder")
     manifest = for_classes(Manifest.read(manifest_path), fp32.meta.classes, manifest_path)

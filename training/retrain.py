@@ -9,6 +9,7 @@ belong to kito/retrain.py; nothing here touches the service database.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -150,6 +151,28 @@ def _stage(wall: dict[str, float], name: str, echo: Echo, step: str) -> Any:
     wall[name] = round(time.perf_counter() - t0, 2)
 
 
+def _carry_surface(
+    plan: RetrainPlan, plain: Path, package: Path, manifest: Path, echo: Echo
+) -> str:
+    """The champion's surface branch on the challenger, fusion and thresholds fitted again; the
+    challenger goes without it when it helps no class on this validation split."""
+    from training.surface import NoGainError, attach
+
+    try:
+        meta = attach(
+            plain, plan.champion, manifest, package, name=read_meta(plan.champion).name,
+            holdout=plan.holdout_root,
+        )  # fmt: skip
+        assert meta.surface is not None
+        note = f"surface branch carried over, fused for {', '.join(meta.surface.fusion)}"
+        shutil.rmtree(plain)
+    except NoGainError as exc:
+        plain.rename(package)
+        note = f"surface branch left out: {exc}"
+    echo(f"      {note}")
+    return note
+
+
 def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
     """Train, export and judge one challenger; raises (and registers nothing) on failure."""
     from training.compare import compare
@@ -187,10 +210,14 @@ def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
     package = plan.out / f"{champion.name}-{stamp}"
     checkpoint = run_dir / "best.pt"
     with _stage(wall, "export", echo, "[3/5] exporting the challenger (calibration, parity)"):
+        plain = package.with_name(f".{package.name}-without-surface")
         export_package(
-            checkpoint, data / "manifest.jsonl", package, name=champion.name,
-            holdout=plan.holdout_root,
+            checkpoint, data / "manifest.jsonl", plain if champion.surface else package,
+            name=champion.name, holdout=plan.holdout_root,
         )  # fmt: skip
+    if champion.surface:
+        with _stage(wall, "surface", echo, "      carrying the champion's surface branch over"):
+            notes.append(_carry_surface(plan, plain, package, data / "manifest.jsonl", echo))
     with _stage(wall, "compare", echo, "[4/5] champion vs challenger: holdout, reviewed batch"):
         comparison = compare(plan.champion, package, holdout, plan.reviewed)
     with _stage(wall, "report", echo, "[5/5] writing the comparison report"):

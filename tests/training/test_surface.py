@@ -1,0 +1,321 @@
+"""training.surface and packages with a surface branch: samples, fusion, attach, serving."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qc_model.catalog import default_catalog_dir
+from qc_model.errors import DataError
+from qc_model.inference import Inferencer, pool_max, read_image
+from qc_model.manifest import Header, Manifest
+from qc_model.package import SURFACE_FILE, PackageError, load_package, read_meta
+from qc_model.preprocess import PreprocessConfig, crop_to_piece
+from qc_model.surface import SurfaceConfig, surface_crop, surface_scale
+from qc_model.taxonomy import VISUAL_DEFECTS
+from training.surface import (
+    PatchSampler,
+    Sample,
+    apply_fusion,
+    attach,
+    cell_targets,
+    choose_fusion,
+    fit_fusion,
+    load_surface,
+    make_sample,
+    train_surface,
+    window,
+)
+from training.synth.generate import SynthOptions, generate_dataset
+
+# -- pieces ---------------------------------------------------------------------------------------
+
+
+def test_cell_targets_mark_every_cell_a_mask_pixel_falls_in() -> None:
+    bits = np.zeros((24, 16), np.uint8)
+    bits[3, 9] = 0b01  # class 0 in cell (0, 1)
+    bits[17, 0] = 0b10  # class 1 in cell (2, 0)
+    bits[8, 8] = 0b11  # both in cell (1, 1)
+    t = cell_targets(bits, 2, 8)
+    assert t.shape == (2, 3, 2)
+    assert t[0].tolist() == [[0, 1], [0, 1], [0, 0]]
+    assert t[1].tolist() == [[0, 0], [0, 1], [1, 0]]
+
+
+def test_window_pads_with_zeros_past_the_edge() -> None:
+    a = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    assert window(a, -1, 2, 3).tolist() == [[0, 0, 0], [2, 3, 0], [6, 7, 0]]
+
+
+def _sample(h: int, w: int, defect_at: tuple[int, int] | None) -> Sample:
+    bits = np.zeros((h, w), np.uint8)
+    if defect_at:
+        bits[defect_at] = 0b100
+    labels = np.array([False, False, defect_at is not None])
+    return Sample(np.full((h, w, 3), 128, np.uint8), bits, labels, "d")
+
+
+def test_sampler_aims_half_the_patches_at_defects_and_keeps_targets_aligned() -> None:
+    samples = [_sample(304, 200, (150, 100)), _sample(88, 56, None)]  # one smaller than a patch
+    sampler = PatchSampler(samples, k=3, patch=64, seed=1)
+    x, y = sampler.batch(200)
+    assert x.shape == (200, 3, 64, 64) and y.shape == (200, 3, 8, 8)
+    assert x.min() >= -1.0 and x.max() <= 1.0
+    with_defect = y[:, 2].reshape(200, -1).max(axis=1)
+    # About half the patches are aimed at the single defect pixel (the jitter keeps it inside).
+    assert 0.35 < with_defect.mean() < 0.75
+    assert y[:, :2].sum() == 0  # classes 0 and 1 are nowhere
+    assert np.all(y[:, 2].reshape(200, -1).sum(axis=1) <= 1)  # one pixel, one cell
+    with pytest.raises(DataError, match="multiple of 8"):
+        PatchSampler(samples, k=3, patch=60, seed=1)
+
+
+def test_surface_scale_resamples_only_what_differs_and_caps_the_side() -> None:
+    cfg = SurfaceConfig(px_per_mm=2.65, max_side=512)
+    assert surface_scale(cfg, 2.8, 300) == 1.0  # within 15 %: left alone
+    assert surface_scale(cfg, 5.3, 300) == pytest.approx(0.5)  # a finer phone photo
+    assert surface_scale(cfg, None, 300) == 1.0  # no mat: as photographed
+    assert surface_scale(cfg, 2.65, 1024) == pytest.approx(0.5)  # too big: capped
+    assert surface_scale(SurfaceConfig(), 5.3, 300) == 1.0  # no trained scale
+
+
+def test_surface_crop_is_rgb_padded_to_the_stride() -> None:
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, :, 0] = 200  # blue in BGR
+    rgb, f = surface_crop(img, (10, 10, 51, 51), SurfaceConfig(), None)
+    assert f == 1.0 and rgb.shape == (48, 48, 3)
+    assert rgb[0, 0].tolist() == [0, 0, 200] and rgb[47, 47].tolist() == [0, 0, 0]
+
+
+def test_pool_max_keeps_the_peak() -> None:
+    g = np.zeros((70, 40), np.float32)
+    g[69, 39] = 1.0
+    p = pool_max(g, 32)
+    assert p.shape == (24, 20) and p.max() == 1.0 and p[23, 19] == 1.0
+    assert pool_max(g[:8, :8], 32).shape == (8, 8)
+
+
+def test_fit_fusion_learns_which_score_carries_the_evidence() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(4000) < 0.3
+    p_model = np.full(4000, 0.3)  # knows only the base rate
+    z = np.where(y, 2.0, -2.0) + rng.normal(0, 1.0, 4000)
+    f = fit_fusion(p_model, z, y)
+    assert f.w_surface > 1.0
+    fused = apply_fusion(p_model, z, f)
+    assert fused[y].mean() > 0.7 and fused[~y].mean() < 0.2
+    fusion, report = choose_fusion(p_model[:, None], z[:, None], y[:, None], ["x"], ["x"])
+    assert set(fusion) == {"x"} and report["x"]["val_ap_fused"] > report["x"]["val_ap_package"]
+    # A branch that knows nothing is not fused in, unless asked for.
+    noise = rng.normal(0, 1, 4000)[:, None]
+    perfect = np.where(y, 0.9, 0.1)[:, None]
+    assert choose_fusion(perfect, noise, y[:, None], ["x"], ["x"])[0] == {}
+    assert set(choose_fusion(perfect, noise, y[:, None], ["x"], ["x"], force=["x"])[0]) == {"x"}
+
+
+# -- with rendered photos -------------------------------------------------------------------------
+
+
+def _tiny_package_module() -> Any:
+    path = Path(__file__).parents[1] / "serving" / "model_package.py"
+    spec = importlib.util.spec_from_file_location("model_package_for_surface", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 photos of a cuff and a hoop (train: scratch, pitting, tarnish), and calib.jsonl: the
+    same photos, all in split val."""
+    root = tmp_path_factory.mktemp("surface") / "d"
+    opts = SynthOptions(
+        count=16, size=512, defect_rate=0.7, difficulty=0.3, seed=4,
+        designs=("KQ-CUFF-BR-65", "KQ-HOOP-BR-30"),
+    )  # fmt: skip
+    m = generate_dataset(default_catalog_dir(), root, opts, workers=1)
+    calib = [r.model_copy(update={"split": "val"}) for r in m.records]
+    Manifest(header=Header(name="calib", classes=m.header.classes), records=calib).write(
+        root / "calib.jsonl"
+    )
+    assert sum("scratch" in r.labels for r in calib) >= 2 and sum(not r.labels for r in calib) >= 4
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "surface"
+    train_surface(synth / "manifest.jsonl", out, steps=3, batch=4, patch=64, workers=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_package_module().build_tiny_package(tmp_path_factory.mktemp("pkg") / "tiny")
+
+
+def test_a_sample_is_the_serving_crop_with_its_masks(synth: Path) -> None:
+    m = Manifest.read(synth / "manifest.jsonl")
+    rec = next(r for r in m.records if r.masks)
+    cfg = SurfaceConfig()
+    s = make_sample(rec, synth, list(VISUAL_DEFECTS), cfg)
+    box = crop_to_piece(read_image(synth / rec.image), PreprocessConfig()).box
+    side = box[2] - box[0]
+    assert s.image.shape[:2] == (-(-side // 8) * 8,) * 2  # the crop as photographed, padded
+    assert s.labels.tolist() == [c in rec.labels for c in VISUAL_DEFECTS]
+    for k, c in enumerate(VISUAL_DEFECTS):
+        assert bool(np.any(s.bits & (1 << k))) == (c in rec.masks and c in rec.labels)
+    # A coarser scale: the crop and its masks shrink together.
+    half = make_sample(rec, synth, list(VISUAL_DEFECTS), SurfaceConfig(px_per_mm=0.5))
+    assert half.image.shape[0] < s.image.shape[0] * 0.6  # 512 px photos: ~1.3 px per mm
+    assert (half.bits > 0).any() == (s.bits > 0).any()
+
+
+def test_training_writes_a_loadable_checkpoint_with_val_scores(trained: Path) -> None:
+    _, classes, cfg, info = load_surface(trained / "surface.pt")
+    assert classes == [c for c in VISUAL_DEFECTS]
+    assert cfg.px_per_mm is not None and 1.0 < cfg.px_per_mm < 4.0  # from the mat, 512 px photos
+    assert info["timing"]["patches"] == 12
+    report = json.loads((trained / "surface.json").read_text())
+    assert report["classes"] == classes and "val" in report
+
+
+def test_training_refuses_data_without_masks_and_a_used_folder(
+    synth: Path, trained: Path, tmp_path: Path
+) -> None:
+    m = Manifest.read(synth / "manifest.jsonl")
+    bare = [r.model_copy(update={"masks": {}}) for r in m.records]
+    Manifest(header=m.header, records=bare).write(synth / "bare.jsonl")
+    with pytest.raises(DataError, match="needs masks"):
+        train_surface(synth / "bare.jsonl", tmp_path / "x", steps=1)
+    with pytest.raises(DataError, match="already exists"):
+        train_surface(synth / "manifest.jsonl", trained, steps=1)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="not a readable checkpoint"):
+        load_surface(tmp_path / "junk.pt")
+
+
+def test_attach_serves_fused_scores_and_finer_heatmaps(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "tiny-surface"
+    meta = attach(tiny, trained / "surface.pt", synth / "calib.jsonl", out, fuse=["scratch"])
+    assert meta.surface is not None and list(meta.surface.fusion) == ["scratch"]
+    assert meta.surface.training["parity"]["max_abs_logits"] <= 1e-3
+    assert (out / SURFACE_FILE).is_file() and not list(tmp_path.glob(".tiny-surface.tmp-*"))
+    photos = [synth / r.image for r in Manifest.read(synth / "calib.jsonl").records[:3]]
+    plain, fused = Inferencer(tiny).predict(photos), Inferencer(out).predict(photos)
+    for a, b in zip(plain, fused, strict=True):
+        assert a.probs["tarnish"] == b.probs["tarnish"]  # not fused: untouched
+        assert a.probs["scratch"] != b.probs["scratch"]
+        assert b.heatmap("scratch").shape != a.heatmap("scratch").shape  # the branch's cells
+        assert b.heatmap("scratch").max() <= 1.0 and "surface" in b.timings_ms
+    # Thresholds were chosen again on val; the rest of the package is the original's.
+    assert meta.classes == read_meta(tiny).classes and meta.metrics["val"]["photos"] == 16
+
+    # A package with a branch gives it to another package: no torch checkpoint needed.
+    again = attach(tiny, out, synth / "calib.jsonl", tmp_path / "carried", fuse=["scratch"])
+    assert again.surface is not None
+    assert again.surface.onnx_sha256 == meta.surface.onnx_sha256
+
+
+def test_attach_refusals(synth: Path, trained: Path, tiny: Path, tmp_path: Path) -> None:
+    calib = synth / "calib.jsonl"
+    with pytest.raises(DataError, match="has no surface branch"):
+        attach(tiny, tiny, calib, tmp_path / "a")
+    with pytest.raises(DataError, match="both score only"):
+        attach(tiny, trained / "surface.pt", calib, tmp_path / "b", fuse=["pitting"])
+    with pytest.raises(DataError, match="already exists"):
+        attach(tiny, trained / "surface.pt", calib, tiny)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_a_damaged_branch_is_refused_on_load(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
+) -> None:
+    good = tmp_path / "good"
+    attach(tiny, trained / "surface.pt", synth / "calib.jsonl", good, fuse=["scratch"])
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(good, corrupt)
+    with (corrupt / SURFACE_FILE).open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(PackageError, match="checksum"):
+        load_package(corrupt)
+    missing = tmp_path / "missing"
+    shutil.copytree(good, missing)
+    (missing / SURFACE_FILE).unlink()
+    with pytest.raises(PackageError, match=r"surface\.onnx is missing"):
+        load_package(missing)
+
+
+def test_retrain_carries_the_champions_branch_or_leaves_it_out(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.surface as surface_mod
+    from training.retrain import _carry_surface
+
+    calib = synth / "calib.jsonl"
+    champion = tmp_path / "champion"
+    attach(tiny, trained / "surface.pt", calib, champion, fuse=["scratch"])
+    plan: Any = SimpleNamespace(champion=champion, holdout_root=None)
+    real = surface_mod.choose_fusion
+
+    def forced(*args: Any, force: Any = None) -> Any:
+        return real(*args, force=["scratch"])
+
+    monkeypatch.setattr(surface_mod, "choose_fusion", forced)
+    plain = tmp_path / ".plain-1"
+    shutil.copytree(tiny, plain)
+    note = _carry_surface(plan, plain, tmp_path / "challenger", calib, echo=lambda s: None)
+    meta = read_meta(tmp_path / "challenger")
+    assert note.startswith("surface branch carried over") and meta.surface is not None
+    assert meta.name == "tiny" and not plain.exists()
+
+    # On a validation split where the branch helps no class, the challenger goes without it.
+    monkeypatch.setattr(surface_mod, "choose_fusion", lambda *a, **k: ({}, {}))
+    plain = tmp_path / ".plain-2"
+    shutil.copytree(tiny, plain)
+    note = _carry_surface(plan, plain, tmp_path / "challenger-2", calib, echo=lambda s: None)
+    assert note.startswith("surface branch left out") and "improves no class" in note
+    assert read_meta(tmp_path / "challenger-2").surface is None and not plain.exists()
+
+
+def test_int8_refuses_a_package_with_a_branch(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
+) -> None:
+    from training.quantize import quantize_package
+
+    pkg = tmp_path / "with-branch"
+    attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
+    with pytest.raises(DataError, match="has a surface branch; quantize the package"):
+        quantize_package(pkg, synth / "manifest.jsonl", tmp_path / "int8")
+
+
+def test_the_service_scores_with_the_branch(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
+) -> None:
+    from qc_model.catalog import load_catalog
+    from qc_model.decode import decode_photo
+    from serving.model_inspector import ModelInspector
+
+    pkg = tmp_path / "served"
+    attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
+    rec = Manifest.read(synth / "calib.jsonl").records[0]
+    photo = decode_photo((synth / rec.image).read_bytes(), filename=Path(rec.image).name)
+    design = load_catalog(default_catalog_dir())[rec.design_id or ""]
+    outcome = ModelInspector(pkg).inspect([photo], design)
+    served = outcome.details["scores"][0]
+    direct = Inferencer(pkg).predict(synth / rec.image)[0].probs
+    plain = Inferencer(tiny).predict(synth / rec.image)[0].probs
+    assert served["scratch"] == pytest.approx(direct["scratch"], abs=1e-4)
+    assert served["scratch"] != pytest.approx(plain["scratch"], abs=1e-4)
+    assert served["tarnish"] == pytest.approx(plain["tarnish"], abs=1e-4)

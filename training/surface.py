@@ -1,0 +1,689 @@
+"""The surface branch: train it on defect masks, export it, and attach it to a model package.
+
+The defect network scores each photo from its piece crop resized to 224 px and learns from one
+label per photo. On the synthetic data its scratch, pitting and finish_flaw scores follow the
+design, not the defect (model card, "Finer photos"). The surface branch looks at the same crop
+at a fixed scale in pixels per mm (qc_model.surface) and is told where each defect is:
+
+- network: the stem and stages 0-2 of tf_efficientnet_lite0 (ImageNet weights, all trained)
+  and a 3x3 + 1x1 head; fully convolutional, one logit per class per 8 x 8 pixel cell;
+- training: random patches, half centred on a defect pixel, with per-cell targets from the
+  renderer's masks (any mask pixel in the cell);
+- a photo's branch logit for a class is its highest cell.
+
+`attach` puts a trained branch into an existing package: for each class it fits, on the
+calibration set's val split, a logistic combination of the package's logit and the branch's
+(`Fusion`), keeps it only where it ranks validation photos better (AP), then chooses the
+thresholds again exactly as `kito export` does. A package that already has a branch can give
+it to another (`kito retrain` carries the champion's branch to the challenger).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from qc_model.errors import DataError
+from qc_model.inference import read_image
+from qc_model.manifest import Manifest, Record
+from qc_model.package import (
+    MODEL_FILE,
+    SURFACE_CELLS,
+    SURFACE_FILE,
+    SURFACE_INPUT,
+    SURFACE_LOGITS,
+    Fusion,
+    PackageMeta,
+    SurfaceMeta,
+    read_meta,
+)
+from qc_model.preprocess import PreprocessConfig, crop_to_piece
+from qc_model.surface import SurfaceConfig, surface_crop, surface_input
+from training.cell_targets import extract_mask
+from training.metrics import average_precision
+
+MAX_CLASSES = 8  # class membership is kept as bits of one uint8 per pixel
+SURFACE_FORMAT = "kito-surface/1"
+STAGES = 3  # stem + stages 0-2: stride 8
+PARITY_ATOL = 1e-3  # max |Δ| of branch logits and of fused probabilities, ORT vs torch
+
+
+class NoGainError(DataError):
+    """The branch improves no class's validation AP: attaching it would change nothing good."""
+
+
+@dataclass
+class Sample:
+    """One photo's piece crop at the branch's scale and its defect masks as bits."""
+
+    image: NDArray[np.uint8]  # (H, W, 3) RGB, H and W multiples of the stride
+    bits: NDArray[np.uint8]  # (H, W): bit k set where class k's mask is
+    labels: NDArray[np.bool_]  # (K,)
+    design: str
+
+
+def photo_surface_crop(
+    bgr: NDArray[np.uint8], preprocess: PreprocessConfig, cfg: SurfaceConfig
+) -> tuple[NDArray[np.uint8], tuple[int, int, int, int], float]:
+    """The serving path (Inferencer.prepare): the locator's box, the mat's scale, the resample."""
+    crop = crop_to_piece(bgr, preprocess)
+    box = (int(crop.box[0]), int(crop.box[1]), int(crop.box[2]), int(crop.box[3]))
+    mat = crop.location.mat if crop.location is not None else None
+    rgb, f = surface_crop(bgr, box, cfg, mat.px_per_mm if mat is not None else None)
+    return rgb, box, f
+
+
+def make_sample(
+    record: Record,
+    root: Path,
+    classes: Sequence[str],
+    cfg: SurfaceConfig,
+    preprocess: PreprocessConfig | None = None,
+) -> Sample:
+    """A record's branch input and its masks carried through the same crop and resample."""
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"at most {MAX_CLASSES} classes, got {len(classes)}")
+    bgr = read_image(root / record.image)
+    rgb, box, f = photo_surface_crop(bgr, preprocess or PreprocessConfig(), cfg)
+    side = box[2] - box[0]
+    size = rgb.shape[0] if f == 1.0 else max(cfg.stride, round(side * f))
+    bits = np.zeros(rgb.shape[:2], np.uint8)
+    for k, name in enumerate(classes):
+        rel = record.masks.get(name) if name in record.labels else None
+        if rel is None:
+            continue
+        full = cv2.imread(str(root / rel), cv2.IMREAD_GRAYSCALE)
+        if full is None or full.shape[:2] != (record.height, record.width):
+            raise DataError(f"{record.id}: mask {rel} for {name} is missing or not photo-sized")
+        m = extract_mask(np.asarray(full > 0, np.uint8) * 255, box)
+        if f != 1.0:  # area resampling then "any coverage": a pit of one pixel stays
+            m = cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA)
+        bits[: m.shape[0], : m.shape[1]] |= (m[: bits.shape[0], : bits.shape[1]] > 0).astype(
+            np.uint8
+        ) << k
+    labels = np.array([c in record.labels for c in classes])
+    return Sample(rgb, bits, labels, record.design_id or "(none)")
+
+
+def _prepare_one(job: tuple[Record, Path, tuple[str, ...], SurfaceConfig, Path]) -> Path:
+    record, root, classes, cfg, out = job
+    if not out.is_file():
+        s = make_sample(record, root, classes, cfg)
+        tmp = out.with_suffix(".tmp.npz")
+        np.savez(tmp, image=s.image, bits=s.bits, labels=s.labels, design=np.array(s.design))
+        tmp.replace(out)
+    return out
+
+
+def prepare(
+    records: Sequence[Record],
+    root: Path,
+    classes: Sequence[str],
+    cfg: SurfaceConfig,
+    cache: Path,
+    workers: int,
+    desc: str,
+) -> list[Sample]:
+    """Every record's sample, made once (in `workers` processes) and kept in `cache`."""
+    import hashlib
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    key = hashlib.sha256(f"{cfg.model_dump_json()}|{','.join(classes)}".encode()).hexdigest()[:8]
+    folder = cache / key
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(r, root, tuple(classes), cfg, folder / f"{r.sha256[:40]}.npz") for r in records]
+    if workers > 1 and len(jobs) > workers:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+            done = pool.map(_prepare_one, jobs, chunksize=8)
+            paths = list(tqdm(done, total=len(jobs), desc=desc, unit="photo"))
+    else:
+        paths = [_prepare_one(j) for j in tqdm(jobs, desc=desc, unit="photo")]
+    out = []
+    for p in paths:
+        with np.load(p) as z:
+            out.append(Sample(z["image"], z["bits"], z["labels"], str(z["design"])))
+    return out
+
+
+def cell_targets(bits: NDArray[np.uint8], k: int, stride: int) -> NDArray[np.float32]:
+    """(H, W) bits -> (K, H // stride, W // stride): 1 where any pixel of the cell has class k."""
+    h, w = bits.shape[0] // stride, bits.shape[1] // stride
+    cells = bits[: h * stride, : w * stride].reshape(h, stride, w, stride)
+    any_bits = np.bitwise_or.reduce(np.bitwise_or.reduce(cells, axis=3), axis=1)  # (h, w)
+    return np.stack([(any_bits >> c) & 1 for c in range(k)]).astype(np.float32)
+
+
+def window(arr: NDArray[Any], y: int, x: int, size: int) -> NDArray[Any]:
+    """arr[y:y+size, x:x+size], zero-padded where it runs past the edge (y, x may be < 0)."""
+    out = np.zeros((size, size, *arr.shape[2:]), arr.dtype)
+    h, w = arr.shape[:2]
+    y0, x0, y1, x1 = max(0, y), max(0, x), min(h, y + size), min(w, x + size)
+    if y1 > y0 and x1 > x0:
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = arr[y0:y1, x0:x1]
+    return out
+
+
+class PatchSampler:
+    """Random training patches: half centred near a defect pixel, half anywhere in the crop."""
+
+    def __init__(
+        self, samples: Sequence[Sample], k: int, patch: int, seed: int, stride: int = 8
+    ) -> None:
+        if patch % stride:
+            raise DataError(f"patch must be a multiple of {stride}, got {patch}")
+        self.samples, self.k, self.patch, self.stride = samples, k, patch, stride
+        self.rng = np.random.default_rng(seed)
+        self.defective = [i for i, s in enumerate(samples) if s.bits.any()]
+
+    def one(self) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+        rng, p = self.rng, self.patch
+        if self.defective and rng.random() < 0.5:
+            s = self.samples[self.defective[int(rng.integers(len(self.defective)))]]
+            present = [c for c in range(self.k) if np.any(s.bits & (1 << c))]
+            c = present[int(rng.integers(len(present)))]
+            ys, xs = np.nonzero(s.bits & (1 << c))
+            j = int(rng.integers(len(ys)))
+            jitter = rng.integers(-p // 3, p // 3 + 1, size=2)
+            y, x = int(ys[j] + jitter[0]) - p // 2, int(xs[j] + jitter[1]) - p // 2
+        else:
+            s = self.samples[int(rng.integers(len(self.samples)))]
+            h, w = s.bits.shape
+            y = int(rng.integers(min(0, h - p), max(1, h - p + 1)))
+            x = int(rng.integers(min(0, w - p), max(1, w - p + 1)))
+        img, bits = window(s.image, y, x, p), window(s.bits, y, x, p)
+        # Orientation carries no meaning on the mat: flips and quarter turns.
+        turns = int(rng.integers(4))
+        img, bits = np.rot90(img, turns), np.rot90(bits, turns)
+        if rng.random() < 0.5:
+            img, bits = img[:, ::-1], bits[:, ::-1]
+        # Exposure and white balance drift a little between phones.
+        gain = rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, size=3)
+        img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        return img, cell_targets(np.ascontiguousarray(bits), self.k, self.stride)
+
+    def batch(self, n: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        pairs = [self.one() for _ in range(n)]
+        x = np.stack([surface_input(np.ascontiguousarray(a)) for a, _ in pairs])
+        return x, np.stack([t for _, t in pairs])
+
+
+def build_surface_net(k: int, weights: str = "imagenet") -> Any:
+    """The backbone's stem and first STAGES stages (stride 8) plus a 3x3 + 1x1 head."""
+    import torch
+    from torch import nn
+
+    from qc_model.network import build_model
+
+    net: Any = build_model(num_classes=k, weights=weights).backbone
+    channels = net.blocks[STAGES - 1][-1].conv_pwl.out_channels
+    head = nn.Sequential(
+        nn.Conv2d(channels, 64, 3, padding=1, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU6(inplace=True),
+        nn.Conv2d(64, k, 1),
+    )
+    nn.init.constant_(head[-1].bias, -4.0)  # most cells hold no defect
+    model = nn.Sequential(net.conv_stem, net.bn1, *list(net.blocks)[:STAGES], head)
+    with torch.no_grad():
+        stride = 64 // model(torch.zeros(1, 3, 64, 64)).shape[-1]
+    if stride != SurfaceConfig().stride:
+        raise DataError(f"{STAGES} stages give stride {stride}, the branch needs 8")
+    return model
+
+
+def train_steps(
+    model: Any, sampler: PatchSampler, steps: int, batch: int, lr: float, pos_weight: float
+) -> dict[str, float]:
+    """AdamW with a warm-up and a cosine schedule on per-cell weighted BCE."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)),
+    )
+    pw = torch.full((sampler.k, 1, 1), float(pos_weight))
+    model.train()
+    t0, seen, ema = time.perf_counter(), 0, float("nan")
+    bar = tqdm(range(steps), desc="train surface", unit="step")
+    for _ in bar:
+        x, y = sampler.batch(batch)
+        logits = model(torch.from_numpy(x))
+        loss = F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y), pos_weight=pw)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        seen += batch
+        ema = loss.item() if math.isnan(ema) else 0.98 * ema + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{ema:.4f}", patches_s=f"{seen / (time.perf_counter() - t0):.1f}")
+    wall = time.perf_counter() - t0
+    return {"steps": steps, "patches": seen, "seconds": wall, "patches_per_s": seen / wall}
+
+
+def branch_logits(model: Any, samples: Sequence[Sample], desc: str) -> NDArray[np.float64]:
+    """(N, K): each class's highest cell logit over the whole crop (torch)."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for s in tqdm(samples, desc=desc, unit="photo"):
+            logits = model(torch.from_numpy(surface_input(s.image))[None])[0]
+            out.append(logits.flatten(1).amax(dim=1).double().numpy())
+    return np.stack(out) if out else np.zeros((0, 0))
+
+
+# -- the checkpoint -------------------------------------------------------------------------------
+
+
+def save_surface(
+    path: Path, model: Any, classes: Sequence[str], cfg: SurfaceConfig, info: dict[str, Any]
+) -> None:
+    import torch
+
+    from training.atomic import write_atomic
+
+    state = {
+        "format": SURFACE_FORMAT,
+        "model": model.state_dict(),
+        "classes": list(classes),
+        "config": cfg.model_dump(mode="json"),
+        "info": info,
+    }
+    write_atomic(path, lambda tmp: torch.save(state, tmp), suffix=".pt")
+
+
+def load_surface(path: Path) -> tuple[Any, list[str], SurfaceConfig, dict[str, Any]]:
+    import torch
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such surface checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say so, not a traceback
+        raise DataError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != SURFACE_FORMAT:
+        raise DataError(f"{path}: not a surface checkpoint (kito surface train writes them)")
+    classes = list(state["classes"])
+    model = build_surface_net(len(classes), weights="none")
+    model.load_state_dict(state["model"])
+    return model.eval(), classes, SurfaceConfig.model_validate(state["config"]), state["info"]
+
+
+def train_surface(
+    manifest_path: Path,
+    out: Path,
+    *,
+    classes: Sequence[str] | None = None,
+    px_per_mm: float | None = None,
+    steps: int = 5000,
+    batch: int = 32,
+    patch: int = 96,
+    lr: float = 1e-3,
+    pos_weight: float = 5.0,
+    limit: int = 0,
+    workers: int = 1,
+    seed: int = 0,
+    cache: Path | None = None,
+) -> dict[str, Any]:
+    """Train a branch on the manifest's train split (needs masks); scores its val split."""
+    import torch
+
+    from qc_model.taxonomy import VISUAL_DEFECTS
+    from training.predict import resolve_root
+
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"{out}: already exists and is not empty; choose a new run folder")
+    m = Manifest.read(manifest_path)
+    root = resolve_root(manifest_path, None)
+    classes = list(classes or [c for c in VISUAL_DEFECTS if c in (m.header.classes or [])])
+    if not classes:
+        raise DataError(f"{manifest_path}: none of its classes is a visual defect")
+    train = m.split("train")[: limit or None]
+    val = m.split("val")
+    if not train:
+        raise DataError(f"{manifest_path}: no photos in split 'train'")
+    with_masks = [r for r in train if any(c in r.masks for c in r.labels if c in classes)]
+    if not with_masks:
+        raise DataError(
+            f"{manifest_path}: no training photo has a defect mask; the surface branch learns "
+            "where defects are and needs masks (kito data synth writes them)"
+        )
+    if px_per_mm is None:  # the scale the photos have: the median the mat gives
+        px_per_mm = _median_scale(train[:64], root)
+    cfg = SurfaceConfig(px_per_mm=px_per_mm)
+    torch.manual_seed(seed)
+    cache = cache or out / "samples"
+    samples = prepare(train, root, classes, cfg, cache, workers, "surface crops (train)")
+    model = build_surface_net(len(classes))
+    sampler = PatchSampler(samples, len(classes), patch, seed, cfg.stride)
+    timing = train_steps(model, sampler, steps, batch, lr, pos_weight)
+    del samples, sampler
+    info: dict[str, Any] = {
+        "manifest": str(manifest_path),
+        "dataset_version": m.header.version,
+        "train_photos": len(train),
+        "settings": {
+            "steps": steps,
+            "batch": batch,
+            "patch": patch,
+            "lr": lr,
+            "pos_weight": pos_weight,
+            "seed": seed,
+        },
+        "timing": timing,
+    }
+    if val:
+        vs = prepare(val, root, classes, cfg, cache, workers, "surface crops (val)")
+        z = branch_logits(model, vs, "score val")
+        y = np.stack([s.labels for s in vs])
+        info["val"] = {
+            c: {"positives": int(y[:, k].sum()), "ap": average_precision(z[:, k], y[:, k])}
+            for k, c in enumerate(classes)
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    save_surface(out / "surface.pt", model, classes, cfg, info)
+    (out / "surface.json").write_text(json.dumps({"classes": classes, **info}, indent=2))
+    return info
+
+
+def _median_scale(records: Sequence[Record], root: Path) -> float | None:
+    scales = []
+    for r in records:
+        loc = crop_to_piece(read_image(root / r.image), PreprocessConfig()).location
+        if loc is not None and loc.mat is not None:
+            scales.append(loc.mat.px_per_mm)
+    return float(np.median(scales)) if scales else None
+
+
+# -- ONNX -----------------------------------------------------------------------------------------
+
+
+def surface_graph(model: Any) -> Any:
+    """The deployed branch: (B, 3, H, W) -> max-cell logits (B, K), cell probabilities."""
+    import torch
+    from torch import nn
+
+    class SurfaceGraph(nn.Module):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            cells = self.net(x)  # (B, K, h, w)
+            return cells.flatten(2).amax(dim=2), torch.sigmoid(cells)
+
+    return SurfaceGraph(model).eval()
+
+
+def export_surface_onnx(model: Any, path: Path) -> None:
+    import torch
+
+    graph = surface_graph(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            graph,
+            (torch.zeros(1, 3, 96, 96),),
+            str(path),
+            input_names=[SURFACE_INPUT],
+            output_names=[SURFACE_LOGITS, SURFACE_CELLS],
+            dynamic_axes={
+                SURFACE_INPUT: {0: "batch", 2: "height", 3: "width"},
+                SURFACE_LOGITS: {0: "batch"},
+                SURFACE_CELLS: {0: "batch", 2: "cells_h", 3: "cells_w"},
+            },
+            opset_version=17,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    # The exporter leaves the class dimension symbolic (it comes out of a reduction); the
+    # loader checks it, so it is declared.
+    import onnx
+
+    graph_proto = onnx.load(str(path))
+    k = int(graph.net[-1][-1].out_channels)
+    for out in graph_proto.graph.output:
+        out.type.tensor_type.shape.dim[1].dim_value = k
+    onnx.save(graph_proto, str(path))
+
+
+def _ort_logits(session: Any, samples: Sequence[Sample], desc: str) -> NDArray[np.float64]:
+    out = []
+    for s in tqdm(samples, desc=desc, unit="photo"):
+        (z,) = session.run([SURFACE_LOGITS], {SURFACE_INPUT: surface_input(s.image)[None]})
+        out.append(np.asarray(z[0], np.float64))
+    return np.stack(out)
+
+
+# -- fusion ---------------------------------------------------------------------------------------
+
+
+def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q) - np.log1p(-q), np.float64)
+
+
+def fit_fusion(
+    p_model: NDArray[np.float64], z_surface: NDArray[np.float64], y: NDArray[np.bool_]
+) -> Fusion:
+    """Logistic regression of y on (logit p_model, z_surface), Newton steps, a little L2."""
+    x = np.stack([_logit(p_model), np.asarray(z_surface, np.float64), np.ones(len(y))], axis=1)
+    t = np.asarray(y, np.float64)
+    w = np.array([1.0, 0.0, 0.0])
+    ridge = np.diag([1e-3, 1e-3, 0.0]) * len(t)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
+        grad = x.T @ (p - t) + ridge @ w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + ridge + 1e-9 * np.eye(3)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Fusion(w_model=float(w[0]), w_surface=float(w[1]), bias=float(w[2]))
+
+
+def apply_fusion(
+    p_model: NDArray[np.float64], z_surface: NDArray[np.float64], f: Fusion
+) -> NDArray[np.float64]:
+    z = f.w_model * _logit(p_model) + f.w_surface * np.asarray(z_surface, np.float64) + f.bias
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), np.float64)
+
+
+def choose_fusion(
+    p_model: NDArray[np.float64],
+    z_surface: NDArray[np.float64],
+    y: NDArray[np.bool_],
+    classes: Sequence[str],
+    surface_classes: Sequence[str],
+    force: Sequence[str] | None = None,
+) -> tuple[dict[str, Fusion], dict[str, dict[str, float]]]:
+    """Per class: the fitted fusion, kept where it beats the package's validation AP (or, with
+    `force`, for exactly the classes named there)."""
+    fusion: dict[str, Fusion] = {}
+    report: dict[str, dict[str, float]] = {}
+    for j, name in enumerate(surface_classes):
+        if name not in classes or (force is not None and name not in force):
+            continue
+        k = classes.index(name)
+        if not y[:, k].any() or y[:, k].all():
+            continue
+        f = fit_fusion(p_model[:, k], z_surface[:, j], y[:, k])
+        ap_model = average_precision(p_model[:, k], y[:, k])
+        ap_fused = average_precision(apply_fusion(p_model[:, k], z_surface[:, j], f), y[:, k])
+        report[name] = {"val_ap_package": ap_model, "val_ap_fused": ap_fused}
+        if force is not None or ap_fused > ap_model:
+            fusion[name] = f
+    return fusion, report
+
+
+def fused_probs(
+    p_model: NDArray[np.float64],
+    z_surface: NDArray[np.float64],
+    classes: Sequence[str],
+    surface_classes: Sequence[str],
+    fusion: dict[str, Fusion],
+) -> NDArray[np.float64]:
+    out = np.asarray(p_model, np.float64).copy()
+    for name, f in fusion.items():
+        k, j = classes.index(name), list(surface_classes).index(name)
+        out[:, k] = apply_fusion(p_model[:, k], z_surface[:, j], f)
+    return out
+
+
+# -- attach ---------------------------------------------------------------------------------------
+
+
+def attach(
+    package: Path,
+    surface: Path,
+    calibration_manifest: Path,
+    out: Path,
+    *,
+    name: str | None = None,
+    target_recall: float = 0.97,
+    workers: int = 1,
+    cache: Path | None = None,
+    parity_samples: int = 8,
+    fuse: Sequence[str] | None = None,
+    holdout: Path | None = None,
+) -> PackageMeta:
+    """A copy of `package` at `out` with the branch from `surface` (a surface.pt, or a package
+    that has one), its fusion fitted and the thresholds chosen again on the val split.
+
+    `fuse` names the classes to combine; by default, those whose validation AP improves."""
+    from qc_model.holdout import check_against_default
+    from qc_model.inference import Inferencer
+    from qc_model.manifest import sha256_file
+    from training.calibrate import choose_thresholds
+    from training.compare import score_package
+    from training.export import finish_package, git_commit
+    from training.metrics import any_defect, macro_f1
+    from training.predict import resolve_root
+
+    if out.exists():
+        raise DataError(f"{out}: already exists; choose a new package folder")
+    meta = read_meta(package)
+    if meta.task != "multilabel":
+        raise DataError(f"{package}: a surface branch needs a multilabel package")
+    source = Manifest.read(calibration_manifest)
+    check_against_default(source, calibration_manifest, holdout)
+    val = source.split("val")
+    if not val:
+        raise DataError(f"{calibration_manifest}: no photos in split 'val' to calibrate on")
+    root = resolve_root(calibration_manifest, None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        torch_model = None
+        if surface.is_dir():
+            carried = read_meta(surface).surface
+            if carried is None:
+                raise DataError(f"{surface}: this package has no surface branch to carry over")
+            shutil.copyfile(surface / SURFACE_FILE, tmp / SURFACE_FILE)
+            s_classes, cfg = list(carried.classes), carried.config
+            training_info = carried.training
+        else:
+            torch_model, s_classes, cfg, training_info = load_surface(surface)
+            export_surface_onnx(torch_model, tmp / SURFACE_FILE)
+        from qc_model.package import _open_session
+
+        session = _open_session(tmp / SURFACE_FILE, threads=2)
+        samples = prepare(
+            val, root, s_classes, cfg, cache or tmp / "samples", workers, "surface crops (val)"
+        )
+        shutil.rmtree(tmp / "samples", ignore_errors=True)
+        z = _ort_logits(session, samples, "surface branch (val)")
+        parity = {"samples": 0, "max_abs_logits": 0.0}
+        if torch_model is not None:
+            z_torch = branch_logits(torch_model, samples[:parity_samples], "parity (torch)")
+            diff = float(np.abs(z_torch - z[:parity_samples]).max())
+            parity = {"samples": len(z_torch), "max_abs_logits": diff}
+            if diff > PARITY_ATOL:
+                raise DataError(
+                    f"surface branch parity failed: max |Δlogit| {diff:.2e} on {len(z_torch)} "
+                    f"photos (limit {PARITY_ATOL:g}); nothing was written"
+                )
+        classes = list(meta.classes)
+        plain = score_package(package, val, root, classes)
+        y = np.stack([[c in r.labels for c in classes] for r in val])
+        if fuse is not None:
+            unknown = sorted(set(fuse) - (set(s_classes) & set(classes)))
+            if unknown or not fuse:
+                raise DataError(
+                    f"--fuse {','.join(fuse)}: the branch and the package both score only "
+                    f"{', '.join(c for c in s_classes if c in classes)}"
+                )
+        fusion, fit_report = choose_fusion(
+            plain.probs, z, y, classes, s_classes, force=list(fuse) if fuse else None
+        )
+        if not fusion:
+            raise NoGainError(
+                f"the surface branch improves no class's validation AP over {package.name} "
+                f"({json.dumps(fit_report)}); nothing was written"
+            )
+        probs = fused_probs(plain.probs, z, classes, s_classes, fusion)
+        choice = choose_thresholds(probs, y, classes, target_recall=target_recall)
+        t = [choice.thresholds[c].threshold for c in classes]
+        smeta = SurfaceMeta(
+            classes=s_classes,
+            config=cfg,
+            fusion=fusion,
+            onnx_sha256=sha256_file(tmp / SURFACE_FILE),
+            training={**training_info, "fit": fit_report, "parity": parity},
+        )
+        new = meta.model_copy(
+            update={
+                "name": name or meta.name,
+                "version": f"{out.name}-{smeta.onnx_sha256[:8]}",
+                "thresholds": choice.thresholds,
+                "surface": smeta,
+                "git_commit": git_commit(),
+                "dataset_versions": {**meta.dataset_versions, "calibration": source.header.version},
+                "metrics": {
+                    **meta.metrics,
+                    "recall_level": choice.recall_level,
+                    "target_recall": target_recall,
+                    "untuned_classes": choice.untuned,
+                    "val": {
+                        "photos": len(val),
+                        "macro_f1": macro_f1(probs, y, t),
+                        "any_defect": any_defect(probs, y, t, classes).as_dict(),
+                    },
+                },
+            }
+        )
+        shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
+        new = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
+        # The finished package, through the serving path, gives what was fitted here.
+        check = val[:parity_samples]
+        got = Inferencer(tmp).predict([root / r.image for r in check])
+        served = np.array([[p.probs[c] for c in classes] for p in got])
+        diff = float(np.abs(served - probs[: len(check)]).max())
+        if diff > PARITY_ATOL:
+            raise DataError(
+                f"the attached package disagrees with the fit: max |Δp| {diff:.2e} on "
+                f"{len(check)} photos (limit {PARITY_ATOL:g}); nothing was written"
+            )
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return read_meta(out)
