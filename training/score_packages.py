@@ -66,6 +66,7 @@ def score_rows(
                     "macro_f1": s.scores.macro_f1,
                     "recall": s.any_defect["recall"],
                     "false_hold": s.any_defect["false_hold_rate"],
+                    "per_class": s.per_class,
                 }
             )
     return rows
@@ -92,18 +93,46 @@ def _table(rows: list[dict[str, object]]) -> str:
     return "\n".join(out)
 
 
+def _class_tables(rows: list[dict[str, object]]) -> str:
+    """One table per package and set: each class at the package's own threshold."""
+    out = []
+    for r in rows:
+        per = r["per_class"]
+        within = r["within_design_auroc"]
+        assert isinstance(per, list) and isinstance(within, dict)
+        out += [
+            f"\n{r['package']} on {r['set']} ({r['photos']} photos):\n",
+            "| class | positives | threshold | precision | recall | F1 | AUROC | AP "
+            "| AUROC within designs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        out += [
+            f"| {c['name']} | {c['support']} | {c['threshold']:.3f} | {c['precision']:.3f} "
+            f"| {c['recall']:.3f} | {c['f1']:.3f} | {c['auroc']:.3f} | {c['ap']:.3f} "
+            f"| {within[c['name']]:.3f} |"
+            for c in per
+        ]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("packages", type=Path, nargs="+", help="model package folders")
     p.add_argument(
         "--on", action="append", required=True, metavar="NAME=PATH[:SPLIT]", help="a photo set"
     )
+    p.add_argument(
+        "--per-class", action="store_true", help="also a per-class table for each package and set"
+    )
     args = p.parse_args(argv)
     try:
         for pkg in args.packages:
             read_meta(pkg)
         sets = [photo_set(s) for s in args.on]
-        print(_table(score_rows(args.packages, sets)))
+        rows = score_rows(args.packages, sets)
+        print(_table(rows))
+        if args.per_class:
+            print(_class_tables(rows))
     except DataError as exc:
         raise SystemExit(f"error: {exc}") from None
 

@@ -76,6 +76,21 @@ def test_two_packages_on_two_sets(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert all("scratch=" in r[7] and "bent=" in r[8] for r in rows)
 
 
+def test_per_class_tables_give_each_class_at_its_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mp = _tiny_package_module()
+    a = mp.build_tiny_package(tmp_path / "pkg-a", "tiny-1", seed=0)
+    data = _photo_set(tmp_path / "data", mp)
+    main([str(a), "--on", f"all={data}", "--per-class"])
+    out = capsys.readouterr().out
+    assert "pkg-a on all (5 photos):" in out
+    rows = [line for line in out.splitlines() if line.startswith("| scratch |")]
+    cells = rows[0].split(" | ")
+    assert cells[1] == "2" and cells[2] == "0.500"  # two scratched photos; the tiny threshold
+    assert len(rows) == 1 and "| bent | 1 |" in out
+
+
 def test_bad_sets_are_named(tmp_path: Path) -> None:
     for spec, why in [
         ("nameless", "expected NAME=PATH"),
