@@ -30,7 +30,7 @@ from qc_model.package import (
     load_package,
 )
 from qc_model.preprocess import crop_to_piece, normalize, preprocess
-from qc_model.surface import surface_crop, surface_input
+from qc_model.surface import fuse_probability, surface_crop, surface_input
 
 ImageInput = Union[str, Path, bytes, NDArray[np.uint8]]  # noqa: UP007 (a runtime alias)
 
@@ -80,11 +80,6 @@ def pool_max(grid: NDArray[np.float32], most: int = SURFACE_HEATMAP_MAX) -> NDAr
     padded = np.full((hp, wp), -np.inf, np.float32)
     padded[:h, :w] = grid
     return padded.reshape(hp // fy, fy, wp // fx, fx).max(axis=(1, 3))
-
-
-def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
-    q = np.clip(p, 1e-7, 1 - 1e-7)
-    return np.asarray(np.log(q) - np.log1p(-q), np.float64)
 
 
 def read_image(image: ImageInput) -> NDArray[np.uint8]:
@@ -171,8 +166,9 @@ class Inferencer:
         out = np.asarray(probs, np.float64).copy()
         for name, f in sm.fusion.items():
             k, j = self.classes.index(name), sm.classes.index(name)
-            z = f.w_model * _logit(out[k : k + 1])[0] + f.w_surface * float(surface_logits[j])
-            out[k] = 1.0 / (1.0 + np.exp(-(z + f.bias)))
+            out[k : k + 1] = fuse_probability(
+                out[k : k + 1], surface_logits[j : j + 1], f.w_model, f.w_surface, f.bias
+            )
         return out.astype(np.float32)
 
     def run(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:

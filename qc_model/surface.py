@@ -72,3 +72,21 @@ def surface_input(crop_rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     """uint8 RGB (H, W, 3) -> float32 (3, H, W) in [-1, 1], tf_efficientnet_lite0's scaling."""
     x = crop_rgb.astype(np.float32) * np.float32(1.0 / 127.5) - np.float32(1.0)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def logit(p: NDArray[np.floating]) -> NDArray[np.float64]:
+    """log(p / (1 - p)), with p clipped away from 0 and 1."""
+    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q) - np.log1p(-q), np.float64)
+
+
+def fuse_probability(
+    p_model: NDArray[np.floating],
+    z_surface: NDArray[np.floating],
+    w_model: float,
+    w_surface: float,
+    bias: float,
+) -> NDArray[np.float64]:
+    """sigmoid(w_model * logit(p_model) + w_surface * z_surface + bias): a package's `Fusion`."""
+    z = w_model * logit(p_model) + w_surface * np.asarray(z_surface, np.float64) + bias
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), np.float64)

@@ -51,7 +51,13 @@ from qc_model.package import (
     read_meta,
 )
 from qc_model.preprocess import PreprocessConfig, crop_to_piece
-from qc_model.surface import SurfaceConfig, surface_crop, surface_input
+from qc_model.surface import (
+    SurfaceConfig,
+    fuse_probability,
+    logit,
+    surface_crop,
+    surface_input,
+)
 from training.cell_targets import extract_mask
 from training.metrics import average_precision
 
@@ -479,16 +485,11 @@ def _ort_logits(session: Any, samples: Sequence[Sample], desc: str) -> NDArray[n
 # -- fusion ---------------------------------------------------------------------------------------
 
 
-def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
-    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.asarray(np.log(q) - np.log1p(-q), np.float64)
-
-
 def fit_fusion(
     p_model: NDArray[np.float64], z_surface: NDArray[np.float64], y: NDArray[np.bool_]
 ) -> Fusion:
     """Logistic regression of y on (logit p_model, z_surface), Newton steps, a little L2."""
-    x = np.stack([_logit(p_model), np.asarray(z_surface, np.float64), np.ones(len(y))], axis=1)
+    x = np.stack([logit(p_model), np.asarray(z_surface, np.float64), np.ones(len(y))], axis=1)
     t = np.asarray(y, np.float64)
     w = np.array([1.0, 0.0, 0.0])
     ridge = np.diag([1e-3, 1e-3, 0.0]) * len(t)
@@ -506,8 +507,7 @@ def fit_fusion(
 def apply_fusion(
     p_model: NDArray[np.float64], z_surface: NDArray[np.float64], f: Fusion
 ) -> NDArray[np.float64]:
-    z = f.w_model * _logit(p_model) + f.w_surface * np.asarray(z_surface, np.float64) + f.bias
-    return np.asarray(1.0 / (1.0 + np.exp(-z)), np.float64)
+    return fuse_probability(p_model, z_surface, f.w_model, f.w_surface, f.bias)
 
 
 def choose_fusion(
