@@ -26,21 +26,30 @@ from training.metrics import stratified_auroc
 from training.predict import resolve_root
 
 
+def records_at(spec: str) -> tuple[list[Record], Path]:
+    """`PATH[:SPLIT]` (a data set folder or a manifest) -> (records, folder of their images)."""
+    path_s, _, split = spec.partition(":")
+    path = Path(path_s)
+    manifest_path = path / "manifest.jsonl" if path.is_dir() else path
+    if not manifest_path.is_file():
+        raise DataError(f"{spec!r}: no manifest at {manifest_path}")
+    m = Manifest.read(manifest_path)
+    records = m.split(split) if split else list(m.records)  # type: ignore[arg-type]
+    if not records:
+        raise DataError(f"{spec!r}: no photos" + (f" in split {split!r}" if split else ""))
+    return records, resolve_root(manifest_path, None)
+
+
 def photo_set(spec: str) -> tuple[str, list[Record], Path]:
     """`NAME=PATH[:SPLIT]` -> (name, records, folder their image paths are relative to)."""
     name, sep, rest = spec.partition("=")
     if not sep or not name or not rest:
         raise DataError(f"--on {spec!r}: expected NAME=PATH or NAME=PATH:SPLIT")
-    path_s, _, split = rest.partition(":")
-    path = Path(path_s)
-    manifest_path = path / "manifest.jsonl" if path.is_dir() else path
-    if not manifest_path.is_file():
-        raise DataError(f"--on {spec!r}: no manifest at {manifest_path}")
-    m = Manifest.read(manifest_path)
-    records = m.split(split) if split else list(m.records)
-    if not records:
-        raise DataError(f"--on {spec!r}: no photos" + (f" in split {split!r}" if split else ""))
-    return name, records, resolve_root(manifest_path, None)
+    try:
+        records, root = records_at(rest)
+    except DataError as exc:
+        raise DataError(f"--on {name}={exc}") from None
+    return name, records, root
 
 
 def score_rows(

@@ -34,7 +34,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.errors import DataError
-from qc_model.manifest import Manifest, Record
 from qc_model.surface import SurfaceConfig
 from training.calibrate import choose_thresholds
 from training.metrics import (
@@ -45,7 +44,7 @@ from training.metrics import (
     per_class_metrics,
     stratified_auroc,
 )
-from training.predict import resolve_root
+from training.score_packages import records_at
 from training.surface import (
     PatchSampler,
     branch_logits,
@@ -55,20 +54,6 @@ from training.surface import (
     prepare,
     train_steps,
 )
-
-
-def load_set(spec: str) -> tuple[list[Record], Path]:
-    """`PATH[:SPLIT]` (a manifest or a data set folder) -> (records, image root)."""
-    path_s, _, split = spec.partition(":")
-    path = Path(path_s)
-    manifest_path = path / "manifest.jsonl" if path.is_dir() else path
-    if not manifest_path.is_file():
-        raise DataError(f"{spec!r}: no manifest at {manifest_path}")
-    m = Manifest.read(manifest_path)
-    records = m.split(split) if split else list(m.records)  # type: ignore[arg-type]
-    if not records:
-        raise DataError(f"{spec!r}: no photos" + (f" in split {split!r}" if split else ""))
-    return records, resolve_root(manifest_path, None)
 
 
 def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -213,9 +198,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         classes = list(VISUAL_DEFECTS)
     train_spec = args.train if ":" in args.train else f"{args.train}:train"
-    sets = {"test": load_set(args.test)}
+    sets = {"test": records_at(args.test)}
     if args.val:
-        sets["val"] = load_set(args.val)
+        sets["val"] = records_at(args.val)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.cache or args.out / "samples"
     timing: dict[str, float] = {}
@@ -227,7 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         cfg = SurfaceConfig(px_per_mm=args.px_per_mm)
         model = build_surface_net(len(classes))
-        train_records, train_root = load_set(train_spec)
+        train_records, train_root = records_at(train_spec)
         if args.limit:
             train_records = train_records[: args.limit]
         train = prepare(
