@@ -1,10 +1,12 @@
 """Model packages in the object store, and this host's unpacked copies of them.
 
 A registered package is two objects, `model.onnx` and `package.json`, each stored under the
-sha256 of its bytes (the training checkpoint, when given, is a third). A service process loads
-a package from a local folder named after those two hashes, written once (temporary folder,
-then rename) from bytes whose hashes were checked on the way: a corrupt object never becomes a
-folder. `qc_model.package.load_package` then checks everything inside the package itself.
+sha256 of its bytes (the training checkpoint, when given, is a third). A package with a surface
+branch adds `surface.onnx`, stored the same way; package.json names its hash. A service
+process loads a package from a local folder named after those two hashes, written once
+(temporary folder, then rename) from bytes whose hashes were checked on the way: a corrupt
+object never becomes a folder. `qc_model.package.load_package` then checks everything inside
+the package itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qc_model.manifest import sha256_file
-from qc_model.package import META_FILE, MODEL_FILE, PackageError, PackageMeta, read_meta
+from qc_model.package import (
+    META_FILE,
+    MODEL_FILE,
+    SURFACE_FILE,
+    PackageError,
+    PackageMeta,
+    read_meta,
+)
 from serving.storage import ObjectStore, StorageError
 
 
@@ -59,6 +68,14 @@ def put_package(store: ObjectStore, folder: Path, checkpoint: Path | None = None
                 f"exported from ({str(expected)[:12]}…)"
             )
         ckpt_key = _put(store, checkpoint)
+    if meta.surface is not None:
+        surface = Path(folder) / SURFACE_FILE
+        if not surface.is_file():
+            raise PackageError(
+                f"{folder}: package.json names a surface branch, {SURFACE_FILE} is missing"
+            )
+        if _put(store, surface) != meta.surface.onnx_sha256:
+            raise PackageError(f"{surface}: its sha256 is not the one package.json names")
     return StoredPackage(
         meta=meta,
         sha256=_put(store, model),
@@ -96,18 +113,27 @@ def unpack(store: ObjectStore, cache_root: Path, sha256: str, meta_sha256: str) 
     folder = cache_root / f"{sha256[:16]}-{meta_sha256[:16]}"
     meta_path = folder / META_FILE
     if meta_path.is_file() and (folder / MODEL_FILE).is_file():
-        # model.onnx is checked against package.json by load_package on every load; this
-        # checks that package.json is still the registered one.
+        # model.onnx (and surface.onnx) are checked against package.json by load_package on
+        # every load; this checks that package.json is still the registered one.
         if sha256_file(meta_path) == meta_sha256:
             return folder
         shutil.rmtree(folder, ignore_errors=True)
     model = _get(store, sha256, MODEL_FILE)
     meta = _get(store, meta_sha256, META_FILE)
+    surface = None
+    try:
+        branch = PackageMeta.model_validate_json(meta).surface
+    except ValueError:
+        branch = None  # load_package says what is wrong with it, with the file's name
+    if branch is not None:
+        surface = _get(store, branch.onnx_sha256, SURFACE_FILE)
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".unpack-"))
         try:
             (tmp / MODEL_FILE).write_bytes(model)
+            if surface is not None:
+                (tmp / SURFACE_FILE).write_bytes(surface)
             (tmp / META_FILE).write_bytes(meta)
             try:
                 tmp.rename(folder)

@@ -345,3 +345,31 @@ def test_the_cli_trains_attaches_and_names_bad_input(
                          "--out", str(tmp_path / "x")])  # fmt: skip
     assert r.exit_code == 2 and "no such surface checkpoint" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_the_registry_stores_and_unpacks_the_branch(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
+) -> None:
+    from serving.model_store import put_package, unpack
+    from serving.storage import LocalObjectStore
+
+    pkg = tmp_path / "registered"
+    meta = attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
+    assert meta.surface is not None
+    store = LocalObjectStore(tmp_path / "objects")
+    stored = put_package(store, pkg)
+    assert store.exists(meta.surface.onnx_sha256)
+    folder = unpack(store, tmp_path / "cache", stored.sha256, stored.meta_sha256)
+    assert load_package(folder).surface_session is not None
+    photo = synth / Manifest.read(synth / "calib.jsonl").records[0].image
+    assert Inferencer(folder).predict(photo)[0].probs == Inferencer(pkg).predict(photo)[0].probs
+
+    # A store that lost the branch's object says so instead of unpacking half a package.
+    store.path(meta.surface.onnx_sha256).unlink()
+    with pytest.raises(PackageError, match=r"surface\.onnx .* is not in the object store"):
+        unpack(store, tmp_path / "cache-2", stored.sha256, stored.meta_sha256)
+    assert not (tmp_path / "cache-2").exists() or not any((tmp_path / "cache-2").iterdir())
+    # A package whose branch file is gone is refused at registration.
+    (pkg / SURFACE_FILE).unlink()
+    with pytest.raises(PackageError, match=r"surface\.onnx is missing"):
+        put_package(store, pkg)
