@@ -1,4 +1,4 @@
-"""The onnxruntime inferencer: load a model package once, then pre_process -> run -> post_process.
+"""The onnxruntime inferencer: load a model package once, then prepare -> run -> post_process.
 
 No torch here (serving imports this module; a test checks torch stays out of sys.modules).
 """
@@ -29,7 +29,7 @@ from qc_model.package import (
     ModelPackage,
     load_package,
 )
-from qc_model.preprocess import crop_to_piece, normalize, preprocess
+from qc_model.preprocess import crop_to_piece, normalize
 from qc_model.surface import fuse_probability, surface_crop, surface_input
 
 ImageInput = Union[str, Path, bytes, NDArray[np.uint8]]  # noqa: UP007 (a runtime alias)
@@ -123,11 +123,6 @@ class Inferencer:
     @property
     def thresholds(self) -> dict[str, ClassThreshold]:
         return dict(self.meta.thresholds)
-
-    def pre_process(self, image: ImageInput) -> tuple[NDArray[np.float32], tuple[int, ...]]:
-        """(3, H, W) float32 input and the crop box, via the project's one preprocessing."""
-        tensor, box = preprocess(read_image(image), self.meta.preprocess)
-        return tensor, tuple(int(v) for v in box)
 
     def prepare(
         self,

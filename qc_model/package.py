@@ -207,7 +207,7 @@ def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
             f"{folder}: built for taxonomy version {meta.taxonomy_version}, this code has "
             f"{TAXONOMY_VERSION}; retrain or export again"
         )
-    session = _open_session(model, threads)
+    session = open_session(model, threads)
     _check_embedded(model, session, meta)
     _check_io(model, session, meta)
     surface = _load_surface(folder, meta.surface, threads) if meta.surface else None
@@ -226,7 +226,7 @@ def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:
             f"{path}: checksum {digest[:12]}… does not match package.json "
             f"({meta.onnx_sha256[:12]}…); the file is corrupt or was replaced"
         )
-    session = _open_session(path, threads)
+    session = open_session(path, threads)
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != SURFACE_INPUT or len(inputs[0].shape) != 4:
         raise PackageError(f"{path}: expected one input '{SURFACE_INPUT}' (batch, 3, H, W)")
@@ -249,7 +249,8 @@ def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:
     return session
 
 
-def _open_session(model: Path, threads: int) -> Any:
+def open_session(model: Path, threads: int) -> Any:
+    """An onnxruntime CPU session for one of a package's graphs (PackageError if it cannot load)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -48,6 +48,7 @@ from qc_model.package import (
     Fusion,
     PackageMeta,
     SurfaceMeta,
+    open_session,
     read_meta,
 )
 from qc_model.preprocess import PreprocessConfig, crop_to_piece
@@ -607,9 +608,7 @@ def attach(
         else:
             torch_model, s_classes, cfg, training_info = load_surface(surface)
             export_surface_onnx(torch_model, tmp / SURFACE_FILE)
-        from qc_model.package import _open_session
-
-        session = _open_session(tmp / SURFACE_FILE, threads=2)
+        session = open_session(tmp / SURFACE_FILE, threads=2)
         samples = prepare(
             val, root, s_classes, cfg, cache or tmp / "samples", workers, "surface crops (val)"
         )

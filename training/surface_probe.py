@@ -16,10 +16,10 @@ do better, cheaply enough to answer on a 2-core CPU:
 
 It scores the package on the same photos and writes results.json, a table (stdout and
 results.md) and within_design_auroc.png. With `--val` it also answers what the targets would
-look like if a package took the probe's scores for the classes where they rank better on
-validation: thresholds chosen on validation exactly as `kito export` chooses them (joint, for
-0.97 any-defect recall), then macro-F1, recall and false-hold on the test photos. It is a
-measurement, not a model package.
+look like with the probe attached to the package: the fusion `kito surface attach` fits on
+validation (training.surface.choose_fusion), thresholds chosen there exactly as `kito export`
+chooses them (joint, for 0.97 any-defect recall), then macro-F1, recall and false-hold on the
+test photos. It is a measurement, not a model package.
 """
 
 from __future__ import annotations
