@@ -22,11 +22,15 @@ import cv2
 from qc_model.catalog import Design
 from qc_model.decode import decode_photo
 from qc_model.errors import DataError
+from serving.intake import decode_limits_for
 from serving.settings import Settings
 
 DEMO_DESIGN = "KQ-BBR-MAASAI-190"  # beadwork: the bundled model's most reliable design
 PAYOUT_MINOR = 45_000  # KES 450.00 per piece
 CANDIDATES = 24  # seeded renders tried per wanted verdict
+# Long side of the demo's photos: what the artisan page uploads (serving/web/static/photo.js),
+# ~5.2 px/mm on the card, the scale the bundled model's surface branch was trained at.
+DEMO_SIZE = 2048
 
 
 @dataclass
@@ -46,7 +50,7 @@ class DemoResult:
     tried: dict[str, int] = field(default_factory=dict)
 
 
-def render_candidates(design: Design, want: str, size: int = 1024) -> list[bytes]:
+def render_candidates(design: Design, want: str, size: int = DEMO_SIZE) -> list[bytes]:
     """Seeded JPEG renders likely to get `want`: clean pieces, broken pieces, blurred shots."""
     from training.synth.photo import make_item, render_photo
 
@@ -68,11 +72,13 @@ def pick_shots(app: Any, design: Design, piece_ids: list[str]) -> list[Shot]:
     inspector = app.state.inspector_status.inspector
     if inspector is None:
         raise DataError(f"no model loaded: {app.state.inspector_status.reason}")
+    # Decoded as the service decodes an upload of this design for this model.
+    limits = decode_limits_for(app.state.settings.decode_limits, design, inspector)
     shots = []
     for piece_id, want in zip(piece_ids, ("pass", "fail", "retake"), strict=True):
         candidates = render_candidates(design, want)
         for tried, jpeg in enumerate(candidates, start=1):
-            photo = decode_photo(jpeg, limits=app.state.settings.decode_limits)
+            photo = decode_photo(jpeg, limits=limits)
             if inspector.inspect([photo], design).verdict == want:
                 shots.append(Shot(piece_id, want, jpeg, tried))
                 break

@@ -190,12 +190,24 @@ def find_mat(
     return mat_from_markers(refined, ids)
 
 
-def decode_long_side(design: Design | None, cfg: GateConfig | None = None, floor: int = 0) -> int:
+def decode_long_side(
+    design: Design | None,
+    cfg: GateConfig | None = None,
+    floor: int = 0,
+    model_px_per_mm: float | None = None,
+) -> int:
     """The long side a photo of this design should be decoded to (at least `floor`): enough
     px/mm for its tightest tolerance with DECODE_MARGIN to spare, and no more, since every
-    stage's cost grows with the pixel count (qc_model.decode picks the DCT scale from this)."""
+    stage's cost grows with the pixel count (qc_model.decode picks the DCT scale from this).
+
+    `model_px_per_mm` is the least scale the model itself reads the photo at (a package's
+    surface branch, `Inferencer.min_px_per_mm`); a photo decoded coarser would be enlarged
+    again for it, and enlarging brings back no hairline that the DCT reduction dropped."""
     need = _min_px_per_mm(design, cfg or GateConfig())
-    return max(floor, math.ceil(FRAME_SPAN_MM * DECODE_MARGIN * need))
+    side = math.ceil(FRAME_SPAN_MM * DECODE_MARGIN * need)
+    if model_px_per_mm is not None:
+        side = max(side, math.ceil(FRAME_SPAN_MM * model_px_per_mm))
+    return max(floor, side)
 
 
 def _min_px_per_mm(design: Design | None, cfg: GateConfig) -> float:

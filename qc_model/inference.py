@@ -124,6 +124,15 @@ class Inferencer:
     def thresholds(self) -> dict[str, ClassThreshold]:
         return dict(self.meta.thresholds)
 
+    @property
+    def min_px_per_mm(self) -> float | None:
+        """The coarsest photo scale this package reads without enlarging it: its surface
+        branch's trained scale less the tolerance it leaves unresampled (None: any scale)."""
+        sm = self.meta.surface
+        if sm is None or sm.config.px_per_mm is None:
+            return None
+        return sm.config.px_per_mm / (1.0 + sm.config.scale_tolerance)
+
     def prepare(
         self,
         image_bgr: NDArray[np.uint8],

@@ -38,6 +38,20 @@ T = TypeVar("T")
 AfterCommit = Callable[[Inspection, list[DecodedPhoto], Design, InspectionOutcome], Any]
 
 
+def decode_limits_for(
+    limits: DecodeLimits, design: Design, inspector: Inspector | None
+) -> DecodeLimits:
+    """`limits` with the decode target this design and the live model need: the design's
+    tightest tolerance, and the px/mm a model with a surface branch reads photos at (an
+    inspector's optional `min_px_per_mm`), so that neither is fed an enlarged photo."""
+    side = decode_long_side(
+        design,
+        floor=limits.target_long_side,
+        model_px_per_mm=getattr(inspector, "min_px_per_mm", None),
+    )
+    return replace(limits, target_long_side=side)
+
+
 @dataclass(frozen=True)
 class UploadedPhoto:
     data: bytes
@@ -105,10 +119,7 @@ class Intake:
         if slots is not None:
             self._timed(timings, "queue", slots.acquire)
         try:
-            limits = replace(
-                self.limits,
-                target_long_side=decode_long_side(design, floor=self.limits.target_long_side),
-            )
+            limits = decode_limits_for(self.limits, design, self.inspector)
             decoded = self._timed(timings, "decode", lambda: self._decode(sub.photos, limits))
             self._timed(timings, "store", lambda: [self.store.put(p.data) for p in sub.photos])
             outcome, error = self._timed(timings, "inspect", lambda: self._inspect(decoded, design))

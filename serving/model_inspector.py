@@ -71,6 +71,8 @@ class ModelInspector:
         self.overridden = sorted(threshold_overrides or {})
         self.gate_cfg = gate or GateConfig()
         self.spec_cfg = spec or SpecConfig()
+        # Photos are decoded at least this fine for the model (serving.intake; None: any).
+        self.min_px_per_mm = self.inferencer.min_px_per_mm
 
     def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
         timings: dict[str, float] = {}

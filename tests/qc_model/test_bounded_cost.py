@@ -94,6 +94,9 @@ def test_decode_size_follows_the_tightest_tolerance() -> None:
     loose, tight = design("KQ-HOOP-BR-50"), design("KQ-RING-BR-21")  # ± 2.0 mm, ± 0.8 mm
     assert decode_long_side(loose) < decode_long_side(tight)
     assert decode_long_side(loose, floor=3000) == 3000
+    # A model that reads photos at 4.5 px/mm needs the frame's 370 mm at that scale.
+    assert decode_long_side(loose, model_px_per_mm=4.5) == 1665 > decode_long_side(loose)
+    assert decode_long_side(tight, model_px_per_mm=0.5) == decode_long_side(tight)
 
 
 @pytest.mark.parametrize("shape", [(10, 10), (300, 400), (257, 1031)])

@@ -250,3 +250,18 @@ def test_uploads_wait_for_a_cpu_slot(client: TestClient, make_user) -> None:
     assert r.status_code == 201, r.json()
     assert waited.is_set() and r.json()["timings_ms"]["queue"] > 0
     assert "queue;dur=" in r.headers["Server-Timing"]
+
+
+def test_a_model_with_a_fixed_scale_gets_its_photos_decoded_that_fine(
+    client: TestClient, make_user, inspector
+) -> None:
+    """A 2048 px upload is decoded at 1/2 (1024 px, ~2.8 px/mm on a framed card) unless the
+    live model reads photos at a finer scale; then it is decoded whole, not enlarged later."""
+    _, headers = make_user("artisan")
+    data = jpeg(2048, 1536)
+    assert post(client, headers, [("a.jpg", data, "image/jpeg")]).status_code == 201
+    inspector.min_px_per_mm = 4.5  # a surface branch trained at ~5.2 px/mm, 15 % tolerance
+    r = post(client, headers, [("a.jpg", data, "image/jpeg")], piece_id="P-002")
+    assert r.status_code == 201, r.json()
+    (coarse, _), (fine, _) = inspector.calls
+    assert coarse[0].size == (1024, 768) and fine[0].size == (2048, 1536)

@@ -312,8 +312,14 @@ def test_the_service_scores_with_the_branch(
     rec = Manifest.read(synth / "calib.jsonl").records[0]
     photo = decode_photo((synth / rec.image).read_bytes(), filename=Path(rec.image).name)
     design = load_catalog(default_catalog_dir())[rec.design_id or ""]
-    outcome = ModelInspector(pkg).inspect([photo], design)
+    inspector = ModelInspector(pkg)
+    outcome = inspector.inspect([photo], design)
     served = outcome.details["scores"][0]
+    # Uploads are decoded no coarser than the branch reads them (serving.intake).
+    cfg = read_meta(pkg).surface.config  # type: ignore[union-attr]
+    assert cfg.px_per_mm is not None
+    assert inspector.min_px_per_mm == pytest.approx(cfg.px_per_mm / (1 + cfg.scale_tolerance))
+    assert Inferencer(tiny).min_px_per_mm is None
     direct = Inferencer(pkg).predict(synth / rec.image)[0].probs
     plain = Inferencer(tiny).predict(synth / rec.image)[0].probs
     assert served["scratch"] == pytest.approx(direct["scratch"], abs=1e-4)
