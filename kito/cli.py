@@ -291,19 +291,33 @@ WorkersOpt = Annotated[
 @app.command("eval")
 @user_errors
 def eval_cmd(
-    checkpoint: Annotated[Path, typer.Option(help="checkpoint.pt of a training run")],
     manifest: Annotated[Path, typer.Option(help="Data set folder or manifest (needs a val split)")],
     out: Annotated[Path, typer.Option(help="Report folder: index.html, metrics.json, PNGs")],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="checkpoint.pt of a training run (calibrated here)")
+    ] = None,
+    package: Annotated[
+        Path | None,
+        typer.Option(help="A model package folder instead, scored at its own thresholds"),
+    ] = None,
     split: Annotated[str, typer.Option(help="Split to score")] = "test",
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
     workers: WorkersOpt = 1,
 ) -> None:
-    """Calibrate and pick thresholds on val, score a split, write metrics and an HTML report."""
-    from training.evaluate import evaluate
+    """Score a split and write metrics and an HTML report: a checkpoint gets temperature and
+    thresholds fitted on val; a package (--package) is scored as serving runs it."""
+    from qc_model.errors import DataError
+    from training.evaluate import evaluate, evaluate_package
 
-    s = evaluate(
-        checkpoint, manifest, out, split=split, target_recall=target_recall, workers=workers
-    ).metrics
+    if (checkpoint is None) == (package is None):
+        raise DataError("give exactly one of --checkpoint and --package")
+    if package is not None:
+        s = evaluate_package(package, manifest, out, split=split).metrics
+    else:
+        assert checkpoint is not None
+        s = evaluate(
+            checkpoint, manifest, out, split=split, target_recall=target_recall, workers=workers
+        ).metrics
     d = s["scores"]["any_defect"]
     typer.echo(
         f"{split}: {s['scores']['photos']} photos, macro-F1 {s['scores']['macro_f1']:.3f}, "

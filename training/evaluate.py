@@ -1,4 +1,7 @@
-"""`kito eval`: calibrate + pick thresholds on validation, score a split, write metrics + report."""
+"""`kito eval`: calibrate + pick thresholds on validation, score a split, write metrics + report.
+
+A checkpoint is calibrated and given thresholds here (`evaluate`); a finished model package is
+scored at its own (`evaluate_package`). Both write metrics.json and the same HTML report."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from numpy.typing import NDArray
 
 from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record
-from training.calibrate import OperatingPoint, apply_temperature, fit_operating_point
+from training.calibrate import apply_temperature, fit_operating_point
 from training.calibrate import logits_from_probs as _logits
 from training.dataset import for_classes
 from training.metrics import (
@@ -38,7 +41,7 @@ from training.report import (
     write_html,
 )
 
-PROVENANCE = ("checkpoint", "manifest", "manifest_version", "split")
+PROVENANCE = ("checkpoint", "package", "model_version", "manifest", "manifest_version", "split")
 
 
 @dataclass(frozen=True)
@@ -147,19 +150,19 @@ def targets_for(records: Sequence[Record], classes: Sequence[str], task: str) ->
 def write_report(
     out: Path,
     metrics: dict[str, Any],
-    op: OperatingPoint,
-    raw_val: NDArray,
-    val_targets: NDArray,
+    thresholds: Sequence[float],
+    reliability_panels: Sequence[tuple[NDArray, NDArray, str]],
     probs: NDArray,
     targets: NDArray,
     classes: Sequence[str],
     task: str,
 ) -> Path:
+    """index.html with the PNGs beside it; `metrics` as `evaluate_predictions` or
+    `evaluate_package` make it, `reliability_panels` (probs, targets, title) side by side."""
     split = metrics.get("split", "scored split")
-    thresholds = op.threshold_vector(classes)
     pngs = {
         "pr": plot_pr_curves(probs, targets, classes, out / "pr_curves.png"),
-        "rel": plot_reliability(raw_val, op.val_probs, val_targets, task, out / "reliability.png"),
+        "rel": plot_reliability(reliability_panels, task, out / "reliability.png"),
         "sweep": plot_threshold_sweep(probs, targets, classes, thresholds, out / "thresholds.png"),
     }
     s = metrics["scores"]
@@ -182,12 +185,20 @@ def write_report(
         for i, r in enumerate(s["per_class"])
     ]
     summary: dict[str, Any] = {k: metrics[k] for k in PROVENANCE if k in metrics}
+    cal = metrics["calibration"]
+    summary["photos scored"] = s["photos"]
+    if "ece_before" in cal:
+        summary |= {
+            "temperature (fitted on val)": cal["temperature"],
+            "ECE val before / after": f"{cal['ece_before']:.4f} / {cal['ece_after']:.4f}",
+            f"ECE {split} after": metrics["ece_after"],
+        }
+    else:  # a package: its calibration and thresholds were fitted when it was made
+        summary |= {
+            "temperature (the package's)": cal["temperature"],
+            f"ECE val / {split}": f"{cal['ece_val']:.4f} / {metrics['ece_after']:.4f}",
+        }
     summary |= {
-        "photos scored": s["photos"],
-        "temperature (fitted on val)": metrics["calibration"]["temperature"],
-        "ECE val before / after": f"{metrics['calibration']['ece_before']:.4f} / "
-        f"{metrics['calibration']['ece_after']:.4f}",
-        f"ECE {split} after": metrics["ece_after"],
         "macro-F1": s["macro_f1"],
         "any-defect recall": s["any_defect"]["recall"],
         "any-defect false-hold rate": s["any_defect"]["false_hold_rate"],
@@ -197,7 +208,10 @@ def write_report(
     if metrics["untuned_classes"]:
         summary["untuned (no val positives)"] = ", ".join(metrics["untuned_classes"])
     sections = [
-        ("Per class (thresholds chosen on val)", html_table(per_class)),
+        (
+            f"Per class ({metrics.get('threshold_source', 'thresholds chosen on val')})",
+            html_table(per_class),
+        ),
         ("PR curves", img_tag(pngs["pr"])),
         ("Reliability (validation split)", img_tag(pngs["rel"])),
         ("Thresholds", img_tag(pngs["sweep"])),
@@ -258,7 +272,11 @@ def evaluate_predictions(
     metrics = _json_safe(metrics)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    write_report(out, metrics, op, raw_val, val_targets, probs, targets, classes, task)
+    panels = [
+        (raw_val, val_targets, "val, before calibration"),
+        (op.val_probs, val_targets, "val, after calibration"),
+    ]
+    write_report(out, metrics, thresholds, panels, probs, targets, classes, task)
     return EvalResult(out=out, metrics=metrics)
 
 
@@ -312,3 +330,77 @@ def evaluate(
     return evaluate_predictions(
         raw_val, val_targets, raw, targets, records, classes, task, out, provenance, target_recall
     )
+
+
+def package_probs(
+    package: Path, records: Sequence[Record], root: Path, classes: Sequence[str], desc: str
+) -> NDArray[np.float64]:
+    """(N, K) probabilities as the service computes them: the package's own preprocessing,
+    ONNX graph(s), temperature and surface fusion (qc_model.inference.Inferencer)."""
+    from tqdm import tqdm
+
+    from qc_model.inference import Inferencer
+
+    inf = Inferencer(package)
+    out = np.zeros((len(records), len(classes)), np.float64)
+    step = inf.batch_size
+    with tqdm(total=len(records), desc=desc, unit="photo", leave=False) as bar:
+        for start in range(0, len(records), step):
+            chunk = records[start : start + step]
+            for i, p in enumerate(inf.predict([root / r.image for r in chunk])):
+                out[start + i] = [p.probs[c] for c in classes]
+            bar.update(len(chunk))
+    return out
+
+
+def evaluate_package(
+    package: Path, manifest_path: Path, out: Path, split: str = "test"
+) -> EvalResult:
+    """Score `split` (and val, for its reliability) with a finished package at its own
+    thresholds, as serving would: nothing is fitted again. The same report as a checkpoint's.
+
+    This is how a package without a checkpoint is evaluated: the bundled one, an INT8 one, one
+    with a surface branch (whose fused scores exist only in the package)."""
+    from qc_model.package import read_meta
+    from training.predict import resolve_root
+
+    meta = read_meta(package)
+    manifest = Manifest.read(manifest_path)
+    for name in ("val", split):
+        if not manifest.split(name):
+            raise DataError(f"{manifest_path}: no photos in split '{name}'")
+    manifest = for_classes(manifest, meta.classes, manifest_path)
+    root = resolve_root(manifest_path, None)
+    classes, task = list(meta.classes), meta.task
+    val_records, records = manifest.split("val"), manifest.split(split)
+    val_probs = package_probs(package, val_records, root, classes, "val photos")
+    probs = package_probs(package, records, root, classes, f"{split} photos")
+    val_targets = targets_for(val_records, classes, task)
+    targets = targets_for(records, classes, task)
+    thresholds = [float(meta.thresholds[c].threshold) for c in classes]
+    metrics = {
+        "package": str(package),
+        "model_version": f"{meta.name}@{meta.version}",
+        "manifest": str(manifest_path),
+        "manifest_version": manifest.header.version,
+        "split": split,
+        "threshold_source": "the package's thresholds",
+        "surface_branch": sorted(meta.surface.fusion) if meta.surface is not None else None,
+        "task": task,
+        "classes": classes,
+        "target_recall": meta.metrics.get("target_recall"),
+        "calibration": {
+            "temperature": meta.temperature,
+            "ece_val": expected_calibration_error(val_probs, val_targets, task),
+        },
+        "thresholds": {c: meta.thresholds[c].model_dump() for c in classes},
+        "untuned_classes": [],
+        "ece_after": expected_calibration_error(probs, targets, task),
+        "scores": score(probs, targets, records, classes, task, thresholds),
+    }
+    metrics = _json_safe(metrics)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    panels = [(val_probs, val_targets, "val"), (probs, targets, split)]
+    write_report(out, metrics, thresholds, panels, probs, targets, classes, task)
+    return EvalResult(out=out, metrics=metrics)

@@ -40,10 +40,12 @@ def plot_pr_curves(probs: NDArray, targets: NDArray, classes: Sequence[str], pat
 
 
 def plot_reliability(
-    before: NDArray, after: NDArray, targets: NDArray, task: str, path: Path, bins: int = 15
+    panels: Sequence[tuple[NDArray, NDArray, str]], task: str, path: Path, bins: int = 15
 ) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
-    for ax, probs, title in ((axes[0], before, "before"), (axes[1], after, "after")):
+    """One reliability diagram per (probabilities, targets, title) panel, side by side."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (probs, targets, title) in zip(axes, panels, strict=True):
         conf, freq, count = reliability(probs, targets, task, bins)
         used = count > 0
         centers = (np.arange(bins) + 0.5) / bins
@@ -52,7 +54,7 @@ def plot_reliability(
         )
         ax.plot(conf[used], freq[used], "o", ms=3, color="C3", label="mean confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1)
-        ax.set(xlabel="confidence", title=f"reliability {title} calibration", xlim=(0, 1))
+        ax.set(xlabel="confidence", title=f"reliability: {title}", xlim=(0, 1))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("observed frequency")
     axes[0].legend(fontsize=7)

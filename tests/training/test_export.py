@@ -230,6 +230,22 @@ def test_export_from_a_real_checkpoint(dataset: Path, tmp_path: Path) -> None:
     assert result.metrics["calibration"]["temperature"] == pytest.approx(meta.temperature)
     assert (tmp_path / "eval" / "index.html").is_file()
 
+    # kito eval --package: the package as serving runs it, at its own thresholds.
+    from training.evaluate import evaluate_package
+    from training.metrics import macro_f1
+
+    rep = evaluate_package(tmp_path / "lite0", manifest, tmp_path / "eval-pkg", split="val")
+    m = rep.metrics
+    assert m["model_version"] == f"{meta.name}@{meta.version}" and m["scores"]["photos"] == 6
+    assert m["thresholds"] == {c: meta.thresholds[c].model_dump() for c in CLASSES}
+    y = np.array([[int(c in r.labels) for c in CLASSES] for r in records])
+    cut = [meta.thresholds[c].threshold for c in CLASSES]
+    assert m["scores"]["macro_f1"] == pytest.approx(macro_f1(got, y, cut))
+    assert m["scores"]["per_class"][0]["threshold"] == pytest.approx(cut[0])
+    for name in ("index.html", "metrics.json", "reliability.png", "pr_curves.png"):
+        assert (tmp_path / "eval-pkg" / name).is_file(), name
+    assert "the package&#x27;s thresholds" in (tmp_path / "eval-pkg" / "index.html").read_text()
+
 
 def test_cli_refuses_bad_input_in_one_line(dataset: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
@@ -249,6 +265,22 @@ def test_cli_refuses_bad_input_in_one_line(dataset: Path, tmp_path: Path) -> Non
             str(tmp_path / "none.pt"),
             "--manifest",
             str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    both = ["eval", "--checkpoint", "c.pt", "--package", str(tmp_path), "--manifest", "m"]
+    result = CliRunner().invoke(app, [*both, "--out", str(tmp_path / "e")])
+    assert result.exit_code == 2 and "exactly one of --checkpoint and --package" in result.output
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--package",
+            str(tmp_path / "no-pkg"),
+            "--manifest",
+            str(dataset),
             "--out",
             str(tmp_path / "e"),
         ],
