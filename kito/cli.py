@@ -312,7 +312,7 @@ def eval_cmd(
     if (checkpoint is None) == (package is None):
         raise DataError("give exactly one of --checkpoint and --package")
     if package is not None:
-        s = evaluate_package(package, manifest, out, split=split).metrics
+        s = evaluate_package(package, manifest, out, split=split, workers=workers).metrics
     else:
         assert checkpoint is not None
         s = evaluate(
@@ -324,6 +324,13 @@ def eval_cmd(
         f"any-defect recall {d['recall']:.3f}, false-hold {d['false_hold_rate']:.3f}, "
         f"T {s['calibration']['temperature']:.3f}; report {out / 'index.html'}"
     )
+    if s.get("judged"):
+        j = s["judged"]["scores"]
+        typer.echo(
+            f"  the {j['photos']} photos the gate passes: macro-F1 {j['macro_f1']:.3f}, "
+            f"any-defect recall {j['any_defect']['recall']:.3f}, "
+            f"false-hold {j['any_defect']['false_hold_rate']:.3f}"
+        )
 
 
 @app.command("export")
@@ -410,6 +417,13 @@ def surface_attach(
         typer.Option(help="Comma-separated classes to fuse (default: where val AP improves)"),
     ] = None,
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
+    judged_only: Annotated[
+        bool,
+        typer.Option(
+            "--judged-only/--all-photos",
+            help="Fit on the val photos the photo gate passes (the ones the service judges)",
+        ),
+    ] = False,
     workers: WorkersOpt = 1,
 ) -> None:
     """Add a surface branch to a package: fusion and thresholds fitted again on val."""
@@ -418,12 +432,13 @@ def surface_attach(
     only = [c.strip() for c in fuse.split(",") if c.strip()] if fuse else None
     meta = attach(
         package, surface, calibration_manifest, out, target_recall=target_recall,
-        workers=workers, fuse=only,
+        workers=workers, fuse=only, judged_only=judged_only,
     )  # fmt: skip
     assert meta.surface is not None
     val = meta.metrics["val"]
     typer.echo(
-        f"wrote {out}: fused {', '.join(meta.surface.fusion)}; val macro-F1 "
+        f"wrote {out}: fused {', '.join(meta.surface.fusion)}; on {val['photos']} val photos"
+        f"{' the gate passes' if judged_only else ''}: macro-F1 "
         f"{val['macro_f1']:.3f}, recall {val['any_defect']['recall']:.3f}, false-hold "
         f"{val['any_defect']['false_hold_rate']:.3f}"
     )

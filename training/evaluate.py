@@ -172,18 +172,7 @@ def write_report(
         mats = [np.asarray(r["confusion"]) for r in s["per_class"]]
         titles, labels = [r["name"] for r in s["per_class"]], ["no", "yes"]
     pngs["cm"] = plot_confusions(mats, titles, labels, out / "confusion.png")
-    cols = ("name", "support", "threshold", "precision", "recall", "f1", "auroc", "ap")
-    inside = s.get("within_design")
-    per_class = [
-        {
-            **{k: r[k] for k in cols},
-            **({"auroc within design": inside["stratified"][i]} if inside else {}),
-            "review band": "{review_low:.3f} – {review_high:.3f}".format(
-                **metrics["thresholds"][r["name"]]
-            ),
-        }
-        for i, r in enumerate(s["per_class"])
-    ]
+    per_class = _per_class_rows(s, metrics["thresholds"])
     summary: dict[str, Any] = {k: metrics[k] for k in PROVENANCE if k in metrics}
     cal = metrics["calibration"]
     summary["photos scored"] = s["photos"]
@@ -205,6 +194,15 @@ def write_report(
     }
     if "accuracy" in s:
         summary["accuracy"] = s["accuracy"]
+    judged = metrics.get("judged")
+    if judged:
+        j = judged["scores"]
+        summary |= {
+            "photos the gate passes (judged)": f"{j['photos']} of {s['photos']}",
+            "judged: macro-F1": j["macro_f1"],
+            "judged: any-defect recall": j["any_defect"]["recall"],
+            "judged: false-hold rate": j["any_defect"]["false_hold_rate"],
+        }
     if metrics["untuned_classes"]:
         summary["untuned (no val positives)"] = ", ".join(metrics["untuned_classes"])
     sections = [
@@ -220,7 +218,28 @@ def write_report(
         *_within_design_section(s.get("within_design"), out),
         ("By capture condition", html_table(s["by_capture"])),
     ]
+    if judged:
+        note = (
+            "<p>Only the photos the photo gate passes: the service asks the model about no "
+            "other photo (the rest get a retake instruction), so these are the numbers an "
+            "artisan and a QC reviewer meet.</p>"
+        )
+        rows = html_table(_per_class_rows(judged["scores"], metrics["thresholds"]))
+        sections.insert(1, ("Per class, photos the gate passes", note + rows))
     return write_html(out / "index.html", f"Kito QC evaluation: {split}", summary, sections)
+
+
+def _per_class_rows(s: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
+    cols = ("name", "support", "threshold", "precision", "recall", "f1", "auroc", "ap")
+    inside = s.get("within_design")
+    return [
+        {
+            **{k: r[k] for k in cols},
+            **({"auroc within design": inside["stratified"][i]} if inside else {}),
+            "review band": "{review_low:.3f} – {review_high:.3f}".format(**thresholds[r["name"]]),
+        }
+        for i, r in enumerate(s["per_class"])
+    ]
 
 
 def _within_design_section(inside: dict[str, Any] | None, out: Path) -> list[tuple[str, str]]:
@@ -354,14 +373,16 @@ def package_probs(
 
 
 def evaluate_package(
-    package: Path, manifest_path: Path, out: Path, split: str = "test"
+    package: Path, manifest_path: Path, out: Path, split: str = "test", workers: int = 1
 ) -> EvalResult:
     """Score `split` (and val, for its reliability) with a finished package at its own
-    thresholds, as serving would: nothing is fitted again. The same report as a checkpoint's.
+    thresholds, as serving would: nothing is fitted again. The same report as a checkpoint's,
+    and the same numbers again for the photos the photo gate passes ("judged").
 
     This is how a package without a checkpoint is evaluated: the bundled one, an INT8 one, one
     with a surface branch (whose fused scores exist only in the package)."""
     from qc_model.package import read_meta
+    from training.judged import gate_passed
     from training.predict import resolve_root
 
     meta = read_meta(package)
@@ -398,6 +419,13 @@ def evaluate_package(
         "ece_after": expected_calibration_error(probs, targets, task),
         "scores": score(probs, targets, records, classes, task, thresholds),
     }
+    passed = gate_passed(records, root, workers, f"photo gate ({split})")
+    if passed.any():
+        kept = [r for r, ok in zip(records, passed, strict=True) if ok]
+        metrics["judged"] = {
+            "retake_share": float(1.0 - passed.mean()),
+            "scores": score(probs[passed], targets[passed], kept, classes, task, thresholds),
+        }
     metrics = _json_safe(metrics)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")

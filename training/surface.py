@@ -569,11 +569,14 @@ def attach(
     parity_samples: int = 8,
     fuse: Sequence[str] | None = None,
     holdout: Path | None = None,
+    judged_only: bool = False,
 ) -> PackageMeta:
     """A copy of `package` at `out` with the branch from `surface` (a surface.pt, or a package
     that has one), its fusion fitted and the thresholds chosen again on the val split.
 
-    `fuse` names the classes to combine; by default, those whose validation AP improves."""
+    `fuse` names the classes to combine; by default, those whose validation AP improves.
+    `judged_only`: fit on the val photos the photo gate passes, the only ones the service asks
+    the model about (training.judged); the others would be sent back for a retake."""
     from qc_model.holdout import check_against_default
     from qc_model.inference import Inferencer
     from qc_model.manifest import sha256_file
@@ -634,8 +637,18 @@ def attach(
                     f"--fuse {','.join(fuse)}: the branch and the package both score only "
                     f"{', '.join(c for c in s_classes if c in classes)}"
                 )
+        fit = np.ones(len(val), np.bool_)
+        if judged_only:
+            from training.judged import gate_passed
+
+            fit = gate_passed(val, root, workers, "photo gate (val)")
+            if not fit.any():
+                raise DataError(
+                    f"{calibration_manifest}: the photo gate passes none of the {len(val)} val "
+                    "photos; nothing to fit on (leave out --judged-only)"
+                )
         fusion, fit_report = choose_fusion(
-            plain.probs, z, y, classes, s_classes, force=list(fuse) if fuse else None
+            plain.probs[fit], z[fit], y[fit], classes, s_classes, force=list(fuse) if fuse else None
         )
         if not fusion:
             raise NoGainError(
@@ -643,7 +656,7 @@ def attach(
                 f"({json.dumps(fit_report)}); nothing was written"
             )
         probs = fused_probs(plain.probs, z, classes, s_classes, fusion)
-        choice = choose_thresholds(probs, y, classes, target_recall=target_recall)
+        choice = choose_thresholds(probs[fit], y[fit], classes, target_recall=target_recall)
         t = [choice.thresholds[c].threshold for c in classes]
         smeta = SurfaceMeta(
             classes=s_classes,
@@ -666,9 +679,11 @@ def attach(
                     "target_recall": target_recall,
                     "untuned_classes": choice.untuned,
                     "val": {
-                        "photos": len(val),
-                        "macro_f1": macro_f1(probs, y, t),
-                        "any_defect": any_defect(probs, y, t, classes).as_dict(),
+                        "photos": int(fit.sum()),
+                        "judged_only": judged_only,
+                        "photos_in_split": len(val),
+                        "macro_f1": macro_f1(probs[fit], y[fit], t),
+                        "any_defect": any_defect(probs[fit], y[fit], t, classes).as_dict(),
                     },
                 },
             }

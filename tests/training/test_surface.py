@@ -227,6 +227,32 @@ def test_attach_serves_fused_scores_and_finer_heatmaps(
     assert again.surface.onnx_sha256 == meta.surface.onnx_sha256
 
 
+def test_attach_judged_only_fits_on_the_photos_the_gate_passes(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.judged
+
+    calib = synth / "calib.jsonl"
+    val = Manifest.read(calib).records
+    # 512 px photos: the gate wants a 640 px long side, so it passes none of them.
+    with pytest.raises(DataError, match="passes none of the 16 val photos"):
+        attach(tiny, trained / "surface.pt", calib, tmp_path / "none", judged_only=True)
+    assert not (tmp_path / "none").exists()
+
+    keep = np.array([i % 3 != 0 for i in range(len(val))])  # the gate stands in: 10 of 16
+    monkeypatch.setattr(training.judged, "gate_passed", lambda records, *a, **k: keep)
+    meta = attach(
+        tiny, trained / "surface.pt", calib, tmp_path / "j", fuse=["scratch"], judged_only=True
+    )
+    v = meta.metrics["val"]
+    assert v["judged_only"] and v["photos"] == 10 and v["photos_in_split"] == 16
+    assert v["any_defect"]["n"] == 10
+    everything = attach(tiny, trained / "surface.pt", calib, tmp_path / "all", fuse=["scratch"])
+    assert everything.metrics["val"]["photos"] == 16
+    assert everything.surface is not None and meta.surface is not None
+    assert everything.surface.fusion["scratch"] != meta.surface.fusion["scratch"]
+
+
 def test_attach_refusals(synth: Path, trained: Path, tiny: Path, tmp_path: Path) -> None:
     calib = synth / "calib.jsonl"
     with pytest.raises(DataError, match="has no surface branch"):
