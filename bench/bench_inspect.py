@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from qc_model.catalog import load_catalog
     from qc_model.decode import DecodeLimits, decode_photo
-    from qc_model.gate import decode_long_side
+    from serving.intake import decode_limits_for
     from serving.model_inspector import ModelInspector, build_inspector
     from serving.settings import load_settings
 
@@ -90,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(design_id: str, data: bytes) -> dict[str, float]:
         design = catalog[design_id]
-        limits = replace(
-            base, target_long_side=decode_long_side(design, floor=args.decode_long_side)
-        )
+        limits = decode_limits_for(base, design, inspector)  # as serving.intake decodes
         t0 = time.perf_counter()
         decoded = decode_photo(data, limits=limits)
         decode_ms = (time.perf_counter() - t0) * 1e3

@@ -158,10 +158,13 @@ def _carry_surface(
     challenger goes without it when it helps no class on this validation split."""
     from training.surface import NoGainError, attach
 
+    champion = read_meta(plan.champion)
+    # Fitted as the champion's was: on every val photo, or on those the photo gate passes.
+    judged = bool(champion.metrics.get("val", {}).get("judged_only", False))
     try:
         meta = attach(
-            plain, plan.champion, manifest, package, name=read_meta(plan.champion).name,
-            holdout=plan.holdout_root,
+            plain, plan.champion, manifest, package, name=champion.name,
+            holdout=plan.holdout_root, judged_only=judged,
         )  # fmt: skip
         assert meta.surface is not None
         note = f"surface branch carried over, fused for {', '.join(meta.surface.fusion)}"

@@ -252,6 +252,21 @@ def test_attach_judged_only_fits_on_the_photos_the_gate_passes(
     assert everything.surface is not None and meta.surface is not None
     assert everything.surface.fusion["scratch"] != meta.surface.fusion["scratch"]
 
+    # kito retrain fits the challenger's branch as the champion's was fitted.
+    import training.surface as surface_mod
+    from training.retrain import _carry_surface
+
+    real = surface_mod.choose_fusion
+    monkeypatch.setattr(
+        surface_mod, "choose_fusion", lambda *a, force=None: real(*a, force=["scratch"])
+    )
+    plain = tmp_path / ".plain"
+    shutil.copytree(tiny, plain)
+    plan: Any = SimpleNamespace(champion=tmp_path / "j", holdout_root=None)
+    _carry_surface(plan, plain, tmp_path / "challenger", calib, echo=lambda s: None)
+    carried = read_meta(tmp_path / "challenger").metrics["val"]
+    assert carried["judged_only"] and carried["photos"] == 10
+
 
 def test_attach_refusals(synth: Path, trained: Path, tiny: Path, tmp_path: Path) -> None:
     calib = synth / "calib.jsonl"
