@@ -384,6 +384,13 @@ def surface_train(
         float | None, typer.Option(help="Scale to train and serve at (default: the photos')")
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Use the first N training photos")] = 0,
+    judged_only: Annotated[
+        bool,
+        typer.Option(
+            "--judged-only/--all-photos",
+            help="Train and score val on the photos the photo gate passes only",
+        ),
+    ] = False,
     seed: int = 0,
     workers: WorkersOpt = 1,
 ) -> None:
@@ -392,7 +399,7 @@ def surface_train(
 
     info = train_surface(
         manifest, out, steps=steps, batch=batch, patch=patch, lr=lr, pos_weight=pos_weight,
-        px_per_mm=px_per_mm, limit=limit, seed=seed, workers=workers,
+        px_per_mm=px_per_mm, limit=limit, seed=seed, workers=workers, judged_only=judged_only,
     )  # fmt: skip
     t = info["timing"]
     typer.echo(

@@ -352,8 +352,13 @@ def train_surface(
     workers: int = 1,
     seed: int = 0,
     cache: Path | None = None,
+    judged_only: bool = False,
 ) -> dict[str, Any]:
-    """Train a branch on the manifest's train split (needs masks); scores its val split."""
+    """Train a branch on the manifest's train split (needs masks); scores its val split.
+
+    `judged_only`: train and score on the photos the photo gate passes (training.judged). A
+    defect mask on a photo too blurred or too far to show the defect teaches the branch to
+    call plain metal a defect; the service never asks about such a photo anyway."""
     import torch
 
     from qc_model.taxonomy import VISUAL_DEFECTS
@@ -370,6 +375,17 @@ def train_surface(
     val = m.split("val")
     if not train:
         raise DataError(f"{manifest_path}: no photos in split 'train'")
+    photos_in_split = {"train": len(train), "val": len(val)}
+    if judged_only:
+        from training.judged import gate_passed
+
+        train = _keep(train, gate_passed(train, root, workers, "photo gate (train)"))
+        val = _keep(val, gate_passed(val, root, workers, "photo gate (val)")) if val else val
+        if not train:
+            raise DataError(
+                f"{manifest_path}: the photo gate passes none of the "
+                f"{photos_in_split['train']} training photos (leave out --judged-only)"
+            )
     with_masks = [r for r in train if any(c in r.masks for c in r.labels if c in classes)]
     if not with_masks:
         raise DataError(
@@ -390,6 +406,8 @@ def train_surface(
         "manifest": str(manifest_path),
         "dataset_version": m.header.version,
         "train_photos": len(train),
+        "judged_only": judged_only,
+        "photos_in_split": photos_in_split,
         "settings": {
             "steps": steps,
             "batch": batch,
@@ -412,6 +430,10 @@ def train_surface(
     save_surface(out / "surface.pt", model, classes, cfg, info)
     (out / "surface.json").write_text(json.dumps({"classes": classes, **info}, indent=2))
     return info
+
+
+def _keep(records: Sequence[Record], flags: NDArray[np.bool_]) -> list[Record]:
+    return [r for r, ok in zip(records, flags, strict=True) if ok]
 
 
 def _median_scale(records: Sequence[Record], root: Path) -> float | None:

@@ -201,6 +201,27 @@ def test_training_refuses_data_without_masks_and_a_used_folder(
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="not a readable checkpoint"):
         load_surface(tmp_path / "junk.pt")
+    # 512 px photos are below the gate's 640 px: with --judged-only nothing is left to train on.
+    with pytest.raises(DataError, match="passes none of the"):
+        train_surface(synth / "manifest.jsonl", tmp_path / "j", steps=1, judged_only=True)
+
+
+def test_training_judged_only_keeps_the_photos_the_gate_passes(
+    synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.judged
+
+    m = Manifest.read(synth / "manifest.jsonl")
+    n_train, n_val = len(m.split("train")), len(m.split("val"))
+    monkeypatch.setattr(
+        training.judged, "gate_passed", lambda records, *a, **k: np.arange(len(records)) % 2 == 0
+    )
+    info = train_surface(synth / "manifest.jsonl", tmp_path / "j", steps=1, judged_only=True)
+    assert info["judged_only"] and info["photos_in_split"] == {"train": n_train, "val": n_val}
+    assert info["train_photos"] == (n_train + 1) // 2
+    kept_val = m.split("val")[::2]
+    for name, row in info.get("val", {}).items():
+        assert row["positives"] == sum(name in r.labels for r in kept_val)
 
 
 def test_attach_serves_fused_scores_and_finer_heatmaps(
