@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from tiny_package import build_tiny_package
 
 from qc_model.catalog import default_catalog_dir
 from qc_model.gate import check_photo
@@ -50,19 +49,10 @@ def test_the_gate_flags_are_the_gates_own_verdicts(mixed: Path) -> None:
     assert np.array_equal(gate_passed(val, mixed, workers=2), flags)
 
 
-def _tiny_package() -> Any:
-    path = Path(__file__).parents[1] / "serving" / "model_package.py"
-    spec = importlib.util.spec_from_file_location("model_package_for_judged", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_eval_reports_the_judged_photos_beside_all(mixed: Path, tmp_path: Path) -> None:
     from training.evaluate import evaluate_package
 
-    pkg = _tiny_package().build_tiny_package(tmp_path / "tiny")
+    pkg = build_tiny_package(tmp_path / "tiny")
     m = evaluate_package(pkg, mixed / "manifest.jsonl", tmp_path / "eval").metrics
     test = Manifest.read(mixed / "manifest.jsonl").split("test")
     passed = gate_passed(test, mixed)

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from typing import Any
 
 import cv2
 import pytest
+from tiny_package import build_tiny_package, mat_photo, tiny_classes
 
 from qc_model.errors import DataError
 from qc_model.manifest import Header, Manifest, Record, sha256_file
 from training.score_packages import main, photo_set
 
 
-def _tiny_package_module() -> Any:
-    path = Path(__file__).parents[1] / "serving" / "model_package.py"
-    spec = importlib.util.spec_from_file_location("model_package_for_scoring", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _photo_set(root: Path, mp: Any) -> Path:
+def _photo_set(root: Path) -> Path:
     (root / "images").mkdir(parents=True)
     records = []
     for i, (design, labels) in enumerate(
@@ -36,7 +26,7 @@ def _photo_set(root: Path, mp: Any) -> Path:
         ]
     ):
         img = root / "images" / f"p{i}.png"
-        photo = mp.mat_photo(2.0 + 0.3 * i)
+        photo = mat_photo(2.0 + 0.3 * i)
         cv2.imwrite(str(img), photo)
         h, w = photo.shape[:2]
         records.append(
@@ -53,16 +43,15 @@ def _photo_set(root: Path, mp: Any) -> Path:
                 split="test" if i < 4 else "val",
             )
         )
-    header = Header(name="scoring", classes=mp.CLASSES)
+    header = Header(name="scoring", classes=tiny_classes())
     Manifest(header=header, records=records).write(root / "manifest.jsonl")
     return root
 
 
 def test_two_packages_on_two_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mp = _tiny_package_module()
-    a = mp.build_tiny_package(tmp_path / "pkg-a", "tiny-1", seed=0)
-    b = mp.build_tiny_package(tmp_path / "pkg-b", "tiny-2", seed=1)
-    data = _photo_set(tmp_path / "data", mp)
+    a = build_tiny_package(tmp_path / "pkg-a", "tiny-1", seed=0)
+    b = build_tiny_package(tmp_path / "pkg-b", "tiny-2", seed=1)
+    data = _photo_set(tmp_path / "data")
     main([str(a), str(b), "--on", f"all={data}", "--on", f"test={data / 'manifest.jsonl'}:test"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 + 4  # header, rule, 2 packages x 2 sets
@@ -79,9 +68,8 @@ def test_two_packages_on_two_sets(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_per_class_tables_give_each_class_at_its_threshold(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    mp = _tiny_package_module()
-    a = mp.build_tiny_package(tmp_path / "pkg-a", "tiny-1", seed=0)
-    data = _photo_set(tmp_path / "data", mp)
+    a = build_tiny_package(tmp_path / "pkg-a", "tiny-1", seed=0)
+    data = _photo_set(tmp_path / "data")
     main([str(a), "--on", f"all={data}", "--per-class"])
     out = capsys.readouterr().out
     assert "pkg-a on all (5 photos):" in out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tiny_package import build_tiny_package
 
 from qc_model.catalog import default_catalog_dir
 from qc_model.errors import DataError
@@ -123,15 +123,6 @@ def test_fit_fusion_learns_which_score_carries_the_evidence() -> None:
 # -- with rendered photos -------------------------------------------------------------------------
 
 
-def _tiny_package_module() -> Any:
-    path = Path(__file__).parents[1] / "serving" / "model_package.py"
-    spec = importlib.util.spec_from_file_location("model_package_for_surface", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 photos of a cuff and a hoop (train: scratch, pitting, tarnish), and calib.jsonl: the
@@ -159,7 +150,7 @@ def trained(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_package_module().build_tiny_package(tmp_path_factory.mktemp("pkg") / "tiny")
+    return build_tiny_package(tmp_path_factory.mktemp("pkg") / "tiny")
 
 
 def test_a_sample_is_the_serving_crop_with_its_masks(synth: Path) -> None:
