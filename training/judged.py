@@ -51,3 +51,66 @@ def gate_passed(
     else:
         flags = [_passes(j) for j in tqdm(jobs, desc=desc, unit="photo")]
     return np.asarray(flags, np.bool_)
+
+
+def threshold_study(
+    package: Path, val: tuple[list[Record], Path], test: tuple[list[Record], Path], workers: int
+) -> list[dict[str, object]]:
+    """A package's any-defect operating point with its own thresholds and with thresholds
+    chosen again on the judged val photos, on all and on the judged test photos."""
+    from qc_model.package import read_meta
+    from training.calibrate import choose_thresholds
+    from training.evaluate import package_probs
+    from training.metrics import any_defect, macro_f1
+
+    meta = read_meta(package)
+    classes = list(meta.classes)
+    target = float(meta.metrics.get("target_recall") or 0.97)
+    (vr, vroot), (tr, troot) = val, test
+    pv, pt = (package_probs(package, r, root, classes, n) for r, root, n in
+              ((vr, vroot, "val photos"), (tr, troot, "test photos")))  # fmt: skip
+    gv = gate_passed(vr, vroot, workers, "photo gate (val)")
+    gt = gate_passed(tr, troot, workers, "photo gate (test)")
+    if not gv.any():
+        from qc_model.errors import DataError
+
+        raise DataError(f"the photo gate passes none of the {len(vr)} val photos")
+    yv = np.array([[c in r.labels for c in classes] for r in vr])
+    yt = np.array([[c in r.labels for c in classes] for r in tr])
+    own = [meta.thresholds[c].threshold for c in classes]
+    refit = choose_thresholds(pv[gv], yv[gv], classes, target_recall=target)
+    judged = [refit.thresholds[c].threshold for c in classes]
+    rows: list[dict[str, object]] = []
+    for source, t in (("the package's", own), ("judged val photos", judged)):
+        for scored, mask in (("all test photos", np.ones(len(tr), bool)), ("judged", gt)):
+            ad = any_defect(pt[mask], yt[mask], t, classes)
+            rows.append({
+                "thresholds": source, "scored": scored, "photos": int(mask.sum()),
+                "macro_f1": macro_f1(pt[mask], yt[mask], t), "recall": ad.recall,
+                "false_hold": ad.false_hold_rate,
+            })  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m training.judged PACKAGE --val DATA:val --test DATA [--workers 2]"""
+    import argparse
+
+    from training.score_packages import records_at
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("package", type=Path)
+    p.add_argument("--val", required=True, help="PATH[:SPLIT] whose judged photos fit")
+    p.add_argument("--test", required=True, help="PATH[:SPLIT] scored")
+    p.add_argument("--workers", type=int, default=1)
+    args = p.parse_args(argv)
+    rows = threshold_study(args.package, records_at(args.val), records_at(args.test), args.workers)
+    print("| thresholds from | scored on | photos | macro-F1 | recall | false-hold |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['thresholds']} | {r['scored']} | {r['photos']} | {r['macro_f1']:.3f} | "
+              f"{r['recall']:.3f} | {r['false_hold']:.3f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -61,3 +61,25 @@ def test_eval_reports_the_judged_photos_beside_all(mixed: Path, tmp_path: Path) 
     assert j["retake_share"] == pytest.approx(1 - passed.mean())
     html = (tmp_path / "eval" / "index.html").read_text()
     assert "Per class, photos the gate passes" in html
+
+
+def test_the_threshold_study_scores_both_populations(
+    mixed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.evaluate import evaluate_package
+    from training.judged import main
+
+    pkg = build_tiny_package(tmp_path / "tiny")
+    manifest = mixed / "manifest.jsonl"
+    main([str(pkg), "--val", f"{manifest}:val", "--test", f"{manifest}:test"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and lines[2].startswith("| the package's | all test photos | 6 |")
+    m = evaluate_package(pkg, manifest, tmp_path / "eval").metrics
+    own_all = lines[2].split("|")
+    assert float(own_all[4]) == pytest.approx(m["scores"]["macro_f1"], abs=5e-4)
+    assert float(own_all[6]) == pytest.approx(
+        m["scores"]["any_defect"]["false_hold_rate"], abs=5e-4
+    )
+    n_judged = m["judged"]["scores"]["photos"]
+    assert lines[3].startswith(f"| the package's | judged | {n_judged} |")
+    assert lines[5].startswith(f"| judged val photos | judged | {n_judged} |")
