@@ -87,16 +87,26 @@ def _targets(records: Sequence[Record], classes: Sequence[str]) -> NDArray[np.in
 
 
 def score_package(
-    package_dir: Path, records: Sequence[Record], root: Path, classes: Sequence[str]
+    package_dir: Path,
+    records: Sequence[Record],
+    root: Path,
+    classes: Sequence[str],
+    desc: str = "photos",
 ) -> PackageScores:
+    """Every photo scored as serving scores it (`Inferencer`), with a progress bar."""
+    from tqdm import tqdm
+
     inf = Inferencer(package_dir)
     version = f"{inf.meta.name}@{inf.meta.version}"
     targets = _targets(records, classes)
-    if records:
-        preds = inf.predict([root / r.image for r in records])
-        probs = np.array([[p.probs[c] for c in classes] for p in preds], np.float64)
-    else:
-        probs = np.zeros((0, len(classes)), np.float64)
+    probs = np.zeros((len(records), len(classes)), np.float64)
+    step = inf.batch_size
+    with tqdm(total=len(records), desc=desc, unit="photo", leave=False) as bar:
+        for start in range(0, len(records), step):
+            chunk = records[start : start + step]
+            for i, p in enumerate(inf.predict([root / r.image for r in chunk])):
+                probs[start + i] = [p.probs[c] for c in classes]
+            bar.update(len(chunk))
     thresholds = [float(inf.meta.thresholds[c].threshold) for c in classes]
     held = (probs >= np.asarray(thresholds)).any(axis=1)
     truth = targets.any(axis=1)

@@ -211,7 +211,7 @@ def write_report(
             html_table(per_class),
         ),
         ("PR curves", img_tag(pngs["pr"])),
-        ("Reliability (validation split)", img_tag(pngs["rel"])),
+        ("Reliability", img_tag(pngs["rel"])),
         ("Thresholds", img_tag(pngs["sweep"])),
         ("Confusion", img_tag(pngs["cm"])),
         ("By design", html_table(s["by_design"])),
@@ -355,21 +355,10 @@ def package_probs(
     package: Path, records: Sequence[Record], root: Path, classes: Sequence[str], desc: str
 ) -> NDArray[np.float64]:
     """(N, K) probabilities as the service computes them: the package's own preprocessing,
-    ONNX graph(s), temperature and surface fusion (qc_model.inference.Inferencer)."""
-    from tqdm import tqdm
+    ONNX graph(s), temperature and surface fusion (training.compare.score_package)."""
+    from training.compare import score_package
 
-    from qc_model.inference import Inferencer
-
-    inf = Inferencer(package)
-    out = np.zeros((len(records), len(classes)), np.float64)
-    step = inf.batch_size
-    with tqdm(total=len(records), desc=desc, unit="photo", leave=False) as bar:
-        for start in range(0, len(records), step):
-            chunk = records[start : start + step]
-            for i, p in enumerate(inf.predict([root / r.image for r in chunk])):
-                out[start + i] = [p.probs[c] for c in classes]
-            bar.update(len(chunk))
-    return out
+    return score_package(package, records, root, classes, desc).probs
 
 
 def evaluate_package(
