@@ -431,6 +431,14 @@ def surface_attach(
             help="Fit on the val photos the photo gate passes (the ones the service judges)",
         ),
     ] = False,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Score the branch in tiles of N px over the piece, 0: the whole crop "
+            "(default: as the branch was trained, its patch size)",
+        ),
+    ] = None,
     workers: WorkersOpt = 1,
 ) -> None:
     """Add a surface branch to a package: fusion and thresholds fitted again on val."""
@@ -439,7 +447,7 @@ def surface_attach(
     only = [c.strip() for c in fuse.split(",") if c.strip()] if fuse else None
     meta = attach(
         package, surface, calibration_manifest, out, target_recall=target_recall,
-        workers=workers, fuse=only, judged_only=judged_only,
+        workers=workers, fuse=only, judged_only=judged_only, tile=tile,
     )  # fmt: skip
     assert meta.surface is not None
     val = meta.metrics["val"]

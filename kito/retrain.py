@@ -148,7 +148,12 @@ def retrain(
                 f"now {now.version if now else 'none'}: left a candidate; compare it again"
             )
             return Outcome("candidate", msg, row.version, result.report, result.wall_s)
-        loader = PackageLoader(packages, settings.model_cache_path, settings.threshold_overrides)
+        loader = PackageLoader(
+            packages,
+            settings.model_cache_path,
+            settings.threshold_overrides,
+            settings.decode_long_side,
+        )
         registry.promote(session, row.version, by="kito retrain (gate passed)", verify=loader)
         msg = f"{row.version} passed the promotion gate and is the champion"
         return Outcome("champion", msg, row.version, result.report, result.wall_s)

@@ -34,6 +34,10 @@ class DecodeError(DataError):
         super().__init__(f"{code}: {message}")
 
 
+# The service's least decode target (serving.settings, KITO_DECODE_LONG_SIDE): 1000 px.
+SERVICE_DECODE_LONG_SIDE = 1000
+
+
 @dataclass(frozen=True)
 class DecodeLimits:
     max_bytes: int = 15 * MB
@@ -205,8 +209,25 @@ def _isobmff_complete(data: bytes) -> bool:
 
 def _jpeg_scale(size: tuple[int, int], limits: DecodeLimits) -> int:
     """The largest DCT reduction (1/2, 1/4, 1/8) that keeps the long side >= the target."""
-    long_side = max(size)
-    return next((f for f in (8, 4, 2) if -(-long_side // f) >= limits.target_long_side), 1)
+    return reduction_factor(max(size), limits.target_long_side)
+
+
+def reduction_factor(long_side: int, target: int) -> int:
+    """The largest of 8, 4 and 2 that keeps `long_side` >= `target` when divided by it (1: none)."""
+    return next((f for f in (8, 4, 2) if -(-long_side // f) >= target), 1)
+
+
+def reduce_whole(image: NDArray[np.uint8], target: int) -> tuple[NDArray[np.uint8], int]:
+    """(`image` reduced as the decoder's DCT scaling would have, factor): block means over
+    factor x factor pixels, with the long side kept >= `target`; the image itself and 1 when
+    no reduction fits. Rows and columns past the last whole block are left out."""
+    h, w = image.shape[:2]
+    f = reduction_factor(max(h, w), target)
+    if f == 1:
+        return image, 1
+    hs, ws = h // f, w // f
+    small = cv2.resize(image[: hs * f, : ws * f], (ws, hs), interpolation=cv2.INTER_AREA)
+    return np.asarray(small, np.uint8), f
 
 
 _IMREAD = {

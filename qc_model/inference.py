@@ -22,15 +22,13 @@ from qc_model.package import (
     HEATMAPS_NAME,
     INPUT_NAME,
     PROBS_NAME,
-    SURFACE_CELLS,
-    SURFACE_INPUT,
-    SURFACE_LOGITS,
     ClassThreshold,
     ModelPackage,
     load_package,
+    surface_runner,
 )
 from qc_model.preprocess import crop_to_piece, normalize
-from qc_model.surface import fuse_probability, surface_crop, surface_input
+from qc_model.surface import branch_scores, fuse_probability, surface_crop, surface_piece_mask
 
 ImageInput = Union[str, Path, bytes, NDArray[np.uint8]]  # noqa: UP007 (a runtime alias)
 
@@ -62,7 +60,10 @@ class Prepared:
 
     tensor: NDArray[np.float32]  # (3, S, S), the defect network's input
     box: tuple[int, int, int, int]
-    surface: NDArray[np.float32] | None  # (3, H, W), the surface branch's input, if it has one
+    # The surface branch's crop (H, W, 3) RGB at its scale, if the package has a branch, and
+    # the piece's mask on that crop's grid (None: no piece found; every cell counts).
+    surface: NDArray[np.uint8] | None = None
+    surface_piece: NDArray[np.bool_] | None = None
 
 
 # A surface heatmap is max-pooled to at most this many cells a side: enough to point at a
@@ -143,25 +144,26 @@ class Inferencer:
         """Both networks' inputs from one located crop (a gate's location and mat are reused)."""
         crop = crop_to_piece(image_bgr, self.meta.preprocess, location=location, mat=mat)
         box = (int(crop.box[0]), int(crop.box[1]), int(crop.box[2]), int(crop.box[3]))
-        surface = None
-        if self.meta.surface is not None:
-            found = mat or (crop.location.mat if crop.location is not None else None)
-            scale = found.px_per_mm if found is not None else None
-            rgb, _ = surface_crop(image_bgr, box, self.meta.surface.config, scale)
-            surface = surface_input(rgb)
-        return Prepared(normalize(crop.image, self.meta.preprocess), box, surface)
+        tensor = normalize(crop.image, self.meta.preprocess)
+        if self.meta.surface is None:
+            return Prepared(tensor, box)
+        loc = crop.location
+        found = mat or (loc.mat if loc is not None else None)
+        scale = found.px_per_mm if found is not None else None
+        rgb, f = surface_crop(image_bgr, box, self.meta.surface.config, scale)
+        piece = surface_piece_mask(loc.mask, box, rgb.shape[:2], f) if loc is not None else None
+        return Prepared(tensor, box, rgb, piece)
 
     def run_surface(
-        self, x: NDArray[np.float32]
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """(3, H, W) -> the branch's logits (Ks,) and cell probabilities (Ks, h, w)."""
-        logits, cells = self.package.surface_session.run(
-            [SURFACE_LOGITS, SURFACE_CELLS], {SURFACE_INPUT: np.ascontiguousarray(x[None])}
-        )
-        return logits[0], cells[0]
+        self, crop_rgb: NDArray[np.uint8], piece: NDArray[np.bool_] | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+        """The branch on its crop: logits (Ks,) and cell probabilities (Ks, h, w)."""
+        assert self.meta.surface is not None
+        run = surface_runner(self.package.surface_session)
+        return branch_scores(run, crop_rgb, piece, self.meta.surface.config)
 
     def fuse(
-        self, probs: NDArray[np.float32], surface_logits: NDArray[np.float32]
+        self, probs: NDArray[np.float32], surface_logits: NDArray[np.floating]
     ) -> NDArray[np.float32]:
         """The package probabilities (K,) with the surface classes' evidence combined in."""
         sm = self.meta.surface
@@ -188,7 +190,7 @@ class Inferencer:
         heatmaps: NDArray[np.float32],
         boxes: Sequence[tuple[int, ...]],
         timings: Sequence[dict[str, float]],
-        surface: Sequence[tuple[NDArray[np.float32], NDArray[np.float32]] | None] | None = None,
+        surface: Sequence[tuple[NDArray[np.float64], NDArray[np.float32]] | None] | None = None,
     ) -> list[Prediction]:
         out = []
         for i in range(probs.shape[0]):
@@ -226,12 +228,12 @@ class Inferencer:
         probs, heatmaps = self.run(np.stack([p.tensor for p in prepared]))
         # The batch ran as one call: each photo is charged its share.
         per_photo = (time.perf_counter() - t0) * 1e3 / len(prepared)
-        surface: list[tuple[NDArray[np.float32], NDArray[np.float32]] | None] = []
+        surface: list[tuple[NDArray[np.float64], NDArray[np.float32]] | None] = []
         for p, t in zip(prepared, timings, strict=True):
             t["inference"] = per_photo
             if p.surface is not None:
                 t0 = time.perf_counter()
-                surface.append(self.run_surface(p.surface))
+                surface.append(self.run_surface(p.surface, p.surface_piece))
                 t["surface"] = (time.perf_counter() - t0) * 1e3
             else:
                 surface.append(None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -40,6 +40,33 @@ class PieceLocation:
     @property
     def count(self) -> int:
         return len(self.boxes)
+
+    def enlarged(self, factor: int, shape: tuple[int, int]) -> PieceLocation:
+        """The same location on the (H, W) `shape` photo `factor` times larger than the one it
+        was found on (each pixel of this one a factor x factor block there)."""
+        h, w = shape
+
+        def box(b: Box) -> Box:
+            return (
+                min(w, b[0] * factor),
+                min(h, b[1] * factor),
+                min(w, b[2] * factor),
+                min(h, b[3] * factor),
+            )
+
+        big = np.zeros((h, w), np.uint8)
+        mh, mw = self.mask.shape
+        up = cv2.resize(self.mask, (mw * factor, mh * factor), interpolation=cv2.INTER_NEAREST)[
+            :h, :w
+        ]
+        big[: up.shape[0], : up.shape[1]] = up
+        return replace(
+            self,
+            mask=big,
+            boxes=[box(b) for b in self.boxes],
+            bbox=box(self.bbox),
+            mat=self.mat.enlarged(factor) if self.mat is not None else None,
+        )
 
 
 def locate_piece(

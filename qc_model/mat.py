@@ -8,7 +8,7 @@ its top-left corner, x to the right, y down.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import cv2
@@ -102,6 +102,17 @@ class MatDetection:
 
     def mat_to_image(self) -> NDArray[np.float64]:
         return np.asarray(np.linalg.inv(self.image_to_mat), dtype=np.float64)
+
+    def enlarged(self, factor: int) -> MatDetection:
+        """The same detection on the photo `factor` times larger than the one it was made on
+        (each pixel of this one a factor x factor block there; pixel centres at integers)."""
+        off = (factor - 1) / (2.0 * factor)
+        to_small = np.array([[1 / factor, 0, -off], [0, 1 / factor, -off], [0, 0, 1]])
+        return replace(
+            self,
+            image_to_mat=np.asarray(self.image_to_mat @ to_small, np.float64),
+            px_per_mm=self.px_per_mm * factor,
+        )
 
 
 def _aruco_detector() -> cv2.aruco.ArucoDetector:

@@ -20,12 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qc_model.errors import DataError
 from qc_model.manifest import sha256_file
 from qc_model.preprocess import PreprocessConfig
-from qc_model.surface import SurfaceConfig
+from qc_model.surface import BranchRunner, SurfaceConfig
 from qc_model.taxonomy import DEFECT_LABELS, TAXONOMY_VERSION
 
 MODEL_FILE = "model.onnx"
@@ -33,7 +35,8 @@ META_FILE = "package.json"
 ONNX_META_KEY = "kito_package"  # metadata_props key holding package.json minus the checksum
 INPUT_NAME, PROBS_NAME, HEATMAPS_NAME = "input", "probs", "heatmaps"
 SURFACE_FILE = "surface.onnx"
-SURFACE_INPUT, SURFACE_LOGITS, SURFACE_CELLS = "crop", "logits", "cells"
+# The branch's graph: crop -> each class's highest cell logit and every cell's logit.
+SURFACE_INPUT, SURFACE_LOGITS, SURFACE_CELLS = "crop", "logits", "cell_logits"
 
 PACKAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -237,7 +240,11 @@ def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:
     outs = {o.name: o.shape for o in session.get_outputs()}
     k = len(meta.classes)
     if set(outs) != {SURFACE_LOGITS, SURFACE_CELLS}:
-        raise PackageError(f"{path}: outputs must be '{SURFACE_LOGITS}' and '{SURFACE_CELLS}'")
+        raise PackageError(
+            f"{path}: outputs must be '{SURFACE_LOGITS}' and '{SURFACE_CELLS}', got "
+            f"{', '.join(sorted(outs))} (a branch exported before cell logits, with 'cells', "
+            "must be attached again: kito surface attach)"
+        )
     if len(outs[SURFACE_LOGITS]) != 2 or outs[SURFACE_LOGITS][1] != k:
         raise PackageError(
             f"{path}: '{SURFACE_LOGITS}' has shape {outs[SURFACE_LOGITS]}, {k} classes"
@@ -247,6 +254,16 @@ def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:
             f"{path}: '{SURFACE_CELLS}' has shape {outs[SURFACE_CELLS]}, {k} classes"
         )
     return session
+
+
+def surface_runner(session: Any) -> BranchRunner:
+    """The branch graph's onnxruntime session as qc_model.surface.branch_scores runs it."""
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        (cells,) = session.run([SURFACE_CELLS], {SURFACE_INPUT: np.ascontiguousarray(x)})
+        return np.asarray(cells, np.float32)
+
+    return run
 
 
 def open_session(model: Path, threads: int) -> Any:

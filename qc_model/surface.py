@@ -9,10 +9,13 @@ is as wide for it on every design and every phone. Numpy and OpenCV only (ARCHIT
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qc_model.locate import Box
 from qc_model.preprocess import extract_box
@@ -32,6 +35,20 @@ class SurfaceConfig(BaseModel):
     max_side: int = Field(default=1024, ge=32, le=4096)
     # Cell size of the branch's output in input pixels; the input is padded to a multiple.
     stride: int = Field(default=8, ge=1, le=64)
+    # Score the crop in square tiles of this many pixels (the branch's training patch size),
+    # only the tiles that reach the piece, each on its own as the branch was trained: the
+    # square crop of a necklace or a hoop is mostly paper. None: the whole crop in one run,
+    # every cell counted (how packages attached before tiles existed were fitted).
+    tile: int | None = Field(default=None, ge=8, le=1024)
+    # With tiles, the cells counted are those within this many pixels of the piece's mask
+    # (the photo gate's segmentation, which can miss a thin edge or a glint).
+    piece_margin: int = Field(default=16, ge=0, le=256)
+
+    @model_validator(mode="after")
+    def _tile_is_whole_cells(self) -> SurfaceConfig:
+        if self.tile is not None and self.tile % self.stride:
+            raise ValueError(f"tile {self.tile} is not a multiple of the stride {self.stride}")
+        return self
 
 
 def surface_scale(cfg: SurfaceConfig, photo_px_per_mm: float | None, side: int) -> float:
@@ -66,6 +83,106 @@ def surface_crop(
     out = np.zeros((hp, wp, 3), np.uint8)
     out[:h, :w] = region[:, :, ::-1]
     return out, f
+
+
+def surface_piece_mask(
+    mask: NDArray[np.uint8], box: Box, shape: tuple[int, int], factor: float
+) -> NDArray[np.bool_]:
+    """The piece's mask (photo-sized, 0/255) carried through `surface_crop`'s crop and resample
+    onto its padded (H, W) grid. Area resampling then "any coverage": a thin wire stays."""
+    m = extract_box(mask, box)
+    side = m.shape[0]
+    if factor != 1.0:
+        size = max(1, round(side * factor))
+        m = np.asarray(cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA), np.uint8)
+    out = np.zeros(shape, np.bool_)
+    h, w = min(shape[0], m.shape[0]), min(shape[1], m.shape[1])
+    out[:h, :w] = m[:h, :w] > 0
+    return out
+
+
+def piece_cells(
+    piece: NDArray[np.bool_] | None, shape: tuple[int, int], cfg: SurfaceConfig
+) -> NDArray[np.bool_]:
+    """(h, w) cells of a padded crop of `shape` that count: those within cfg.piece_margin
+    pixels of the piece (all of them when no piece was found)."""
+    s = cfg.stride
+    h, w = shape[0] // s, shape[1] // s
+    if piece is None or not piece.any():
+        return np.ones((h, w), np.bool_)
+    cells = np.asarray(piece[: h * s, : w * s].reshape(h, s, w, s).any(axis=(1, 3)), np.uint8)
+    reach = -(-cfg.piece_margin // s)
+    if reach:
+        kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+        cells = np.asarray(cv2.dilate(cells, kernel), np.uint8)
+    return cells > 0
+
+
+def window(arr: NDArray[Any], y: int, x: int, size: int) -> NDArray[Any]:
+    """arr[y:y+size, x:x+size], zero-padded where it runs past the edge (y, x may be < 0)."""
+    out = np.zeros((size, size, *arr.shape[2:]), arr.dtype)
+    h, w = arr.shape[:2]
+    y0, x0, y1, x1 = max(0, y), max(0, x), min(h, y + size), min(w, x + size)
+    if y1 > y0 and x1 > x0:
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = arr[y0:y1, x0:x1]
+    return out
+
+
+def tile_origins(cells: NDArray[np.bool_], tile_cells: int) -> list[tuple[int, int]]:
+    """Top-left cells of the grid-aligned tiles that hold at least one counted cell."""
+    h, w = cells.shape
+    return [
+        (y, x)
+        for y in range(0, h, tile_cells)
+        for x in range(0, w, tile_cells)
+        if cells[y : y + tile_cells, x : x + tile_cells].any()
+    ]
+
+
+# (B, 3, H, W) input -> cell logits (B, K, h, w): the deployed graph (onnxruntime) or the
+# torch network behind it.
+BranchRunner = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+
+# Tiles per run: enough to amortise a run's overhead, few enough to bound its memory.
+TILES_PER_RUN = 64
+
+
+def branch_scores(
+    run: BranchRunner,
+    crop_rgb: NDArray[np.uint8],
+    piece: NDArray[np.bool_] | None,
+    cfg: SurfaceConfig,
+) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    """A crop's branch logit per class (K,), its highest counted cell, and the cell
+    probabilities (K, h, w), 0 where a cell does not count.
+
+    Without tiles: the whole crop in one run, every cell counted. With tiles: the grid-aligned
+    tiles that reach the piece, batched, each scored on its own (zero-padded past the crop, as
+    the training patches are); only cells near the piece count."""
+    count: NDArray[np.bool_]
+    if cfg.tile is None:
+        cells = np.asarray(run(surface_input(crop_rgb)[None])[0], np.float32)
+        count = np.ones(cells.shape[1:], np.bool_)
+    else:
+        s, t = cfg.stride, cfg.tile
+        count = piece_cells(piece, crop_rgb.shape[:2], cfg)
+        h, w = count.shape[0], count.shape[1]
+        origins = tile_origins(count, t // s)
+        cells = np.empty((0, h, w), np.float32)
+        for start in range(0, len(origins), TILES_PER_RUN):
+            chunk = origins[start : start + TILES_PER_RUN]
+            x = np.stack([surface_input(window(crop_rgb, y * s, xx * s, t)) for y, xx in chunk])
+            out = run(x)
+            if not cells.size:
+                cells = np.full((out.shape[1], h, w), -np.inf, np.float32)
+            for (y, xx), c in zip(chunk, out, strict=True):
+                dy, dx = min(t // s, h - y), min(t // s, w - xx)
+                cells[:, y : y + dy, xx : xx + dx] = c[:, :dy, :dx]
+    k = cells.shape[0]
+    z = np.where(count[None], cells, -np.inf).reshape(k, -1).max(axis=1).astype(np.float64)
+    with np.errstate(over="ignore"):
+        probs = np.where(count[None], 1.0 / (1.0 + np.exp(-cells)), 0.0).astype(np.float32)
+    return z, probs
 
 
 def surface_input(crop_rgb: NDArray[np.uint8]) -> NDArray[np.float32]:

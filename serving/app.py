@@ -64,7 +64,12 @@ def create_app(
     engine = make_engine(settings.db_url, connect_timeout_s=settings.db_connect_timeout_s)
     sessions = make_sessionmaker(engine)
     packages = LocalObjectStore(settings.package_store_path)
-    loader = PackageLoader(packages, settings.model_cache_path, settings.threshold_overrides)
+    loader = PackageLoader(
+        packages,
+        settings.model_cache_path,
+        settings.threshold_overrides,
+        settings.decode_long_side,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

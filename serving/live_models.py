@@ -63,15 +63,17 @@ class PackageLoader:
         store: ObjectStore,
         cache_dir: Path,
         threshold_overrides: Mapping[str, tuple[float, float]] | None = None,
+        measure_floor: int | None = None,
     ) -> None:
         self.store, self.cache_dir, self.overrides = store, cache_dir, threshold_overrides
+        self.measure_floor = measure_floor  # KITO_DECODE_LONG_SIDE (ModelInspector)
 
     def __call__(self, row: RegisteredModel) -> Loaded:
         from serving.model_inspector import build_inspector
 
         folder = unpack(self.store, self.cache_dir, row.sha256, row.meta_sha256)
         try:
-            inspector = build_inspector(folder, self.overrides)
+            inspector = build_inspector(folder, self.overrides, self.measure_floor)
         except PackageError:
             raise
         except DataError as exc:  # threshold overrides the package cannot take

@@ -5,6 +5,12 @@ gate accepted; then one verdict for the piece. The model package supplies the cl
 thresholds (settings may override a class's review band), so no number here drifts silently
 from what training calibrated. The mat and the piece are found once, by the gate, and reused by
 the model's crop and the spec checks.
+
+A package with a surface branch has photos decoded finer than the gate and the spec checks
+need (serving.intake.decode_limits_for). Those two then measure on a copy reduced as the
+decoder would have reduced the photo without the branch (whole-block means), so their results
+and their cost stay what they are without it; the mat and the piece found on the copy are
+carried up to the full photo for the model's crops.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from qc_model.catalog import Design
-from qc_model.decode import DecodedPhoto
+from qc_model.decode import SERVICE_DECODE_LONG_SIDE, DecodedPhoto, reduce_whole
 from qc_model.errors import DataError
-from qc_model.gate import GateConfig, GateResult, check_photo
+from qc_model.gate import GateConfig, GateResult, check_photo, decode_long_side
 from qc_model.inference import Inferencer, Prediction
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
@@ -51,6 +58,7 @@ class ModelInspector:
         gate: GateConfig | None = None,
         spec: SpecConfig | None = None,
         threshold_overrides: Mapping[str, tuple[float, float]] | None = None,
+        measure_floor: int = SERVICE_DECODE_LONG_SIDE,
     ) -> None:
         self.inferencer = Inferencer(model_dir, threads=threads)
         meta = self.inferencer.meta
@@ -73,23 +81,35 @@ class ModelInspector:
         self.spec_cfg = spec or SpecConfig()
         # Photos are decoded at least this fine for the model (serving.intake; None: any).
         self.min_px_per_mm = self.inferencer.min_px_per_mm
+        # The gate and the spec checks measure on at least this long a side (the service's
+        # KITO_DECODE_LONG_SIDE), raised for a design's tight tolerances (decode_long_side).
+        self.measure_floor = measure_floor
+
+    def measuring_copy(
+        self, image: NDArray[np.uint8], design: Design
+    ) -> tuple[NDArray[np.uint8], int]:
+        """(the image the gate and spec checks measure on, how many times smaller it is)."""
+        if self.min_px_per_mm is None:  # decoded for them already
+            return image, 1
+        return reduce_whole(image, decode_long_side(design, self.gate_cfg, self.measure_floor))
 
     def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        gates = [check_photo(p.image, design, self.gate_cfg) for p in photos]
+        copies = [self.measuring_copy(p.image, design) for p in photos]
+        gates = [check_photo(c, design, self.gate_cfg) for c, _ in copies]
         timings["gate"] = _ms(t0)
 
         t0 = time.perf_counter()
-        predictions = self._predict(photos, gates)
+        predictions = self._predict(photos, gates, [f for _, f in copies])
         timings["model"] = _ms(t0)
 
         t0 = time.perf_counter()
         checks: list[CheckResult] = []
-        for photo, gate in zip(photos, gates, strict=True):
+        for (copy, _), gate in zip(copies, gates, strict=True):
             if gate.passed:  # measuring a photo the gate refused would only add noise
                 checks += run_spec_checks(
-                    photo.image, design, mat=gate.mat, location=gate.location, cfg=self.spec_cfg
+                    copy, design, mat=gate.mat, location=gate.location, cfg=self.spec_cfg
                 )
         timings["spec"] = _ms(t0)
 
@@ -120,14 +140,19 @@ class ModelInspector:
             timings_ms=timings,
         )
 
-    def _predict(self, photos: list[DecodedPhoto], gates: list[GateResult]) -> list[Prediction]:
-        """The model's scores, on the crop around the piece the gate found (not found again)."""
+    def _predict(
+        self, photos: list[DecodedPhoto], gates: list[GateResult], factors: list[int]
+    ) -> list[Prediction]:
+        """The model's scores, on the crop around the piece the gate found (not found again;
+        carried up to the full photo when the gate measured a copy `factor` times smaller)."""
         prepared, timings = [], []
-        for photo, gate in zip(photos, gates, strict=True):
+        for photo, gate, f in zip(photos, gates, factors, strict=True):
             t0 = time.perf_counter()
-            prepared.append(
-                self.inferencer.prepare(photo.image, location=gate.location, mat=gate.mat)
-            )
+            loc, mat = gate.location, gate.mat
+            if f > 1:
+                loc = loc.enlarged(f, photo.image.shape[:2]) if loc is not None else None
+                mat = mat.enlarged(f) if mat is not None else None
+            prepared.append(self.inferencer.prepare(photo.image, location=loc, mat=mat))
             timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
         return self.inferencer.predict_prepared(prepared, timings)
 
@@ -161,7 +186,9 @@ def _ms(t0: float) -> float:
 
 
 def build_inspector(
-    model_dir: Path, threshold_overrides: Mapping[str, tuple[float, float]] | None = None
+    model_dir: Path,
+    threshold_overrides: Mapping[str, tuple[float, float]] | None = None,
+    measure_floor: int | None = None,
 ) -> ModelInspector:
     """Called by `serving.pipeline.load_inspector` for the package in `model_dir`.
 
@@ -169,5 +196,8 @@ def build_inspector(
     """
     cv2.setNumThreads(SERVICE_THREADS_PER_INSPECTION)
     return ModelInspector(
-        model_dir, threads=SERVICE_THREADS_PER_INSPECTION, threshold_overrides=threshold_overrides
+        model_dir,
+        threads=SERVICE_THREADS_PER_INSPECTION,
+        threshold_overrides=threshold_overrides,
+        measure_floor=measure_floor or SERVICE_DECODE_LONG_SIDE,
     )

@@ -46,7 +46,12 @@ def who() -> str:
 
 
 def _loader(store: ObjectStore, settings: Settings) -> Callable[[RegisteredModel], Any]:
-    return PackageLoader(store, settings.model_cache_path, settings.threshold_overrides)
+    return PackageLoader(
+        store,
+        settings.model_cache_path,
+        settings.threshold_overrides,
+        settings.decode_long_side,
+    )
 
 
 def summary_rows(rows: list[RegisteredModel]) -> list[dict[str, str]]:

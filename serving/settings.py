@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
 from qc_model.catalog import default_catalog_dir
-from qc_model.decode import MB, DecodeLimits
+from qc_model.decode import MB, SERVICE_DECODE_LONG_SIDE, DecodeLimits
 from qc_model.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     # The least long side a large JPEG is decoded to (1/2, 1/4 or 1/8 scale in the DCT domain);
     # designs with tight tolerances raise it (qc_model.gate.decode_long_side). 1000: a 12 MP
     # photo is decoded at 1/4 (~2.7 px/mm on a framed card) unless the design needs more.
-    decode_long_side: Annotated[int, Field(ge=512, le=8192)] = 1000
+    decode_long_side: Annotated[int, Field(ge=512, le=8192)] = SERVICE_DECODE_LONG_SIDE
     # Per-class review band [t_low, t_high] replacing the model package's, as JSON, e.g.
     # KITO_THRESHOLD_OVERRIDES='{"scratch": [0.3, 0.9]}'; checked against the model at start.
     threshold_overrides: dict[str, tuple[float, float]] = Field(default_factory=dict)

@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from qc_model.catalog import Design, default_catalog_dir, load_catalog
-from qc_model.gate import check_photo
+from qc_model.decode import SERVICE_DECODE_LONG_SIDE, reduce_whole
+from qc_model.gate import check_photo, decode_long_side
 from qc_model.inference import read_image
 from qc_model.manifest import Record
 
@@ -33,8 +34,15 @@ def _design(design_id: str | None) -> Design | None:
 
 
 def _passes(job: tuple[Path, str | None]) -> bool:
+    """The gate on the photo as the service measures it: reduced like its decoder reduces a
+    large JPEG (to KITO_DECODE_LONG_SIDE's default, more for a tight design), whether or not
+    the package has a surface branch (serving.model_inspector)."""
     path, design_id = job
-    return bool(check_photo(read_image(path), _design(design_id)).passed)
+    design = _design(design_id)
+    image, _ = reduce_whole(
+        read_image(path), decode_long_side(design, floor=SERVICE_DECODE_LONG_SIDE)
+    )
+    return bool(check_photo(image, design).passed)
 
 
 def gate_passed(

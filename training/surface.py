@@ -50,14 +50,18 @@ from qc_model.package import (
     SurfaceMeta,
     open_session,
     read_meta,
+    surface_runner,
 )
 from qc_model.preprocess import PreprocessConfig, crop_to_piece
 from qc_model.surface import (
     SurfaceConfig,
+    branch_scores,
     fuse_probability,
     logit,
     surface_crop,
     surface_input,
+    surface_piece_mask,
+    window,
 )
 from training.cell_targets import extract_mask
 from training.metrics import average_precision
@@ -83,17 +87,22 @@ class Sample:
     bits: NDArray[np.uint8]  # (H, W): bit k set where class k's mask is
     labels: NDArray[np.bool_]  # (K,)
     design: str
+    # (H, W) the piece as the locator found it, through the same crop (None: no piece found)
+    piece: NDArray[np.bool_] | None = None
 
 
 def photo_surface_crop(
     bgr: NDArray[np.uint8], preprocess: PreprocessConfig, cfg: SurfaceConfig
-) -> tuple[NDArray[np.uint8], tuple[int, int, int, int], float]:
-    """The serving path (Inferencer.prepare): the locator's box, the mat's scale, the resample."""
+) -> tuple[NDArray[np.uint8], tuple[int, int, int, int], float, NDArray[np.bool_] | None]:
+    """The serving path (Inferencer.prepare): the locator's box, the mat's scale, the resample;
+    (RGB crop, box, factor, the piece's mask on the crop's grid or None)."""
     crop = crop_to_piece(bgr, preprocess)
     box = (int(crop.box[0]), int(crop.box[1]), int(crop.box[2]), int(crop.box[3]))
-    mat = crop.location.mat if crop.location is not None else None
+    loc = crop.location
+    mat = loc.mat if loc is not None else None
     rgb, f = surface_crop(bgr, box, cfg, mat.px_per_mm if mat is not None else None)
-    return rgb, box, f
+    piece = surface_piece_mask(loc.mask, box, rgb.shape[:2], f) if loc is not None else None
+    return rgb, box, f, piece
 
 
 def make_sample(
@@ -107,7 +116,7 @@ def make_sample(
     if len(classes) > MAX_CLASSES:
         raise DataError(f"at most {MAX_CLASSES} classes, got {len(classes)}")
     bgr = read_image(root / record.image)
-    rgb, box, f = photo_surface_crop(bgr, preprocess or PreprocessConfig(), cfg)
+    rgb, box, f, piece = photo_surface_crop(bgr, preprocess or PreprocessConfig(), cfg)
     side = box[2] - box[0]
     size = rgb.shape[0] if f == 1.0 else max(cfg.stride, round(side * f))
     bits = np.zeros(rgb.shape[:2], np.uint8)
@@ -125,7 +134,7 @@ def make_sample(
             np.uint8
         ) << k
     labels = np.array([c in record.labels for c in classes])
-    return Sample(rgb, bits, labels, record.design_id or "(none)")
+    return Sample(rgb, bits, labels, record.design_id or "(none)", piece)
 
 
 def _prepare_one(job: tuple[Record, Path, tuple[str, ...], SurfaceConfig, Path]) -> Path:
@@ -133,7 +142,10 @@ def _prepare_one(job: tuple[Record, Path, tuple[str, ...], SurfaceConfig, Path])
     if not out.is_file():
         s = make_sample(record, root, classes, cfg)
         tmp = out.with_suffix(".tmp.npz")
-        np.savez(tmp, image=s.image, bits=s.bits, labels=s.labels, design=np.array(s.design))
+        extra = {} if s.piece is None else {"piece": s.piece}
+        np.savez(
+            tmp, image=s.image, bits=s.bits, labels=s.labels, design=np.array(s.design), **extra
+        )
         tmp.replace(out)
     return out
 
@@ -165,7 +177,8 @@ def prepare(
     out = []
     for p in paths:
         with np.load(p) as z:
-            out.append(Sample(z["image"], z["bits"], z["labels"], str(z["design"])))
+            piece = z["piece"] if "piece" in z.files else None
+            out.append(Sample(z["image"], z["bits"], z["labels"], str(z["design"]), piece))
     return out
 
 
@@ -175,16 +188,6 @@ def cell_targets(bits: NDArray[np.uint8], k: int, stride: int) -> NDArray[np.flo
     cells = bits[: h * stride, : w * stride].reshape(h, stride, w, stride)
     any_bits = np.bitwise_or.reduce(np.bitwise_or.reduce(cells, axis=3), axis=1)  # (h, w)
     return np.stack([(any_bits >> c) & 1 for c in range(k)]).astype(np.float32)
-
-
-def window(arr: NDArray[Any], y: int, x: int, size: int) -> NDArray[Any]:
-    """arr[y:y+size, x:x+size], zero-padded where it runs past the edge (y, x may be < 0)."""
-    out = np.zeros((size, size, *arr.shape[2:]), arr.dtype)
-    h, w = arr.shape[:2]
-    y0, x0, y1, x1 = max(0, y), max(0, x), min(h, y + size), min(w, x + size)
-    if y1 > y0 and x1 > x0:
-        out[y0 - y : y1 - y, x0 - x : x1 - x] = arr[y0:y1, x0:x1]
-    return out
 
 
 class PatchSampler:
@@ -287,20 +290,21 @@ def train_steps(
     return {"steps": steps, "patches": seen, "seconds": wall, "patches_per_s": seen / wall}
 
 
-def branch_logits(model: Any, samples: Sequence[Sample], desc: str) -> NDArray[np.float64]:
-    """(N, K): each class's highest cell logit over the whole crop (torch)."""
+def branch_logits(
+    model: Any, samples: Sequence[Sample], cfg: SurfaceConfig, desc: str
+) -> NDArray[np.float64]:
+    """(N, K): each class's branch logit (torch), counted as the service counts it
+    (qc_model.surface.branch_scores)."""
     import torch
 
     model.eval()
-    out = []
-    with torch.inference_mode():
-        for s in tqdm(samples, desc=desc, unit="photo"):
-            logits = model(torch.from_numpy(surface_input(s.image))[None])[0]
-            out.append(logits.flatten(1).amax(dim=1).double().numpy())
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        with torch.inference_mode():
+            return np.asarray(model(torch.from_numpy(x)).numpy(), np.float32)
+
+    out = [branch_scores(run, s.image, s.piece, cfg)[0] for s in tqdm(samples, desc=desc)]
     return np.stack(out) if out else np.zeros((0, 0))
-
-
-# -- the checkpoint -------------------------------------------------------------------------------
 
 
 def save_surface(
@@ -394,7 +398,8 @@ def train_surface(
         )
     if px_per_mm is None:  # the scale the photos have: the median the mat gives
         px_per_mm = _median_scale(train[:64], root)
-    cfg = SurfaceConfig(px_per_mm=px_per_mm)
+    # Scored in tiles of the patch size it learns on (qc_model.surface.branch_scores).
+    cfg = SurfaceConfig(px_per_mm=px_per_mm, tile=patch)
     torch.manual_seed(seed)
     cache = cache or out / "samples"
     samples = prepare(train, root, classes, cfg, cache, workers, "surface crops (train)")
@@ -420,7 +425,7 @@ def train_surface(
     }
     if val:
         vs = prepare(val, root, classes, cfg, cache, workers, "surface crops (val)")
-        z = branch_logits(model, vs, "score val")
+        z = branch_logits(model, vs, cfg, "score val")
         y = np.stack([s.labels for s in vs])
         info["val"] = {
             c: {"positives": int(y[:, k].sum()), "ap": average_precision(z[:, k], y[:, k])}
@@ -449,7 +454,7 @@ def _median_scale(records: Sequence[Record], root: Path) -> float | None:
 
 
 def surface_graph(model: Any) -> Any:
-    """The deployed branch: (B, 3, H, W) -> max-cell logits (B, K), cell probabilities."""
+    """The deployed branch: (B, 3, H, W) -> max-cell logits (B, K), cell logits (B, K, h, w)."""
     import torch
     from torch import nn
 
@@ -460,7 +465,7 @@ def surface_graph(model: Any) -> Any:
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             cells = self.net(x)  # (B, K, h, w)
-            return cells.flatten(2).amax(dim=2), torch.sigmoid(cells)
+            return cells.flatten(2).amax(dim=2), cells
 
     return SurfaceGraph(model).eval()
 
@@ -497,11 +502,11 @@ def export_surface_onnx(model: Any, path: Path) -> None:
     onnx.save(graph_proto, str(path))
 
 
-def _ort_logits(session: Any, samples: Sequence[Sample], desc: str) -> NDArray[np.float64]:
-    out = []
-    for s in tqdm(samples, desc=desc, unit="photo"):
-        (z,) = session.run([SURFACE_LOGITS], {SURFACE_INPUT: surface_input(s.image)[None]})
-        out.append(np.asarray(z[0], np.float64))
+def _ort_logits(
+    session: Any, samples: Sequence[Sample], cfg: SurfaceConfig, desc: str
+) -> NDArray[np.float64]:
+    run = surface_runner(session)
+    out = [branch_scores(run, s.image, s.piece, cfg)[0] for s in tqdm(samples, desc=desc)]
     return np.stack(out)
 
 
@@ -592,13 +597,16 @@ def attach(
     fuse: Sequence[str] | None = None,
     holdout: Path | None = None,
     judged_only: bool = False,
+    tile: int | None = None,
 ) -> PackageMeta:
     """A copy of `package` at `out` with the branch from `surface` (a surface.pt, or a package
     that has one), its fusion fitted and the thresholds chosen again on the val split.
 
     `fuse` names the classes to combine; by default, those whose validation AP improves.
     `judged_only`: fit on the val photos the photo gate passes, the only ones the service asks
-    the model about (training.judged); the others would be sent back for a retake."""
+    the model about (training.judged); the others would be sent back for a retake.
+    `tile`: score the branch in tiles of this size over the piece (0: the whole crop); by
+    default as the branch itself says (its SurfaceConfig.tile)."""
     from qc_model.holdout import check_against_default
     from qc_model.inference import Inferencer
     from qc_model.manifest import sha256_file
@@ -633,15 +641,22 @@ def attach(
         else:
             torch_model, s_classes, cfg, training_info = load_surface(surface)
             export_surface_onnx(torch_model, tmp / SURFACE_FILE)
+        if tile is not None:
+            if tile % cfg.stride or not 0 <= tile <= 1024:
+                raise DataError(
+                    f"--tile {tile}: a tile is 0 (the whole crop) or up to 1024 px, a multiple "
+                    f"of the branch's {cfg.stride} px cells"
+                )
+            cfg = cfg.model_copy(update={"tile": tile or None})
         session = open_session(tmp / SURFACE_FILE, threads=2)
         samples = prepare(
             val, root, s_classes, cfg, cache or tmp / "samples", workers, "surface crops (val)"
         )
         shutil.rmtree(tmp / "samples", ignore_errors=True)
-        z = _ort_logits(session, samples, "surface branch (val)")
+        z = _ort_logits(session, samples, cfg, "surface branch (val)")
         parity = {"samples": 0, "max_abs_logits": 0.0}
         if torch_model is not None:
-            z_torch = branch_logits(torch_model, samples[:parity_samples], "parity (torch)")
+            z_torch = branch_logits(torch_model, samples[:parity_samples], cfg, "parity (torch)")
             diff = float(np.abs(z_torch - z[:parity_samples]).max())
             parity = {"samples": len(z_torch), "max_abs_logits": diff}
             if diff > PARITY_ATOL:

@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if loaded_classes != classes:
             raise DataError(f"--load {args.load}: scores {loaded_classes}, expected {classes}")
     else:
-        cfg = SurfaceConfig(px_per_mm=args.px_per_mm)
+        cfg = SurfaceConfig(px_per_mm=args.px_per_mm, tile=args.patch)
         model = build_surface_net(len(classes))
         train_records, train_root = records_at(train_spec)
         if args.limit:
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     designs: dict[str, list[str]] = {}
     for name, (records, root) in sets.items():
         samples = prepare(records, root, classes, cfg, cache, args.workers, f"crops ({name})")
-        scores[name] = {"probe": branch_logits(model, samples, f"score {name}")}
+        scores[name] = {"probe": branch_logits(model, samples, cfg, f"score {name}")}
         if args.package:
             from training.compare import score_package
 

@@ -288,7 +288,10 @@ def test_attach_refusals(synth: Path, trained: Path, tiny: Path, tmp_path: Path)
         attach(tiny, trained / "surface.pt", calib, tmp_path / "b", fuse=["pitting"])
     with pytest.raises(DataError, match="already exists"):
         attach(tiny, trained / "surface.pt", calib, tiny)
+    with pytest.raises(DataError, match=r"--tile 20: .* a multiple of the branch's 8 px cells"):
+        attach(tiny, trained / "surface.pt", calib, tmp_path / "c", tile=20)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "c").exists()
     assert not list(tmp_path.glob(".*tmp-*"))
 
 
@@ -308,6 +311,29 @@ def test_a_damaged_branch_is_refused_on_load(
     (missing / SURFACE_FILE).unlink()
     with pytest.raises(PackageError, match=r"surface\.onnx is missing"):
         load_package(missing)
+    # A branch graph from before cell logits (its cells were probabilities, named "cells").
+    import onnx
+
+    from qc_model.manifest import sha256_file
+
+    old = tmp_path / "old"
+    shutil.copytree(good, old)
+    graph = onnx.load(str(old / SURFACE_FILE))
+    for node in graph.graph.node:
+        node.input[:] = ["cells" if o == "cell_logits" else o for o in node.input]
+        node.output[:] = ["cells" if o == "cell_logits" else o for o in node.output]
+    for out in graph.graph.output:
+        if out.name == "cell_logits":
+            out.name = "cells"
+    onnx.save(graph, str(old / SURFACE_FILE))
+    from training.export import finish_package
+
+    meta = read_meta(old)
+    assert meta.surface is not None
+    branch = meta.surface.model_copy(update={"onnx_sha256": sha256_file(old / SURFACE_FILE)})
+    finish_package(old, meta.model_copy(update={"surface": branch}))
+    with pytest.raises(PackageError, match=r"got cells, logits .*must be attached again"):
+        load_package(old)
 
 
 def test_retrain_carries_the_champions_branch_or_leaves_it_out(
@@ -378,6 +404,55 @@ def test_the_service_scores_with_the_branch(
     assert served["scratch"] == pytest.approx(direct["scratch"], abs=1e-4)
     assert served["scratch"] != pytest.approx(plain["scratch"], abs=1e-4)
     assert served["tarnish"] == pytest.approx(plain["tarnish"], abs=1e-4)
+
+
+def test_the_gate_and_spec_checks_measure_a_copy_reduced_to_their_own_size(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
+) -> None:
+    """A branch has photos decoded finer than the gate and the spec checks need; they measure
+    a copy reduced as the decoder would have reduced the photo, and the model's crops come from
+    the full photo."""
+    import cv2
+
+    from qc_model.catalog import load_catalog
+    from qc_model.decode import DecodeLimits, decode_photo
+    from serving.model_inspector import ModelInspector
+    from training.synth.designs import load_designs
+    from training.synth.photo import make_item, render_photo
+
+    pkg = tmp_path / "served"
+    attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
+    design = next(d for d in load_designs(default_catalog_dir()) if d.id == "KQ-HOOP-BR-30")
+    shot = render_photo(make_item(design, 7, 0, 0.0), 7, 0, 0, 2048, 0.0, ())
+    data = cv2.imencode(".jpg", shot.image, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+    full = decode_photo(data, limits=DecodeLimits(target_long_side=2048))
+    halved = decode_photo(data, limits=DecodeLimits(target_long_side=1000))
+    assert max(full.size) == 2048 and max(halved.size) == 1024
+    catalog = load_catalog(default_catalog_dir())
+    inspector = ModelInspector(pkg)  # measures on >= 1000 px, KITO_DECODE_LONG_SIDE's default
+    copy, factor = inspector.measuring_copy(full.image, catalog[design.id])
+    assert factor == 2 and copy.shape == halved.image.shape
+    served = inspector.inspect([full], catalog[design.id]).details
+    # The gate and the spec checks saw 1024 px, and measure what they measure on the photo
+    # the decoder halves for a package without a branch.
+    plain = ModelInspector(tiny).inspect([halved], catalog[design.id]).details
+    gate = {c["name"]: c for c in served["gate"][0]["checks"]}
+    assert gate["long_side_px"]["measured"] == 1024 and served["gate"][0]["passed"]
+    assert len(served["spec_checks"]) >= 2
+    assert [c["result"] for c in served["spec_checks"]] == [
+        c["result"] for c in plain["spec_checks"]
+    ]
+    for a, b in zip(served["spec_checks"], plain["spec_checks"], strict=True):
+        if a["unit"] == "mm":
+            assert a["measured"] == pytest.approx(b["measured"], abs=0.3)
+    # The model's crop is in the full photo's pixels: where the branch's own locator puts it.
+    heat = served["heatmaps"][0]
+    assert heat["image_size"] == list(full.size)
+    direct = Inferencer(pkg).predict(full.image)[0]
+    assert np.abs(np.subtract(heat["crop_box"], direct.crop_box)).max() <= 12
+    assert served["scores"][0]["scratch"] == pytest.approx(direct.probs["scratch"], abs=0.05)
+    # Without a branch nothing is copied: the photo was decoded for the gate already.
+    assert ModelInspector(tiny).measuring_copy(halved.image, catalog[design.id])[1] == 1
 
 
 def test_the_cli_trains_attaches_and_names_bad_input(
