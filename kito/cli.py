@@ -459,6 +459,42 @@ def surface_attach(
     )
 
 
+@app.command("thresholds")
+@user_errors
+def thresholds(
+    package: Annotated[Path, typer.Option(help="The model package whose thresholds to choose")],
+    calibration_manifest: Annotated[
+        Path, typer.Option(help="Data set whose val split the thresholds are chosen on")
+    ],
+    out: Annotated[Path, typer.Option(help="New package folder")],
+    judged_only: Annotated[
+        bool,
+        typer.Option(
+            "--judged-only/--all-photos",
+            help="Choose on the val photos the photo gate passes (the ones the service judges)",
+        ),
+    ] = True,
+    target_recall: Annotated[
+        float | None,
+        typer.Option(min=0.5, max=1.0, help="Any-defect recall (default: the package's)"),
+    ] = None,
+    workers: WorkersOpt = 1,
+) -> None:
+    """Choose a package's operating thresholds again; the networks stay as they are."""
+    from training.judged import rethreshold
+
+    meta = rethreshold(
+        package, calibration_manifest, out, judged_only=judged_only,
+        target_recall=target_recall, workers=workers,
+    )  # fmt: skip
+    val = meta.metrics["val"]
+    typer.echo(
+        f"wrote {out} ({meta.version}): on {val['photos']} val photos"
+        f"{' the gate passes' if judged_only else ''}: macro-F1 {val['macro_f1']:.3f}, recall "
+        f"{val['any_defect']['recall']:.3f}, false-hold {val['any_defect']['false_hold_rate']:.3f}"
+    )
+
+
 # -- service ------------------------------------------------------------------------------------
 @app.command("serve")
 @user_errors

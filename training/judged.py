@@ -22,6 +22,7 @@ from qc_model.decode import SERVICE_DECODE_LONG_SIDE, reduce_whole
 from qc_model.gate import check_photo, decode_long_side
 from qc_model.inference import read_image
 from qc_model.manifest import Record
+from qc_model.package import PackageMeta
 
 _DESIGNS: dict[str, Design] | None = None
 
@@ -98,6 +99,95 @@ def threshold_study(
                 "false_hold": ad.false_hold_rate,
             })  # fmt: skip
     return rows
+
+
+def rethreshold(
+    package: Path,
+    calibration_manifest: Path,
+    out: Path,
+    *,
+    judged_only: bool = True,
+    target_recall: float | None = None,
+    workers: int = 1,
+    holdout: Path | None = None,
+) -> PackageMeta:
+    """A copy of `package` at `out` whose operating thresholds are chosen again (as `kito
+    export` chooses them) on the calibration set's val split: on the photos the gate passes
+    when `judged_only`. The networks, the calibration and any branch are the package's own;
+    what the package scores does not change, only where it holds and fails."""
+    import shutil
+    import tempfile
+
+    from qc_model.errors import DataError
+    from qc_model.holdout import check_against_default
+    from qc_model.manifest import Manifest
+    from qc_model.package import MODEL_FILE, SURFACE_FILE, load_package, read_meta
+    from training.calibrate import choose_thresholds
+    from training.evaluate import package_probs
+    from training.export import finish_package, git_commit
+    from training.metrics import any_defect, macro_f1
+    from training.predict import resolve_root
+
+    if out.exists():
+        raise DataError(f"{out}: already exists; choose a new package folder")
+    meta = read_meta(package)
+    if meta.task != "multilabel":
+        raise DataError(f"{package}: thresholds are chosen again for multilabel packages only")
+    target = target_recall or float(meta.metrics.get("target_recall") or 0.97)
+    source = Manifest.read(calibration_manifest)
+    check_against_default(source, calibration_manifest, holdout)
+    val = source.split("val")
+    if not val:
+        raise DataError(f"{calibration_manifest}: no photos in split 'val' to choose them on")
+    root = resolve_root(calibration_manifest, None)
+    classes = list(meta.classes)
+    fit = np.ones(len(val), np.bool_)
+    if judged_only:
+        fit = gate_passed(val, root, workers, "photo gate (val)")
+        if not fit.any():
+            raise DataError(
+                f"{calibration_manifest}: the photo gate passes none of the {len(val)} val "
+                "photos; nothing to choose on (leave out --judged-only)"
+            )
+    probs = package_probs(package, val, root, classes, "val photos")[fit]
+    y = np.array([[c in r.labels for c in classes] for r in val])[fit]
+    choice = choose_thresholds(probs, y, classes, target_recall=target)
+    t = [choice.thresholds[c].threshold for c in classes]
+    new = meta.model_copy(
+        update={
+            "version": f"{out.name}-{source.header.version[:8]}",
+            "thresholds": choice.thresholds,
+            "git_commit": git_commit(),
+            # "calibration" stays: the temperature was fitted there, not here.
+            "dataset_versions": {**meta.dataset_versions, "thresholds": source.header.version},
+            "metrics": {
+                **meta.metrics,
+                "recall_level": choice.recall_level,
+                "target_recall": target,
+                "untuned_classes": choice.untuned,
+                "val": {
+                    "photos": int(fit.sum()),
+                    "judged_only": judged_only,
+                    "photos_in_split": len(val),
+                    "macro_f1": macro_f1(probs, y, t),
+                    "any_defect": any_defect(probs, y, t, classes).as_dict(),
+                },
+            },
+        }
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
+        if meta.surface is not None:
+            shutil.copyfile(package / SURFACE_FILE, tmp / SURFACE_FILE)
+        written = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
+        load_package(tmp, threads=1)  # every check the service makes, before it is in place
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -83,3 +83,53 @@ def test_the_threshold_study_scores_both_populations(
     n_judged = m["judged"]["scores"]["photos"]
     assert lines[3].startswith(f"| the package's | judged | {n_judged} |")
     assert lines[5].startswith(f"| judged val photos | judged | {n_judged} |")
+
+
+def test_thresholds_are_chosen_again_on_the_judged_val_photos(mixed: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kito.cli import app
+    from qc_model.inference import Inferencer
+    from qc_model.package import read_meta
+    from training.calibrate import choose_thresholds
+    from training.evaluate import package_probs
+    from training.judged import rethreshold
+
+    pkg = build_tiny_package(tmp_path / "tiny")
+    manifest = mixed / "manifest.jsonl"
+    out = tmp_path / "re" / "tiny"
+    meta = rethreshold(pkg, manifest, out)
+    val = Manifest.read(manifest).split("val")
+    passed = gate_passed(val, mixed)
+    assert 0 < passed.sum() < len(val)  # the blurred photos are left out
+    assert meta.metrics["val"]["photos"] == int(passed.sum()) and meta.metrics["val"]["judged_only"]
+    assert meta.dataset_versions["thresholds"] == Manifest.read(manifest).header.version
+    old = read_meta(pkg)
+    assert meta.dataset_versions.get("calibration") == old.dataset_versions.get("calibration")
+    classes = list(old.classes)
+    judged = [r for r, ok in zip(val, passed, strict=True) if ok]
+    probs = package_probs(pkg, judged, mixed, classes, "val")
+    y = np.array([[c in r.labels for c in classes] for r in judged])
+    want = choose_thresholds(probs, y, classes, target_recall=0.97).thresholds
+    assert {c: t.threshold for c, t in meta.thresholds.items()} == {
+        c: want[c].threshold for c in classes
+    }
+    # The networks are the package's own: the same scores, another version.
+    photos = [mixed / r.image for r in val[:3]]
+    for a, b in zip(Inferencer(pkg).predict(photos), Inferencer(out).predict(photos), strict=True):
+        assert a.probs == b.probs
+    assert meta.version != old.version and meta.onnx_sha256 != old.onnx_sha256
+    # All photos, through the command; then what it refuses.
+    runner = CliRunner()
+    args = ["thresholds", "--package", str(pkg), "--calibration-manifest", str(manifest)]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "all"), "--all-photos"])
+    assert res.exit_code == 0, res.output
+    assert f"on {len(val)} val photos: macro-F1" in res.output
+    res = runner.invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code != 0 and "already exists" in res.output
+    blurred = [r for r in val if r.image.startswith("blurred/")]
+    Manifest(header=Manifest.read(manifest).header, records=blurred).write(mixed / "blur.jsonl")
+    bad = ["thresholds", "--package", str(pkg), "--calibration-manifest", str(mixed / "blur.jsonl")]
+    res = runner.invoke(app, [*bad, "--out", str(tmp_path / "none")])
+    assert res.exit_code != 0 and "passes none of the 2 val photos" in res.output
+    assert not (tmp_path / "none").exists() and not list((tmp_path / "re").glob(".*tmp-*"))

@@ -455,6 +455,24 @@ def test_the_gate_and_spec_checks_measure_a_copy_reduced_to_their_own_size(
     assert ModelInspector(tiny).measuring_copy(halved.image, catalog[design.id])[1] == 1
 
 
+def test_the_tile_probe_scores_both_ways(
+    synth: Path, trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.tile_probe import main
+
+    main([str(trained / "surface.pt"), "--val", str(synth / "calib.jsonl"), "--all-photos"])
+    res = json.loads(capsys.readouterr().out)
+    assert res["photos"] == 16 and res["tile"] == 64  # the fixture's training patch
+    classes = load_surface(trained / "surface.pt")[1]
+    for way in ("tiles", "whole"):
+        assert set(res[way]) == {*classes, "seconds"}
+        assert 0.0 <= res[way]["scratch"] <= 1.0
+    m = Manifest.read(synth / "manifest.jsonl")
+    Manifest(header=m.header, records=m.split("train")).write(synth / "train-only.jsonl")
+    with pytest.raises(DataError, match="no photos in split 'val'"):
+        main([str(trained / "surface.pt"), "--val", str(synth / "train-only.jsonl")])
+
+
 def test_the_cli_trains_attaches_and_names_bad_input(
     synth: Path, tiny: Path, tmp_path: Path
 ) -> None:
