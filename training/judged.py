@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +24,9 @@ from qc_model.gate import check_photo, decode_long_side
 from qc_model.inference import read_image
 from qc_model.manifest import Record
 from qc_model.package import PackageMeta
+
+if TYPE_CHECKING:
+    from training.calibrate import ThresholdChoice
 
 _DESIGNS: dict[str, Design] | None = None
 
@@ -60,6 +64,54 @@ def gate_passed(
     else:
         flags = [_passes(j) for j in tqdm(jobs, desc=desc, unit="photo")]
     return np.asarray(flags, np.bool_)
+
+
+def fit_flags(
+    records: Sequence[Record], root: Path, workers: int, judged_only: bool, source: Path
+) -> NDArray[np.bool_]:
+    """Which val photos a fit uses: all, or with `judged_only` those the gate passes (a
+    DataError naming `source` when it passes none)."""
+    if not judged_only:
+        return np.ones(len(records), np.bool_)
+    flags = gate_passed(records, root, workers, "photo gate (val)")
+    if not flags.any():
+        from qc_model.errors import DataError
+
+        raise DataError(
+            f"{source}: the photo gate passes none of the {len(records)} val photos; nothing "
+            "to fit on (leave out --judged-only)"
+        )
+    return flags
+
+
+def operating_metrics(
+    base: dict[str, Any],
+    choice: ThresholdChoice,
+    target_recall: float,
+    probs: NDArray[np.floating],
+    y: NDArray[np.bool_],
+    classes: Sequence[str],
+    *,
+    judged_only: bool,
+    photos_in_split: int,
+) -> dict[str, Any]:
+    """A package's `metrics` after its thresholds were chosen on `probs`/`y` (the photos fitted)."""
+    from training.metrics import any_defect, macro_f1
+
+    t = [choice.thresholds[c].threshold for c in classes]
+    return {
+        **base,
+        "recall_level": choice.recall_level,
+        "target_recall": target_recall,
+        "untuned_classes": choice.untuned,
+        "val": {
+            "photos": len(y),
+            "judged_only": judged_only,
+            "photos_in_split": photos_in_split,
+            "macro_f1": macro_f1(probs, y, t),
+            "any_defect": any_defect(probs, y, t, classes).as_dict(),
+        },
+    }
 
 
 def threshold_study(
@@ -125,7 +177,6 @@ def rethreshold(
     from training.calibrate import choose_thresholds
     from training.evaluate import package_probs
     from training.export import finish_package, git_commit
-    from training.metrics import any_defect, macro_f1
     from training.predict import resolve_root
 
     if out.exists():
@@ -141,18 +192,10 @@ def rethreshold(
         raise DataError(f"{calibration_manifest}: no photos in split 'val' to choose them on")
     root = resolve_root(calibration_manifest, None)
     classes = list(meta.classes)
-    fit = np.ones(len(val), np.bool_)
-    if judged_only:
-        fit = gate_passed(val, root, workers, "photo gate (val)")
-        if not fit.any():
-            raise DataError(
-                f"{calibration_manifest}: the photo gate passes none of the {len(val)} val "
-                "photos; nothing to choose on (leave out --judged-only)"
-            )
+    fit = fit_flags(val, root, workers, judged_only, calibration_manifest)
     probs = package_probs(package, val, root, classes, "val photos")[fit]
     y = np.array([[c in r.labels for c in classes] for r in val])[fit]
     choice = choose_thresholds(probs, y, classes, target_recall=target)
-    t = [choice.thresholds[c].threshold for c in classes]
     new = meta.model_copy(
         update={
             "version": f"{out.name}-{source.header.version[:8]}",
@@ -160,19 +203,16 @@ def rethreshold(
             "git_commit": git_commit(),
             # "calibration" stays: the temperature was fitted there, not here.
             "dataset_versions": {**meta.dataset_versions, "thresholds": source.header.version},
-            "metrics": {
-                **meta.metrics,
-                "recall_level": choice.recall_level,
-                "target_recall": target,
-                "untuned_classes": choice.untuned,
-                "val": {
-                    "photos": int(fit.sum()),
-                    "judged_only": judged_only,
-                    "photos_in_split": len(val),
-                    "macro_f1": macro_f1(probs, y, t),
-                    "any_defect": any_defect(probs, y, t, classes).as_dict(),
-                },
-            },
+            "metrics": operating_metrics(
+                meta.metrics,
+                choice,
+                target,
+                probs,
+                y,
+                classes,
+                judged_only=judged_only,
+                photos_in_split=len(val),
+            ),
         }
     )
     out.parent.mkdir(parents=True, exist_ok=True)

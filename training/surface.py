@@ -613,7 +613,7 @@ def attach(
     from training.calibrate import choose_thresholds
     from training.compare import score_package
     from training.export import finish_package, git_commit
-    from training.metrics import any_defect, macro_f1
+    from training.judged import fit_flags, operating_metrics
     from training.predict import resolve_root
 
     if out.exists():
@@ -674,16 +674,7 @@ def attach(
                     f"--fuse {','.join(fuse)}: the branch and the package both score only "
                     f"{', '.join(c for c in s_classes if c in classes)}"
                 )
-        fit = np.ones(len(val), np.bool_)
-        if judged_only:
-            from training.judged import gate_passed
-
-            fit = gate_passed(val, root, workers, "photo gate (val)")
-            if not fit.any():
-                raise DataError(
-                    f"{calibration_manifest}: the photo gate passes none of the {len(val)} val "
-                    "photos; nothing to fit on (leave out --judged-only)"
-                )
+        fit = fit_flags(val, root, workers, judged_only, calibration_manifest)
         fusion, fit_report = choose_fusion(
             plain.probs[fit], z[fit], y[fit], classes, s_classes, force=list(fuse) if fuse else None
         )
@@ -694,7 +685,6 @@ def attach(
             )
         probs = fused_probs(plain.probs, z, classes, s_classes, fusion)
         choice = choose_thresholds(probs[fit], y[fit], classes, target_recall=target_recall)
-        t = [choice.thresholds[c].threshold for c in classes]
         smeta = SurfaceMeta(
             classes=s_classes,
             config=cfg,
@@ -710,19 +700,16 @@ def attach(
                 "surface": smeta,
                 "git_commit": git_commit(),
                 "dataset_versions": {**meta.dataset_versions, "calibration": source.header.version},
-                "metrics": {
-                    **meta.metrics,
-                    "recall_level": choice.recall_level,
-                    "target_recall": target_recall,
-                    "untuned_classes": choice.untuned,
-                    "val": {
-                        "photos": int(fit.sum()),
-                        "judged_only": judged_only,
-                        "photos_in_split": len(val),
-                        "macro_f1": macro_f1(probs[fit], y[fit], t),
-                        "any_defect": any_defect(probs[fit], y[fit], t, classes).as_dict(),
-                    },
-                },
+                "metrics": operating_metrics(
+                    meta.metrics,
+                    choice,
+                    target_recall,
+                    probs[fit],
+                    y[fit],
+                    classes,
+                    judged_only=judged_only,
+                    photos_in_split=len(val),
+                ),
             }
         )
         shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
