@@ -133,3 +133,17 @@ def test_thresholds_are_chosen_again_on_the_judged_val_photos(mixed: Path, tmp_p
     res = runner.invoke(app, [*bad, "--out", str(tmp_path / "none")])
     assert res.exit_code != 0 and "passes none of the 2 val photos" in res.output
     assert not (tmp_path / "none").exists() and not list((tmp_path / "re").glob(".*tmp-*"))
+
+
+def test_the_decode_check_scores_the_service_decode_beside_the_whole_file(tmp_path: Path) -> None:
+    from training.decode_check import compare
+
+    opts = SynthOptions(count=2, size=2048, defect_rate=0.5, seed=6, designs=("KQ-CUFF-BR-65",))
+    generate_dataset(default_catalog_dir(), tmp_path / "d", opts, workers=1)
+    pkg = build_tiny_package(tmp_path / "tiny")
+    res = compare(pkg, tmp_path / "d", judged_only=False, workers=1)
+    assert res["photos"] == 2
+    for way in ("whole file", "service decode"):
+        assert set(res[way]) == {"macro_f1", "recall", "false_hold"}
+    # The service decoded these 2048 px JPEGs at half size: the crops differ a little.
+    assert 0.0 < res["abs_diff_probs"]["max"] < 0.5
