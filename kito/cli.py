@@ -342,7 +342,9 @@ def export_cmd(
     ],
     out: Annotated[Path, typer.Option(help="New package folder, e.g. models/NAME")],
     int8: Annotated[bool, typer.Option(help="Also write an INT8 package at OUT-int8")] = False,
-    int8_format: Annotated[str, typer.Option(help="INT8 graph format: qdq or qoperator")] = "qdq",
+    int8_format: Annotated[
+        str, typer.Option(help="INT8 graph format: qoperator or qdq")
+    ] = "qoperator",
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
     workers: WorkersOpt = 1,
 ) -> None:
@@ -368,6 +370,36 @@ def export_cmd(
             f"wrote {out.name}-int8 (macro-F1 {r['macro_f1_fp32']:.4f} -> "
             f"{r['macro_f1_int8']:.4f} on {r['validation_photos']} val photos)"
         )
+
+
+@app.command("quantize")
+@user_errors
+def quantize_cmd(
+    package: Annotated[Path, typer.Option(help="FP32 model package folder, e.g. models/default")],
+    calibration_manifest: Annotated[
+        Path,
+        typer.Option(help="Data set: ranges from its train photos, the check on its val photos"),
+    ],
+    out: Annotated[Path, typer.Option(help="New INT8 package folder")],
+    fmt: Annotated[str, typer.Option("--format", help="INT8 graph format: qoperator or qdq")] = (
+        "qoperator"
+    ),
+    max_drop: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Most macro-F1 it may lose (0.01: 1 point)")
+    ] = 0.01,
+) -> None:
+    """FP32 package -> INT8 package, refused if it loses more than MAX_DROP of macro-F1."""
+    from training.quantize import quantize_package
+
+    q = quantize_package(package, calibration_manifest, out, max_drop=max_drop, fmt=fmt)
+    r = q.metrics["int8"]
+    typer.echo(
+        f"wrote {out} ({r['format']}; macro-F1 {r['macro_f1_fp32']:.4f} -> "
+        f"{r['macro_f1_int8']:.4f} on {r['validation_photos']} val photos, "
+        f"ranges from {r['calibration_photos']} train photos; |Δp| mean "
+        f"{r['mean_abs_dprob']:.4f}, max {r['max_abs_dprob']:.3f}; "
+        f"{r['photos_crossing_a_threshold']} photos cross a threshold)"
+    )
 
 
 @surface_app.command("train")

@@ -15,15 +15,22 @@ from tqdm import tqdm
 
 from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record
-from qc_model.package import MODEL_FILE, PackageMeta, load_package
+from qc_model.package import (
+    HEATMAPS_NAME,
+    MODEL_FILE,
+    PROBS_NAME,
+    PackageMeta,
+    load_package,
+)
 from qc_model.preprocess import PreprocessConfig, preprocess
 from training.export import ExportError, finish_package
 from training.metrics import macro_f1
 
 MAX_F1_DROP = 0.01  # one point of macro-F1
-# Only the heavy ops: quantizing the final sigmoid/softmax would round probabilities to 1/255
-# steps and move photos across thresholds for no speed gain.
-QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+# The trunk's ops. With Clip/Relu and the residual Adds quantized too, each activation's range is
+# the one after its clip and the integer tensors flow from one convolution to the next instead of
+# being dequantized and quantized again around every float op.
+TRUNK_OPS = ["Conv", "Clip", "Relu", "Add", "Pad", "MatMul", "Gemm"]
 
 
 def load_inputs(
@@ -51,22 +58,58 @@ class _Reader:
         return next(self._iter, None)
 
 
-def float_convs(model_path: Path) -> list[str]:
-    """Convolutions that stay in float: the stem and the depthwise ones.
+def head_nodes(model_path: Path) -> list[str]:
+    """The nodes from the class map on: what turns the trunk's features into the outputs.
 
-    The stem sees the normalised image and, with BatchNorm folded in, its weights and the
-    depthwise ones spread over ranges INT8 resolves poorly. On a trained 10-class package
-    (docs/BENCHMARKS.md) quantizing them too tripled the mean probability error (0.017 -> 0.064)
-    and cost more than a point of macro-F1; the 1x1 convolutions carry most of the FLOPs anyway.
+    The class map is the last tensor that both `probs` and `heatmaps` are computed from; the
+    node that makes it (the classifier) and every node after it stay in float. Quantizing them
+    would round the logits to the classifier's INT8 step and the probabilities to 1/255, and move
+    photos across their thresholds for no speed gain: they are a 7-channel 7 x 7 map.
     """
     import onnx
 
-    convs = [n for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv"]
-    depthwise = [
-        n.name for n in convs if next((a.i for a in n.attribute if a.name == "group"), 1) > 1
-    ]
-    stem = [convs[0].name] if convs and convs[0].name not in depthwise else []
-    return stem + depthwise
+    nodes = list(onnx.load(str(model_path)).graph.node)
+    producer = {t: i for i, n in enumerate(nodes) for t in n.output}
+
+    def ancestors(tensor: str) -> set[int]:
+        seen: set[int] = set()
+        stack = [producer[tensor]] if tensor in producer else []
+        while stack:
+            i = stack.pop()
+            if i not in seen:
+                seen.add(i)
+                stack.extend(producer[t] for t in nodes[i].input if t in producer)
+        return seen
+
+    common = ancestors(PROBS_NAME) & ancestors(HEATMAPS_NAME)
+    if not common:
+        return []
+    cam = max(common)  # nodes are in topological order: the latest shared node
+    consumers: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for t in n.input:
+            consumers.setdefault(t, []).append(i)
+    head, stack = set(), [cam]
+    while stack:
+        i = stack.pop()
+        if i not in head:
+            head.add(i)
+            stack.extend(j for t in nodes[i].output for j in consumers.get(t, []))
+    return [nodes[i].name for i in sorted(head)]
+
+
+def cpu_simd() -> str:
+    """The SIMD levels INT8 speed and saturation depend on, as Linux reports them."""
+    try:
+        flags = next(
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return " ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
 INT8_FORMATS = ("qoperator", "qdq")
@@ -76,17 +119,28 @@ def quantize_onnx(
     fp32: Path,
     int8: Path,
     calibration: NDArray[np.float32],
-    keep_sensitive_float: bool = True,
-    fmt: str = "qdq",
+    fmt: str = "qoperator",
+    *,
+    reduce_range: bool = True,
+    op_types: Sequence[str] = TRUNK_OPS,
+    keep_float: Sequence[str] = (),
 ) -> None:
-    """Static INT8: per-channel weights, MinMax ranges from `calibration`.
+    """Static INT8 of the trunk: per-channel 7-bit weights, MinMax ranges from `calibration`.
 
-    fmt "qdq" (default) writes Quantize/DequantizeLinear pairs around the quantized ops for the
-    runtime to fuse; "qoperator" writes integer QLinearConv nodes. With the stem and depthwise
-    convolutions kept in float neither was reliably faster than FP32 on this CPU; quantizing
-    every convolution was 1.5x faster but cost ~5 points of validation macro-F1
-    (bench/bench_inference.py --package models/default, docs/BENCHMARKS.md).
-    keep_sensitive_float leaves `float_convs` in float: slower, much closer to FP32.
+    Every convolution, clip and residual add is quantized, the stem and the depthwise layers
+    included; the head (`head_nodes`) stays in float. Weights use 7 of their 8 bits
+    (reduce_range): CPUs without AVX-512 VNNI multiply u8 activations by s8 weights with
+    `vpmaddubsw`, whose int16 pair sums saturate when full-range weights meet large activations.
+    On such a CPU (AVX2 only) the bundled model's 8-bit trunk lost 3.55 points of validation
+    macro-F1 and the 7-bit one none (docs/BENCHMARKS.md, "INT8 on a CPU without VNNI").
+    Where VNNI is present nothing saturates, so 7 bits should cost little there too (not
+    measured on such a CPU).
+
+    fmt "qoperator" (default) writes integer QLinearConv/QLinearAdd nodes; "qdq" writes
+    Quantize/DequantizeLinear pairs around float ops for the runtime to fuse (1.04x FP32's speed
+    at batch 1 on that CPU, where QOperator was 1.17x).
+    reduce_range, op_types and keep_float (more node names left in float) exist for
+    bench/bench_int8.py, which measures the alternatives; packages use the defaults.
     """
     if fmt not in INT8_FORMATS:
         raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")
@@ -103,10 +157,11 @@ def quantize_onnx(
             _Reader(calibration),  # type: ignore[arg-type]
             quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
             per_channel=True,
+            reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            op_types_to_quantize=QUANTIZED_OPS,
-            nodes_to_exclude=float_convs(prepared) if keep_sensitive_float else [],
+            op_types_to_quantize=list(op_types),
+            nodes_to_exclude=head_nodes(prepared) + list(keep_float),
         )
 
 
@@ -127,7 +182,7 @@ def run_probs(session: Any, inputs: NDArray[np.float32], batch: int = 16) -> NDA
     return np.concatenate(parts)
 
 
-def _spread(records: Sequence[Record], count: int) -> list[Record]:
+def spread(records: Sequence[Record], count: int) -> list[Record]:
     """`count` records spread evenly over the list (designs are usually grouped in order)."""
     if len(records) <= count:
         return list(records)
@@ -141,12 +196,14 @@ def quantize_package(
     out: Path,
     calibration_count: int = 64,
     max_drop: float = MAX_F1_DROP,
-    fmt: str = "qdq",
+    fmt: str = "qoperator",
 ) -> PackageMeta:
     """INT8 copy of an FP32 package, calibrated on training photos, checked on validation."""
     from training.dataset import for_classes
     from training.evaluate import targets_for
 
+    if fmt not in INT8_FORMATS:
+        raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")
     fp32 = load_package(package_dir)
     if fp32.meta.precision != "fp32":
         raise DataError(f"{package_dir}: already {fp32.meta.precision}; quantize an FP32 package")
@@ -164,17 +221,21 @@ def quantize_package(
     if not train or not val:
         raise DataError(f"{manifest_path}: INT8 needs photos in both 'train' and 'val'")
     cfg, meta = fp32.meta.preprocess, fp32.meta
-    calib = load_inputs(root, _spread(train, calibration_count), cfg, "int8 calibration")
+    calib = load_inputs(root, spread(train, calibration_count), cfg, "int8 calibration")
     val_x = load_inputs(root, val, cfg, "int8 check")
     targets = targets_for(val, meta.classes, meta.task)
     thresholds = [meta.thresholds[c].threshold for c in meta.classes]
+    thr = np.asarray(thresholds, dtype=np.float32)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib, fmt=fmt)
-        f1_fp32 = macro_f1(run_probs(fp32.session, val_x), targets, thresholds)
-        f1_int8 = macro_f1(run_probs(_session(tmp / MODEL_FILE), val_x), targets, thresholds)
+        p_fp32 = run_probs(fp32.session, val_x)
+        p_int8 = run_probs(_session(tmp / MODEL_FILE), val_x)
+        f1_fp32 = macro_f1(p_fp32, targets, thresholds)
+        f1_int8 = macro_f1(p_int8, targets, thresholds)
+        dp = np.abs(p_fp32 - p_int8)
         drop = f1_fp32 - f1_int8
         if not drop <= max_drop:  # also refuses NaN
             raise ExportError(
@@ -186,6 +247,10 @@ def quantize_package(
             "macro_f1_int8": f1_int8,
             "macro_f1_drop": drop,
             "format": fmt,
+            "checked_on_cpu": cpu_simd(),
+            "mean_abs_dprob": float(dp.mean()),
+            "max_abs_dprob": float(dp.max()),
+            "photos_crossing_a_threshold": int(((p_fp32 >= thr) != (p_int8 >= thr)).any(1).sum()),
             "calibration_photos": len(calib),
             "validation_photos": len(val),
             "fp32_sha256": meta.onnx_sha256,
