@@ -402,6 +402,22 @@ def quantize_cmd(
     )
 
 
+@app.command("repack")
+@user_errors
+def repack_cmd(
+    package: Annotated[Path, typer.Option(help="Model package folder, e.g. models/default")],
+    out: Annotated[Path, typer.Option(help="New package folder")],
+) -> None:
+    """Package -> the same package with its padding folded into its convolutions (faster)."""
+    from training.fold_pads import repack_package
+
+    meta, folded, diff = repack_package(package, out)
+    typer.echo(
+        f"wrote {out} ({meta.version}: {folded} Pads folded into their convolutions; "
+        f"outputs equal to {diff:.1e})"
+    )
+
+
 @surface_app.command("train")
 @user_errors
 def surface_train(

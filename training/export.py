@@ -124,6 +124,9 @@ def export_onnx(module: nn.Module, input_size: int, path: Path) -> None:
             do_constant_folding=True,
             dynamo=False,
         )
+    from training.fold_pads import fold_pads
+
+    fold_pads(path)  # the "same" Pads into their Conv: the same arithmetic, one kernel fewer each
 
 
 def embed_metadata(path: Path, meta: PackageMeta) -> None:
