@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         "--package", type=Path, default=None, help="time this package's FP32 model (e.g. "
         "models/default) instead of an ImageNet-initialised network with a new head",
     )  # fmt: skip
+    ap.add_argument(
+        "--compare", type=Path, default=None, help="also time this package's FP32 model (e.g. "
+        "the same network before `kito repack`), in the same run",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.size is None:
         args.size = 224 if args.package is None else read_meta(args.package).preprocess.input_size
@@ -114,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             "onnxruntime INT8 QOperator (kito quantize)": lambda x: int8.run(None, {"input": x}),
             "onnxruntime INT8 QDQ (--format qdq)": lambda x: int8_qdq.run(None, {"input": x}),
         }
+        if args.compare is not None:
+            other = session(args.compare / "model.onnx", args.threads)
+            runners[f"onnxruntime FP32 ({args.compare})"] = lambda x: other.run(None, {"input": x})
         results: dict[tuple[str, int], tuple[float, float, float]] = {}
         with torch.inference_mode():
             for batch in (1, 8):

@@ -132,13 +132,15 @@ def quantize_onnx(
     (reduce_range): CPUs without AVX-512 VNNI multiply u8 activations by s8 weights with
     `vpmaddubsw`, whose int16 pair sums saturate when full-range weights meet large activations.
     On such a CPU (AVX2 only) the bundled model's 8-bit trunk lost 3.55 points of validation
-    macro-F1 and the 7-bit one none (docs/BENCHMARKS.md, "INT8 on a CPU without VNNI").
+    macro-F1 and the 7-bit one none (docs/BENCHMARKS.md,
+    "Folded padding, and INT8 on a CPU without VNNI").
     Where VNNI is present nothing saturates, so 7 bits should cost little there too (not
     measured on such a CPU).
 
     fmt "qoperator" (default) writes integer QLinearConv/QLinearAdd nodes; "qdq" writes
-    Quantize/DequantizeLinear pairs around float ops for the runtime to fuse (1.04x FP32's speed
-    at batch 1 on that CPU, where QOperator was 1.17x).
+    Quantize/DequantizeLinear pairs around float ops for the runtime to fuse. On that CPU neither
+    was faster than the FP32 graph with its padding folded (0.86-0.90x): without VNNI the INT8
+    convolutions are not faster than the float ones.
     reduce_range, op_types and keep_float (more node names left in float) exist for
     bench/bench_int8.py, which measures the alternatives; packages use the defaults.
     """
