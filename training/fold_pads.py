@@ -26,32 +26,58 @@ def _attr(node: Any, name: str, default: Any) -> Any:
 
 
 def _values(model: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The values of constant tensors: initializers directly, the rest by running the graph once.
+    """The values of the tensors among `names` that do not depend on the graph's input.
 
-    A Pad's amounts are computed from the input's fixed height and width, so any input of the
-    declared shape gives them.
+    Initializers are read directly; a Pad amount computed by a small constant graph (the
+    exporter's form of a fixed "same" padding) is evaluated by running that part alone. A tensor
+    computed from the input (padding that follows the input's size) is left out: it has no one
+    value to fold.
     """
     import onnx
     import onnxruntime as ort
 
-    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    out = {n: inits[n] for n in names if n in inits}
-    rest = [n for n in names if n not in inits]
-    if not rest:
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    out = {n: onnx.numpy_helper.to_array(inits[n]) for n in names if n in inits}
+    producer = {t: node for node in graph.node for t in node.output}
+    inputs = {i.name for i in graph.input} - set(inits)
+    constant: list[str] = []
+    needed: dict[int, Any] = {}
+    for name in names:
+        if name in out or name not in producer:
+            continue
+        seen: dict[int, Any] = {}
+        stack, ok = [producer[name]], True
+        while stack and ok:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen[id(node)] = node
+            for t in node.input:
+                if t in inputs:
+                    ok = False
+                elif t in producer:
+                    stack.append(producer[t])
+        if ok:
+            constant.append(name)
+            needed.update(seen)
+    if not constant:
         return out
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    del probe.graph.output[:]
-    for n in rest:
-        probe.graph.output.append(onnx.ValueInfoProto(name=n))
+    nodes = [n for n in graph.node if id(n) in needed]  # graph order is topological
+    used = {t for n in nodes for t in n.input}
+    sub = onnx.helper.make_graph(
+        nodes,
+        "constants",
+        [],
+        [onnx.ValueInfoProto(name=n) for n in constant],
+        [t for t in graph.initializer if t.name in used],
+    )
+    probe = onnx.helper.make_model(sub, opset_imports=model.opset_import)
+    probe.ir_version = model.ir_version
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    feeds = {}
-    for inp in sess.get_inputs():
-        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-        feeds[inp.name] = np.zeros(shape, np.float32)
-    out.update(zip(rest, sess.run(rest, feeds), strict=True))
+    out.update(zip(constant, (np.asarray(v) for v in sess.run(constant, {})), strict=True))
     return out
 
 
@@ -102,8 +128,11 @@ def fold_pads(path: Path) -> int:
     values = _values(model, names)
     folded = 0
     for pad, conv in candidates:
+        has_fill = len(pad.input) > 2 and bool(pad.input[2])
+        if pad.input[1] not in values or (has_fill and pad.input[2] not in values):
+            continue  # padding that follows the input's size: no constant to fold
         amounts = [int(v) for v in values[pad.input[1]].reshape(-1)]
-        fill = values.get(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else None
+        fill = values[pad.input[2]] if has_fill else None
         if fill is not None and np.any(fill != 0):
             continue
         rank = len(amounts) // 2

@@ -177,3 +177,30 @@ def test_kito_repack_folds_an_older_package_and_refuses_what_it_cannot(tmp_path:
         "new",
         "old",
     ]
+
+
+def test_padding_computed_from_the_input_size_is_not_folded(tmp_path: Path) -> None:
+    # Pads that follow the input's size (a branch graph with dynamic height and width) have no
+    # single value: they stay a Pad, and the graph is left as it was.
+    zeros = numpy_helper.from_array(np.zeros(4, np.int64), "zeros")
+    w = numpy_helper.from_array(np.ones((2, 3, 3, 3), np.float32), "w")
+    nodes = [
+        helper.make_node("Shape", ["input"], ["shape"]),
+        helper.make_node("Mul", ["shape", "zeros"], ["half"]),
+        helper.make_node("Concat", ["half", "half"], ["pads"], axis=0),
+        helper.make_node("Pad", ["input", "pads"], ["padded"], mode="constant"),
+        helper.make_node("Conv", ["padded", "w"], ["probs"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["b", 3, "h", "w"])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["b", 2, "h2", "w2"])],
+        [zeros, w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    before = (tmp_path / "m.onnx").read_bytes()
+    assert fold_pads(tmp_path / "m.onnx") == 0
+    assert (tmp_path / "m.onnx").read_bytes() == before
