@@ -233,9 +233,12 @@ def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != SURFACE_INPUT or len(inputs[0].shape) != 4:
         raise PackageError(f"{path}: expected one input '{SURFACE_INPUT}' (batch, 3, H, W)")
-    if inputs[0].shape[1] != 3 or any(isinstance(d, int) for d in inputs[0].shape[2:]):
+    fixed = [d for d in inputs[0].shape[2:] if isinstance(d, int)]
+    if inputs[0].shape[1] != 3 or (fixed and fixed != [meta.config.tile] * 2):
         raise PackageError(
-            f"{path}: input must be (batch, 3, H, W) with H and W dynamic, got {inputs[0].shape}"
+            f"{path}: input must be (batch, 3, H, W) with H and W dynamic, or both the branch's "
+            f"tile size ({meta.config.tile}) for a graph made for its tiles; got "
+            f"{inputs[0].shape}"
         )
     outs = {o.name: o.shape for o in session.get_outputs()}
     k = len(meta.classes)

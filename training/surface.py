@@ -470,22 +470,42 @@ def surface_graph(model: Any) -> Any:
     return SurfaceGraph(model).eval()
 
 
-def export_surface_onnx(model: Any, path: Path) -> None:
+def export_surface_onnx(model: Any, path: Path, tile: int | None = None) -> None:
+    """The branch as ONNX: any crop size, or (`tile`) only tiles of that size.
+
+    A graph for tiles has its TF-style "same" padding fixed for that size and folded into the
+    convolutions (training.fold_pads), and its height and width fixed, so that onnxruntime
+    refuses any other size instead of padding it wrongly. The padding of a graph for any size
+    follows the input's shape and is computed on every run (a Pad kernel and its shape
+    arithmetic before each strided convolution). On 40 tiles of 96 px the fixed graph took
+    40 ms against 63 ms on an AVX2 CPU (docs/BENCHMARKS.md, "Folded padding").
+    """
+    import copy
+
     import torch
 
+    from training.export import freeze_same_padding
+    from training.fold_pads import fold_pads
+
+    if tile:
+        model = copy.deepcopy(model).eval()
+        freeze_same_padding(model, tile)
     graph = surface_graph(model)
+    side = tile or 96
+    spatial = {} if tile else {2: "height", 3: "width"}
+    cells = {} if tile else {2: "cells_h", 3: "cells_w"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
             graph,
-            (torch.zeros(1, 3, 96, 96),),
+            (torch.zeros(1, 3, side, side),),
             str(path),
             input_names=[SURFACE_INPUT],
             output_names=[SURFACE_LOGITS, SURFACE_CELLS],
             dynamic_axes={
-                SURFACE_INPUT: {0: "batch", 2: "height", 3: "width"},
+                SURFACE_INPUT: {0: "batch", **spatial},
                 SURFACE_LOGITS: {0: "batch"},
-                SURFACE_CELLS: {0: "batch", 2: "cells_h", 3: "cells_w"},
+                SURFACE_CELLS: {0: "batch", **cells},
             },
             opset_version=17,
             do_constant_folding=True,
@@ -500,6 +520,17 @@ def export_surface_onnx(model: Any, path: Path) -> None:
     for out in graph_proto.graph.output:
         out.type.tensor_type.shape.dim[1].dim_value = k
     onnx.save(graph_proto, str(path))
+    if tile:
+        fold_pads(path)
+
+
+def graph_tile(path: Path) -> int | None:
+    """The tile size a branch graph is fixed to, or None for a graph that takes any size."""
+    import onnx
+
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[2:]
+    sides = {d.dim_value for d in dims if d.HasField("dim_value")}
+    return sides.pop() if len(sides) == 1 and len(dims) == 2 else None
 
 
 def _ort_logits(
@@ -640,7 +671,6 @@ def attach(
             training_info = carried.training
         else:
             torch_model, s_classes, cfg, training_info = load_surface(surface)
-            export_surface_onnx(torch_model, tmp / SURFACE_FILE)
         if tile is not None:
             if tile % cfg.stride or not 0 <= tile <= 1024:
                 raise DataError(
@@ -648,6 +678,13 @@ def attach(
                     f"of the branch's {cfg.stride} px cells"
                 )
             cfg = cfg.model_copy(update={"tile": tile or None})
+        if torch_model is not None:
+            export_surface_onnx(torch_model, tmp / SURFACE_FILE, tile=cfg.tile)
+        elif (fixed := graph_tile(tmp / SURFACE_FILE)) is not None and fixed != cfg.tile:
+            raise DataError(
+                f"{surface}: its branch graph takes only {fixed} px tiles; attach the branch's "
+                "surface.pt to score it another way"
+            )
         session = open_session(tmp / SURFACE_FILE, threads=2)
         samples = prepare(
             val, root, s_classes, cfg, cache or tmp / "samples", workers, "surface crops (val)"

@@ -237,6 +237,28 @@ def test_attach_serves_fused_scores_and_finer_heatmaps(
     again = attach(tiny, out, synth / "calib.jsonl", tmp_path / "carried", fuse=["scratch"])
     assert again.surface is not None
     assert again.surface.onnx_sha256 == meta.surface.onnx_sha256
+    # Its graph is made for its 64 px tiles: padding folded in, height and width fixed, so it
+    # is not carried over to be scored whole.
+    import onnx
+
+    from training.surface import graph_tile
+
+    assert meta.surface.config.tile == 64 and graph_tile(out / SURFACE_FILE) == 64
+    assert "Pad" not in {n.op_type for n in onnx.load(str(out / SURFACE_FILE)).graph.node}
+    with pytest.raises(DataError, match="takes only 64 px tiles"):
+        attach(tiny, out, synth / "calib.jsonl", tmp_path / "whole", tile=0)
+    assert not (tmp_path / "whole").exists()
+    whole = attach(
+        tiny,
+        trained / "surface.pt",
+        synth / "calib.jsonl",
+        tmp_path / "w",
+        fuse=["scratch"],
+        tile=0,
+    )
+    assert whole.surface is not None and whole.surface.config.tile is None
+    assert graph_tile(tmp_path / "w" / SURFACE_FILE) is None
+    assert Inferencer(tmp_path / "w").predict(photos[:1])[0].probs
 
 
 def test_attach_judged_only_fits_on_the_photos_the_gate_passes(
@@ -334,6 +356,17 @@ def test_a_damaged_branch_is_refused_on_load(
     finish_package(old, meta.model_copy(update={"surface": branch}))
     with pytest.raises(PackageError, match=r"got cells, logits .*must be attached again"):
         load_package(old)
+    # A graph made for 64 px tiles, in a package whose branch says it is scored whole.
+    whole = tmp_path / "whole"
+    shutil.copytree(good, whole)
+    meta = read_meta(whole)
+    assert meta.surface is not None and meta.surface.config.tile == 64
+    cfg = meta.surface.config.model_copy(update={"tile": None})
+    finish_package(
+        whole, meta.model_copy(update={"surface": meta.surface.model_copy(update={"config": cfg})})
+    )
+    with pytest.raises(PackageError, match=r"both the branch's tile size \(None\)"):
+        load_package(whole)
 
 
 def test_retrain_carries_the_champions_branch_or_leaves_it_out(
