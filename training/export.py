@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,7 +31,9 @@ from qc_model.package import (
     MODEL_FILE,
     ONNX_META_KEY,
     PACKAGE_NAME,
+    SURFACE_FILE,
     PackageMeta,
+    load_package,
     write_package_json,
 )
 from qc_model.taxonomy import TAXONOMY_VERSION
@@ -161,6 +165,34 @@ def finish_package(folder: Path, meta: PackageMeta) -> PackageMeta:
     meta = PackageMeta.model_validate(meta.model_dump())
     write_package_json(folder, meta)
     return meta
+
+
+@contextmanager
+def staged_package(out: Path) -> Iterator[Path]:
+    """A hidden folder beside `out` to build a new package in.
+
+    When the block ends without an error and the package passes every check the service makes
+    (load_package), the folder becomes `out`. Otherwise it is removed, so nothing half-written
+    is left.
+    """
+    if out.exists():
+        raise DataError(f"{out}: already exists; choose a new package folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        yield tmp
+        load_package(tmp, threads=1)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def copy_graphs(package: Path, dest: Path, meta: PackageMeta) -> None:
+    """The package's ONNX graphs (the network, and the surface branch if it has one)."""
+    shutil.copyfile(package / MODEL_FILE, dest / MODEL_FILE)
+    if meta.surface is not None:
+        shutil.copyfile(package / SURFACE_FILE, dest / SURFACE_FILE)
 
 
 def git_commit() -> str | None:

@@ -177,25 +177,16 @@ def repack_package(package: Path, out: Path, samples: int = 8) -> tuple[Any, int
     gains "-folded" and the git commit is new. Returns the new metadata, the Pads folded and the
     largest difference.
     """
-    import shutil
-    import tempfile
-
     from qc_model.errors import DataError
-    from qc_model.package import MODEL_FILE, SURFACE_FILE, PackageMeta, load_package, read_meta
-    from training.export import ExportError, finish_package, git_commit
+    from qc_model.package import MODEL_FILE, PackageMeta, load_package, read_meta
+    from training.export import ExportError, copy_graphs, finish_package, git_commit, staged_package
 
-    if out.exists():
-        raise DataError(f"{out}: already exists; choose a new package folder")
     meta = read_meta(package)
     load_package(package, threads=1)  # the source passes every check first
     size = meta.preprocess.input_size
     x = np.random.default_rng(0).normal(size=(samples, 3, size, size)).astype(np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
-        if meta.surface is not None:
-            shutil.copyfile(package / SURFACE_FILE, tmp / SURFACE_FILE)
+    with staged_package(out) as tmp:
+        copy_graphs(package, tmp, meta)
         folded = fold_pads(tmp / MODEL_FILE)
         if not folded:
             raise DataError(f"{package}: its graph has no padding to fold; nothing to repack")
@@ -217,9 +208,4 @@ def repack_package(package: Path, out: Path, samples: int = 8) -> tuple[Any, int
             }
         )
         written = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
-        load_package(tmp, threads=1)  # every check the service makes, before it is in place
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return written, folded, diff

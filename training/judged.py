@@ -167,16 +167,13 @@ def rethreshold(
     export` chooses them) on the calibration set's val split: on the photos the gate passes
     when `judged_only`. The networks, the calibration and any branch are the package's own;
     what the package scores does not change, only where it holds and fails."""
-    import shutil
-    import tempfile
-
     from qc_model.errors import DataError
     from qc_model.holdout import check_against_default
     from qc_model.manifest import Manifest
-    from qc_model.package import MODEL_FILE, SURFACE_FILE, load_package, read_meta
+    from qc_model.package import read_meta
     from training.calibrate import choose_thresholds
     from training.evaluate import package_probs
-    from training.export import finish_package, git_commit
+    from training.export import copy_graphs, finish_package, git_commit, staged_package
     from training.predict import resolve_root
 
     if out.exists():
@@ -215,18 +212,9 @@ def rethreshold(
             ),
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
-        if meta.surface is not None:
-            shutil.copyfile(package / SURFACE_FILE, tmp / SURFACE_FILE)
+    with staged_package(out) as tmp:
+        copy_graphs(package, tmp, meta)
         written = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
-        load_package(tmp, threads=1)  # every check the service makes, before it is in place
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return written
 
 

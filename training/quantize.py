@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from qc_model.package import (
     load_package,
 )
 from qc_model.preprocess import PreprocessConfig, preprocess
-from training.export import ExportError, finish_package
+from training.export import ExportError, finish_package, staged_package
 from training.metrics import macro_f1
 
 MAX_F1_DROP = 0.01  # one point of macro-F1
@@ -229,9 +228,7 @@ def quantize_package(
     thresholds = [meta.thresholds[c].threshold for c in meta.classes]
     thr = np.asarray(thresholds, dtype=np.float32)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staged_package(out) as tmp:
         quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib, fmt=fmt)
         p_fp32 = run_probs(fp32.session, val_x)
         p_int8 = run_probs(_session(tmp / MODEL_FILE), val_x)
@@ -265,10 +262,5 @@ def quantize_package(
                 "metrics": {**meta.metrics, "int8": report},
             }
         )
-        finish_package(tmp, new)
-        new = load_package(tmp).meta  # the finished package must pass every check
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        new = finish_package(tmp, new)
     return new
