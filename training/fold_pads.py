@@ -157,12 +157,9 @@ def fold_pads(path: Path) -> int:
 
 
 def _outputs(path: Path, x: np.ndarray) -> list[np.ndarray]:
-    import onnxruntime as ort
+    from qc_model.package import open_session
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return [np.asarray(o) for o in sess.run(None, {"input": x})]
+    return [np.asarray(o) for o in open_session(path, threads=2).run(None, {"input": x})]
 
 
 MAX_REPACK_DIFF = 1e-6  # the same arithmetic: float rounding at most
