@@ -338,16 +338,10 @@ def build_package(
         raise DataError(f"{out}: already exists; choose a new package folder")
     if not parity_photos:
         raise DataError("the parity check needs at least one photo")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staged_package(out) as tmp:
         export_onnx(wrapped, meta.preprocess.input_size, tmp / MODEL_FILE)
         meta = finish_package(tmp, meta)
         parity = check_parity(tmp, wrapped, parity_photos, torch_inputs)
         meta = meta.model_copy(update={"metrics": {**meta.metrics, "parity": vars(parity)}})
         meta = finish_package(tmp, meta)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -643,7 +642,7 @@ def attach(
     from qc_model.manifest import sha256_file
     from training.calibrate import choose_thresholds
     from training.compare import score_package
-    from training.export import finish_package, git_commit
+    from training.export import finish_package, git_commit, staged_package
     from training.judged import fit_flags, operating_metrics
     from training.predict import resolve_root
 
@@ -658,9 +657,7 @@ def attach(
     if not val:
         raise DataError(f"{calibration_manifest}: no photos in split 'val' to calibrate on")
     root = resolve_root(calibration_manifest, None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staged_package(out) as tmp:
         torch_model = None
         if surface.is_dir():
             carried = read_meta(surface).surface
@@ -761,8 +758,4 @@ def attach(
                 f"the attached package disagrees with the fit: max |Δp| {diff:.2e} on "
                 f"{len(check)} photos (limit {PARITY_ATOL:g}); nothing was written"
             )
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return read_meta(out)
