@@ -11,6 +11,7 @@ second to report both populations.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,36 +115,62 @@ def operating_metrics(
     }
 
 
-def threshold_study(
+@dataclass(frozen=True)
+class JudgedScores:
+    """A package's probabilities, labels and gate flags on a val and a test set."""
+
+    classes: list[str]
+    target_recall: float
+    thresholds: list[float]  # the package's own hold thresholds
+    val: tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]  # probs, y, judged
+    test: tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]
+
+
+def judged_scores(
     package: Path, val: tuple[list[Record], Path], test: tuple[list[Record], Path], workers: int
-) -> list[dict[str, object]]:
-    """A package's any-defect operating point with its own thresholds and with thresholds
-    chosen again on the judged val photos, on all and on the judged test photos."""
+) -> JudgedScores:
+    """Score `val` and `test` with `package` as the service does, and run the photo gate on
+    both (a DataError when it passes no val photo)."""
+    from qc_model.errors import DataError
     from qc_model.package import read_meta
-    from training.calibrate import choose_thresholds
     from training.evaluate import package_probs
-    from training.metrics import any_defect, macro_f1
 
     meta = read_meta(package)
     classes = list(meta.classes)
-    target = float(meta.metrics.get("target_recall") or 0.97)
     (vr, vroot), (tr, troot) = val, test
     pv, pt = (package_probs(package, r, root, classes, n) for r, root, n in
               ((vr, vroot, "val photos"), (tr, troot, "test photos")))  # fmt: skip
     gv = gate_passed(vr, vroot, workers, "photo gate (val)")
     gt = gate_passed(tr, troot, workers, "photo gate (test)")
     if not gv.any():
-        from qc_model.errors import DataError
-
         raise DataError(f"the photo gate passes none of the {len(vr)} val photos")
-    yv = np.array([[c in r.labels for c in classes] for r in vr])
-    yt = np.array([[c in r.labels for c in classes] for r in tr])
-    own = [meta.thresholds[c].threshold for c in classes]
-    refit = choose_thresholds(pv[gv], yv[gv], classes, target_recall=target)
+    yv = np.array([[c in r.labels for c in classes] for r in vr], dtype=bool)
+    yt = np.array([[c in r.labels for c in classes] for r in tr], dtype=bool)
+    return JudgedScores(
+        classes=classes,
+        target_recall=float(meta.metrics.get("target_recall") or 0.97),
+        thresholds=[meta.thresholds[c].threshold for c in classes],
+        val=(pv, yv, gv),
+        test=(pt, yt, gt),
+    )
+
+
+def threshold_study(
+    package: Path, val: tuple[list[Record], Path], test: tuple[list[Record], Path], workers: int
+) -> list[dict[str, object]]:
+    """A package's any-defect operating point with its own thresholds and with thresholds
+    chosen again on the judged val photos, on all and on the judged test photos."""
+    from training.calibrate import choose_thresholds
+    from training.metrics import any_defect, macro_f1
+
+    s = judged_scores(package, val, test, workers)
+    classes = s.classes
+    (pv, yv, gv), (pt, yt, gt) = s.val, s.test
+    refit = choose_thresholds(pv[gv], yv[gv], classes, target_recall=s.target_recall)
     judged = [refit.thresholds[c].threshold for c in classes]
     rows: list[dict[str, object]] = []
-    for source, t in (("the package's", own), ("judged val photos", judged)):
-        for scored, mask in (("all test photos", np.ones(len(tr), bool)), ("judged", gt)):
+    for source, t in (("the package's", s.thresholds), ("judged val photos", judged)):
+        for scored, mask in (("all test photos", np.ones(len(pt), bool)), ("judged", gt)):
             ad = any_defect(pt[mask], yt[mask], t, classes)
             rows.append({
                 "thresholds": source, "scored": scored, "photos": int(mask.sum()),

@@ -147,3 +147,53 @@ def test_the_decode_check_scores_the_service_decode_beside_the_whole_file(tmp_pa
         assert set(res[way]) == {"macro_f1", "recall", "false_hold"}
     # The service decoded these 2048 px JPEGs at half size: the crops differ a little.
     assert 0.0 < res["abs_diff_probs"]["max"] < 0.5
+
+
+def test_the_threshold_probe_refuses_judged_val_photos_without_a_defect(
+    mixed: Path, tmp_path: Path
+) -> None:
+    from training.threshold_probe import main
+
+    val = Manifest.read(mixed / "manifest.jsonl").split("val")
+    judged = gate_passed(val, mixed)
+    # The fixture's val pieces that the gate passes are all good ones: nothing to fit on.
+    assert judged.any() and not any(r.labels for r, j in zip(val, judged, strict=True) if j)
+    pkg = build_tiny_package(tmp_path / "tiny")
+    spec = f"{mixed / 'manifest.jsonl'}:val"
+    with pytest.raises(SystemExit, match="no judged val photo has a defect to fit on"):
+        main([str(pkg), "--val", spec, "--test", spec])
+
+
+def test_the_threshold_probe_prints_both_choosers_per_target(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import training.judged
+    from training.judged import JudgedScores
+    from training.threshold_probe import TARGETS, main
+
+    rng = np.random.default_rng(0)
+    y = rng.random((600, 3)) < 0.1
+    p = 1 / (1 + np.exp(-(rng.normal(-2, 1, y.shape) + 3 * y)))
+    gate = rng.random(600) < 0.8
+    scores = JudgedScores(
+        ["scratch", "bent", "tarnish"], 0.97, [0.5] * 3, (p, y, gate), (p, y, gate)
+    )
+    monkeypatch.setattr(training.judged, "judged_scores", lambda *a, **k: scores)
+    monkeypatch.setattr("training.score_packages.records_at", lambda spec: ([], tmp_path))
+    main(["pkg", "--val", "v", "--test", "t"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"judged photos: {int(gate.sum())} val, {int(gate.sum())} test"
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[3:]]
+    assert [(float(r[0]), r[1]) for r in rows] == [
+        (t, c) for t in TARGETS for c in ("common recall level", "greedy per class")
+    ]
+    for target, _, val_recall, *_ in rows:
+        assert float(val_recall) >= float(target)
+
+
+def test_the_threshold_probe_names_a_missing_manifest(tmp_path: Path) -> None:
+    from training.threshold_probe import main
+
+    pkg = build_tiny_package(tmp_path / "tiny")
+    with pytest.raises(SystemExit, match="no manifest at"):
+        main([str(pkg), "--val", str(tmp_path / "none"), "--test", str(tmp_path / "none")])
