@@ -729,7 +729,9 @@ def attach(
         new = meta.model_copy(
             update={
                 "name": name or meta.name,
-                "version": f"{out.name}-{smeta.onnx_sha256[:8]}",
+                # The branch and the data its fusion and thresholds were fitted on: the same
+                # branch attached on other photos is another package.
+                "version": f"{out.name}-{smeta.onnx_sha256[:8]}-{source.header.version[:8]}",
                 "thresholds": choice.thresholds,
                 "surface": smeta,
                 "git_commit": git_commit(),

@@ -237,6 +237,17 @@ def test_attach_serves_fused_scores_and_finer_heatmaps(
     again = attach(tiny, out, synth / "calib.jsonl", tmp_path / "carried", fuse=["scratch"])
     assert again.surface is not None
     assert again.surface.onnx_sha256 == meta.surface.onnx_sha256
+    # The version names the branch and the photos its fusion and thresholds were fitted on:
+    # the same branch fitted on other photos is another package, under the same folder name.
+    calib = Manifest.read(synth / "calib.jsonl")
+    fewer = Manifest(header=calib.header, records=calib.records[:-1])
+    fewer = fewer.write(synth / "calib-fewer.jsonl")
+    other = attach(
+        tiny, out, synth / "calib-fewer.jsonl", tmp_path / "o" / out.name, fuse=["scratch"]
+    )
+    assert meta.version == f"{out.name}-{meta.surface.onnx_sha256[:8]}-{calib.header.version[:8]}"
+    assert other.version == f"{out.name}-{meta.surface.onnx_sha256[:8]}-{fewer.header.version[:8]}"
+    assert other.version != meta.version
     # Its graph is made for its 64 px tiles: padding folded in, height and width fixed, so it
     # is not carried over to be scored whole.
     import onnx
