@@ -74,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
 
     pkg = load_package(args.package)
     meta = pkg.meta
+    if meta.surface is not None:
+        # Its fused classes' thresholds apply to the fused scores, not to this graph's own.
+        print(
+            f"error: {args.package} has a surface branch, whose thresholds apply to the fused "
+            "scores: compare a package without one (the package it was attached to)",
+            file=sys.stderr,
+        )
+        return 2
     manifest = for_classes(Manifest.read(args.manifest), meta.classes, args.manifest)
     root = args.manifest if args.manifest.is_dir() else args.manifest.parent
     train, val = manifest.split("train"), manifest.split("val")
