@@ -245,19 +245,29 @@ def rethreshold(
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
-    """python -m training.judged PACKAGE --val DATA:val --test DATA [--workers 2]"""
+Photos = tuple[list[Record], Path]
+
+
+def study_inputs(argv: list[str] | None, usage: str | None) -> tuple[Path, Photos, Photos, int]:
+    """`PACKAGE --val PATH[:SPLIT] --test PATH[:SPLIT] [--workers N]`, the arguments of the
+    studies that fit on judged val photos and score judged test photos: (package, val photos,
+    test photos, workers); a DataError names a missing manifest or an empty split."""
     import argparse
 
     from training.score_packages import records_at
 
-    p = argparse.ArgumentParser(description=main.__doc__)
+    p = argparse.ArgumentParser(description=usage)
     p.add_argument("package", type=Path)
     p.add_argument("--val", required=True, help="PATH[:SPLIT] whose judged photos fit")
-    p.add_argument("--test", required=True, help="PATH[:SPLIT] scored")
+    p.add_argument("--test", required=True, help="PATH[:SPLIT] whose judged photos score")
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
-    rows = threshold_study(args.package, records_at(args.val), records_at(args.test), args.workers)
+    return args.package, records_at(args.val), records_at(args.test), args.workers
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m training.judged PACKAGE --val DATA:val --test DATA [--workers 2]"""
+    rows = threshold_study(*study_inputs(argv, main.__doc__))
     print("| thresholds from | scored on | photos | macro-F1 | recall | false-hold |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for r in rows:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -131,25 +130,16 @@ def compare(
 
 def main(argv: list[str] | None = None) -> None:
     """python -m training.threshold_probe PACKAGE --val DATA[:SPLIT] --test DATA[:SPLIT]"""
-    import argparse
-
     from qc_model.errors import DataError
-    from training.judged import judged_scores
-    from training.score_packages import records_at
+    from training.judged import judged_scores, study_inputs
 
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("package", type=Path)
-    ap.add_argument("--val", required=True, help="PATH[:SPLIT] whose judged photos fit")
-    ap.add_argument("--test", required=True, help="PATH[:SPLIT] whose judged photos score")
-    ap.add_argument("--workers", type=int, default=1)
-    args = ap.parse_args(argv)
     try:
-        s = judged_scores(args.package, records_at(args.val), records_at(args.test), args.workers)
+        s = judged_scores(*study_inputs(argv, main.__doc__))
     except DataError as exc:
         raise SystemExit(f"error: {exc}") from None
     (pv, yv, gv), (pt, yt, gt) = s.val, s.test
     if not yv[gv].any():
-        raise SystemExit(f"error: {args.val}: no judged val photo has a defect to fit on")
+        raise SystemExit("error: no judged val photo has a defect to fit on")
     rows = compare((pv[gv], yv[gv]), (pt[gt], yt[gt]), s.classes)
     print(f"judged photos: {int(gv.sum())} val, {int(gt.sum())} test")
     print("| target | chooser | val recall | val false-hold | test recall | test false-hold "
