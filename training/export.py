@@ -334,8 +334,6 @@ def build_package(
     torch_inputs: np.ndarray,
 ) -> PackageMeta:
     """Export, embed metadata, prove parity, then move the finished folder to `out`."""
-    if out.exists():
-        raise DataError(f"{out}: already exists; choose a new package folder")
     if not parity_photos:
         raise DataError("the parity check needs at least one photo")
     with staged_package(out) as tmp:
