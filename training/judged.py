@@ -115,6 +115,10 @@ def operating_metrics(
     }
 
 
+# Photos of a data set and the folder their image paths are relative to (records_at).
+Photos = tuple[list[Record], Path]
+
+
 @dataclass(frozen=True)
 class JudgedScores:
     """A package's probabilities, labels and gate flags on a val and a test set."""
@@ -126,9 +130,7 @@ class JudgedScores:
     test: tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]
 
 
-def judged_scores(
-    package: Path, val: tuple[list[Record], Path], test: tuple[list[Record], Path], workers: int
-) -> JudgedScores:
+def judged_scores(package: Path, val: Photos, test: Photos, workers: int) -> JudgedScores:
     """Score `val` and `test` with `package` as the service does, and run the photo gate on
     both (a DataError when it passes no val photo)."""
     from qc_model.errors import DataError
@@ -156,7 +158,7 @@ def judged_scores(
 
 
 def threshold_study(
-    package: Path, val: tuple[list[Record], Path], test: tuple[list[Record], Path], workers: int
+    package: Path, val: Photos, test: Photos, workers: int
 ) -> list[dict[str, object]]:
     """A package's any-defect operating point with its own thresholds and with thresholds
     chosen again on the judged val photos, on all and on the judged test photos."""
@@ -243,9 +245,6 @@ def rethreshold(
         copy_graphs(package, tmp, meta)
         written = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
     return written
-
-
-Photos = tuple[list[Record], Path]
 
 
 def study_inputs(argv: list[str] | None, usage: str | None) -> tuple[Path, Photos, Photos, int]:

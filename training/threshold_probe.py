@@ -43,12 +43,11 @@ def greedy_thresholds(
     if not truth.any():
         raise ValueError("no photo has a positive label")
     need = max(1, math.ceil(target_recall * int(truth.sum()) - 1e-9))
-    k_all = range(p.shape[1])
     t = [math.inf] * p.shape[1]
     held = np.zeros(len(p), bool)
     while int((held & truth).sum()) < need:
         best: tuple[tuple[float, int], int, float] | None = None
-        for k in k_all:
+        for k in range(p.shape[1]):
             idx = np.flatnonzero(~held & (p[:, k] < t[k]))
             if idx.size == 0:
                 continue
