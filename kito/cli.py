@@ -286,6 +286,13 @@ def train_cmd(
 WorkersOpt = Annotated[
     int, typer.Option(min=1, help="Processes that locate and crop the pieces (cached crops)")
 ]
+JudgedOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--judged-only/--all-photos",
+        help="Use only the photos the photo gate passes (the ones the service judges)",
+    ),
+]
 
 
 @app.command("eval")
@@ -432,13 +439,7 @@ def surface_train(
         float | None, typer.Option(help="Scale to train and serve at (default: the photos')")
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Use the first N training photos")] = 0,
-    judged_only: Annotated[
-        bool,
-        typer.Option(
-            "--judged-only/--all-photos",
-            help="Train and score val on the photos the photo gate passes only",
-        ),
-    ] = False,
+    judged_only: JudgedOnlyOpt = False,
     seed: int = 0,
     workers: WorkersOpt = 1,
 ) -> None:
@@ -472,13 +473,7 @@ def surface_attach(
         typer.Option(help="Comma-separated classes to fuse (default: where val AP improves)"),
     ] = None,
     target_recall: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.97,
-    judged_only: Annotated[
-        bool,
-        typer.Option(
-            "--judged-only/--all-photos",
-            help="Fit on the val photos the photo gate passes (the ones the service judges)",
-        ),
-    ] = False,
+    judged_only: JudgedOnlyOpt = False,
     tile: Annotated[
         int | None,
         typer.Option(
@@ -515,17 +510,19 @@ def thresholds(
         Path, typer.Option(help="Data set whose val split the thresholds are chosen on")
     ],
     out: Annotated[Path, typer.Option(help="New package folder")],
-    judged_only: Annotated[
-        bool,
-        typer.Option(
-            "--judged-only/--all-photos",
-            help="Choose on the val photos the photo gate passes (the ones the service judges)",
-        ),
-    ] = True,
+    judged_only: JudgedOnlyOpt = True,
     target_recall: Annotated[
         float | None,
         typer.Option(min=0.5, max=1.0, help="Any-defect recall (default: the package's)"),
     ] = None,
+    without_branch: Annotated[
+        bool,
+        typer.Option(
+            "--without-branch",
+            help="Leave the package's surface branch out: the defect network alone, with "
+            "thresholds for its own scores (for a CPU too slow to serve the branch)",
+        ),
+    ] = False,
     workers: WorkersOpt = 1,
 ) -> None:
     """Choose a package's operating thresholds again; the networks stay as they are."""
@@ -533,11 +530,12 @@ def thresholds(
 
     meta = rethreshold(
         package, calibration_manifest, out, judged_only=judged_only,
-        target_recall=target_recall, workers=workers,
+        target_recall=target_recall, workers=workers, without_branch=without_branch,
     )  # fmt: skip
     val = meta.metrics["val"]
     typer.echo(
-        f"wrote {out} ({meta.version}): on {val['photos']} val photos"
+        f"wrote {out} ({meta.version}{', no surface branch' if without_branch else ''}): "
+        f"on {val['photos']} val photos"
         f"{' the gate passes' if judged_only else ''}: macro-F1 {val['macro_f1']:.3f}, recall "
         f"{val['any_defect']['recall']:.3f}, false-hold {val['any_defect']['false_hold_rate']:.3f}"
     )

@@ -10,6 +10,7 @@ second to report both populations.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,15 +192,21 @@ def rethreshold(
     target_recall: float | None = None,
     workers: int = 1,
     holdout: Path | None = None,
+    without_branch: bool = False,
 ) -> PackageMeta:
     """A copy of `package` at `out` whose operating thresholds are chosen again (as `kito
     export` chooses them) on the calibration set's val split: on the photos the gate passes
     when `judged_only`. The networks, the calibration and any branch are the package's own;
-    what the package scores does not change, only where it holds and fails."""
+    what the package scores does not change, only where it holds and fails.
+
+    With `without_branch` the copy leaves the package's surface branch out: the defect network
+    alone, with thresholds chosen for its own scores (a fused class's thresholds apply to the
+    fused scores only): for a CPU too slow to serve the branch, at the cost of finding the fine
+    surface defects less often (docs/MODEL.md, "Without the branch")."""
     from qc_model.errors import DataError
     from qc_model.holdout import check_against_default
     from qc_model.manifest import Manifest
-    from qc_model.package import read_meta
+    from qc_model.package import MODEL_FILE, read_meta
     from training.calibrate import choose_thresholds
     from training.evaluate import package_probs
     from training.export import copy_graphs, finish_package, git_commit, staged_package
@@ -210,6 +217,8 @@ def rethreshold(
     meta = read_meta(package)
     if meta.task != "multilabel":
         raise DataError(f"{package}: thresholds are chosen again for multilabel packages only")
+    if without_branch and meta.surface is None:
+        raise DataError(f"{package}: has no surface branch to leave out")
     target = target_recall or float(meta.metrics.get("target_recall") or 0.97)
     source = Manifest.read(calibration_manifest)
     check_against_default(source, calibration_manifest, holdout)
@@ -219,18 +228,35 @@ def rethreshold(
     root = resolve_root(calibration_manifest, None)
     classes = list(meta.classes)
     fit = fit_flags(val, root, workers, judged_only, calibration_manifest)
-    probs = package_probs(package, val, root, classes, "val photos")[fit]
     y = np.array([[c in r.labels for c in classes] for r in val])[fit]
-    choice = choose_thresholds(probs, y, classes, target_recall=target)
-    new = meta.model_copy(
-        update={
+    with staged_package(out) as tmp:
+        scored, metrics = package, dict(meta.metrics)
+        if without_branch:
+            assert meta.surface is not None
+            metrics["branch_left_out"] = {
+                "from": f"{meta.name}@{meta.version}",
+                "surface_onnx_sha256": meta.surface.onnx_sha256,
+                "fused": list(meta.surface.fusion),
+            }
+            # The network alone is staged first, so that its own scores are what is fitted.
+            shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
+            versions = {k: v for k, v in meta.dataset_versions.items() if k != "fusion"}
+            meta = finish_package(
+                tmp, _validated(meta, {"surface": None, "dataset_versions": versions})
+            )
+            scored = tmp
+        else:
+            copy_graphs(package, tmp, meta)
+        probs = package_probs(scored, val, root, classes, "val photos")[fit]
+        choice = choose_thresholds(probs, y, classes, target_recall=target)
+        update = {
             "version": f"{out.name}-{source.header.version[:8]}",
             "thresholds": choice.thresholds,
             "git_commit": git_commit(),
             # "calibration" stays: the temperature was fitted there, not here.
             "dataset_versions": {**meta.dataset_versions, "thresholds": source.header.version},
             "metrics": operating_metrics(
-                meta.metrics,
+                metrics,
                 choice,
                 target,
                 probs,
@@ -240,11 +266,13 @@ def rethreshold(
                 photos_in_split=len(val),
             ),
         }
-    )
-    with staged_package(out) as tmp:
-        copy_graphs(package, tmp, meta)
-        written = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
+        written = finish_package(tmp, _validated(meta, update))
     return written
+
+
+def _validated(meta: PackageMeta, update: dict[str, Any]) -> PackageMeta:
+    """`meta` with `update`, validated again (model_copy runs no validators)."""
+    return PackageMeta.model_validate(meta.model_copy(update=update).model_dump())
 
 
 def study_inputs(argv: list[str] | None, usage: str | None) -> tuple[Path, Photos, Photos, int]:

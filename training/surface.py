@@ -735,7 +735,8 @@ def attach(
                 "thresholds": choice.thresholds,
                 "surface": smeta,
                 "git_commit": git_commit(),
-                "dataset_versions": {**meta.dataset_versions, "calibration": source.header.version},
+                # "calibration" stays the temperature's data; "fusion" names the fit's.
+                "dataset_versions": {**meta.dataset_versions, "fusion": source.header.version},
                 "metrics": operating_metrics(
                     meta.metrics,
                     choice,

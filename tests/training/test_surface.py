@@ -569,3 +569,54 @@ def test_the_registry_stores_and_unpacks_the_branch(
     (pkg / SURFACE_FILE).unlink()
     with pytest.raises(PackageError, match=r"surface\.onnx is missing"):
         put_package(store, pkg)
+
+
+def test_thresholds_without_the_branch_serve_the_network_alone(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from kito.cli import app
+    from training.calibrate import choose_thresholds
+    from training.evaluate import package_probs
+    from training.judged import rethreshold
+
+    calib = synth / "calib.jsonl"
+    branch = tmp_path / "branch"
+    with_branch = attach(tiny, trained / "surface.pt", calib, branch, fuse=["scratch"])
+    assert with_branch.surface is not None
+    assert with_branch.dataset_versions["fusion"] == Manifest.read(calib).header.version
+    out = tmp_path / "lite"
+    # 512 px photos: the gate passes none, so the fit is on all val photos.
+    meta = rethreshold(branch, calib, out, judged_only=False, without_branch=True)
+    assert meta.surface is None and not (out / SURFACE_FILE).exists()
+    assert load_package(out, threads=1).surface_session is None
+    assert "fusion" not in meta.dataset_versions
+    assert meta.dataset_versions["thresholds"] == Manifest.read(calib).header.version
+    left = meta.metrics["branch_left_out"]
+    assert left["from"] == f"{with_branch.name}@{with_branch.version}" and left["fused"] == [
+        "scratch"
+    ]
+    assert left["surface_onnx_sha256"] == with_branch.surface.onnx_sha256
+    # It scores what the network alone scores, and its thresholds are chosen for those scores,
+    # not the fused ones.
+    val = Manifest.read(calib).split("val")
+    photos = [synth / r.image for r in val[:3]]
+    for a, b in zip(Inferencer(tiny).predict(photos), Inferencer(out).predict(photos), strict=True):
+        assert a.probs == b.probs and not b.surface_heatmaps
+    classes = list(meta.classes)
+    y = np.array([[c in r.labels for c in classes] for r in val])
+    want = choose_thresholds(package_probs(tiny, val, synth, classes, "v"), y, classes).thresholds
+    assert {c: t.threshold for c, t in meta.thresholds.items()} == {
+        c: want[c].threshold for c in classes
+    }
+    assert meta.thresholds["scratch"] != with_branch.thresholds["scratch"]
+    # The command, and what it refuses: a package with no branch, nothing half-written.
+    runner = CliRunner()
+    args = ["thresholds", "--calibration-manifest", str(calib), "--all-photos", "--without-branch"]
+    res = runner.invoke(app, [*args, "--package", str(branch), "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert "no surface branch" in res.output and read_meta(tmp_path / "cli").surface is None
+    res = runner.invoke(app, [*args, "--package", str(tiny), "--out", str(tmp_path / "no")])
+    assert res.exit_code != 0 and "has no surface branch to leave out" in res.output
+    assert not (tmp_path / "no").exists() and not list(tmp_path.glob(".*tmp-*"))
