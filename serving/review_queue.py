@@ -114,6 +114,48 @@ def enqueue(
     return item
 
 
+# A newer judged inspection of the same order piece replaces that piece's open fail and review
+# items: the piece's state follows its latest judged inspection (serving.pieces), so deciding
+# an older one would change nothing. Audit samples stay: they measure the model, not the piece.
+REPLACED = "replaced"
+
+
+def replace_open_items(session: Session, inspection: Inspection) -> list[str]:
+    """Close the open fail/review items of `inspection`'s order piece as replaced by it; the
+    ids closed. Called under the order's row lock, before the new inspection's own item."""
+    if inspection.order_id is None:
+        return []
+    ids = list(
+        session.scalars(
+            select(ReviewItem.id).where(
+                ReviewItem.order_id == inspection.order_id,
+                ReviewItem.piece_id == inspection.piece_id,
+                ReviewItem.status == "open",
+                ReviewItem.reason.in_(("fail", "review")),
+                ReviewItem.inspection_id != inspection.id,
+            )
+        ).all()
+    )
+    if not ids:
+        return []
+    session.execute(
+        update(ReviewItem)
+        .where(ReviewItem.id.in_(ids), ReviewItem.status == "open")
+        .values(status=REPLACED, decided_at=datetime.now(UTC))
+        .execution_options(synchronize_session="fetch")
+    )
+    for item_id in ids:
+        record(
+            session,
+            actor=None,
+            action="review.replace",
+            entity_type="review",
+            entity_id=item_id,
+            replaced_by=inspection.id,
+        )
+    return ids
+
+
 def add_decision(
     session: Session,
     item: ReviewItem,
@@ -139,6 +181,8 @@ def add_decision(
         raise _already_decided(current)
     if correction and current is None:
         raise ApiError(409, "not_decided", "nothing to correct: this item has no decision yet")
+    if item.status == REPLACED:
+        raise _replaced()
     now = datetime.now(UTC)
     row = ReviewDecision(
         review_id=item.id,
@@ -155,11 +199,16 @@ def add_decision(
         session.flush()
         if not correction:
             # Conditional, so a stale reader cannot reopen or re-date a decided item.
-            session.execute(
+            done = session.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item.id, ReviewItem.status == "open")
                 .values(status="decided", decided_at=now)
             )
+            if done.rowcount == 0:  # type: ignore[attr-defined]
+                # Not decided (the unique seq would have refused this decision): a newer
+                # inspection of the piece replaced it after it was read.
+                session.rollback()
+                raise _replaced()
         record(
             session,
             actor=actor,
@@ -183,6 +232,15 @@ def add_decision(
         ) from None
     session.refresh(item)
     return row
+
+
+def _replaced() -> ApiError:
+    return ApiError(
+        409,
+        REPLACED,
+        "a newer inspection of this piece replaced this item; decide the newer one if it is "
+        "in the queue",
+    )
 
 
 def _already_decided(current: ReviewDecision) -> ApiError:

@@ -207,7 +207,9 @@ class ReviewItemPublic(BaseModel):
     id: str
     reason: str = Field(description="fail | review | audit")
     priority: float
-    status: str = Field(description="open | decided")
+    status: str = Field(
+        description="open | decided | replaced (a newer inspection of the piece replaced it)"
+    )
     created_at: datetime
     inspection: InspectionPublic
     order_id: str | None

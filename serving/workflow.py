@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from serving.audit import record
 from serving.db.models import Inspection, Order, OrderPiece, ReviewItem, User
 from serving.payouts import existing_payout, pay_if_complete
-from serving.pieces import refresh_piece
-from serving.review_queue import enqueue
+from serving.pieces import JUDGED, refresh_piece
+from serving.review_queue import enqueue, replace_open_items
 from serving.settings import Settings
 
 
@@ -57,6 +57,8 @@ class Workflow:
             model_version=row.model_version,
         )
         order = lock_order(session, row.order_id) if row.order_id else None
+        if order is not None and row.status == "inspected" and row.verdict in JUDGED:
+            replace_open_items(session, row)
         reason = None
         if row.verdict in ("fail", "review"):
             reason = row.verdict

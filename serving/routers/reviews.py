@@ -95,7 +95,8 @@ def list_reviews(
     _: StaffUser,
     session: SessionDep,
     status: Annotated[
-        Literal["open", "decided"] | None, Query(description="default: open (the queue)")
+        Literal["open", "decided", "replaced"] | None,
+        Query(description="default: open (the queue); replaced: closed by a newer inspection"),
     ] = "open",
     design_id: str | None = None,
     artisan_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,

@@ -305,8 +305,16 @@ function renderSpec(checks) {
 
 function renderDecision(item) {
   const d = item.decision;
-  show($('#decide'), !d);
-  show($('#decision'), Boolean(d));
+  // A newer inspection of the piece closed this item: it is judged there, not here.
+  const replaced = !d && item.status === 'replaced';
+  show($('#decide'), !d && !replaced);
+  show($('#decision'), Boolean(d) || replaced);
+  if (replaced) {
+    $('#decision-line').textContent = 'Replaced: the artisan sent newer photos of this piece, judged on their own.';
+    $('#decision-labels').textContent = '';
+    show($('#decision-note'), false);
+    return;
+  }
   if (d) {
     $('#decision-line').textContent = `${d.decision === 'approve' ? 'Approved' : 'Rejected'} by ${d.decided_by_name} · ${new Date(d.decided_at).toLocaleString()}`;
     $('#decision-labels').textContent = d.labels.length ? `Labels: ${d.labels.join(', ')}` : 'No defect labels.';
@@ -379,7 +387,7 @@ async function release(orderId) {
 
 async function decide(kind) {
   const item = current();
-  if (!item || item.decision || state.busy) return;
+  if (!item || item.decision || item.status === 'replaced' || state.busy) return;
   state.busy = true;
   for (const b of [$('#approve'), $('#reject')]) b.disabled = true;
   const labels = [...document.querySelectorAll('#labels input:checked')].map((i) => i.value);
@@ -408,7 +416,7 @@ async function decide(kind) {
     advanceAfterDecision(item);
   } catch (err) {
     if (err.status === 409) {
-      say('Someone else decided this item; here is their decision.', true);
+      say(err.code === 'replaced' ? err.message : 'Someone else decided this item; here is their decision.', true);
       await reloadItem(item);
     } else failed(err);
   } finally {

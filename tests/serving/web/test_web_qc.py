@@ -192,6 +192,33 @@ def test_someone_else_decided_this_item(
     assert fresh["decision"]["decision"] == "reject"  # the first decision stands
 
 
+def test_an_item_replaced_by_newer_photos_cannot_be_decided(
+    live: LiveServer, desk: Page, scripted: ScriptedInspector
+) -> None:
+    _, qc = live.user("qc", "Njeri")
+    clear_queue(live, qc)
+    artisan_id, artisan = live.user("artisan", "Nafula")
+    order = make_order(live, qc, artisan_id, [("C1", HOOP, 1000)])
+    scripted.verdict = "review"
+    upload(live, artisan, order["id"], "C1", HOOP)
+
+    sign_in_qc(desk, live, qc)
+    expect(desk.locator(".queue-item")).to_have_count(1)
+    (item,) = open_reviews(live, qc)
+    # While the desk shows it, the artisan sends new photos of the piece, which pass.
+    scripted.verdict = "pass"
+    upload(live, artisan, order["id"], "C1", HOOP)
+
+    desk.keyboard.press("r")
+    expect(desk.locator("#item-status")).to_contain_text("a newer inspection of this piece")
+    expect(desk.locator("#decision-line")).to_contain_text("Replaced")
+    expect(desk.locator("#decide")).to_be_hidden()
+    with live.api(qc) as api:
+        fresh = api.get(f"/api/v1/reviews/{item['id']}").json()
+    assert fresh["status"] == "replaced" and fresh["decision"] is None
+    assert get_order(live, artisan, order["id"])["status"] == "paid"
+
+
 def _expect_loaded(img: Locator) -> None:
     """The <img> shows the authenticated image: a blob: URL that decoded to real pixels."""
     expect(img).to_have_attribute("src", re.compile(r"^blob:"))
