@@ -7,6 +7,7 @@ onnxruntime, fed by the project's own preprocessing, matched torch on real photo
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import subprocess
@@ -182,10 +183,18 @@ def staged_package(out: Path) -> Iterator[Path]:
     try:
         yield tmp
         load_package(tmp, threads=1)
+        # mkdtemp makes the folder private (0700); a package is read by the service's user too.
+        tmp.chmod(0o777 & ~_umask())
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def copy_graphs(package: Path, dest: Path, meta: PackageMeta) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -590,6 +591,9 @@ def test_thresholds_without_the_branch_serve_the_network_alone(
     # 512 px photos: the gate passes none, so the fit is on all val photos.
     meta = rethreshold(branch, calib, out, judged_only=False, without_branch=True)
     assert meta.surface is None and not (out / SURFACE_FILE).exists()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's private 0700
     assert load_package(out, threads=1).surface_session is None
     assert "fusion" not in meta.dataset_versions
     assert meta.dataset_versions["thresholds"] == Manifest.read(calib).header.version
