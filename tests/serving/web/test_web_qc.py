@@ -4,6 +4,7 @@ checks and model scores, deciding with the keyboard, and a second reviewer's 409
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from live_server import LiveServer
@@ -162,20 +163,28 @@ def test_filters_and_jk_move_through_the_queue(
     expect(desk.locator("#queue-empty")).to_be_visible()
 
 
-def test_someone_else_decided_this_item(
+def _one_item_on_the_desk(
     live: LiveServer, desk: Page, scripted: ScriptedInspector
-) -> None:
+) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """A QC user's desk showing one open item, a hoop the model was unsure of: (QC token,
+    artisan token, the order, the item)."""
     _, qc = live.user("qc", "Njeri")
-    _, other = live.user("qc", "Baraka")
     clear_queue(live, qc)
     artisan_id, artisan = live.user("artisan", "Nafula")
     order = make_order(live, qc, artisan_id, [("C1", HOOP, 1000)])
     scripted.verdict = "review"
     upload(live, artisan, order["id"], "C1", HOOP)
-
     sign_in_qc(desk, live, qc)
     expect(desk.locator(".queue-item")).to_have_count(1)
     (item,) = open_reviews(live, qc)
+    return qc, artisan, order, item
+
+
+def test_someone_else_decided_this_item(
+    live: LiveServer, desk: Page, scripted: ScriptedInspector
+) -> None:
+    _, other = live.user("qc", "Baraka")
+    qc, _, _, item = _one_item_on_the_desk(live, desk, scripted)
     with live.api(other) as api:
         r = api.post(
             f"/api/v1/reviews/{item['id']}/decision", json={"decision": "reject", "labels": []}
@@ -195,16 +204,7 @@ def test_someone_else_decided_this_item(
 def test_an_item_replaced_by_newer_photos_cannot_be_decided(
     live: LiveServer, desk: Page, scripted: ScriptedInspector
 ) -> None:
-    _, qc = live.user("qc", "Njeri")
-    clear_queue(live, qc)
-    artisan_id, artisan = live.user("artisan", "Nafula")
-    order = make_order(live, qc, artisan_id, [("C1", HOOP, 1000)])
-    scripted.verdict = "review"
-    upload(live, artisan, order["id"], "C1", HOOP)
-
-    sign_in_qc(desk, live, qc)
-    expect(desk.locator(".queue-item")).to_have_count(1)
-    (item,) = open_reviews(live, qc)
+    qc, artisan, order, item = _one_item_on_the_desk(live, desk, scripted)
     # While the desk shows it, the artisan sends new photos of the piece, which pass.
     scripted.verdict = "pass"
     upload(live, artisan, order["id"], "C1", HOOP)
