@@ -159,10 +159,11 @@ def embed_metadata(path: Path, meta: PackageMeta) -> None:
 
 
 def finish_package(folder: Path, meta: PackageMeta) -> PackageMeta:
-    """Embed the metadata, then checksum the final bytes and write package.json."""
+    """Validate the metadata (callers pass `model_copy`s, which run no validators), embed it,
+    then checksum the final bytes and write package.json."""
+    meta = PackageMeta.model_validate(meta.model_dump())
     embed_metadata(folder / MODEL_FILE, meta)
     meta = meta.model_copy(update={"onnx_sha256": sha256_file(folder / MODEL_FILE)})
-    # Re-validate: model_copy does not run validators.
     meta = PackageMeta.model_validate(meta.model_dump())
     write_package_json(folder, meta)
     return meta

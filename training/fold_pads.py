@@ -175,7 +175,7 @@ def repack_package(package: Path, out: Path, samples: int = 8) -> tuple[Any, int
     largest difference.
     """
     from qc_model.errors import DataError
-    from qc_model.package import MODEL_FILE, PackageMeta, load_package, read_meta
+    from qc_model.package import MODEL_FILE, load_package, read_meta
     from training.export import ExportError, copy_graphs, finish_package, git_commit, staged_package
 
     meta = read_meta(package)
@@ -204,5 +204,5 @@ def repack_package(package: Path, out: Path, samples: int = 8) -> tuple[Any, int
                 },
             }
         )
-        written = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
+        written = finish_package(tmp, new)
     return written, folded, diff

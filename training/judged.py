@@ -241,9 +241,8 @@ def rethreshold(
             # The network alone is staged first, so that its own scores are what is fitted.
             shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
             versions = {k: v for k, v in meta.dataset_versions.items() if k != "fusion"}
-            meta = finish_package(
-                tmp, _validated(meta, {"surface": None, "dataset_versions": versions})
-            )
+            update = {"surface": None, "dataset_versions": versions}
+            meta = finish_package(tmp, meta.model_copy(update=update))
             scored = tmp
         else:
             copy_graphs(package, tmp, meta)
@@ -266,13 +265,8 @@ def rethreshold(
                 photos_in_split=len(val),
             ),
         }
-        written = finish_package(tmp, _validated(meta, update))
+        written = finish_package(tmp, meta.model_copy(update=update))
     return written
-
-
-def _validated(meta: PackageMeta, update: dict[str, Any]) -> PackageMeta:
-    """`meta` with `update`, validated again (model_copy runs no validators)."""
-    return PackageMeta.model_validate(meta.model_copy(update=update).model_dump())
 
 
 def study_inputs(argv: list[str] | None, usage: str | None) -> tuple[Path, Photos, Photos, int]:

@@ -750,7 +750,7 @@ def attach(
             }
         )
         shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
-        new = finish_package(tmp, PackageMeta.model_validate(new.model_dump()))
+        new = finish_package(tmp, new)
         # The finished package, through the serving path, gives what was fitted here.
         check = val[:parity_samples]
         got = Inferencer(tmp).predict([root / r.image for r in check])
