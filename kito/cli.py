@@ -440,6 +440,22 @@ def surface_train(
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Use the first N training photos")] = 0,
     judged_only: JudgedOnlyOpt = False,
+    piece_fraction: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of negative patches centred on the piece"),
+    ] = 0.0,
+    hard_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of negative patches centred on mined hard negatives"
+        ),
+    ] = 0.0,
+    mine_every: Annotated[
+        int, typer.Option(min=0, help="Mine hard negatives every N steps (0: never)")
+    ] = 0,
+    mine_photos: Annotated[
+        int, typer.Option(min=1, help="Training crops scored per mining round")
+    ] = 400,
     seed: int = 0,
     workers: WorkersOpt = 1,
 ) -> None:
@@ -449,6 +465,8 @@ def surface_train(
     info = train_surface(
         manifest, out, steps=steps, batch=batch, patch=patch, lr=lr, pos_weight=pos_weight,
         px_per_mm=px_per_mm, limit=limit, seed=seed, workers=workers, judged_only=judged_only,
+        piece_fraction=piece_fraction, hard_fraction=hard_fraction, mine_every=mine_every,
+        mine_photos=mine_photos,
     )  # fmt: skip
     t = info["timing"]
     typer.echo(

@@ -25,7 +25,7 @@ import math
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,16 +190,63 @@ def cell_targets(bits: NDArray[np.uint8], k: int, stride: int) -> NDArray[np.flo
 
 
 class PatchSampler:
-    """Random training patches: half centred near a defect pixel, half anywhere in the crop."""
+    """Random training patches: half centred near a defect pixel, the other half negatives.
+
+    A negative is centred on a mined hard negative (`set_hard`) with probability
+    `hard_fraction`, else on a pixel of the piece (the locator's mask, where the service counts
+    cells) with probability `piece_fraction`, else anywhere in the crop."""
 
     def __init__(
-        self, samples: Sequence[Sample], k: int, patch: int, seed: int, stride: int = 8
+        self,
+        samples: Sequence[Sample],
+        k: int,
+        patch: int,
+        seed: int,
+        stride: int = 8,
+        *,
+        piece_fraction: float = 0.0,
+        hard_fraction: float = 0.0,
     ) -> None:
         if patch % stride:
             raise DataError(f"patch must be a multiple of {stride}, got {patch}")
+        for name, f in (("piece_fraction", piece_fraction), ("hard_fraction", hard_fraction)):
+            if not 0.0 <= f <= 1.0:
+                raise DataError(f"{name} must be within [0, 1], got {f}")
         self.samples, self.k, self.patch, self.stride = samples, k, patch, stride
+        self.piece_fraction, self.hard_fraction = piece_fraction, hard_fraction
         self.rng = np.random.default_rng(seed)
         self.defective = [i for i, s in enumerate(samples) if s.bits.any()]
+        self.with_piece = [
+            i for i, s in enumerate(samples) if s.piece is not None and s.piece.any()
+        ]
+        self.hard: NDArray[np.int64] = np.zeros((0, 3), np.int64)  # (sample, y, x) centres
+
+    def set_hard(self, centres: NDArray[np.int64]) -> None:
+        """The hard negatives to aim at from now on: (N, 3) rows of (sample, y, x) pixels."""
+        self.hard = np.asarray(centres, np.int64).reshape(-1, 3)
+
+    def _negative(self) -> tuple[Sample, int, int]:
+        """A negative patch's sample and top-left pixel."""
+        rng, p = self.rng, self.patch
+        centre: tuple[Sample, int, int] | None = None
+        if self.hard_fraction > 0 and len(self.hard) and rng.random() < self.hard_fraction:
+            i, cy, cx = (int(v) for v in self.hard[int(rng.integers(len(self.hard)))])
+            centre = self.samples[i], cy, cx
+        elif self.piece_fraction > 0 and self.with_piece and rng.random() < self.piece_fraction:
+            s = self.samples[self.with_piece[int(rng.integers(len(self.with_piece)))]]
+            assert s.piece is not None
+            ys, xs = np.nonzero(s.piece)
+            j = int(rng.integers(len(ys)))
+            centre = s, int(ys[j]), int(xs[j])
+        if centre is not None:  # anywhere within the middle half of the patch
+            s, cy, cx = centre
+            jitter = rng.integers(-p // 4, p // 4 + 1, size=2)
+            return s, cy + int(jitter[0]) - p // 2, cx + int(jitter[1]) - p // 2
+        s = self.samples[int(rng.integers(len(self.samples)))]
+        h, w = s.bits.shape
+        y = int(rng.integers(min(0, h - p), max(1, h - p + 1)))
+        x = int(rng.integers(min(0, w - p), max(1, w - p + 1)))
+        return s, y, x
 
     def one(self) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
         rng, p = self.rng, self.patch
@@ -212,10 +259,7 @@ class PatchSampler:
             jitter = rng.integers(-p // 3, p // 3 + 1, size=2)
             y, x = int(ys[j] + jitter[0]) - p // 2, int(xs[j] + jitter[1]) - p // 2
         else:
-            s = self.samples[int(rng.integers(len(self.samples)))]
-            h, w = s.bits.shape
-            y = int(rng.integers(min(0, h - p), max(1, h - p + 1)))
-            x = int(rng.integers(min(0, w - p), max(1, w - p + 1)))
+            s, y, x = self._negative()
         img, bits = window(s.image, y, x, p), window(s.bits, y, x, p)
         # Orientation carries no meaning on the mat: flips and quarter turns.
         turns = int(rng.integers(4))
@@ -231,6 +275,49 @@ class PatchSampler:
         pairs = [self.one() for _ in range(n)]
         x = np.stack([surface_input(np.ascontiguousarray(a)) for a, _ in pairs])
         return x, np.stack([t for _, t in pairs])
+
+
+def mine_hard_negatives(
+    model: Any,
+    samples: Sequence[Sample],
+    cfg: SurfaceConfig,
+    k: int,
+    photos: int,
+    rng: np.random.Generator,
+    per_class: int = 2,
+    min_prob: float = 0.5,
+) -> tuple[NDArray[np.int64], dict[str, float]]:
+    """Where the branch, scored as the service scores it (tiles, cells near the piece), is
+    most wrong: on `photos` random samples, each class's `per_class` highest cells at or
+    above `min_prob` with no mask of that class in or next to them. (N, 3) rows of
+    (sample index, centre y, centre x) in crop pixels, and what was found."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        with torch.inference_mode():
+            return np.asarray(model(torch.from_numpy(x)).numpy(), np.float32)
+
+    s, ring = cfg.stride, np.ones((3, 3), np.uint8)
+    picked = rng.choice(len(samples), size=min(photos, len(samples)), replace=False)
+    rows: list[tuple[int, int, int]] = []
+    for i in tqdm(picked, desc="mine hard negatives", unit="photo", leave=False):
+        sample = samples[int(i)]
+        _, probs = branch_scores(run, sample.image, sample.piece, cfg)
+        near = cell_targets(sample.bits, k, s)
+        for c in range(min(k, probs.shape[0])):
+            free = cv2.dilate(near[c].astype(np.uint8), ring) == 0
+            score = np.where(free[: probs.shape[1], : probs.shape[2]], probs[c], 0.0).ravel()
+            top = np.argsort(score)[::-1][:per_class]
+            for j in top[score[top] >= min_prob]:
+                y, x = divmod(int(j), probs.shape[2])
+                rows.append((int(i), y * s + s // 2, x * s + s // 2))
+    if was_training:
+        model.train()
+    found = {"photos": float(len(picked)), "cells": float(len(rows))}
+    return np.asarray(rows, np.int64).reshape(-1, 3), found
 
 
 def build_surface_net(k: int, weights: str = "imagenet") -> Any:
@@ -258,9 +345,17 @@ def build_surface_net(k: int, weights: str = "imagenet") -> Any:
 
 
 def train_steps(
-    model: Any, sampler: PatchSampler, steps: int, batch: int, lr: float, pos_weight: float
+    model: Any,
+    sampler: PatchSampler,
+    steps: int,
+    batch: int,
+    lr: float,
+    pos_weight: float,
+    mine: Callable[[], None] | None = None,
+    mine_every: int = 0,
 ) -> dict[str, float]:
-    """AdamW with a warm-up and a cosine schedule on per-cell weighted BCE."""
+    """AdamW with a warm-up and a cosine schedule on per-cell weighted BCE; `mine` (if given)
+    runs every `mine_every` steps (not counted in patches per second)."""
     import torch
     import torch.nn.functional as F
 
@@ -274,7 +369,12 @@ def train_steps(
     model.train()
     t0, seen, ema = time.perf_counter(), 0, float("nan")
     bar = tqdm(range(steps), desc="train surface", unit="step")
-    for _ in bar:
+    mining = 0.0
+    for step in bar:
+        if mine is not None and mine_every and step and step % mine_every == 0:
+            m0 = time.perf_counter()
+            mine()
+            mining += time.perf_counter() - m0
         x, y = sampler.batch(batch)
         logits = model(torch.from_numpy(x))
         loss = F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y), pos_weight=pw)
@@ -284,9 +384,16 @@ def train_steps(
         sched.step()
         seen += batch
         ema = loss.item() if math.isnan(ema) else 0.98 * ema + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{ema:.4f}", patches_s=f"{seen / (time.perf_counter() - t0):.1f}")
+        rate = seen / (time.perf_counter() - t0 - mining)
+        bar.set_postfix(loss=f"{ema:.4f}", patches_s=f"{rate:.1f}")
     wall = time.perf_counter() - t0
-    return {"steps": steps, "patches": seen, "seconds": wall, "patches_per_s": seen / wall}
+    return {
+        "steps": steps,
+        "patches": seen,
+        "seconds": wall,
+        "mining_seconds": mining,
+        "patches_per_s": seen / (wall - mining),
+    }
 
 
 def branch_logits(
@@ -356,8 +463,18 @@ def train_surface(
     seed: int = 0,
     cache: Path | None = None,
     judged_only: bool = False,
+    piece_fraction: float = 0.0,
+    hard_fraction: float = 0.0,
+    mine_every: int = 0,
+    mine_photos: int = 400,
 ) -> dict[str, Any]:
     """Train a branch on the manifest's train split (needs masks); scores its val split.
+
+    Negatives: `piece_fraction` of the patches without an aimed defect are centred on the
+    piece rather than anywhere in the crop. With `mine_every` > 0, every that many steps the
+    branch is scored on `mine_photos` training crops as the service scores them, and
+    `hard_fraction` of the negatives are then centred on its most confident wrong cells
+    (`mine_hard_negatives`): a link crossing or an edge that reads as a scratch.
 
     `judged_only`: train and score on the photos the photo gate passes (training.judged). A
     defect mask on a photo too blurred or too far to show the defect teaches the branch to
@@ -402,10 +519,31 @@ def train_surface(
     torch.manual_seed(seed)
     cache = cache or out / "samples"
     samples = prepare(train, root, classes, cfg, cache, workers, "surface crops (train)")
+    if mine_every < 0 or mine_photos < 1:
+        raise DataError(
+            f"mine_every must be >= 0 and mine_photos >= 1, got {mine_every}, {mine_photos}"
+        )
     model = build_surface_net(len(classes))
-    sampler = PatchSampler(samples, len(classes), patch, seed, cfg.stride)
-    timing = train_steps(model, sampler, steps, batch, lr, pos_weight)
-    del samples, sampler
+    sampler = PatchSampler(
+        samples, len(classes), patch, seed, cfg.stride,
+        piece_fraction=piece_fraction, hard_fraction=hard_fraction,
+    )  # fmt: skip
+    mined: list[dict[str, float]] = []
+    mine_rng = np.random.default_rng([seed, 1])
+
+    def mine() -> None:
+        centres, found = mine_hard_negatives(
+            model, samples, cfg, len(classes), mine_photos, mine_rng
+        )
+        sampler.set_hard(centres)
+        mined.append(found)
+
+    use_miner = mine_every > 0 and hard_fraction > 0
+    timing = train_steps(
+        model, sampler, steps, batch, lr, pos_weight,
+        mine if use_miner else None, mine_every if use_miner else 0,
+    )  # fmt: skip
+    samples.clear()  # the training crops are done with (the sampler holds the same list)
     info: dict[str, Any] = {
         "manifest": str(manifest_path),
         "dataset_version": m.header.version,
@@ -419,8 +557,13 @@ def train_surface(
             "lr": lr,
             "pos_weight": pos_weight,
             "seed": seed,
+            "piece_fraction": piece_fraction,
+            "hard_fraction": hard_fraction,
+            "mine_every": mine_every,
+            "mine_photos": mine_photos,
         },
         "timing": timing,
+        "mined": mined,
     }
     if val:
         vs = prepare(val, root, classes, cfg, cache, workers, "surface crops (val)")

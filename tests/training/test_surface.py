@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from tiny_package import build_tiny_package
 
 from qc_model.catalog import default_catalog_dir
@@ -31,6 +32,7 @@ from training.surface import (
     fit_fusion,
     load_surface,
     make_sample,
+    mine_hard_negatives,
     train_surface,
     window,
 )
@@ -76,6 +78,61 @@ def test_sampler_aims_half_the_patches_at_defects_and_keeps_targets_aligned() ->
     assert np.all(y[:, 2].reshape(200, -1).sum(axis=1) <= 1)  # one pixel, one cell
     with pytest.raises(DataError, match="multiple of 8"):
         PatchSampler(samples, k=3, patch=60, seed=1)
+
+
+def _lit(h: int, w: int, spots: list[tuple[int, int, int, int]]) -> NDArray[np.uint8]:
+    """A black (h, w) RGB crop with white rectangles (y0, x0, y1, x1)."""
+    img = np.zeros((h, w, 3), np.uint8)
+    for y0, x0, y1, x1 in spots:
+        img[y0:y1, x0:x1] = 255
+    return img
+
+
+def test_negatives_can_be_aimed_at_the_piece_and_at_mined_cells() -> None:
+    # A 400 x 400 crop, mostly paper; the piece is a 16 px square near one corner.
+    piece = np.zeros((400, 400), bool)
+    piece[340:356, 40:56] = True
+    good = Sample(_lit(400, 400, [(340, 40, 356, 56)]), np.zeros((400, 400), np.uint8),
+                  np.zeros(3, bool), "d", piece)  # fmt: skip
+    anywhere = PatchSampler([good], k=3, patch=64, seed=2)
+    hits = np.mean([anywhere.one()[0].any() for _ in range(200)])
+    assert hits < 0.3  # random patches seldom reach a small piece
+    on_piece = PatchSampler([good], k=3, patch=64, seed=2, piece_fraction=1.0)
+    assert all(on_piece.one()[0].any() for _ in range(200))  # every one holds some of it
+    # A mined centre far from the piece: with hard_fraction 1 every negative is aimed there.
+    hard = PatchSampler([good], k=3, patch=64, seed=2, piece_fraction=1.0, hard_fraction=1.0)
+    hard.set_hard(np.array([[0, 100, 300]]))
+    assert not any(hard.one()[0].any() for _ in range(100))  # the piece is out of reach
+    hard.set_hard(np.zeros((0, 3), np.int64))  # no pool yet: back to the piece
+    assert all(hard.one()[0].any() for _ in range(50))
+    with pytest.raises(DataError, match="hard_fraction"):
+        PatchSampler([good], k=3, patch=64, seed=2, hard_fraction=1.5)
+
+
+def test_mining_finds_the_confident_wrong_cells_near_the_piece_only() -> None:
+    import torch
+
+    # A "branch" that calls every bright 8 x 8 cell class 0 and class 1 (stride 8, k=2).
+    net = torch.nn.Conv2d(3, 2, 8, stride=8)
+    with torch.no_grad():
+        net.weight.fill_(20.0 / (3 * 64))
+        net.bias.fill_(-10.0)
+    cfg = SurfaceConfig(px_per_mm=5.0, tile=32, piece_margin=8)
+    # Bright spots: A on the piece with a class-0 mask on it, B on the piece with nothing,
+    # C on the paper far from the piece (the service never counts it).
+    img = _lit(96, 96, [(8, 8, 16, 16), (8, 40, 16, 48), (80, 80, 88, 88)])
+    piece = np.zeros((96, 96), bool)
+    piece[0:24, 0:56] = True
+    bits = np.zeros((96, 96), np.uint8)
+    bits[10, 10] = 0b01
+    sample = Sample(img, bits, np.array([True, False]), "d", piece)
+    rows, found = mine_hard_negatives(net, [sample], cfg, 2, 5, np.random.default_rng(0))
+    centres = {(y, x) for _, y, x in rows.tolist()}
+    assert (12, 44) in centres  # B, for both classes
+    assert (84, 84) not in centres  # C: not a cell the service counts
+    # A carries a class-0 mask, so it is no negative for class 0; for class 1 it is.
+    assert rows.tolist().count([0, 12, 12]) == 1 and rows.tolist().count([0, 12, 44]) == 2
+    assert found == {"photos": 1.0, "cells": 3.0}
 
 
 def test_surface_scale_resamples_only_what_differs_and_caps_the_side() -> None:
