@@ -443,16 +443,16 @@ def surface_train(
     piece_fraction: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Share of negative patches centred on the piece"),
-    ] = 0.0,
+    ] = 0.5,
     hard_fraction: Annotated[
         float,
         typer.Option(
             min=0.0, max=1.0, help="Share of negative patches centred on mined hard negatives"
         ),
-    ] = 0.0,
+    ] = 0.5,
     mine_every: Annotated[
         int, typer.Option(min=0, help="Mine hard negatives every N steps (0: never)")
-    ] = 0,
+    ] = 1000,
     mine_photos: Annotated[
         int, typer.Option(min=1, help="Training crops scored per mining round")
     ] = 400,

@@ -463,9 +463,9 @@ def train_surface(
     seed: int = 0,
     cache: Path | None = None,
     judged_only: bool = False,
-    piece_fraction: float = 0.0,
-    hard_fraction: float = 0.0,
-    mine_every: int = 0,
+    piece_fraction: float = 0.5,
+    hard_fraction: float = 0.5,
+    mine_every: int = 1000,
     mine_photos: int = 400,
 ) -> dict[str, Any]:
     """Train a branch on the manifest's train split (needs masks); scores its val split.

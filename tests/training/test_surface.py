@@ -237,6 +237,19 @@ def test_training_writes_a_loadable_checkpoint_with_val_scores(trained: Path) ->
     assert report["classes"] == classes and "val" in report
 
 
+def test_training_mines_hard_negatives_on_schedule(synth: Path, tmp_path: Path) -> None:
+    info = train_surface(
+        synth / "manifest.jsonl", tmp_path / "m", steps=5, batch=4, patch=64,
+        mine_every=2, mine_photos=3,
+    )  # fmt: skip
+    assert [m["photos"] for m in info["mined"]] == [3.0, 3.0]  # before steps 2 and 4
+    assert info["settings"]["hard_fraction"] == 0.5 and info["timing"]["mining_seconds"] > 0
+    off = train_surface(
+        synth / "manifest.jsonl", tmp_path / "o", steps=3, batch=4, patch=64, mine_every=0
+    )
+    assert off["mined"] == [] and off["timing"]["mining_seconds"] == 0
+
+
 def test_training_refuses_data_without_masks_and_a_used_folder(
     synth: Path, trained: Path, tmp_path: Path
 ) -> None:
