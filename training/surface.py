@@ -277,6 +277,19 @@ class PatchSampler:
         return x, np.stack([t for _, t in pairs])
 
 
+def _torch_runner(model: Any) -> Callable[[NDArray[np.float32]], NDArray[np.float32]]:
+    """The torch branch, put in eval mode, as a `BranchRunner` for branch_scores."""
+    import torch
+
+    model.eval()
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        with torch.inference_mode():
+            return np.asarray(model(torch.from_numpy(x)).numpy(), np.float32)
+
+    return run
+
+
 def mine_hard_negatives(
     model: Any,
     samples: Sequence[Sample],
@@ -291,15 +304,8 @@ def mine_hard_negatives(
     most wrong: on `photos` random samples, each class's `per_class` highest cells at or
     above `min_prob` with no mask of that class in or next to them. (N, 3) rows of
     (sample index, centre y, centre x) in crop pixels, and what was found."""
-    import torch
-
     was_training = model.training
-    model.eval()
-
-    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        with torch.inference_mode():
-            return np.asarray(model(torch.from_numpy(x)).numpy(), np.float32)
-
+    run = _torch_runner(model)
     s, ring = cfg.stride, np.ones((3, 3), np.uint8)
     picked = rng.choice(len(samples), size=min(photos, len(samples)), replace=False)
     rows: list[tuple[int, int, int]] = []
@@ -401,14 +407,7 @@ def branch_logits(
 ) -> NDArray[np.float64]:
     """(N, K): each class's branch logit (torch), counted as the service counts it
     (qc_model.surface.branch_scores)."""
-    import torch
-
-    model.eval()
-
-    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        with torch.inference_mode():
-            return np.asarray(model(torch.from_numpy(x)).numpy(), np.float32)
-
+    run = _torch_runner(model)
     out = [branch_scores(run, s.image, s.piece, cfg)[0] for s in tqdm(samples, desc=desc)]
     return np.stack(out) if out else np.zeros((0, 0))
 
