@@ -41,33 +41,50 @@ def _lab(bgr: NDArray[np.uint8]) -> NDArray[np.float32]:
     return np.asarray(cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB))
 
 
-def label_visibility(data: Path) -> list[dict[str, Any]]:
-    """One row per (photo, visual defect label): pixels changed by the defect at ΔE >= 6."""
-    from qc_model.catalog import default_catalog_dir
-    from training.synth.designs import load_designs
-    from training.synth.generate import _design_for
-    from training.synth.photo import make_item, render_photo
+class TwinRenderer:
+    """Renders a `kito data synth` record again, with or without some of its defects."""
 
-    m = Manifest.read(data / "manifest.jsonl")
-    recipe = m.header.recipe
-    if recipe.get("generator") != "training.synth":
-        raise DataError(f"{data}: not made by kito data synth; its photos cannot be rendered again")
-    o = recipe["options"]
-    designs = load_designs(default_catalog_dir(), tuple(o["designs"]) or None)  # as generated
-    rows = []
-    for r in tqdm([r for r in m.records if set(r.labels) & set(VISUAL_DEFECTS)], desc="twins"):
+    def __init__(self, data: Path) -> None:
+        from qc_model.catalog import default_catalog_dir
+        from training.synth.designs import load_designs
+
+        self.manifest = Manifest.read(data / "manifest.jsonl")
+        recipe = self.manifest.header.recipe
+        if recipe.get("generator") != "training.synth":
+            raise DataError(
+                f"{data}: not made by kito data synth; its photos cannot be rendered again"
+            )
+        self.options = recipe["options"]
+        # The designs as generated.
+        self.designs = load_designs(default_catalog_dir(), tuple(self.options["designs"]) or None)
+
+    def render(self, r: Record, without: frozenset[str] = frozenset()) -> NDArray[np.uint8]:
+        """The record's photo (BGR), with the defects in `without` left out of every piece."""
+        from training.synth.generate import _design_for
+        from training.synth.photo import make_item, render_photo
+
+        o = self.options
         piece, shot = divmod(int(r.id.rsplit("-", 1)[1]), int(o["photos_per_piece"]))
-        design = _design_for(piece, designs, int(o["seed"]))
+        design = _design_for(piece, self.designs, int(o["seed"]))
         if design.id != r.design_id:
             raise DataError(f"{r.id}: renders as {design.id}, recorded as {r.design_id}")
         item = make_item(design, int(o["seed"]), piece, float(o["defect_rate"]))
+        if without:
+            pieces = tuple(dataclasses.replace(p, defects=p.defects - without) for p in item.pieces)
+            item = dataclasses.replace(item, pieces=pieces)
         args = (int(o["seed"]), piece, shot, int(o["size"]), float(o["difficulty"]))
-        force = tuple(o["force_capture"])
-        photo = _lab(render_photo(item, *args, force).image)
+        return render_photo(item, *args, tuple(o["force_capture"])).image
+
+
+def label_visibility(data: Path) -> list[dict[str, Any]]:
+    """One row per (photo, visual defect label): pixels changed by the defect at ΔE >= 6."""
+    twins = TwinRenderer(data)
+    rows = []
+    records = [r for r in twins.manifest.records if set(r.labels) & set(VISUAL_DEFECTS)]
+    for r in tqdm(records, desc="twins"):
+        photo = _lab(twins.render(r))
         for label in sorted(set(r.labels) & set(VISUAL_DEFECTS)):
-            pieces = tuple(dataclasses.replace(p, defects=p.defects - {label}) for p in item.pieces)
-            twin = render_photo(dataclasses.replace(item, pieces=pieces), *args, force).image
-            diff = np.linalg.norm(photo - _lab(twin), axis=2)
+            diff = np.linalg.norm(photo - _lab(twins.render(r, frozenset({label}))), axis=2)
             rows.append(
                 {
                     "id": r.id,

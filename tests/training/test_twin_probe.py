@@ -1,0 +1,56 @@
+"""training.twin_probe: does a score rise when the defect is there and nothing else changes?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_package import build_tiny_package
+
+from qc_model.catalog import default_catalog_dir
+from qc_model.errors import DataError
+from training.synth.generate import SynthOptions, generate_dataset
+from training.twin_probe import main, pair_stats, probe
+
+
+def test_pair_stats_tell_a_score_that_follows_the_defect_from_one_that_does_not() -> None:
+    twin = np.array([0.0, 1.0, 2.0, 3.0])
+    sees = pair_stats(twin + 5.0, twin)  # every photo above every twin
+    assert sees["auroc_photo_vs_twin"] == 1.0 and sees["share_rises"] == 1.0
+    blind = pair_stats(twin.copy(), twin)  # the top cell lies elsewhere: nothing moves
+    assert blind["auroc_photo_vs_twin"] == 0.5 and blind["share_unchanged"] == 1.0
+    some = pair_stats(np.array([0.0, 1.6, 2.0, 3.0]), twin)  # one of four rises by 0.6
+    assert some["share_rises"] == 0.25 and some["share_unchanged"] == 0.75
+    assert some["median_rise"] == 0.0 and some["pairs"] == 4.0
+    with pytest.raises(DataError, match="one score per photo"):
+        pair_stats(np.zeros(3), np.zeros(2))
+
+
+def test_the_probe_renders_each_photo_and_its_twin_through_each_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opts = SynthOptions(count=10, size=384, defect_rate=1.0, difficulty=0.3, seed=5)
+    m = generate_dataset(default_catalog_dir(), tmp_path / "d", opts, workers=1)
+    pkg = build_tiny_package(tmp_path / "pkg")
+    labelled = [r.id for r in m.records if "scratch" in r.labels]
+    assert labelled  # the seed gives scratched photos
+    rows, summary = probe(tmp_path / "d", "scratch", [pkg], judged_only=False)
+    assert [r["id"] for r in rows] == labelled
+    # The tiny package has no branch: only its served score is probed.
+    st = summary["packages"][str(pkg)]
+    assert set(st) == {"served"} and st["served"]["pairs"] == len(labelled)
+    # Each twin is a different render (the scratch gone), each photo the recorded one.
+    assert any(r[str(pkg)]["photo"] != r[str(pkg)]["twin"] for r in rows)
+    with pytest.raises(DataError, match="not a visual defect"):
+        probe(tmp_path / "d", "wrong_size", [pkg], judged_only=False)
+    with pytest.raises(DataError, match="does not score pitting"):
+        probe(tmp_path / "d", "pitting", [pkg], judged_only=False)
+    main(["--data", str(tmp_path / "d"), "--label", "scratch", "--package", str(pkg),
+          "--out", str(tmp_path / "o"), "--all-photos", "--limit", "2"])  # fmt: skip
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["photos"] == 2
+    assert "2 photos labelled scratch" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"manifest\.jsonl: cannot be read"):
+        main(["--data", str(tmp_path / "o"), "--label", "scratch", "--package", str(pkg),
+              "--out", str(tmp_path / "x")])  # fmt: skip

@@ -1,0 +1,156 @@
+"""Does a package's score follow the defect? Each photo against its twin rendered without it.
+
+    python -m training.twin_probe --data data/test-s2-2k --label scratch \
+        --package models/default --package runs/pkg-hn/default --out runs/twins-scratch
+
+Every photo of a `kito data synth` set that carries `--label` and that the photo gate passes
+(as the service measures it: training.judged) is rendered again twice: as it is, and as its
+twin without that defect (training.visibility.TwinRenderer; the renderer draws each defect
+from seeds of its own, so the two differ only where the defect is). Both go through each
+package as served. Per package it reports, for the class's served probability and, where the
+package has a surface branch that scores the class, for the branch's logit (its highest cell
+near the piece):
+- the AUROC of the photos against their own twins: 0.5 when the score does not see the defect
+  at all, 1.0 when it always rises with it;
+- the share of photos whose score rises by more than 0.5 (logit units), and the share where it
+  does not change (|Δ| < 0.05: whatever sets the score lies elsewhere on the piece).
+AP over a test set mixes this with how well the score tells designs apart; this asks only
+whether the defect itself moves the score. Writes `twins.json` (one row per photo) and
+`summary.json`, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from qc_model.errors import DataError
+from qc_model.manifest import ManifestError
+from qc_model.surface import logit
+from qc_model.taxonomy import VISUAL_DEFECTS
+from training.metrics import auroc
+
+RISE = 0.5
+SAME = 0.05
+
+
+def pair_stats(photo: NDArray[np.floating], twin: NDArray[np.floating]) -> dict[str, float]:
+    """Scores of N photos and of their N twins (same order) -> the probe's three numbers."""
+    photo, twin = np.asarray(photo, np.float64), np.asarray(twin, np.float64)
+    if photo.shape != twin.shape or photo.ndim != 1 or not len(photo):
+        raise DataError("need one score per photo and one per twin, at least one pair")
+    d = photo - twin
+    y = np.r_[np.ones(len(photo), bool), np.zeros(len(twin), bool)]
+    return {
+        "pairs": float(len(d)),
+        "auroc_photo_vs_twin": auroc(np.r_[photo, twin], y),
+        "share_rises": float(np.mean(d > RISE)),
+        "share_unchanged": float(np.mean(np.abs(d) < SAME)),
+        "median_rise": float(np.median(d)),
+    }
+
+
+def _scores(inf: Any, image: NDArray[np.uint8], label: str) -> dict[str, float]:
+    """The package's logit of its served probability for `label`, and its branch's logit."""
+    prepared = inf.prepare(image)
+    pred = inf.predict_prepared([prepared], [{}])[0]
+    out = {"served": float(logit(np.array([pred.probs[label]]))[0])}
+    sm = inf.meta.surface
+    if sm is not None and label in sm.classes and prepared.surface is not None:
+        z, _ = inf.run_surface(prepared.surface, prepared.surface_piece)
+        out["branch"] = float(z[sm.classes.index(label)])
+    return out
+
+
+def probe(
+    data: Path,
+    label: str,
+    packages: list[Path],
+    workers: int = 1,
+    limit: int = 0,
+    judged_only: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(one row per photo, the summary per package and score); `judged_only`: only the photos
+    the photo gate passes."""
+    from qc_model.inference import Inferencer
+    from training.judged import gate_passed
+    from training.visibility import TwinRenderer
+
+    if label not in VISUAL_DEFECTS:
+        raise DataError(f"{label!r} is not a visual defect ({', '.join(VISUAL_DEFECTS)})")
+    twins = TwinRenderer(data)
+    records = [r for r in twins.manifest.records if label in r.labels]
+    if records and judged_only:
+        records = [
+            r for r, ok in zip(records, gate_passed(records, data, workers), strict=True) if ok
+        ]
+    records = records[: limit or None]
+    if not records:
+        where = " that the photo gate passes" if judged_only else ""
+        raise DataError(f"{data}: no photo labelled {label}{where}")
+    infs = {str(p): Inferencer(p) for p in packages}
+    for name, inf in infs.items():
+        if label not in inf.meta.classes:
+            raise DataError(f"{name}: the package does not score {label}")
+    rows = []
+    for r in tqdm(records, desc=f"{label}: photo and twin"):
+        photo, twin = twins.render(r), twins.render(r, frozenset({label}))
+        row: dict[str, Any] = {"id": r.id, "design": r.design_id}
+        for name, inf in infs.items():
+            row[name] = {"photo": _scores(inf, photo, label), "twin": _scores(inf, twin, label)}
+        rows.append(row)
+    summary: dict[str, Any] = {
+        "label": label, "photos": len(rows), "judged_only": judged_only, "packages": {},
+    }  # fmt: skip
+    for name in infs:
+        kinds = rows[0][name]["photo"].keys()
+        summary["packages"][name] = {
+            k: pair_stats(
+                np.array([row[name]["photo"][k] for row in rows]),
+                np.array([row[name]["twin"][k] for row in rows]),
+            )
+            for k in kinds
+        }
+    return rows, summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="a kito data synth folder")
+    p.add_argument("--label", required=True, help="the defect to leave out of the twins")
+    p.add_argument("--package", type=Path, action="append", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--limit", type=int, default=0, help="the first N photos only")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--all-photos", action="store_true", help="not only the photos the photo gate passes"
+    )
+    args = p.parse_args(argv)
+    try:
+        rows, summary = probe(
+            args.data, args.label, args.package, args.workers, args.limit, not args.all_photos
+        )
+    except (DataError, ManifestError) as e:
+        raise SystemExit(f"error: {e}") from None
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "twins.json").write_text(json.dumps(rows, indent=1))
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    which = "photos" if args.all_photos else "judged photos"
+    print(f"{summary['photos']} {which} labelled {args.label}, each against its twin")
+    print(f"{'package':40} {'score':7} {'AUROC':>6} {'rises':>6} {'same':>6} {'median Δ':>9}")
+    for name, kinds in summary["packages"].items():
+        for k, st in kinds.items():
+            print(
+                f"{name[-40:]:40} {k:7} {st['auroc_photo_vs_twin']:6.3f} {st['share_rises']:6.2f}"
+                f" {st['share_unchanged']:6.2f} {st['median_rise']:9.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
