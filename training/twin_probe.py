@@ -59,12 +59,15 @@ def pair_stats(photo: NDArray[np.floating], twin: NDArray[np.floating]) -> dict[
 def _scores(inf: Any, image: NDArray[np.uint8], label: str) -> dict[str, float]:
     """The package's logit of its served probability for `label`, and its branch's logit."""
     prepared = inf.prepare(image)
-    pred = inf.predict_prepared([prepared], [{}])[0]
+    probs, heatmaps = inf.run(prepared.tensor[None])
+    branch = None
+    if prepared.surface is not None:
+        branch = inf.run_surface(prepared.surface, prepared.surface_piece)
+    pred = inf.post_process(probs, heatmaps, [prepared.box], [{}], [branch])[0]
     out = {"served": float(logit(np.array([pred.probs[label]]))[0])}
     sm = inf.meta.surface
-    if sm is not None and label in sm.classes and prepared.surface is not None:
-        z, _ = inf.run_surface(prepared.surface, prepared.surface_piece)
-        out["branch"] = float(z[sm.classes.index(label)])
+    if sm is not None and branch is not None and label in sm.classes:
+        out["branch"] = float(branch[0][sm.classes.index(label)])
     return out
 
 
