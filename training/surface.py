@@ -483,6 +483,10 @@ def train_surface(
     from qc_model.taxonomy import VISUAL_DEFECTS
     from training.predict import resolve_root
 
+    if mine_every < 0 or mine_photos < 1:
+        raise DataError(
+            f"mine_every must be >= 0 and mine_photos >= 1, got {mine_every}, {mine_photos}"
+        )
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out}: already exists and is not empty; choose a new run folder")
     m = Manifest.read(manifest_path)
@@ -518,10 +522,6 @@ def train_surface(
     torch.manual_seed(seed)
     cache = cache or out / "samples"
     samples = prepare(train, root, classes, cfg, cache, workers, "surface crops (train)")
-    if mine_every < 0 or mine_photos < 1:
-        raise DataError(
-            f"mine_every must be >= 0 and mine_photos >= 1, got {mine_every}, {mine_photos}"
-        )
     model = build_surface_net(len(classes))
     sampler = PatchSampler(
         samples, len(classes), patch, seed, cfg.stride,
@@ -539,9 +539,8 @@ def train_surface(
 
     use_miner = mine_every > 0 and hard_fraction > 0
     timing = train_steps(
-        model, sampler, steps, batch, lr, pos_weight,
-        mine if use_miner else None, mine_every if use_miner else 0,
-    )  # fmt: skip
+        model, sampler, steps, batch, lr, pos_weight, mine if use_miner else None, mine_every
+    )
     samples.clear()  # the training crops are done with (the sampler holds the same list)
     info: dict[str, Any] = {
         "manifest": str(manifest_path),

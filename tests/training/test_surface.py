@@ -260,6 +260,9 @@ def test_training_refuses_data_without_masks_and_a_used_folder(
         train_surface(synth / "bare.jsonl", tmp_path / "x", steps=1)
     with pytest.raises(DataError, match="already exists"):
         train_surface(synth / "manifest.jsonl", trained, steps=1)
+    with pytest.raises(DataError, match="mine_photos >= 1"):  # before any crop is made
+        train_surface(synth / "manifest.jsonl", tmp_path / "n", steps=1, mine_photos=0)
+    assert not (tmp_path / "n").exists()
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="not a readable checkpoint"):
         load_surface(tmp_path / "junk.pt")
