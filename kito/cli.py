@@ -456,6 +456,13 @@ def surface_train(
     mine_photos: Annotated[
         int, typer.Option(min=1, help="Training crops scored per mining round")
     ] = 400,
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="Branch network: s8 (stages to stride 8) or s8+s16 (adds the stride-16 "
+            "stage, upsampled)"
+        ),
+    ] = "s8",
     seed: int = 0,
     workers: WorkersOpt = 1,
 ) -> None:
@@ -466,7 +473,7 @@ def surface_train(
         manifest, out, steps=steps, batch=batch, patch=patch, lr=lr, pos_weight=pos_weight,
         px_per_mm=px_per_mm, limit=limit, seed=seed, workers=workers, judged_only=judged_only,
         piece_fraction=piece_fraction, hard_fraction=hard_fraction, mine_every=mine_every,
-        mine_photos=mine_photos,
+        mine_photos=mine_photos, arch=arch,
     )  # fmt: skip
     t = info["timing"]
     typer.echo(

@@ -326,28 +326,77 @@ def mine_hard_negatives(
     return np.asarray(rows, np.int64).reshape(-1, 3), found
 
 
-def build_surface_net(k: int, weights: str = "imagenet") -> Any:
-    """The backbone's stem and first STAGES stages (stride 8) plus a 3x3 + 1x1 head."""
+# The branch's architectures (`kito surface train --arch`); a checkpoint records its own.
+#   s8:      stem + stages 0-2 of the backbone (stride 8, 40 channels), 3x3 + 1x1 head.
+#   s8+s16:  the same plus stages 3-4 (stride 16, 112 channels), upsampled 2x and concatenated
+#            with stage 2 before the head: more channels and a wider view at the same 8 px cells.
+ARCHS = ("s8", "s8+s16")
+
+
+def build_surface_net(k: int, weights: str = "imagenet", arch: str = "s8") -> Any:
+    """The branch network (ARCHS): (B, 3, H, W) -> (B, K, H / 8, W / 8) cell logits."""
     import torch
     from torch import nn
 
     from qc_model.network import build_model
 
+    if arch not in ARCHS:
+        raise DataError(f"unknown branch architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     net: Any = build_model(num_classes=k, weights=weights).backbone
-    channels = net.blocks[STAGES - 1][-1].conv_pwl.out_channels
-    head = nn.Sequential(
-        nn.Conv2d(channels, 64, 3, padding=1, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU6(inplace=True),
-        nn.Conv2d(64, k, 1),
-    )
-    nn.init.constant_(head[-1].bias, -4.0)  # most cells hold no defect
-    model = nn.Sequential(net.conv_stem, net.bn1, *list(net.blocks)[:STAGES], head)
+    low_channels = net.blocks[STAGES - 1][-1].conv_pwl.out_channels
+    low = [net.conv_stem, net.bn1, *list(net.blocks)[:STAGES]]
+    if arch == "s8":
+        model: Any = nn.Sequential(*low, _head(low_channels, 64, k))
+    else:
+        high = nn.Sequential(net.blocks[STAGES], net.blocks[STAGES + 1])  # both at stride 16
+        high_channels = high[-1][-1].conv_pwl.out_channels
+        model = _two_scale(nn.Sequential(*low), high, _head(low_channels + high_channels, 96, k))
     with torch.no_grad():
         stride = 64 // model(torch.zeros(1, 3, 64, 64)).shape[-1]
     if stride != SurfaceConfig().stride:
-        raise DataError(f"{STAGES} stages give stride {stride}, the branch needs 8")
+        raise DataError(f"branch {arch} has stride {stride}, the service needs 8")
     return model
+
+
+def _head(channels: int, width: int, k: int) -> Any:
+    from torch import nn
+
+    head = nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU6(inplace=True),
+        nn.Conv2d(width, k, 1),
+    )
+    nn.init.constant_(head[-1].bias, -4.0)  # most cells hold no defect
+    return head
+
+
+def _two_scale(low: Any, high: Any, head: Any) -> Any:
+    """The s8+s16 network (torch is imported here, as everywhere in this module, on use)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class TwoScale(nn.Module):
+        """Stride-8 features plus the next stage's, brought back to stride 8, into one head."""
+
+        def __init__(self, low: nn.Module, high: nn.Module, head: nn.Sequential) -> None:
+            super().__init__()
+            self.low, self.high, self.head = low, high, head
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            f8 = self.low(x)
+            f16 = F.interpolate(self.high(f8), scale_factor=2.0, mode="nearest")
+            # An odd stride-8 side gives a stride-16 side rounded up: cut the extra row/column.
+            f16 = f16[:, :, : f8.shape[2], : f8.shape[3]]
+            return self.head(torch.cat([f8, f16], dim=1))
+
+    return TwoScale(low, high, head)
+
+
+def net_arch(model: Any) -> str:
+    """The ARCHS name of a branch network built by build_surface_net."""
+    return "s8+s16" if hasattr(model, "high") else "s8"
 
 
 def train_steps(
@@ -421,6 +470,7 @@ def save_surface(
 
     state = {
         "format": SURFACE_FORMAT,
+        "arch": net_arch(model),
         "model": model.state_dict(),
         "classes": list(classes),
         "config": cfg.model_dump(mode="json"),
@@ -441,7 +491,7 @@ def load_surface(path: Path) -> tuple[Any, list[str], SurfaceConfig, dict[str, A
     if not isinstance(state, dict) or state.get("format") != SURFACE_FORMAT:
         raise DataError(f"{path}: not a surface checkpoint (kito surface train writes them)")
     classes = list(state["classes"])
-    model = build_surface_net(len(classes), weights="none")
+    model = build_surface_net(len(classes), weights="none", arch=state.get("arch", "s8"))
     model.load_state_dict(state["model"])
     return model.eval(), classes, SurfaceConfig.model_validate(state["config"]), state["info"]
 
@@ -466,8 +516,11 @@ def train_surface(
     hard_fraction: float = 0.5,
     mine_every: int = 1000,
     mine_photos: int = 400,
+    arch: str = "s8",
 ) -> dict[str, Any]:
     """Train a branch on the manifest's train split (needs masks); scores its val split.
+
+    `arch`: the network (ARCHS); "s8+s16" adds the backbone's stride-16 stage.
 
     Negatives: `piece_fraction` of the patches without an aimed defect are centred on the
     piece rather than anywhere in the crop. With `mine_every` > 0, every that many steps the
@@ -483,6 +536,8 @@ def train_surface(
     from qc_model.taxonomy import VISUAL_DEFECTS
     from training.predict import resolve_root
 
+    if arch not in ARCHS:
+        raise DataError(f"unknown branch architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if mine_every < 0 or mine_photos < 1:
         raise DataError(
             f"mine_every must be >= 0 and mine_photos >= 1, got {mine_every}, {mine_photos}"
@@ -522,7 +577,7 @@ def train_surface(
     torch.manual_seed(seed)
     cache = cache or out / "samples"
     samples = prepare(train, root, classes, cfg, cache, workers, "surface crops (train)")
-    model = build_surface_net(len(classes))
+    model = build_surface_net(len(classes), arch=arch)
     sampler = PatchSampler(
         samples, len(classes), patch, seed, cfg.stride,
         piece_fraction=piece_fraction, hard_fraction=hard_fraction,
@@ -559,6 +614,7 @@ def train_surface(
             "hard_fraction": hard_fraction,
             "mine_every": mine_every,
             "mine_photos": mine_photos,
+            "arch": arch,
         },
         "timing": timing,
         "mined": mined,
@@ -656,7 +712,8 @@ def export_surface_onnx(model: Any, path: Path, tile: int | None = None) -> None
     import onnx
 
     graph_proto = onnx.load(str(path))
-    k = int(graph.net[-1][-1].out_channels)
+    with torch.no_grad():
+        k = int(graph(torch.zeros(1, 3, side, side))[0].shape[1])
     for out in graph_proto.graph.output:
         out.type.tensor_type.shape.dim[1].dim_value = k
     onnx.save(graph_proto, str(path))

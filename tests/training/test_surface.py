@@ -33,6 +33,7 @@ from training.surface import (
     load_surface,
     make_sample,
     mine_hard_negatives,
+    net_arch,
     train_surface,
     window,
 )
@@ -248,6 +249,30 @@ def test_training_mines_hard_negatives_on_schedule(synth: Path, tmp_path: Path) 
         synth / "manifest.jsonl", tmp_path / "o", steps=3, batch=4, patch=64, mine_every=0
     )
     assert off["mined"] == [] and off["timing"]["mining_seconds"] == 0
+
+
+def test_the_two_scale_branch_trains_exports_and_serves(
+    synth: Path, tiny: Path, tmp_path: Path
+) -> None:
+    info = train_surface(
+        synth / "manifest.jsonl", tmp_path / "r", steps=2, batch=4, patch=64, arch="s8+s16"
+    )
+    assert info["settings"]["arch"] == "s8+s16"
+    model, classes, _, _ = load_surface(tmp_path / "r" / "surface.pt")
+    assert net_arch(model) == "s8+s16" and hasattr(model, "high")  # rebuilt as it was trained
+    # Stride 8 on odd sides too: the stride-16 features are cut back to the stride-8 grid.
+    import torch
+
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 72, 88)).shape == (1, len(classes), 9, 11)
+    out = tmp_path / "pkg"
+    meta = attach(tiny, tmp_path / "r" / "surface.pt", synth / "calib.jsonl", out, fuse=["scratch"])
+    assert meta.surface is not None and meta.surface.training["parity"]["max_abs_logits"] <= 1e-3
+    photo = synth / Manifest.read(synth / "calib.jsonl").records[0].image
+    assert "surface" in Inferencer(out).predict([photo])[0].timings_ms
+    with pytest.raises(DataError, match="unknown branch architecture 'wide'"):
+        train_surface(synth / "manifest.jsonl", tmp_path / "x", steps=1, arch="wide")
+    assert not (tmp_path / "x").exists()
 
 
 def test_training_refuses_data_without_masks_and_a_used_folder(
@@ -615,6 +640,10 @@ def test_the_cli_trains_attaches_and_names_bad_input(
                          "--out", str(tmp_path / "x")])  # fmt: skip
     assert r.exit_code == 2 and "no such surface checkpoint" in r.output
     assert not (tmp_path / "x").exists()
+    r = run.invoke(app, ["surface", "train", "--manifest", str(synth / "manifest.jsonl"),
+                         "--out", str(tmp_path / "y"), "--arch", "wide"])  # fmt: skip
+    assert r.exit_code == 2 and "choose one of s8, s8+s16" in r.output
+    assert not (tmp_path / "y").exists()
 
 
 def test_the_registry_stores_and_unpacks_the_branch(
