@@ -5,8 +5,10 @@ label per photo. On the synthetic data its scratch, pitting and finish_flaw scor
 design, not the defect (model card, "Finer photos"). The surface branch looks at the same crop
 at a fixed scale in pixels per mm (qc_model.surface) and is told where each defect is:
 
-- network: the stem and stages 0-2 of tf_efficientnet_lite0 (ImageNet weights, all trained)
-  and a 3x3 + 1x1 head; fully convolutional, one logit per class per 8 x 8 pixel cell;
+- network: the stem and stages 0-4 of tf_efficientnet_lite0 (ImageNet weights, all trained),
+  the stride-16 stages 3-4 upsampled and joined to stage 2's stride-8 features, then a 3x3 +
+  1x1 head (`--arch s8`: stages 0-2 only); fully convolutional, one logit per class per
+  8 x 8 pixel cell;
 - training: random patches, half centred on a defect pixel, with per-cell targets from the
   renderer's masks (any mask pixel in the cell);
 - a photo's branch logit for a class is its highest cell.
@@ -516,11 +518,12 @@ def train_surface(
     hard_fraction: float = 0.5,
     mine_every: int = 1000,
     mine_photos: int = 400,
-    arch: str = "s8",
+    arch: str = "s8+s16",
 ) -> dict[str, Any]:
     """Train a branch on the manifest's train split (needs masks); scores its val split.
 
-    `arch`: the network (ARCHS); "s8+s16" adds the backbone's stride-16 stage.
+    `arch`: the network (ARCHS); "s8" leaves out the backbone's stride-16 stages (half the
+    training time, weaker on every surface class: model card, "Two scales").
 
     Negatives: `piece_fraction` of the patches without an aimed defect are centred on the
     piece rather than anywhere in the crop. With `mine_every` > 0, every that many steps the

@@ -251,20 +251,22 @@ def test_training_mines_hard_negatives_on_schedule(synth: Path, tmp_path: Path) 
     assert off["mined"] == [] and off["timing"]["mining_seconds"] == 0
 
 
-def test_the_two_scale_branch_trains_exports_and_serves(
-    synth: Path, tiny: Path, tmp_path: Path
+def test_both_branch_networks_train_export_and_serve(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path
 ) -> None:
-    info = train_surface(
-        synth / "manifest.jsonl", tmp_path / "r", steps=2, batch=4, patch=64, arch="s8+s16"
-    )
-    assert info["settings"]["arch"] == "s8+s16"
-    model, classes, _, _ = load_surface(tmp_path / "r" / "surface.pt")
-    assert net_arch(model) == "s8+s16" and hasattr(model, "high")  # rebuilt as it was trained
-    # Stride 8 on odd sides too: the stride-16 features are cut back to the stride-8 grid.
     import torch
 
+    # The default network has the stride-16 stages; its cells are still 8 px, odd sides too
+    # (the stride-16 features are cut back to the stride-8 grid).
+    model, classes, _, info = load_surface(trained / "surface.pt")
+    assert info["settings"]["arch"] == "s8+s16" and net_arch(model) == "s8+s16"
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 72, 88)).shape == (1, len(classes), 9, 11)
+    # The stride-8 network alone: rebuilt as it was trained, exported, served.
+    train_surface(synth / "manifest.jsonl", tmp_path / "r", steps=2, batch=4, patch=64, arch="s8")
+    small, *_ = load_surface(tmp_path / "r" / "surface.pt")
+    assert net_arch(small) == "s8" and not hasattr(small, "high")
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
     out = tmp_path / "pkg"
     meta = attach(tiny, tmp_path / "r" / "surface.pt", synth / "calib.jsonl", out, fuse=["scratch"])
     assert meta.surface is not None and meta.surface.training["parity"]["max_abs_logits"] <= 1e-3
