@@ -335,6 +335,11 @@ def mine_hard_negatives(
 ARCHS = ("s8", "s8+s16")
 
 
+def check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise DataError(f"unknown branch architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+
+
 def build_surface_net(k: int, weights: str = "imagenet", arch: str = "s8") -> Any:
     """The branch network (ARCHS): (B, 3, H, W) -> (B, K, H / 8, W / 8) cell logits."""
     import torch
@@ -342,8 +347,7 @@ def build_surface_net(k: int, weights: str = "imagenet", arch: str = "s8") -> An
 
     from qc_model.network import build_model
 
-    if arch not in ARCHS:
-        raise DataError(f"unknown branch architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    check_arch(arch)
     net: Any = build_model(num_classes=k, weights=weights).backbone
     low_channels = net.blocks[STAGES - 1][-1].conv_pwl.out_channels
     low = [net.conv_stem, net.bn1, *list(net.blocks)[:STAGES]]
@@ -523,7 +527,7 @@ def train_surface(
     """Train a branch on the manifest's train split (needs masks); scores its val split.
 
     `arch`: the network (ARCHS); "s8" leaves out the backbone's stride-16 stages (half the
-    training time, weaker on every surface class: model card, "Two scales").
+    training time, weaker on every surface class: docs/MODEL.md, "Surface branch").
 
     Negatives: `piece_fraction` of the patches without an aimed defect are centred on the
     piece rather than anywhere in the crop. With `mine_every` > 0, every that many steps the
@@ -539,8 +543,7 @@ def train_surface(
     from qc_model.taxonomy import VISUAL_DEFECTS
     from training.predict import resolve_root
 
-    if arch not in ARCHS:
-        raise DataError(f"unknown branch architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    check_arch(arch)
     if mine_every < 0 or mine_photos < 1:
         raise DataError(
             f"mine_every must be >= 0 and mine_photos >= 1, got {mine_every}, {mine_photos}"
