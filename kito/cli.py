@@ -206,6 +206,33 @@ def data_merge(
     typer.echo(f"wrote {out}: {len(m.records)} photos {counts} (version {m.header.version})")
 
 
+@data_app.command("visible")
+@user_errors
+def data_visible(
+    dataset: Annotated[Path, typer.Argument(help="A kito data synth folder")],
+    out: Annotated[Path, typer.Option(help="Manifest to write, in or above the data set")],
+    min_px: Annotated[
+        int, typer.Option(min=1, help="Pixels a defect must change by ΔE >= 6 to be seen")
+    ] = 5,
+    target_recall: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Defect recall for the false-hold floor")
+    ] = 0.97,
+    workers: Annotated[int, typer.Option(min=1, help="Processes rendering the twins")] = 1,
+) -> None:
+    """Relabel a synthetic set by what its photos show: unseen defects leave the labels."""
+    from training.visible_labels import hold_floor, visible_manifest
+
+    m, stats = visible_manifest(dataset, out, min_px=min_px, workers=workers)
+    typer.echo(stats.summary())
+    if stats.defective:
+        floor = hold_floor(stats.defective, len(stats.dropped), target_recall)
+        typer.echo(
+            f"with the old labels, a scorer blind to those {len(stats.dropped)} photos must "
+            f"hold {floor:.1%} of good photos to reach recall {target_recall:g}"
+        )
+    typer.echo(f"wrote {out}: {len(m.records)} photos (version {m.header.version})")
+
+
 @data_app.command("crops")
 @user_errors
 def data_crops(

@@ -236,6 +236,34 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _prefix(src: Path, base: Path) -> str:
+    """The path from `base` (a folder that will hold a manifest) to data set `src`'s folder."""
+    folder = (src if src.is_dir() else src.parent).resolve()
+    try:
+        return folder.relative_to(base).as_posix()
+    except ValueError:
+        raise ManifestError(
+            f"{src}: must lie inside {base}, the folder of the written manifest"
+        ) from None
+
+
+def relocate(r: Record, prefix: str) -> Record:
+    """`r` with its image and mask paths seen from a manifest `prefix` above its data set."""
+
+    def move(path: str) -> str:
+        return path if prefix == "." else f"{prefix}/{path}"
+
+    return r.model_copy(
+        update={"image": move(r.image), "masks": {k: move(v) for k, v in r.masks.items()}}
+    )
+
+
+def relocated(src: Path | str, out: Path | str, records: list[Record]) -> list[Record]:
+    """`records` of data set `src` with paths rewritten for a manifest written at `out`."""
+    prefix = _prefix(Path(src), Path(out).parent.resolve())
+    return [relocate(r, prefix) for r in records]
+
+
 def merge(
     name: str,
     out: Path,
@@ -261,13 +289,7 @@ def merge(
         if bad:
             raise ManifestError(f"{src}: unknown split {bad[0]!r}; use one of {sorted(allowed)}")
         m = Manifest.read(src)
-        folder = (Path(src) if Path(src).is_dir() else Path(src).parent).resolve()
-        try:
-            prefix = folder.relative_to(base).as_posix()
-        except ValueError:
-            raise ManifestError(
-                f"{src}: must lie inside {base}, the folder of the merged manifest"
-            ) from None
+        prefix = _prefix(Path(src), base)
         if headers and (
             m.header.task,
             m.header.classes,
@@ -276,23 +298,11 @@ def merge(
             raise ManifestError(f"{src}: task, classes or taxonomy differ from the first source")
         headers.append(m.header)
         built_from.append({"manifest": str(src), "version": m.header.version, "splits": mapping})
-
-        def move(path: str, prefix: str = prefix) -> str:
-            return path if prefix == "." else f"{prefix}/{path}"
-
         for r in m.records:
             split = mapping.get(r.split or "", mapping.get("*", r.split))
             if split == "-":
                 continue
-            records.append(
-                r.model_copy(
-                    update={
-                        "image": move(r.image),
-                        "masks": {k: move(v) for k, v in r.masks.items()},
-                        "split": split,
-                    }
-                )
-            )
+            records.append(relocate(r, prefix).model_copy(update={"split": split}))
     recipe = {"command": "merge", "built_from": built_from}
     header = headers[0].model_copy(update={"name": name, "version": "", "recipe": recipe})
     try:

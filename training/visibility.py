@@ -76,26 +76,53 @@ class TwinRenderer:
         return render_photo(item, *args, tuple(o["force_capture"])).image
 
 
-def label_visibility(data: Path) -> list[dict[str, Any]]:
-    """One row per (photo, visual defect label): pixels changed by the defect at ΔE >= 6."""
-    twins = TwinRenderer(data)
+_TWINS: TwinRenderer | None = None  # one per worker process (label_visibility)
+
+
+def _open_twins(data: Path) -> None:
+    global _TWINS
+    _TWINS = TwinRenderer(data)
+
+
+def _record_rows(r: Record) -> list[dict[str, Any]]:
+    """One row per visual defect label of `r`: pixels its defect changes by ΔE >= 6."""
+    assert _TWINS is not None
+    photo = _lab(_TWINS.render(r))
     rows = []
-    records = [r for r in twins.manifest.records if set(r.labels) & set(VISUAL_DEFECTS)]
-    for r in tqdm(records, desc="twins"):
-        photo = _lab(twins.render(r))
-        for label in sorted(set(r.labels) & set(VISUAL_DEFECTS)):
-            diff = np.linalg.norm(photo - _lab(twins.render(r, frozenset({label}))), axis=2)
-            rows.append(
-                {
-                    "id": r.id,
-                    "label": label,
-                    "design": r.design_id,
-                    "capture": r.capture,
-                    "mask_px": int(r.meta.get("defect_px", {}).get(label, 0)),
-                    "visible_px": int((diff >= VISIBLE_DE).sum()),
-                }
-            )
+    for label in sorted(set(r.labels) & set(VISUAL_DEFECTS)):
+        diff = np.linalg.norm(photo - _lab(_TWINS.render(r, frozenset({label}))), axis=2)
+        rows.append(
+            {
+                "id": r.id,
+                "label": label,
+                "design": r.design_id,
+                "capture": r.capture,
+                "mask_px": int(r.meta.get("defect_px", {}).get(label, 0)),
+                "visible_px": int((diff >= VISIBLE_DE).sum()),
+            }
+        )
     return rows
+
+
+def label_visibility(data: Path, workers: int = 1) -> list[dict[str, Any]]:
+    """One row per (photo, visual defect label): pixels changed by the defect at ΔE >= 6,
+    in manifest order; `workers` processes render the twins."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    twins = TwinRenderer(data)  # refuses data the renderer did not make, before any work
+    records = [r for r in twins.manifest.records if set(r.labels) & set(VISUAL_DEFECTS)]
+    if workers > 1 and len(records) > workers:
+        ctx = mp.get_context("forkserver")
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_open_twins, initargs=(data,)
+        ) as pool:
+            done = pool.map(_record_rows, records, chunksize=4)
+            per = list(tqdm(done, total=len(records), desc="twins", unit="photo"))
+    else:
+        _open_twins(data)
+        per = [_record_rows(r) for r in tqdm(records, desc="twins", unit="photo")]
+    return [row for rows in per for row in rows]
 
 
 def _bin_name(lo: int, hi: int | None) -> str:
@@ -190,13 +217,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True, help="a kito data synth folder")
     p.add_argument("--package", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--workers", type=int, default=1, help="processes rendering the twins")
     args = p.parse_args(argv)
     from qc_model.catalog import default_catalog_dir, load_catalog
     from qc_model.gate import check_photo
     from qc_model.package import read_meta
     from training.compare import score_package
 
-    rows = label_visibility(args.data)
+    rows = label_visibility(args.data, args.workers)
     m = Manifest.read(args.data / "manifest.jsonl")
     records = list(m.records)
     classes = list(read_meta(args.package).classes)
