@@ -228,7 +228,8 @@ def data_visible(
         floor = hold_floor(stats.defective, len(stats.dropped), target_recall)
         typer.echo(
             f"with the old labels, a scorer blind to those {len(stats.dropped)} photos must "
-            f"hold {floor:.1%} of good photos to reach recall {target_recall:g}"
+            f"hold {floor:.1%} of good photos to reach recall {target_recall:g} (all photos; "
+            "the photo gate may refuse many of them: `kito eval` reports the judged ones)"
         )
     typer.echo(f"wrote {out}: {len(m.records)} photos (version {m.header.version})")
 
