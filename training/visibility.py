@@ -120,7 +120,8 @@ def label_visibility(data: Path, workers: int = 1) -> list[dict[str, Any]]:
             done = pool.map(_record_rows, records, chunksize=4)
             per = list(tqdm(done, total=len(records), desc="twins", unit="photo"))
     else:
-        _open_twins(data)
+        global _TWINS
+        _TWINS = twins  # the renderer already opened above: no second manifest read
         per = [_record_rows(r) for r in tqdm(records, desc="twins", unit="photo")]
     return [row for rows in per for row in rows]
 
