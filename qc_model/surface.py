@@ -147,18 +147,17 @@ BranchRunner = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 TILES_PER_RUN = 64
 
 
-def branch_scores(
+def counted_cells(
     run: BranchRunner,
     crop_rgb: NDArray[np.uint8],
     piece: NDArray[np.bool_] | None,
     cfg: SurfaceConfig,
-) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
-    """A crop's branch logit per class (K,), its highest counted cell, and the cell
-    probabilities (K, h, w), 0 where a cell does not count.
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """A crop's cell logits (K, h, w) and which cells count (h, w).
 
     Without tiles: the whole crop in one run, every cell counted. With tiles: the grid-aligned
     tiles that reach the piece, batched, each scored on its own (zero-padded past the crop, as
-    the training patches are); only cells near the piece count."""
+    the training patches are); only cells near the piece count (the others are -inf)."""
     count: NDArray[np.bool_]
     if cfg.tile is None:
         cells = np.asarray(run(surface_input(crop_rgb)[None])[0], np.float32)
@@ -178,6 +177,43 @@ def branch_scores(
             for (y, xx), c in zip(chunk, out, strict=True):
                 dy, dx = min(t // s, h - y), min(t // s, w - xx)
                 cells[:, y : y + dy, xx : xx + dx] = c[:, :dy, :dx]
+    return cells, count
+
+
+def top_cells(cells: NDArray[np.float32], count: NDArray[np.bool_], n: int) -> NDArray[np.float64]:
+    """(K, n): each class's `n` highest counted cell logits, highest first (-inf past the
+    number of counted cells)."""
+    k = cells.shape[0]
+    flat = np.where(count[None], cells, -np.inf).reshape(k, -1).astype(np.float64)
+    if flat.shape[1] < n:
+        flat = np.concatenate([flat, np.full((k, n - flat.shape[1]), -np.inf)], axis=1)
+    if n < flat.shape[1]:
+        flat = -np.partition(-flat, n - 1, axis=1)[:, :n]
+    return np.asarray(-np.sort(-flat, axis=1)[:, :n], np.float64)
+
+
+def pool_top(top: NDArray[np.floating], n: int) -> NDArray[np.float64]:
+    """The mean of the `n` highest of `top` (..., N) sorted highest first, over the finite
+    ones: n = 1 is the highest cell. -inf where no cell counts."""
+    t = np.asarray(top, np.float64)[..., :n]
+    finite = np.isfinite(t)
+    m = finite.sum(axis=-1)
+    total = np.where(finite, t, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(m > 0, total / np.maximum(m, 1), -np.inf)
+
+
+def branch_scores(
+    run: BranchRunner,
+    crop_rgb: NDArray[np.uint8],
+    piece: NDArray[np.bool_] | None,
+    cfg: SurfaceConfig,
+) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    """A crop's branch logit per class (K,), its highest counted cell, and the cell
+    probabilities (K, h, w), 0 where a cell does not count (cells as `counted_cells` scores
+    them). The highest cell, not a mean of the highest few: averaging ranked the validation
+    photos no better (docs/MODEL.md, "One cell or several")."""
+    cells, count = counted_cells(run, crop_rgb, piece, cfg)
     k = cells.shape[0]
     z = np.where(count[None], cells, -np.inf).reshape(k, -1).max(axis=1).astype(np.float64)
     with np.errstate(over="ignore"):

@@ -12,9 +12,12 @@ from qc_model.mat import MatDetection
 from qc_model.surface import (
     SurfaceConfig,
     branch_scores,
+    counted_cells,
     piece_cells,
+    pool_top,
     surface_piece_mask,
     tile_origins,
+    top_cells,
 )
 
 
@@ -74,6 +77,28 @@ def test_without_a_piece_every_cell_counts() -> None:
     np.testing.assert_allclose(z, z_whole, rtol=1e-6)
     np.testing.assert_allclose(p, p_whole, rtol=1e-6)
     assert piece_cells(np.zeros((16, 16), np.bool_), (16, 16), cfg).all()  # nothing found
+
+
+def test_a_class_logit_can_average_its_highest_counted_cells() -> None:
+    crop, piece = _crop()
+    cfg = SurfaceConfig(stride=8, tile=48, piece_margin=8)
+    cells, count = counted_cells(CellMeans(), crop, piece, cfg)
+    counted = np.sort(cells[:, count], axis=1)[:, ::-1]  # (2, cells that count), highest first
+    top = top_cells(cells, count, 5)
+    np.testing.assert_allclose(top, counted[:, :5], rtol=1e-6)
+    z, p = branch_scores(CellMeans(), crop, piece, cfg)
+    np.testing.assert_allclose(z, counted[:, 0], rtol=1e-6)  # the highest counted cell
+    np.testing.assert_allclose(pool_top(top, 1), counted[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(pool_top(top, 4), counted[:, :4].mean(axis=1), rtol=1e-6)
+    assert np.all(p[:, ~count] == 0.0)
+    # Fewer counted cells than asked for: the mean of those there are; none: -inf.
+    whole, _ = counted_cells(CellMeans(), crop, None, SurfaceConfig(stride=8))
+    six = np.zeros(whole.shape[1:], np.bool_)
+    six[:3, :2] = True
+    few = top_cells(whole, six, 10)
+    assert np.isfinite(few).sum(axis=1).tolist() == [6, 6]
+    assert pool_top(few[0], 10) == pytest.approx(whole[0, :3, :2].mean(), rel=1e-6)
+    assert pool_top(np.full(3, -np.inf), 2) == -np.inf
 
 
 def test_piece_cells_reach_the_margin_around_the_mask() -> None:
