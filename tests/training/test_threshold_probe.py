@@ -8,7 +8,7 @@ import pytest
 
 from training.calibrate import choose_thresholds
 from training.metrics import any_defect
-from training.threshold_probe import compare, greedy_thresholds
+from training.threshold_probe import common_level, compare, cross_validated, greedy_thresholds
 
 CLASSES = ["scratch", "bent", "pitting", "tarnish"]
 
@@ -75,3 +75,30 @@ def test_compare_scores_both_choosers_on_both_sets() -> None:
     for r in rows:
         assert float(r["val_recall"]) >= float(r["target"])
         assert 0.0 <= float(r["test_false_hold"]) <= 1.0
+
+
+def test_cross_validation_scores_each_fold_with_thresholds_fitted_on_the_others() -> None:
+    # Separable scores: any fold's thresholds hold every defective photo and no good one.
+    rng = np.random.default_rng(5)
+    y = rng.random((500, len(CLASSES))) < 0.05
+    p = np.where(y, 0.9, rng.uniform(0.0, 0.4, y.shape))
+    assert cross_validated(common_level(CLASSES), p, y, 1.0) == (1.0, 0.0)
+    # A chooser that ignores what it is given: its thresholds are the same on every fold.
+    seen: list[int] = []
+
+    def fixed(fp: np.ndarray, fy: np.ndarray, target: float) -> list[float]:
+        seen.append(len(fp))
+        return [0.5] * len(CLASSES)
+
+    recall, false_hold = cross_validated(fixed, p, y, 0.97, folds=4)
+    assert seen == [375] * 4  # each fit sees the other three folds
+    ad = any_defect(p, y, [0.5] * len(CLASSES), CLASSES)
+    assert (recall, false_hold) == (ad.recall, ad.false_hold_rate)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_greedy_promises_more_than_it_keeps_on_held_out_folds(seed: int) -> None:
+    p, y = _scores(seed)
+    fitted = any_defect(p, y, greedy_thresholds(p, y, 0.97), CLASSES).recall
+    held_out, _ = cross_validated(greedy_thresholds, p, y, 0.97)
+    assert fitted >= 0.97 and held_out < fitted
