@@ -547,8 +547,11 @@ def surface_attach(
     )  # fmt: skip
     assert meta.surface is not None
     val = meta.metrics["val"]
+    offsets = [c for c, f in meta.surface.fusion.items() if f.design_offsets]
+    by_design = f"; design offsets for {', '.join(offsets)}" if offsets else ""
     typer.echo(
-        f"wrote {out}: fused {', '.join(meta.surface.fusion)}; on {val['photos']} val photos"
+        f"wrote {out}: fused {', '.join(meta.surface.fusion)}{by_design}; "
+        f"on {val['photos']} val photos"
         f"{' the gate passes' if judged_only else ''}: macro-F1 "
         f"{val['macro_f1']:.3f}, recall {val['any_defect']['recall']:.3f}, false-hold "
         f"{val['any_defect']['false_hold_rate']:.3f}"

@@ -64,6 +64,8 @@ class Prepared:
     # the piece's mask on that crop's grid (None: no piece found; every cell counts).
     surface: NDArray[np.uint8] | None = None
     surface_piece: NDArray[np.bool_] | None = None
+    # The design the piece is made to (catalog id): the fusion's design offsets apply to it.
+    design: str | None = None
 
 
 # A surface heatmap is max-pooled to at most this many cells a side: enough to point at a
@@ -140,19 +142,21 @@ class Inferencer:
         *,
         location: PieceLocation | None = None,
         mat: MatDetection | None = None,
+        design: str | None = None,
     ) -> Prepared:
-        """Both networks' inputs from one located crop (a gate's location and mat are reused)."""
+        """Both networks' inputs from one located crop (a gate's location and mat are reused);
+        `design`: the catalog id of the piece's design, if known."""
         crop = crop_to_piece(image_bgr, self.meta.preprocess, location=location, mat=mat)
         box = (int(crop.box[0]), int(crop.box[1]), int(crop.box[2]), int(crop.box[3]))
         tensor = normalize(crop.image, self.meta.preprocess)
         if self.meta.surface is None:
-            return Prepared(tensor, box)
+            return Prepared(tensor, box, design=design)
         loc = crop.location
         found = mat or (loc.mat if loc is not None else None)
         scale = found.px_per_mm if found is not None else None
         rgb, f = surface_crop(image_bgr, box, self.meta.surface.config, scale)
         piece = surface_piece_mask(loc.mask, box, rgb.shape[:2], f) if loc is not None else None
-        return Prepared(tensor, box, rgb, piece)
+        return Prepared(tensor, box, rgb, piece, design)
 
     def run_surface(
         self, crop_rgb: NDArray[np.uint8], piece: NDArray[np.bool_] | None = None
@@ -163,18 +167,21 @@ class Inferencer:
         return branch_scores(run, crop_rgb, piece, self.meta.surface.config)
 
     def fuse(
-        self, probs: NDArray[np.float32], surface_logits: NDArray[np.floating]
+        self,
+        probs: NDArray[np.float32],
+        surface_logits: NDArray[np.floating],
+        design: str | None = None,
     ) -> NDArray[np.float32]:
-        """The package probabilities (K,) with the surface classes' evidence combined in."""
+        """The package probabilities (K,) with the surface classes' evidence combined in (the
+        branch logit less the fusion's offset for `design`)."""
         sm = self.meta.surface
         if sm is None:
             return probs
         out = np.asarray(probs, np.float64).copy()
         for name, f in sm.fusion.items():
             k, j = self.classes.index(name), sm.classes.index(name)
-            out[k : k + 1] = fuse_probability(
-                out[k : k + 1], surface_logits[j : j + 1], f.w_model, f.w_surface, f.bias
-            )
+            z = surface_logits[j : j + 1] - (f.design_offsets.get(design, 0.0) if design else 0.0)
+            out[k : k + 1] = fuse_probability(out[k : k + 1], z, f.w_model, f.w_surface, f.bias)
         return out.astype(np.float32)
 
     def run(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -191,6 +198,7 @@ class Inferencer:
         boxes: Sequence[tuple[int, ...]],
         timings: Sequence[dict[str, float]],
         surface: Sequence[tuple[NDArray[np.float64], NDArray[np.float32]] | None] | None = None,
+        designs: Sequence[str | None] | None = None,
     ) -> list[Prediction]:
         out = []
         for i in range(probs.shape[0]):
@@ -198,7 +206,7 @@ class Inferencer:
             branch = surface[i] if surface is not None else None
             if branch is not None and self.meta.surface is not None:
                 logits, cells = branch
-                p = self.fuse(p, logits)
+                p = self.fuse(p, logits, designs[i] if designs is not None else None)
                 sm = self.meta.surface
                 for name in sm.fusion:
                     grid = pool_max(np.asarray(cells[sm.classes.index(name)], np.float32))
@@ -238,18 +246,27 @@ class Inferencer:
             else:
                 surface.append(None)
         boxes = [p.box for p in prepared]
-        return self.post_process(probs, heatmaps, boxes, timings, surface)
+        designs = [p.design for p in prepared]
+        return self.post_process(probs, heatmaps, boxes, timings, surface, designs)
 
-    def predict(self, images: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
-        """Predictions in input order; a single image gives a list of one."""
+    def predict(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        designs: Sequence[str | None] | None = None,
+    ) -> list[Prediction]:
+        """Predictions in input order; a single image gives a list of one. `designs`: each
+        photo's design id (catalog), for the fusion's design offsets; None: not known."""
         items = _as_list(images)
+        if designs is not None and len(designs) != len(items):
+            raise ValueError(f"{len(designs)} designs for {len(items)} photos")
         out: list[Prediction] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             prepared, timings = [], []
-            for item in chunk:
+            for n, item in enumerate(chunk, start):
                 t0 = time.perf_counter()
-                prepared.append(self.prepare(read_image(item)))
+                design = designs[n] if designs is not None else None
+                prepared.append(self.prepare(read_image(item), design=design))
                 timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
             out.extend(self.predict_prepared(prepared, timings))
         return out

@@ -87,6 +87,11 @@ class Fusion(BaseModel):
     w_model: float
     w_surface: float
     bias: float
+    # Subtracted from the branch logit on a photo of that design before fusing: how much
+    # higher the branch scores the design's photos without this defect than all designs'
+    # (fitted on val, shrunk toward 0 for designs with few photos). A design not listed, or a
+    # photo of no known design, gets 0: the fusion as fitted over all designs.
+    design_offsets: dict[str, float] = Field(default_factory=dict)
 
 
 class SurfaceMeta(BaseModel):

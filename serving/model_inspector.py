@@ -101,7 +101,7 @@ class ModelInspector:
         timings["gate"] = _ms(t0)
 
         t0 = time.perf_counter()
-        predictions = self._predict(photos, gates, [f for _, f in copies])
+        predictions = self._predict(photos, gates, [f for _, f in copies], design.id)
         timings["model"] = _ms(t0)
 
         t0 = time.perf_counter()
@@ -141,7 +141,11 @@ class ModelInspector:
         )
 
     def _predict(
-        self, photos: list[DecodedPhoto], gates: list[GateResult], factors: list[int]
+        self,
+        photos: list[DecodedPhoto],
+        gates: list[GateResult],
+        factors: list[int],
+        design: str | None = None,
     ) -> list[Prediction]:
         """The model's scores, on the crop around the piece the gate found (not found again;
         carried up to the full photo when the gate measured a copy `factor` times smaller)."""
@@ -152,7 +156,9 @@ class ModelInspector:
             if f > 1:
                 loc = loc.enlarged(f, photo.image.shape[:2]) if loc is not None else None
                 mat = mat.enlarged(f) if mat is not None else None
-            prepared.append(self.inferencer.prepare(photo.image, location=loc, mat=mat))
+            prepared.append(
+                self.inferencer.prepare(photo.image, location=loc, mat=mat, design=design)
+            )
             timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
         return self.inferencer.predict_prepared(prepared, timings)
 

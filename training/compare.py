@@ -104,7 +104,8 @@ def score_package(
     with tqdm(total=len(records), desc=desc, unit="photo", leave=False) as bar:
         for start in range(0, len(records), step):
             chunk = records[start : start + step]
-            for i, p in enumerate(inf.predict([root / r.image for r in chunk])):
+            designs = [r.design_id for r in chunk]
+            for i, p in enumerate(inf.predict([root / r.image for r in chunk], designs)):
                 probs[start + i] = [p.probs[c] for c in classes]
             bar.update(len(chunk))
     thresholds = [float(inf.meta.thresholds[c].threshold) for c in classes]

@@ -74,6 +74,10 @@ PARITY_ATOL = 1e-3  # max |Δ| of branch logits and of fused probabilities, ORT 
 # A class is fused only if its validation AP rises by at least this much: on ~1 500 photos a
 # smaller rise is within what another validation draw would change.
 MIN_AP_GAIN = 0.01
+# A design's offset is the mean branch logit of its val photos without the defect, less all
+# designs' mean, shrunk as if this many photos at the overall mean were added: a design with
+# 20 such photos gets half its measured difference (docs/MODEL.md, "Design offsets").
+DESIGN_SHRINK = 20.0
 
 
 class NoGainError(DataError):
@@ -772,6 +776,39 @@ def apply_fusion(
     return fuse_probability(p_model, z_surface, f.w_model, f.w_surface, f.bias)
 
 
+def design_offsets(
+    z: NDArray[np.floating],
+    negative: NDArray[np.bool_],
+    designs: Sequence[str | None],
+    shrink: float = DESIGN_SHRINK,
+) -> dict[str, float]:
+    """Per design, how much higher the branch scores its photos without the defect than all
+    designs' (photos of no known design count toward the overall mean only)."""
+    z = np.asarray(z, np.float64)
+    neg = np.asarray(negative, bool)
+    if not neg.any():
+        return {}
+    overall = float(z[neg].mean())
+    names = np.array([d or "" for d in designs])
+    out: dict[str, float] = {}
+    for d in sorted(set(names[neg]) - {""}):
+        m = neg & (names == d)
+        out[str(d)] = round(
+            (float(z[m].sum()) + shrink * overall) / (int(m.sum()) + shrink) - overall, 6
+        )
+    return out
+
+
+def _offset_logits(
+    z: NDArray[np.floating], designs: Sequence[str | None] | None, offsets: dict[str, float]
+) -> NDArray[np.float64]:
+    """A class's branch logits less the offset for each photo's design."""
+    z = np.asarray(z, np.float64)
+    if designs is None or not offsets:
+        return z
+    return z - np.array([offsets.get(d, 0.0) if d else 0.0 for d in designs])
+
+
 def choose_fusion(
     p_model: NDArray[np.float64],
     z_surface: NDArray[np.float64],
@@ -780,9 +817,14 @@ def choose_fusion(
     surface_classes: Sequence[str],
     force: Sequence[str] | None = None,
     min_gain: float = MIN_AP_GAIN,
+    designs: Sequence[str | None] | None = None,
 ) -> tuple[dict[str, Fusion], dict[str, dict[str, float]]]:
     """Per class: the fitted fusion, kept where it raises the package's validation AP by at
-    least `min_gain` (or, with `force`, for exactly the classes named there)."""
+    least `min_gain` (or, with `force`, for exactly the classes named there).
+
+    With `designs` (each photo's design id), a class's fusion is fitted again on the branch
+    logits less each design's offset (`design_offsets`), and the offsets are kept where that
+    raises its validation AP by at least `min_gain` over the fusion without them."""
     fusion: dict[str, Fusion] = {}
     report: dict[str, dict[str, float]] = {}
     for j, name in enumerate(surface_classes):
@@ -795,6 +837,16 @@ def choose_fusion(
         ap_model = average_precision(p_model[:, k], y[:, k])
         ap_fused = average_precision(apply_fusion(p_model[:, k], z_surface[:, j], f), y[:, k])
         report[name] = {"val_ap_package": ap_model, "val_ap_fused": ap_fused}
+        if designs is not None:
+            offsets = design_offsets(z_surface[:, j], ~y[:, k], designs)
+            shifted = _offset_logits(z_surface[:, j], designs, offsets)
+            f_d = fit_fusion(p_model[:, k], shifted, y[:, k])
+            ap_d = average_precision(apply_fusion(p_model[:, k], shifted, f_d), y[:, k])
+            report[name]["val_ap_fused_design_offsets"] = ap_d
+            if offsets and ap_d >= ap_fused + min_gain:
+                f = f_d.model_copy(update={"design_offsets": offsets})
+                ap_fused = ap_d
+                report[name]["val_ap_fused"] = ap_d
         if force is not None or ap_fused >= ap_model + min_gain:
             fusion[name] = f
     return fusion, report
@@ -806,11 +858,15 @@ def fused_probs(
     classes: Sequence[str],
     surface_classes: Sequence[str],
     fusion: dict[str, Fusion],
+    designs: Sequence[str | None] | None = None,
 ) -> NDArray[np.float64]:
+    """The package's probabilities with each fused class's branch evidence combined in (its
+    design offsets applied when each photo's design is given)."""
     out = np.asarray(p_model, np.float64).copy()
     for name, f in fusion.items():
         k, j = classes.index(name), list(surface_classes).index(name)
-        out[:, k] = apply_fusion(p_model[:, k], z_surface[:, j], f)
+        z = _offset_logits(z_surface[:, j], designs, f.design_offsets)
+        out[:, k] = apply_fusion(p_model[:, k], z, f)
     return out
 
 
@@ -913,15 +969,18 @@ def attach(
                     f"{', '.join(c for c in s_classes if c in classes)}"
                 )
         fit = fit_flags(val, root, workers, judged_only, calibration_manifest)
+        designs = [r.design_id for r in val]
         fusion, fit_report = choose_fusion(
-            plain.probs[fit], z[fit], y[fit], classes, s_classes, force=list(fuse) if fuse else None
-        )
+            plain.probs[fit], z[fit], y[fit], classes, s_classes,
+            force=list(fuse) if fuse else None,
+            designs=[d for d, ok in zip(designs, fit, strict=True) if ok],
+        )  # fmt: skip
         if not fusion:
             raise NoGainError(
                 f"the surface branch improves no class's validation AP over {package.name} "
                 f"({json.dumps(fit_report)}); nothing was written"
             )
-        probs = fused_probs(plain.probs, z, classes, s_classes, fusion)
+        probs = fused_probs(plain.probs, z, classes, s_classes, fusion, designs)
         choice = choose_thresholds(probs[fit], y[fit], classes, target_recall=target_recall)
         smeta = SurfaceMeta(
             classes=s_classes,
@@ -957,7 +1016,7 @@ def attach(
         new = finish_package(tmp, new)
         # The finished package, through the serving path, gives what was fitted here.
         check = val[:parity_samples]
-        got = Inferencer(tmp).predict([root / r.image for r in check])
+        got = Inferencer(tmp).predict([root / r.image for r in check], designs[: len(check)])
         served = np.array([[p.probs[c] for c in classes] for p in got])
         diff = float(np.abs(served - probs[: len(check)]).max())
         if diff > PARITY_ATOL:

@@ -30,7 +30,9 @@ from training.surface import (
     attach,
     cell_targets,
     choose_fusion,
+    design_offsets,
     fit_fusion,
+    fused_probs,
     load_surface,
     make_sample,
     mine_hard_negatives,
@@ -178,6 +180,46 @@ def test_fit_fusion_learns_which_score_carries_the_evidence() -> None:
     perfect = np.where(y, 0.9, 0.1)[:, None]
     assert choose_fusion(perfect, noise, y[:, None], ["x"], ["x"])[0] == {}
     assert set(choose_fusion(perfect, noise, y[:, None], ["x"], ["x"], force=["x"])[0]) == {"x"}
+
+
+def test_design_offsets_take_out_what_a_design_adds_to_the_branch_logit() -> None:
+    rng = np.random.default_rng(2)
+    n = 3000
+    designs = rng.choice(["KQ-CHAIN-1", "KQ-STUD-1", "KQ-RING-1"], n)
+    y = rng.random(n) < 0.2
+    # The branch scores every chain link higher, defect or not: on chains it holds good photos.
+    z = np.where(y, 1.5, -1.5) + rng.normal(0, 1.0, n) + 3.0 * (designs == "KQ-CHAIN-1")
+    p_model = np.full(n, 0.2)
+    offsets = design_offsets(z, ~y, list(designs), shrink=0.0)
+    overall = z[~y].mean()
+    for d in ("KQ-CHAIN-1", "KQ-STUD-1"):
+        assert offsets[d] == pytest.approx(z[~y & (designs == d)].mean() - overall, abs=1e-6)
+    assert offsets["KQ-CHAIN-1"] > 1.5 > 0 > offsets["KQ-STUD-1"]
+    # Shrinking toward 0: as if `shrink` photos at the overall mean were added.
+    m = ~y & (designs == "KQ-RING-1")
+    shrunk = design_offsets(z, ~y, list(designs), shrink=float(m.sum()))
+    assert shrunk["KQ-RING-1"] == pytest.approx(offsets["KQ-RING-1"] / 2, abs=1e-6)
+    assert design_offsets(z, np.zeros(n, bool), list(designs)) == {}
+
+    fusion, report = choose_fusion(
+        p_model[:, None], z[:, None], y[:, None], ["x"], ["x"], designs=list(designs)
+    )
+    f = fusion["x"]
+    assert set(f.design_offsets) == {"KQ-CHAIN-1", "KQ-STUD-1", "KQ-RING-1"}
+    r = report["x"]
+    assert r["val_ap_fused"] == r["val_ap_fused_design_offsets"] > r["val_ap_package"]
+    with_d = fused_probs(p_model[:, None], z[:, None], ["x"], ["x"], fusion, list(designs))
+    assert average_precision(with_d[:, 0], y) == pytest.approx(r["val_ap_fused"])
+    # Without designs, no offsets are fitted (and none are applied).
+    plain, plain_report = choose_fusion(p_model[:, None], z[:, None], y[:, None], ["x"], ["x"])
+    assert plain["x"].design_offsets == {}
+    assert "val_ap_fused_design_offsets" not in plain_report["x"]
+    assert r["val_ap_fused_design_offsets"] > plain_report["x"]["val_ap_fused"] + 0.05
+    # A design that adds nothing keeps the fusion without offsets.
+    flat = np.where(y, 1.5, -1.5) + rng.normal(0, 1.0, n)
+    kept, _ = choose_fusion(p_model[:, None], flat[:, None], y[:, None], ["x"], ["x"],
+                            designs=list(designs))  # fmt: skip
+    assert kept["x"].design_offsets == {}
 
 
 # -- with rendered photos -------------------------------------------------------------------------
@@ -405,7 +447,7 @@ def test_attach_judged_only_fits_on_the_photos_the_gate_passes(
 
     real = surface_mod.choose_fusion
     monkeypatch.setattr(
-        surface_mod, "choose_fusion", lambda *a, force=None: real(*a, force=["scratch"])
+        surface_mod, "choose_fusion", lambda *a, force=None, **k: real(*a, force=["scratch"], **k)
     )
     plain = tmp_path / ".plain"
     shutil.copytree(tiny, plain)
@@ -494,8 +536,8 @@ def test_retrain_carries_the_champions_branch_or_leaves_it_out(
     plan: Any = SimpleNamespace(champion=champion, holdout_root=None)
     real = surface_mod.choose_fusion
 
-    def forced(*args: Any, force: Any = None) -> Any:
-        return real(*args, force=["scratch"])
+    def forced(*args: Any, force: Any = None, **kwargs: Any) -> Any:
+        return real(*args, force=["scratch"], **kwargs)
 
     monkeypatch.setattr(surface_mod, "choose_fusion", forced)
     plain = tmp_path / ".plain-1"
@@ -531,6 +573,7 @@ def test_the_service_scores_with_the_branch(
     from qc_model.catalog import load_catalog
     from qc_model.decode import decode_photo
     from serving.model_inspector import ModelInspector
+    from training.export import finish_package
 
     pkg = tmp_path / "served"
     attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
@@ -550,6 +593,26 @@ def test_the_service_scores_with_the_branch(
     assert served["scratch"] == pytest.approx(direct["scratch"], abs=1e-4)
     assert served["scratch"] != pytest.approx(plain["scratch"], abs=1e-4)
     assert served["tarnish"] == pytest.approx(plain["tarnish"], abs=1e-4)
+
+    # A design offset for the piece's design: the service passes the design, so its scratch
+    # score moves exactly as the fusion says; a photo of another design keeps the plain fusion.
+    meta = read_meta(pkg)
+    assert meta.surface is not None
+    f = meta.surface.fusion["scratch"]
+    shifted = f.model_copy(update={"design_offsets": {design.id: 2.0, "KQ-OTHER-1": -5.0}})
+    surface = meta.surface.model_copy(update={"fusion": {"scratch": shifted}})
+    finish_package(pkg, meta.model_copy(update={"surface": surface}))
+    served2 = ModelInspector(pkg).inspect([photo], design).details["scores"][0]
+    moved = Inferencer(pkg).predict([synth / rec.image], [design.id])[0].probs
+    unknown = Inferencer(pkg).predict([synth / rec.image], [None])[0].probs
+    assert served2["scratch"] == pytest.approx(moved["scratch"], abs=1e-4)
+    assert unknown["scratch"] == pytest.approx(direct["scratch"], abs=1e-6)
+    lo = lambda q: np.log(q / (1 - q))  # noqa: E731
+    assert lo(moved["scratch"]) - lo(direct["scratch"]) == pytest.approx(
+        -2.0 * f.w_surface, abs=1e-3
+    )
+    with pytest.raises(ValueError, match="2 designs for 1 photos"):
+        Inferencer(pkg).predict([synth / rec.image], [None, None])
 
 
 def test_the_gate_and_spec_checks_measure_a_copy_reduced_to_their_own_size(
