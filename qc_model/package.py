@@ -22,7 +22,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from qc_model.errors import DataError
 from qc_model.manifest import sha256_file
@@ -92,6 +100,15 @@ class Fusion(BaseModel):
     # (fitted on val, shrunk toward 0 for designs with few photos). A design not listed, or a
     # photo of no known design, gets 0: the fusion as fitted over all designs.
     design_offsets: dict[str, float] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_offsets(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No offsets: written exactly as before they existed, so a package fitted earlier
+        (its package.json and the copy embedded in model.onnx) still matches its metadata."""
+        data: dict[str, Any] = handler(self)
+        if not self.design_offsets:
+            data.pop("design_offsets", None)
+        return data
 
 
 class SurfaceMeta(BaseModel):

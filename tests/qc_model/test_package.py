@@ -165,3 +165,19 @@ def test_thresholds_must_cover_classes_and_be_ordered() -> None:
 def test_bands_in_the_verdict_shape() -> None:
     t = ClassThreshold(threshold=0.5, review_low=0.4, review_high=0.95)
     assert bands({"bent": t})["bent"] == (0.4, 0.95)
+
+
+def test_a_fusion_without_design_offsets_is_written_as_before_they_existed() -> None:
+    # Packages fitted before offsets existed embed their fusion without the key; a package
+    # written now without offsets must serialise the same way, or their metadata would no
+    # longer match (load_package compares the embedded copy with package.json).
+    from qc_model.package import Fusion
+
+    old = {"w_model": 0.5, "w_surface": 1.0, "bias": -3.0}
+    f = Fusion.model_validate(old)
+    assert f.design_offsets == {} and f.model_dump() == old
+    assert json.loads(f.model_dump_json()) == old
+    with_offsets = Fusion.model_validate({**old, "design_offsets": {"KQ-CHAIN-BR-200": 1.5}})
+    assert json.loads(with_offsets.model_dump_json())["design_offsets"] == {"KQ-CHAIN-BR-200": 1.5}
+    with pytest.raises(ValueError, match="design_offsets"):
+        Fusion.model_validate({**old, "design_offsets": {"KQ-CHAIN-BR-200": "high"}})
