@@ -35,6 +35,7 @@ from qc_model.package import (
     SURFACE_FILE,
     PackageMeta,
     load_package,
+    read_meta,
     write_package_json,
 )
 from qc_model.taxonomy import TAXONOMY_VERSION
@@ -167,6 +168,16 @@ def finish_package(folder: Path, meta: PackageMeta) -> PackageMeta:
     meta = PackageMeta.model_validate(meta.model_dump())
     write_package_json(folder, meta)
     return meta
+
+
+def network_alone(package: Path, folder: Path) -> PackageMeta:
+    """The package's defect network without its surface branch, written into `folder`: the
+    graph and metadata only (the fusion's data version goes with the branch)."""
+    meta = read_meta(package)
+    shutil.copyfile(package / MODEL_FILE, folder / MODEL_FILE)
+    versions = {k: v for k, v in meta.dataset_versions.items() if k != "fusion"}
+    update = {"surface": None, "dataset_versions": versions}
+    return finish_package(folder, meta.model_copy(update=update))
 
 
 @contextmanager

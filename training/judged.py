@@ -10,7 +10,6 @@ second to report both populations.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,10 +205,16 @@ def rethreshold(
     from qc_model.errors import DataError
     from qc_model.holdout import check_against_default
     from qc_model.manifest import Manifest
-    from qc_model.package import MODEL_FILE, read_meta
+    from qc_model.package import read_meta
     from training.calibrate import choose_thresholds
     from training.evaluate import package_probs
-    from training.export import copy_graphs, finish_package, git_commit, staged_package
+    from training.export import (
+        copy_graphs,
+        finish_package,
+        git_commit,
+        network_alone,
+        staged_package,
+    )
     from training.predict import resolve_root
 
     if out.exists():
@@ -239,10 +244,7 @@ def rethreshold(
                 "fused": list(meta.surface.fusion),
             }
             # The network alone is staged first, so that its own scores are what is fitted.
-            shutil.copyfile(package / MODEL_FILE, tmp / MODEL_FILE)
-            versions = {k: v for k, v in meta.dataset_versions.items() if k != "fusion"}
-            update = {"surface": None, "dataset_versions": versions}
-            meta = finish_package(tmp, meta.model_copy(update=update))
+            meta = network_alone(package, tmp)
             scored = tmp
         else:
             copy_graphs(package, tmp, meta)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,24 +30,13 @@ from tqdm import tqdm
 
 from qc_model.errors import DataError
 from qc_model.manifest import Record
-from qc_model.package import MODEL_FILE, SURFACE_FILE, open_session, read_meta, surface_runner
+from qc_model.package import SURFACE_FILE, open_session, read_meta, surface_runner
 from qc_model.surface import counted_cells, pool_top, top_cells
 from training.metrics import any_defect, average_precision, macro_f1
 
 SIZES = (1, 2, 3, 4, 6, 8, 16)
 
 Scored = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]  # p, top, y
-
-
-def _plain_package(package: Path, folder: Path) -> Path:
-    """The package's defect network alone, staged in `folder`."""
-    from training.export import finish_package
-
-    meta = read_meta(package)
-    shutil.copyfile(package / MODEL_FILE, folder / MODEL_FILE)
-    versions = {k: v for k, v in meta.dataset_versions.items() if k != "fusion"}
-    finish_package(folder, meta.model_copy(update={"surface": None, "dataset_versions": versions}))
-    return folder
 
 
 def score(
@@ -127,6 +115,7 @@ def compare(package: Path, val: Scored, test: Scored, target_recall: float) -> d
 
 def main(argv: list[str] | None = None) -> None:
     """python -m training.pool_probe PACKAGE --val DATA[:SPLIT] --test DATA[:SPLIT]"""
+    from training.export import network_alone
     from training.judged import gate_passed
     from training.score_packages import records_at
 
@@ -144,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         sets = {"val": records_at(args.val), "test": records_at(args.test)}
         scored: dict[str, Scored] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            plain = _plain_package(args.package, Path(tmp))
+            network_alone(args.package, Path(tmp))
+            plain = Path(tmp)
             for name, (records, root) in sets.items():
                 if not args.all_photos:
                     keep = gate_passed(records, root, args.workers, f"photo gate ({name})")
