@@ -15,8 +15,14 @@ near the piece):
 - the share of photos whose score rises by more than 0.5 (logit units), and the share where it
   does not change (|Δ| < 0.05: whatever sets the score lies elsewhere on the piece).
 AP over a test set mixes this with how well the score tells designs apart; this asks only
-whether the defect itself moves the score. Writes `twins.json` (one row per photo) and
-`summary.json`, and prints the table.
+whether the defect itself moves the score. Each row also carries the defect's contrast, from the
+two renders' CIE76 ΔE: its largest value and the pixels at ΔE >= 6 and >= 12. Writes
+`twins.json` (one row per photo) and `summary.json`, and prints the table.
+
+`--sheet N` also writes `lowest.jpg`: the N photos the first package scores lowest for the
+label (its served probability: the ones that cost false holds to catch), each as the photo, its
+twin and their difference x4, cut out around the defect's largest change at the photo's own
+scale. It is the check to make by eye: can a person find the defect in the photo at all?
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ from training.metrics import auroc
 
 RISE = 0.5
 SAME = 0.05
+TILE = 180  # px of the photo around the defect's largest change, in the sheet
+
+
+def _sigmoid(z: float) -> float:
+    return float(1 / (1 + np.exp(-z)))
 
 
 def pair_stats(photo: NDArray[np.floating], twin: NDArray[np.floating]) -> dict[str, float]:
@@ -56,19 +67,63 @@ def pair_stats(photo: NDArray[np.floating], twin: NDArray[np.floating]) -> dict[
     }
 
 
-def _scores(inf: Any, image: NDArray[np.uint8], label: str) -> dict[str, float]:
-    """The package's logit of its served probability for `label`, and its branch's logit."""
-    prepared = inf.prepare(image)
+def _scores(
+    inf: Any, image: NDArray[np.uint8], label: str, design: str | None = None
+) -> dict[str, float]:
+    """The package's logit of its served probability for `label` (for a piece of `design`, as
+    the service scores it), and its branch's logit."""
+    prepared = inf.prepare(image, design=design)
     probs, heatmaps = inf.run(prepared.tensor[None])
     branch = None
     if prepared.surface is not None:
         branch = inf.run_surface(prepared.surface, prepared.surface_piece)
-    pred = inf.post_process(probs, heatmaps, [prepared.box], [{}], [branch])[0]
+    pred = inf.post_process(probs, heatmaps, [prepared.box], [{}], [branch], [design])[0]
     out = {"served": float(logit(np.array([pred.probs[label]]))[0])}
     sm = inf.meta.surface
     if sm is not None and branch is not None and label in sm.classes:
         out["branch"] = float(branch[0][sm.classes.index(label)])
     return out
+
+
+def contrast(
+    photo: NDArray[np.uint8], twin: NDArray[np.uint8], side: int = TILE
+) -> tuple[dict[str, float], NDArray[np.uint8]]:
+    """The defect's contrast (largest ΔE, pixels at ΔE >= 6 and >= 12) and a tile: the photo,
+    the twin and |photo - twin| x4 side by side, `side` px around the largest change."""
+    from training.visibility import _lab
+
+    d = np.linalg.norm(_lab(photo) - _lab(twin), axis=2)
+    cy, cx = np.unravel_index(int(np.argmax(d)), d.shape)
+    h, w = d.shape
+    y0 = int(min(max(cy - side // 2, 0), max(h - side, 0)))
+    x0 = int(min(max(cx - side // 2, 0), max(w - side, 0)))
+    a, b = photo[y0 : y0 + side, x0 : x0 + side], twin[y0 : y0 + side, x0 : x0 + side]
+    diff = np.clip(np.abs(a.astype(np.int16) - b.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+    stats = {
+        "max_delta_e": float(d.max()),
+        "px_delta_e_6": float((d >= 6).sum()),
+        "px_delta_e_12": float((d >= 12).sum()),
+    }
+    return stats, np.concatenate([a, b, diff], axis=1)
+
+
+def write_sheet(tiles: list[tuple[str, NDArray[np.uint8]]], out: Path, per_row: int = 2) -> None:
+    """Tiles (caption, BGR image of one height) in rows of `per_row`, as a JPEG."""
+    import cv2
+
+    if not tiles:
+        raise DataError("no photo to put on the sheet")
+    blank = np.full_like(tiles[0][1], 255)
+    cells = []
+    for caption, t in tiles:
+        t = t.copy()
+        cv2.rectangle(t, (0, 0), (t.shape[1], 16), (255, 255, 255), -1)
+        cv2.putText(t, caption, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 160), 1)
+        cells.append(t)
+    cells += [blank] * (-len(cells) % per_row)
+    rows = [np.concatenate(cells[i : i + per_row], axis=1) for i in range(0, len(cells), per_row)]
+    if not cv2.imwrite(str(out), np.concatenate(rows, axis=0), [cv2.IMWRITE_JPEG_QUALITY, 90]):
+        raise DataError(f"{out}: could not be written")
 
 
 def probe(
@@ -78,9 +133,10 @@ def probe(
     workers: int = 1,
     limit: int = 0,
     judged_only: bool = True,
+    tiles: dict[str, NDArray[np.uint8]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(one row per photo, the summary per package and score); `judged_only`: only the photos
-    the photo gate passes."""
+    the photo gate passes. `tiles`, when given, receives each photo's `contrast` tile by id."""
     from qc_model.inference import Inferencer
     from training.judged import gate_passed
     from training.visibility import TwinRenderer
@@ -104,9 +160,15 @@ def probe(
     rows = []
     for r in tqdm(records, desc=f"{label}: photo and twin"):
         photo, twin = twins.render(r), twins.render(r, frozenset({label}))
-        row: dict[str, Any] = {"id": r.id, "design": r.design_id}
+        stats, tile = contrast(photo, twin)
+        row: dict[str, Any] = {"id": r.id, "design": r.design_id, "contrast": stats}
+        if tiles is not None:
+            tiles[r.id] = tile
         for name, inf in infs.items():
-            row[name] = {"photo": _scores(inf, photo, label), "twin": _scores(inf, twin, label)}
+            row[name] = {
+                "photo": _scores(inf, photo, label, r.design_id),
+                "twin": _scores(inf, twin, label, r.design_id),
+            }
         rows.append(row)
     summary: dict[str, Any] = {
         "label": label, "photos": len(rows), "judged_only": judged_only, "packages": {},
@@ -134,18 +196,36 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--all-photos", action="store_true", help="not only the photos the photo gate passes"
     )
+    p.add_argument(
+        "--sheet", type=int, default=0, metavar="N",
+        help="write lowest.jpg: the N photos the first package scores lowest, with their twins",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    if args.sheet < 0:
+        p.error("--sheet takes a number of photos, 0 or more")
+    tiles: dict[str, NDArray[np.uint8]] = {}
     try:
         rows, summary = probe(
-            args.data, args.label, args.package, args.workers, args.limit, not args.all_photos
-        )
+            args.data, args.label, args.package, args.workers, args.limit, not args.all_photos,
+            tiles if args.sheet else None,
+        )  # fmt: skip
     except (DataError, ManifestError) as e:
         raise SystemExit(f"error: {e}") from None
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.sheet:
+        first = str(args.package[0])
+        low = sorted(rows, key=lambda r: r[first]["photo"]["served"])[: args.sheet]
+        write_sheet(
+            [(f"{r['id']} {r['design']} p={_sigmoid(r[first]['photo']['served']):.3f} "
+              f"dE max {r['contrast']['max_delta_e']:.0f}", tiles[r["id"]]) for r in low],
+            args.out / "lowest.jpg",
+        )  # fmt: skip
     (args.out / "twins.json").write_text(json.dumps(rows, indent=1))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     which = "photos" if args.all_photos else "judged photos"
     print(f"{summary['photos']} {which} labelled {args.label}, each against its twin")
+    if args.sheet:
+        print(f"wrote {args.out / 'lowest.jpg'}: the {min(args.sheet, len(rows))} lowest scored")
     print(f"{'package':40} {'score':7} {'AUROC':>6} {'rises':>6} {'same':>6} {'median Δ':>9}")
     for name, kinds in summary["packages"].items():
         for k, st in kinds.items():

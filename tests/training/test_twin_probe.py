@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from tiny_package import build_tiny_package
@@ -12,7 +13,7 @@ from tiny_package import build_tiny_package
 from qc_model.catalog import default_catalog_dir
 from qc_model.errors import DataError
 from training.synth.generate import SynthOptions, generate_dataset
-from training.twin_probe import main, pair_stats, probe
+from training.twin_probe import TILE, contrast, main, pair_stats, probe, write_sheet
 
 
 def test_pair_stats_tell_a_score_that_follows_the_defect_from_one_that_does_not() -> None:
@@ -47,10 +48,38 @@ def test_the_probe_renders_each_photo_and_its_twin_through_each_package(
         probe(tmp_path / "d", "wrong_size", [pkg], judged_only=False)
     with pytest.raises(DataError, match="does not score pitting"):
         probe(tmp_path / "d", "pitting", [pkg], judged_only=False)
+    assert all(r["contrast"]["max_delta_e"] > 0 for r in rows)  # the scratch changed pixels
     main(["--data", str(tmp_path / "d"), "--label", "scratch", "--package", str(pkg),
-          "--out", str(tmp_path / "o"), "--all-photos", "--limit", "2"])  # fmt: skip
+          "--out", str(tmp_path / "o"), "--all-photos", "--limit", "2",
+          "--sheet", "5"])  # fmt: skip
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["photos"] == 2
-    assert "2 photos labelled scratch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 photos labelled scratch" in out and "the 2 lowest scored" in out
+    sheet = cv2.imread(str(tmp_path / "o" / "lowest.jpg"))
+    assert sheet.shape == (TILE, 2 * 3 * TILE, 3)  # two photos, each photo | twin | diff
     with pytest.raises(SystemExit, match=r"manifest\.jsonl: cannot be read"):
         main(["--data", str(tmp_path / "o"), "--label", "scratch", "--package", str(pkg),
               "--out", str(tmp_path / "x")])  # fmt: skip
+
+
+def test_contrast_measures_the_change_and_cuts_the_tile_around_it() -> None:
+    photo = np.full((400, 300, 3), 128, np.uint8)
+    twin = photo.copy()
+    photo[390, 10:40] = (128, 128, 255)  # a red line near the bottom edge: only here they differ
+    stats, tile = contrast(photo, twin)
+    assert stats["px_delta_e_6"] == 30 and stats["px_delta_e_12"] == 30
+    assert stats["max_delta_e"] > 12
+    # Clamped inside the photo: the line sits 10 px above the tile's lower edge.
+    assert tile.shape == (TILE, 3 * TILE, 3)
+    assert (tile[TILE - 10, 10:40, 2] == 255).all() and (tile[TILE - 10, TILE + 10, 2] == 128)
+    assert (tile[TILE - 10, 2 * TILE + 10 : 2 * TILE + 40, 2] == 255).all()  # |diff| x4, clipped
+    assert (tile[:, 2 * TILE :][tile[:, 2 * TILE :] > 0]).size == 30  # nothing else differs
+    assert contrast(twin, twin)[0]["px_delta_e_6"] == 0
+
+
+def test_the_sheet_lays_out_tiles_in_rows_and_refuses_none(tmp_path: Path) -> None:
+    t = np.zeros((20, 60, 3), np.uint8)
+    write_sheet([("a", t), ("b", t), ("c", t)], tmp_path / "s.jpg", per_row=2)
+    assert cv2.imread(str(tmp_path / "s.jpg")).shape == (40, 120, 3)  # the last cell blank
+    with pytest.raises(DataError, match="no photo"):
+        write_sheet([], tmp_path / "t.jpg")
