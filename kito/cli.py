@@ -212,8 +212,14 @@ def data_visible(
     dataset: Annotated[Path, typer.Argument(help="A kito data synth folder")],
     out: Annotated[Path, typer.Option(help="Manifest to write, in or above the data set")],
     min_px: Annotated[
-        int, typer.Option(min=1, help="Pixels a defect must change by ΔE >= 6 to be seen")
+        int, typer.Option(min=1, help="Pixels a defect must change by --min-delta-e to be seen")
     ] = 5,
+    min_delta_e: Annotated[
+        float,
+        typer.Option(
+            min=0.5, help="CIE76 ΔE a pixel must change by to count (2.3 is just noticeable)"
+        ),
+    ] = 6.0,
     target_recall: Annotated[
         float, typer.Option(min=0.5, max=1.0, help="Defect recall for the false-hold floor")
     ] = 0.97,
@@ -222,7 +228,7 @@ def data_visible(
     """Relabel a synthetic set by what its photos show: unseen defects leave the labels."""
     from training.visible_labels import hold_floor, visible_manifest
 
-    m, stats = visible_manifest(dataset, out, min_px=min_px, workers=workers)
+    m, stats = visible_manifest(dataset, out, min_px=min_px, workers=workers, delta_e=min_delta_e)
     typer.echo(stats.summary())
     if stats.defective:
         floor = hold_floor(stats.defective, len(stats.dropped), target_recall)

@@ -84,8 +84,8 @@ def _open_twins(data: Path) -> None:
     _TWINS = TwinRenderer(data)
 
 
-def _record_rows(r: Record) -> list[dict[str, Any]]:
-    """One row per visual defect label of `r`: pixels its defect changes by ΔE >= 6."""
+def _record_rows(r: Record, delta_e: float = VISIBLE_DE) -> list[dict[str, Any]]:
+    """One row per visual defect label of `r`: pixels its defect changes by ΔE >= `delta_e`."""
     assert _TWINS is not None
     photo = _lab(_TWINS.render(r))
     rows = []
@@ -98,15 +98,18 @@ def _record_rows(r: Record) -> list[dict[str, Any]]:
                 "design": r.design_id,
                 "capture": r.capture,
                 "mask_px": int(r.meta.get("defect_px", {}).get(label, 0)),
-                "visible_px": int((diff >= VISIBLE_DE).sum()),
+                "visible_px": int((diff >= delta_e).sum()),
             }
         )
     return rows
 
 
-def label_visibility(data: Path, workers: int = 1) -> list[dict[str, Any]]:
-    """One row per (photo, visual defect label): pixels changed by the defect at ΔE >= 6,
-    in manifest order; `workers` processes render the twins."""
+def label_visibility(
+    data: Path, workers: int = 1, delta_e: float = VISIBLE_DE
+) -> list[dict[str, Any]]:
+    """One row per (photo, visual defect label): pixels changed by the defect at ΔE >=
+    `delta_e` (default 6), in manifest order; `workers` processes render the twins."""
+    import functools
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -117,12 +120,12 @@ def label_visibility(data: Path, workers: int = 1) -> list[dict[str, Any]]:
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_open_twins, initargs=(data,)
         ) as pool:
-            done = pool.map(_record_rows, records, chunksize=4)
+            done = pool.map(functools.partial(_record_rows, delta_e=delta_e), records, chunksize=4)
             per = list(tqdm(done, total=len(records), desc="twins", unit="photo"))
     else:
         global _TWINS
         _TWINS = twins  # the renderer already opened above: no second manifest read
-        per = [_record_rows(r) for r in tqdm(records, desc="twins", unit="photo")]
+        per = [_record_rows(r, delta_e) for r in tqdm(records, desc="twins", unit="photo")]
     return [row for rows in per for row in rows]
 
 

@@ -10,12 +10,13 @@ can get under: thresholds that catch a target share of the defective photos must
 the invisible ones too, and those score like good photos (`hold_floor`).
 
 Every visual defect label is measured with its twin (training.visibility: the photo rendered
-again without that defect; the number of pixels the defect changes by CIE76 ΔE >= 6). A label
-whose defect changes fewer than `min_px` pixels is *unseen* and leaves the record's labels and
-masks. A photo all of whose labels are unseen shows a defective piece as if it were good: it
-is neither, and leaves the manifest. Each kept record carries `meta["visible_px"]` (per visual
-label, before relabelling) and `meta["unseen"]`. The header's recipe says what was changed.
-The result is an ordinary manifest: merge, attach and eval read it like any other.
+again without that defect; the number of pixels the defect changes by CIE76 ΔE >= 6, or the
+`delta_e` given). A label whose defect changes fewer than `min_px` pixels is *unseen* and
+leaves the record's labels and masks. A photo all of whose labels are unseen shows a defective
+piece as if it were good: it is neither, and leaves the manifest. Each kept record carries
+`meta["visible_px"]` (per visual label, before relabelling) and `meta["unseen"]`. The header's
+recipe says what was changed. The result is an ordinary manifest: merge, attach and eval read
+it like any other.
 """
 
 from __future__ import annotations
@@ -102,21 +103,28 @@ def hold_floor(defective: int, unseen_only: int, target_recall: float) -> float:
 
 
 def visible_manifest(
-    data: Path, out: Path, min_px: int = MIN_VISIBLE_PX, workers: int = 1
+    data: Path,
+    out: Path,
+    min_px: int = MIN_VISIBLE_PX,
+    workers: int = 1,
+    delta_e: float = VISIBLE_DE,
 ) -> tuple[Manifest, Relabelled]:
     """Measure every visual label of synthetic set `data` and write the relabelled manifest
-    at `out` (paths rewritten as `kito data merge` does, so `out` must lie above `data`)."""
+    at `out` (paths rewritten as `kito data merge` does, so `out` must lie above `data`). A
+    label is seen when its defect changes at least `min_px` pixels by ΔE >= `delta_e`."""
     if min_px < 1:
         raise DataError(f"min_px must be at least 1, got {min_px}")
+    if not delta_e > 0:
+        raise DataError(f"delta_e must be above 0, got {delta_e}")
     relocated(data, out, [])  # refuses an `out` not above `data` before any rendering
-    rows = label_visibility(data, workers)
+    rows = label_visibility(data, workers, delta_e)
     source = Manifest.read(data / "manifest.jsonl")
     visible = {(row["id"], row["label"]): int(row["visible_px"]) for row in rows}
     kept, stats = relabel(source.records, visible, min_px)
     recipe: dict[str, Any] = {
         "command": "visible",
         "built_from": [{"manifest": str(data), "version": source.header.version}],
-        "visible_de": VISIBLE_DE,
+        "visible_de": delta_e,
         "min_px": min_px,
         "labels": dict(stats.labels),
         "unseen": dict(stats.unseen),

@@ -81,6 +81,22 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_workers_measure_what_one_process_measures(synth: Path) -> None:
     assert label_visibility(synth, workers=2) == label_visibility(synth, workers=1)
+    assert label_visibility(synth, 2, delta_e=12.0) == label_visibility(synth, 1, delta_e=12.0)
+
+
+def test_a_stricter_delta_e_sees_fewer_pixels_and_the_recipe_says_which(synth: Path) -> None:
+    at6 = label_visibility(synth)
+    at12 = label_visibility(synth, delta_e=12.0)
+    assert [(r["id"], r["label"]) for r in at6] == [(r["id"], r["label"]) for r in at12]
+    assert all(b["visible_px"] <= a["visible_px"] for a, b in zip(at6, at12, strict=True))
+    assert any(b["visible_px"] < a["visible_px"] for a, b in zip(at6, at12, strict=True))
+    m, _ = visible_manifest(synth, synth.parent / "v12.jsonl", min_px=1, delta_e=12.0)
+    assert m.header.recipe["visible_de"] == 12.0
+    for r in m.records:  # the kept labels are the ones seen at ΔE >= 12
+        for lab, px in r.meta.get("visible_px", {}).items():
+            assert (lab in r.labels) == (px >= 1)
+    with pytest.raises(DataError, match="delta_e must be above 0"):
+        visible_manifest(synth, synth.parent / "v0.jsonl", delta_e=0.0)
 
 
 def test_the_written_manifest_keeps_seen_labels_with_working_paths(synth: Path) -> None:
@@ -116,6 +132,12 @@ def test_cli_writes_the_manifest_and_the_false_hold_floor(synth: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "labels unseen" in result.output and "must hold" in result.output
     assert Manifest.read(out).header.recipe["command"] == "visible"
+    assert Manifest.read(out).header.recipe["visible_de"] == 6.0
+    args = ["data", "visible", str(synth), "--out", str(out), "--min-delta-e", "12"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert Manifest.read(out).header.recipe["visible_de"] == 12.0
+    bad = runner.invoke(app, [*args[:-1], "0.1"])
+    assert bad.exit_code == 2 and "min-delta-e" in bad.output
 
 
 def test_cli_refuses_bad_places_and_foreign_data(synth: Path, tmp_path: Path) -> None:
