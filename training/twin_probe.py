@@ -182,7 +182,22 @@ def probe(
             )
             for k in kinds
         }
+    summary["by_contrast"] = by_contrast(rows, str(packages[0]))
     return rows, summary
+
+
+def by_contrast(rows: list[dict[str, Any]], package: str) -> dict[str, dict[str, float]]:
+    """The photos whose defect changes no pixel by ΔE >= 12 against the others: how many, and
+    the median probability `package` serves them for the label."""
+    out = {}
+    for name, faint in (("no pixel at ΔE >= 12", True), ("some pixel at ΔE >= 12", False)):
+        z = [r[package]["photo"]["served"] for r in rows
+             if (r["contrast"]["px_delta_e_12"] == 0) == faint]  # fmt: skip
+        out[name] = {
+            "photos": float(len(z)),
+            "median_p": _sigmoid(float(np.median(z))) if z else float("nan"),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -226,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{summary['photos']} {which} labelled {args.label}, each against its twin")
     if args.sheet:
         print(f"wrote {args.out / 'lowest.jpg'}: the {min(args.sheet, len(rows))} lowest scored")
+    for group, st in summary["by_contrast"].items():
+        print(f"{group}: {st['photos']:.0f} photos, median served p {st['median_p']:.3f} "
+              f"({args.package[0]})")  # fmt: skip
     print(f"{'package':40} {'score':7} {'AUROC':>6} {'rises':>6} {'same':>6} {'median Δ':>9}")
     for name, kinds in summary["packages"].items():
         for k, st in kinds.items():

@@ -49,6 +49,15 @@ def test_the_probe_renders_each_photo_and_its_twin_through_each_package(
     with pytest.raises(DataError, match="does not score pitting"):
         probe(tmp_path / "d", "pitting", [pkg], judged_only=False)
     assert all(r["contrast"]["max_delta_e"] > 0 for r in rows)  # the scratch changed pixels
+    groups = summary["by_contrast"]
+    assert sum(g["photos"] for g in groups.values()) == len(rows)
+    for name, faint in (("no pixel at ΔE >= 12", True), ("some pixel at ΔE >= 12", False)):
+        z = [r[str(pkg)]["photo"]["served"] for r in rows
+             if (r["contrast"]["px_delta_e_12"] == 0) == faint]  # fmt: skip
+        assert groups[name]["photos"] == len(z)
+        # The median of the served logits, as a probability (nan for an empty group).
+        want = 1 / (1 + np.exp(-np.median(z))) if z else np.nan
+        assert groups[name]["median_p"] == pytest.approx(want, nan_ok=True)
     main(["--data", str(tmp_path / "d"), "--label", "scratch", "--package", str(pkg),
           "--out", str(tmp_path / "o"), "--all-photos", "--limit", "2",
           "--sheet", "5"])  # fmt: skip
