@@ -29,46 +29,11 @@ table shows both), but nothing is fitted on them here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-
-
-@dataclass(frozen=True)
-class BestF1:
-    """A class's highest F1 over every threshold on one set of photos, and where it is."""
-
-    f1: float
-    threshold: float
-    precision: float
-    recall: float
-
-
-def best_f1(scores: NDArray[np.floating], positive: NDArray[np.bool_]) -> BestF1:
-    """The highest F1 of `score >= t` against `positive` over every threshold t (a cut is
-    possible only between distinct scores). No positive: F1 0 at threshold +inf."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(positive, dtype=bool)
-    n_pos = int(y.sum())
-    if n_pos == 0 or s.size == 0:
-        return BestF1(0.0, float("inf"), 0.0, 0.0)
-    order = np.argsort(-s, kind="stable")
-    vals, hits = s[order], y[order]
-    tp = np.cumsum(hits)
-    k = np.arange(1, s.size + 1)
-    # Holding the k highest is a threshold only where the next score is lower.
-    cut = np.r_[vals[:-1] > vals[1:], True]
-    f1 = np.where(cut, 2 * tp / (n_pos + k), -1.0)
-    j = int(np.argmax(f1))
-    return BestF1(
-        f1=float(f1[j]),
-        threshold=float(vals[j]),
-        precision=float(tp[j] / k[j]),
-        recall=float(tp[j] / n_pos),
-    )
 
 
 def ceiling(
@@ -82,7 +47,13 @@ def ceiling(
     `thresholds` and its ceiling (mean of the best F1s over the classes present); the
     any-defect operating point at `thresholds` and with thresholds fitted on these photos
     (the common recall level and the greedy search) at `target_recall`."""
-    from training.metrics import any_defect, average_precision, macro_f1, per_class_metrics
+    from training.metrics import (
+        any_defect,
+        average_precision,
+        best_f1,
+        macro_f1,
+        per_class_metrics,
+    )
     from training.threshold_probe import common_level, greedy_thresholds
 
     p = np.asarray(probs, dtype=np.float64)

@@ -159,6 +159,40 @@ def per_class_metrics(
     return out
 
 
+@dataclass(frozen=True)
+class BestF1:
+    """A class's highest F1 over every threshold on one set of photos, and where it is."""
+
+    f1: float
+    threshold: float
+    precision: float
+    recall: float
+
+
+def best_f1(scores: NDArray[np.floating], positive: NDArray[np.bool_]) -> BestF1:
+    """The highest F1 of `score >= t` against `positive` over every threshold t (a cut is
+    possible only between distinct scores). No positive: F1 0 at threshold +inf."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    n_pos = int(y.sum())
+    if n_pos == 0 or s.size == 0:
+        return BestF1(0.0, float("inf"), 0.0, 0.0)
+    order = np.argsort(-s, kind="stable")
+    vals, hits = s[order], y[order]
+    tp = np.cumsum(hits)
+    k = np.arange(1, s.size + 1)
+    # Holding the k highest is a threshold only where the next score is lower.
+    cut = np.r_[vals[:-1] > vals[1:], True]
+    f1 = np.where(cut, 2 * tp / (n_pos + k), -1.0)
+    j = int(np.argmax(f1))
+    return BestF1(
+        f1=float(f1[j]),
+        threshold=float(vals[j]),
+        precision=float(tp[j] / k[j]),
+        recall=float(tp[j] / n_pos),
+    )
+
+
 def macro_f1(probs: NDArray, targets: NDArray, thresholds: Sequence[float]) -> float:
     """Mean F1 over the classes that occur in the data (absent classes carry no signal)."""
     rows = per_class_metrics(probs, targets, thresholds, [str(k) for k in range(len(thresholds))])

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.ceiling import best_f1, ceiling, main, perfect_classes
-from training.metrics import binary_counts, macro_f1
+from training.ceiling import ceiling, main, perfect_classes
+from training.metrics import best_f1, binary_counts, macro_f1
 
 CLASSES = ["scratch", "bent", "pitting", "tarnish"]
 

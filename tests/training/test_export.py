@@ -243,7 +243,7 @@ def test_export_from_a_real_checkpoint(dataset: Path, tmp_path: Path) -> None:
 
     # kito eval --package: the package as serving runs it, at its own thresholds.
     from training.evaluate import evaluate_package
-    from training.metrics import macro_f1
+    from training.metrics import best_f1, macro_f1
 
     rep = evaluate_package(tmp_path / "lite0", manifest, tmp_path / "eval-pkg", split="val")
     m = rep.metrics
@@ -253,9 +253,18 @@ def test_export_from_a_real_checkpoint(dataset: Path, tmp_path: Path) -> None:
     cut = [meta.thresholds[c].threshold for c in CLASSES]
     assert m["scores"]["macro_f1"] == pytest.approx(macro_f1(got, y, cut))
     assert m["scores"]["per_class"][0]["threshold"] == pytest.approx(cut[0])
+    # Each class at its best threshold on these photos: a bound on macro-F1, reached there.
+    best = [best_f1(got[:, k], y[:, k].astype(bool)) for k in range(len(CLASSES))]
+    assert m["scores"]["best_f1"] == pytest.approx([b.f1 for b in best])
+    present = [b.f1 for b, k in zip(best, range(len(CLASSES)), strict=True) if y[:, k].any()]
+    assert m["scores"]["macro_f1_ceiling"] == pytest.approx(np.mean(present))
+    assert m["scores"]["macro_f1"] <= m["scores"]["macro_f1_ceiling"] + 1e-9
+    assert macro_f1(got, y, [b.threshold for b in best]) == pytest.approx(np.mean(present))
     for name in ("index.html", "metrics.json", "reliability.png", "pr_curves.png"):
         assert (tmp_path / "eval-pkg" / name).is_file(), name
-    assert "the package&#x27;s thresholds" in (tmp_path / "eval-pkg" / "index.html").read_text()
+    page = (tmp_path / "eval-pkg" / "index.html").read_text()
+    assert "the package&#x27;s thresholds" in page
+    assert "macro-F1 ceiling" in page and "best F1 (any threshold)" in page
 
 
 def test_cli_refuses_bad_input_in_one_line(dataset: Path, tmp_path: Path) -> None:
