@@ -6,14 +6,15 @@ asks what the scores themselves allow, with thresholds fitted on the test photos
 which no chooser fitted on validation photos can beat:
 
 - **Macro-F1 ceiling.** A class's F1 at any threshold is at most its best F1 over every
-  threshold on these photos (`best_f1`), so the mean of those best values bounds macro-F1 from
-  above for every threshold choice, the package's included. This is a bound, not an estimate.
+  threshold on these photos, so the mean of those best values bounds macro-F1 from above for
+  every threshold choice, the package's included (`training.metrics.macro_f1_ceiling`, which
+  `kito eval` reports too). This is a bound, not an estimate.
 - **False-hold at the target recall, fitted on test.** The union of per-class thresholds is
   fitted on the judged test photos themselves, both with the package's chooser (one common
   per-class recall level) and with the greedy per-class search of `training.threshold_probe`.
   These are the lowest false-hold rates found, not proven minima (a union of seven thresholds
   has no cheap exact optimum), so they read as "what even an oracle chooser of this kind gets".
-- **Which class holds the good pieces.** The same greedy fit, with one class's scores replaced
+- **Which class holds the good pieces.** The same fits, with one class's scores replaced
   by its labels (that class scored perfectly, the others as they are), then with every class
   but one perfect (`perfect_classes`): how far the false-hold would fall if that class alone
   were solved, and what that class alone costs when every other one is.
@@ -28,6 +29,7 @@ table shows both), but nothing is fitted on them here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,8 @@ def ceiling(
     from training.metrics import (
         any_defect,
         average_precision,
-        best_f1,
         macro_f1,
+        macro_f1_ceiling,
         per_class_metrics,
     )
     from training.threshold_probe import common_level, greedy_thresholds
@@ -59,9 +61,9 @@ def ceiling(
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y, dtype=bool)
     at = per_class_metrics(p, y, list(thresholds), list(classes))
+    best, bound = macro_f1_ceiling(p, y)
     rows = []
-    for k, name in enumerate(classes):
-        b = best_f1(p[:, k], y[:, k])
+    for k, (name, b) in enumerate(zip(classes, best, strict=True)):
         rows.append({
             "class": name,
             "support": int(y[:, k].sum()),
@@ -71,7 +73,6 @@ def ceiling(
             "best_precision": b.precision,
             "best_recall": b.recall,
         })  # fmt: skip
-    present = [r["best_f1"] for r in rows if r["support"] > 0]
     points = {}
     fitted = {
         "package thresholds": list(thresholds),
@@ -93,7 +94,7 @@ def ceiling(
     return {
         "classes": rows,
         "macro_f1": macro_f1(p, y, list(thresholds)),
-        "macro_f1_ceiling": float(np.mean(present)) if present else float("nan"),
+        "macro_f1_ceiling": bound,
         "operating_points": points,
     }
 
@@ -129,7 +130,7 @@ def _fitted_false_hold(
     candidates = [choose(q, y, target) for choose in (common_level(classes), greedy_thresholds)]
     candidates += [[1.0 if k in solved else t for k, t in enumerate(th)] for th in fitted]
     points = [any_defect(q, y, th, classes) for th in candidates]
-    return min(a.false_hold_rate for a in points if a.recall >= target - 1e-12)
+    return min((a.false_hold_rate for a in points if a.recall >= target - 1e-12), default=math.nan)
 
 
 def _report(

@@ -24,10 +24,10 @@ from training.metrics import (
     any_defect,
     as_onehot,
     auroc,
-    best_f1,
     confusion_matrix,
     expected_calibration_error,
     macro_f1,
+    macro_f1_ceiling,
     per_class_metrics,
     stratified_auroc,
 )
@@ -130,11 +130,8 @@ def score(
         )
         # Each class's F1 at its best threshold on these photos: their mean bounds macro-F1
         # for every threshold choice, so what thresholds cannot fix shows (training.ceiling).
-        y = as_onehot(targets, len(classes))
-        best = [best_f1(probs[:, k], y[:, k]).f1 for k in range(len(classes))]
-        out["best_f1"] = best
-        present = [b for b, r in zip(best, rows, strict=True) if r.support > 0]
-        out["macro_f1_ceiling"] = float(np.mean(present)) if present else float("nan")
+        best, out["macro_f1_ceiling"] = macro_f1_ceiling(probs, targets)
+        out["best_f1"] = [b.f1 for b in best]
     if task == "single_label":
         truth = as_onehot(targets, len(classes)).argmax(axis=1)
         m = confusion_matrix(probs.argmax(axis=1), truth, len(classes))
