@@ -230,11 +230,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.sheet:
         first = str(args.package[0])
         low = sorted(rows, key=lambda r: r[first]["photo"]["served"])[: args.sheet]
-        write_sheet(
-            [(f"{r['id']} {r['design']} p={_sigmoid(r[first]['photo']['served']):.3f} "
-              f"dE max {r['contrast']['max_delta_e']:.0f}", tiles[r["id"]]) for r in low],
-            args.out / "lowest.jpg",
-        )  # fmt: skip
+        try:
+            write_sheet(
+                [(f"{r['id']} {r['design']} p={_sigmoid(r[first]['photo']['served']):.3f} "
+                  f"dE max {r['contrast']['max_delta_e']:.0f}", tiles[r["id"]]) for r in low],
+                args.out / "lowest.jpg",
+            )  # fmt: skip
+        except DataError as e:
+            raise SystemExit(f"error: {e}") from None
     (args.out / "twins.json").write_text(json.dumps(rows, indent=1))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     which = "photos" if args.all_photos else "judged photos"
