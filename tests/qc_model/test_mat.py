@@ -40,7 +40,8 @@ def test_refined_corners_return_to_the_detectors_own(blur: float) -> None:
     # A corner estimated on a smaller copy starts up to a pixel off; refining it on the photo
     # must land where the detector, searching the photo itself, puts it.
     gray = card(blur=blur)
-    corners, _ = detect_markers(gray)
+    corners, ids = detect_markers(gray)
+    assert sorted(ids) == list(range(8)), "the detector must find all eight markers to refine"
     rng = np.random.default_rng(0)
     for quad in corners:
         start = quad + rng.uniform(-0.8, 0.8, quad.shape).astype(np.float32)
