@@ -14,6 +14,7 @@ from qc_model.manifest import Manifest, Record
 from qc_model.network import DefectNet, build_model
 from qc_model.preprocess import PreprocessConfig
 from training.config import TrainConfig
+from training.dataset import CropStore, resolve_root
 
 FORMAT = "kito-checkpoint/1"
 
@@ -112,9 +113,6 @@ def torch_eval_inputs(
     root: Path | None = None,
 ) -> np.ndarray:
     """(N, 3, S, S) float32 network inputs for `records`, through the one preprocessing path."""
-    from training.dataset import CropStore
-    from training.predict import resolve_root
-
     base = resolve_root(manifest, root)
     store = CropStore(base, preprocess, cache_dir=None)
     from qc_model.preprocess import normalize

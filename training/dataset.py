@@ -33,6 +33,19 @@ def load_manifest(path: Path) -> tuple[Manifest, Path]:
     return manifest, path if path.is_dir() else path.parent
 
 
+def resolve_root(manifest: Manifest | Path | str, root: Path | None) -> Path:
+    """The folder image paths are relative to: given, or the manifest file's folder."""
+    if root is not None:
+        return Path(root)
+    if isinstance(manifest, str | Path):
+        p = Path(manifest)
+        return p if p.is_dir() else p.parent
+    raise DataError(
+        "a Manifest object does not know its folder: pass root= (the folder of manifest.jsonl) "
+        "or the manifest's path instead"
+    )
+
+
 def label_view(manifest: Manifest, label_set: str) -> Manifest:
     """The classes a network trains on. "visual": only defects a crop can show (taxonomy's
     VISUAL_DEFECTS); size, finish colour and pair symmetry are measured by the spec checks.

@@ -129,7 +129,7 @@ def score(
             probs, targets, classes, [r.design_id or "(none)" for r in records]
         )
         # Each class's F1 at its best threshold on these photos: their mean bounds macro-F1
-        # for every threshold choice, so what thresholds cannot fix shows (training.ceiling).
+        # for every threshold choice, so what thresholds cannot fix shows (research.ceiling).
         best, out["macro_f1_ceiling"] = macro_f1_ceiling(probs, targets)
         out["best_f1"] = [b.f1 for b in best]
     if task == "single_label":
@@ -338,7 +338,8 @@ def evaluate(
     workers > 1: piece crops are made by that many processes and cached (KITO_CACHE_DIR)."""
     from training.checkpoint_io import load_trained
     from training.config import default_cache_dir
-    from training.predict import predict_manifest, resolve_root
+    from training.dataset import resolve_root
+    from training.predict import predict_manifest
 
     manifest = Manifest.read(manifest_path)
     for name in ("val", split):
@@ -384,8 +385,8 @@ def evaluate_package(
     This is how a package without a checkpoint is evaluated: the bundled one, an INT8 one, one
     with a surface branch (whose fused scores exist only in the package)."""
     from qc_model.package import read_meta
+    from training.dataset import resolve_root
     from training.judged import gate_passed
-    from training.predict import resolve_root
 
     meta = read_meta(package)
     manifest = Manifest.read(manifest_path)
