@@ -193,7 +193,7 @@ def thresholds(
     workers: WorkersOpt = 1,
 ) -> None:
     """Choose a package's operating thresholds again; the networks stay as they are."""
-    from training.judged import rethreshold
+    from training.thresholds import rethreshold
 
     meta = rethreshold(
         package, calibration_manifest, out, judged_only=judged_only,
