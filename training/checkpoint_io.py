@@ -87,6 +87,7 @@ def load_trained(path: Path | str) -> Trained:
         task=state["task"],
         weights="none",
         freeze_blocks=int(state["config"].get("freeze_blocks", 0)),
+        # Written before `pool` left TrainConfig, a run may hold lse: rebuilt as it was trained.
         pool=str(state["config"].get("pool", "avg")),
         pool_r=float(state["config"].get("pool_r", 4.0)),
     )
