@@ -108,3 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(f"| {r['thresholds']} | {r['scored']} | {r['photos']} | {r['macro_f1']:.3f} | "
               f"{r['recall']:.3f} | {r['false_hold']:.3f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
