@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # How the bundled model (models/default) is made, start to finish: synthetic training data
-# (seed 1) and a held-out test set (seed 2, never used for training or choices), training
-# variants (class-map pooling avg or lse; "+cells" adds the per-cell loss from the defect masks,
-# cam_loss 1.0) chosen on validation mAP, test-set evaluation of the chosen one, and the
-# calibrated, parity-checked ONNX package.
+# (seed 1) and a held-out test set (seed 2, never used for training or choices), training,
+# test-set evaluation, and the calibrated, parity-checked ONNX package. (The pooling and
+# per-cell-loss variants it once chose between left with their options: research/README.md.)
 #
 #   bash scripts/train_default_model.sh                    # on a GPU host (minutes)
 #   N=60 NTEST=30 EPOCHS=1 CONFIG=configs/train_default.yaml bash scripts/train_default_model.sh
 #                                                         # a smoke run on a CPU
 # Settings (environment): PY (python), DATA, RUNS, OUT (package folder), N, NTEST, EPOCHS,
-# WORKERS (default: all cores), CONFIG (default configs/train_gpu.yaml), VARIANTS ("lse lse+cells"),
+# WORKERS (default: all cores), CONFIG (default configs/train_gpu.yaml),
 # SIZE (photo long side in px, default 1024), INPUT (network input px; default: CONFIG's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +20,6 @@ N=${N:-10000}
 NTEST=${NTEST:-2000}
 WORKERS=${WORKERS:-$(nproc)}
 CONFIG=${CONFIG:-configs/train_gpu.yaml}
-VARIANTS=${VARIANTS:-lse lse+cells}
 EPOCHS=${EPOCHS:-}
 SIZE=${SIZE:-1024}
 INPUT=${INPUT:-}
@@ -46,24 +44,15 @@ stamp "locate + crop every photo once (cached for all runs)"
 kito data crops "$DATA/trainval-s1.jsonl" "$DATA/eval-s1s2.jsonl" --config "$CONFIG" \
   --workers "$WORKERS"
 
-best="" best_map=-1
-for v in $VARIANTS; do
-  stamp "train variant $v"
-  extra=()
-  [ -n "$EPOCHS" ] && extra+=(--set "epochs=$EPOCHS")
-  [[ "$v" == *+cells ]] && extra+=(--set "cam_loss=1.0")
-  kito train --config "$CONFIG" --manifest "$DATA/trainval-s1.jsonl" --out "$RUNS/default-$v" \
-    --set "pool=${v%%+*}" --set "workers=$WORKERS" "${extra[@]}"
-  m=$("$PY" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print(r.get('val_map') or 0)" "$RUNS/default-$v/metrics.jsonl")
-  stamp "variant $v: final validation mAP $m"
-  if [ -z "$best" ] || "$PY" -c "import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))" "$m" "$best_map"; then
-    best=$v best_map=$m
-  fi
-done
-stamp "chosen on validation: $best (mAP $best_map)"
-kito eval --checkpoint "$RUNS/default-$best/checkpoint.pt" --manifest "$DATA/eval-s1s2.jsonl" \
-  --split test --out "$RUNS/eval-default-$best-test" --workers "$WORKERS"
-kito export --checkpoint "$RUNS/default-$best/checkpoint.pt" \
+stamp "train"
+extra=()
+[ -n "$EPOCHS" ] && extra+=(--set "epochs=$EPOCHS")
+kito train --config "$CONFIG" --manifest "$DATA/trainval-s1.jsonl" --out "$RUNS/default" \
+  --set "workers=$WORKERS" "${extra[@]}"
+m=$("$PY" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print(r.get('val_map') or 0)" "$RUNS/default/metrics.jsonl")
+stamp "final validation mAP $m"
+kito eval --checkpoint "$RUNS/default/checkpoint.pt" --manifest "$DATA/eval-s1s2.jsonl" \
+  --split test --out "$RUNS/eval-default-test" --workers "$WORKERS"
+kito export --checkpoint "$RUNS/default/checkpoint.pt" \
   --calibration-manifest "$DATA/trainval-s1.jsonl" --out "$OUT" --workers "$WORKERS"
-echo "$best" > "$RUNS/chosen-variant.txt"
-stamp "done: package $OUT, report $RUNS/eval-default-$best-test/index.html"
+stamp "done: package $OUT, report $RUNS/eval-default-test/index.html"

@@ -66,17 +66,3 @@ def apply(pipeline: Any, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
         return image
     out = pipeline(image=image)["image"]
     return np.ascontiguousarray(out, dtype=np.uint8)
-
-
-def apply_with_mask(
-    pipeline: Any, image: NDArray[np.uint8], mask: NDArray[np.uint8]
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """`apply` for a crop and its (S, S, K) masks: geometric steps move both alike, the
-    others (colour, blur, noise, JPEG) change the photo only."""
-    if pipeline is None:
-        return image, mask
-    out = pipeline(image=image, mask=mask)
-    return (
-        np.ascontiguousarray(out["image"], dtype=np.uint8),
-        np.ascontiguousarray(out["mask"], dtype=np.uint8),
-    )

@@ -14,6 +14,7 @@ from qc_model.manifest import Manifest, Record
 from qc_model.network import DefectNet, build_model
 from qc_model.preprocess import PreprocessConfig
 from training.config import TrainConfig
+from training.dataset import CropStore, resolve_root
 
 FORMAT = "kito-checkpoint/1"
 
@@ -86,6 +87,7 @@ def load_trained(path: Path | str) -> Trained:
         task=state["task"],
         weights="none",
         freeze_blocks=int(state["config"].get("freeze_blocks", 0)),
+        # Written before `pool` left TrainConfig, a run may hold lse: rebuilt as it was trained.
         pool=str(state["config"].get("pool", "avg")),
         pool_r=float(state["config"].get("pool_r", 4.0)),
     )
@@ -112,9 +114,6 @@ def torch_eval_inputs(
     root: Path | None = None,
 ) -> np.ndarray:
     """(N, 3, S, S) float32 network inputs for `records`, through the one preprocessing path."""
-    from training.dataset import CropStore
-    from training.predict import resolve_root
-
     base = resolve_root(manifest, root)
     store = CropStore(base, preprocess, cache_dir=None)
     from qc_model.preprocess import normalize

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,18 +43,10 @@ class TrainConfig(BaseModel):
     # "visual": train on the defects a crop can show; spec defects (size, colour, pair) are
     # measured against the catalog instead. "all": every class in the manifest.
     label_set: Literal["visual", "all"] = "visual"
-    # How the class map becomes a logit: "avg" (global mean) or "lse" (log-sum-exp, sharpness
-    # pool_r), which lets a small defect in a few cells of the map decide the score.
-    pool: Literal["avg", "lse"] = "avg"
-    pool_r: float = Field(default=4.0, gt=0, le=50)
     # BatchNorm statistics while training: "train" (batch statistics, the usual) or "frozen"
     # (running statistics, as in eval; gamma and beta still learn). kito retrain freezes them when
     # it starts from weights recovered from a package, whose statistics the graph does not hold.
     bn_stats: Literal["train", "frozen"] = "train"
-    # Weight of the per-cell loss on the class map from the defect masks (training.cell_targets):
-    # tells the network where each defect is, not only that the photo has one. 0: image labels
-    # only. Needs a multi-label manifest; classes labelled without a mask add no cell loss.
-    cam_loss: float = Field(default=0.0, ge=0)
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=32, ge=1)
     lr: float = Field(default=1e-3, gt=0)
@@ -83,6 +76,40 @@ class TrainConfig(BaseModel):
 def default_cache_dir() -> Path:
     """Where piece crops are cached: $KITO_CACHE_DIR, else ~/.cache/kito."""
     return Path(os.environ.get("KITO_CACHE_DIR", Path.home() / ".cache" / "kito"))
+
+
+# Options that lost their ablation and left TrainConfig (research/README.md), with the value
+# that is now the only behaviour (None: any value, it only tuned a removed option). Old run
+# configs and packages set them, so that value is dropped with a warning; any other is refused,
+# since ignoring it would train something other than what was asked.
+REMOVED: dict[str, tuple[object, str]] = {
+    "pool": ("avg", "lse never beat avg in a finished run; the surface branch finds small defects"),
+    "pool_r": (None, "it tuned the removed pool: lse"),
+    "cam_loss": (0, "the per-cell loss did not help the defect network; the surface branch "
+                 "learns where defects are"),
+}  # fmt: skip
+
+
+def drop_removed(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """`data` without the removed options that ask for today's behaviour (a warning names each);
+    a DataError for one that asks for the behaviour that left."""
+    kept = dict(data)
+    for key, (now, why) in REMOVED.items():
+        if key not in kept:
+            continue
+        value = kept.pop(key)
+        same = now is None or value == now
+        if not same:
+            raise DataError(
+                f"{source}: setting '{key}: {value}' was removed ({why}); only {now!r} "
+                "remains: delete the setting"
+            )
+        warnings.warn(
+            f"{source}: setting '{key}' was removed ({why}); ignored, delete it",
+            UserWarning,
+            stacklevel=3,
+        )
+    return kept
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
@@ -117,12 +144,12 @@ def load_config(path: Path | None, overrides: list[str] | tuple[str, ...] = ()) 
             if not isinstance(node, dict):
                 raise DataError(f"--set {item!r}: {k} is not a section")
         node[keys[-1]] = value
+    source = str(path) if path else "config"
     try:
-        return TrainConfig.model_validate(data)
+        return TrainConfig.model_validate(drop_removed(data, source))
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        source = str(path) if path else "config"
         raise DataError(f"{source}: setting '{where}': {err['msg']}") from None
 
 

@@ -21,8 +21,7 @@ from qc_model.manifest import GOOD, Manifest, ManifestError, Record
 from qc_model.preprocess import PreprocessConfig, crop_to_piece, normalize
 from qc_model.taxonomy import VISUAL_DEFECTS
 from training.atomic import write_atomic
-from training.augment import apply, apply_with_mask
-from training.cell_targets import CellSpec, mask_stack, to_cells
+from training.augment import apply
 
 
 def load_manifest(path: Path) -> tuple[Manifest, Path]:
@@ -31,6 +30,19 @@ def load_manifest(path: Path) -> tuple[Manifest, Path]:
         raise DataError(f"manifest not found: {path}")
     manifest = Manifest.read(path)
     return manifest, path if path.is_dir() else path.parent
+
+
+def resolve_root(manifest: Manifest | Path | str, root: Path | None) -> Path:
+    """The folder image paths are relative to: given, or the manifest file's folder."""
+    if root is not None:
+        return Path(root)
+    if isinstance(manifest, str | Path):
+        p = Path(manifest)
+        return p if p.is_dir() else p.parent
+    raise DataError(
+        "a Manifest object does not know its folder: pass root= (the folder of manifest.jsonl) "
+        "or the manifest's path instead"
+    )
 
 
 def label_view(manifest: Manifest, label_set: str) -> Manifest:
@@ -212,10 +224,7 @@ def _write_png_atomic(path: Path, rgb: NDArray[np.uint8]) -> None:
 
 
 class CropDataset(Dataset):
-    """(normalised crop (3, S, S), target) per record; augmented when a pipeline is given.
-
-    With `cells` (training.cell_targets) each item also carries the class map's cell targets
-    (K, h, w) and which classes have them (K,), from the defect masks moved with the crop."""
+    """(normalised crop (3, S, S), target) per record; augmented when a pipeline is given."""
 
     def __init__(
         self,
@@ -223,7 +232,6 @@ class CropDataset(Dataset):
         targets: NDArray[Any],
         store: CropStore,
         augment: Any = None,
-        cells: CellSpec | None = None,
     ) -> None:
         self.records, self.targets, self.store, self.augment = (
             list(records),
@@ -231,33 +239,17 @@ class CropDataset(Dataset):
             store,
             augment,
         )
-        self.cells = cells
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def view(
-        self, i: int, pipeline: Any
-    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None, NDArray[np.bool_] | None]:
-        """One (augmented) crop, with its cell targets and their validity when asked for."""
-        record = self.records[i]
-        crop = self.store.get(record)
-        if self.cells is None:
-            return apply(pipeline, crop), None, None
-        size = crop.shape[0]
-        stack, valid = mask_stack(
-            record, self.store.root, self.cells.classes, self.store.box(record), size
-        )
-        crop, stack = apply_with_mask(pipeline, crop, stack)
-        return crop, to_cells(stack, self.cells.grid), valid
+    def view(self, i: int, pipeline: Any) -> NDArray[np.uint8]:
+        """One crop, augmented by `pipeline` (None: as it is)."""
+        return apply(pipeline, self.store.get(self.records[i]))
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        crop, cells, valid = self.view(i, self.augment)
-        x = torch.from_numpy(normalize(crop, self.store.cfg))
-        y = torch.as_tensor(self.targets[i])
-        if cells is None or valid is None:
-            return x, y
-        return x, y, torch.from_numpy(cells), torch.from_numpy(valid)
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(normalize(self.view(i, self.augment), self.store.cfg))
+        return x, torch.as_tensor(self.targets[i])
 
 
 class FeatureDataset(Dataset):
@@ -266,26 +258,16 @@ class FeatureDataset(Dataset):
     In training each item is a random view, so a few cached augmentations still vary per epoch.
     """
 
-    def __init__(
-        self,
-        feats: torch.Tensor,
-        targets: NDArray[Any],
-        random_view: bool,
-        cells: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> None:
+    def __init__(self, feats: torch.Tensor, targets: NDArray[Any], random_view: bool) -> None:
         self.feats, self.targets, self.random_view = feats, targets, random_view
-        self.cells = cells  # (N, V, K, h, w) uint8 per view, (N, K) bool
 
     def __len__(self) -> int:
         return int(self.feats.shape[0])
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         views = int(self.feats.shape[1])
         v = int(torch.randint(views, ()).item()) if self.random_view and views > 1 else 0
-        x, y = self.feats[i, v].float(), torch.as_tensor(self.targets[i])
-        if self.cells is None:
-            return x, y
-        return x, y, self.cells[0][i, v], self.cells[1][i]
+        return self.feats[i, v].float(), torch.as_tensor(self.targets[i])
 
 
 @torch.no_grad()
@@ -298,39 +280,22 @@ def cache_views(
     desc: str = "features",
     quiet: bool = False,
     disk: Any = None,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+) -> torch.Tensor:
     """Run the frozen trunk once per (photo, view); view 0 unaugmented, the rest augmented.
-    Returns the features (N, V, C, h, w) float16 and, when the dataset makes them, each view's
-    cell targets (N, V, K, h, w) uint8 with their validity (N, K) bool.
+    Returns the features (N, V, C, h, w) float16.
 
     With `disk` (a training.feature_cache.FeatureCache) photos whose views are stored already
-    are read back instead, and the computed ones are stored for the next run; cell targets are
-    stored with their features, since an augmented view's geometry cannot be drawn again."""
+    are read back instead, and the computed ones are stored for the next run."""
     model.eval()
     n = len(dataset)
-    want_cells = dataset.cells is not None
     out: torch.Tensor | None = None
-    cells: torch.Tensor | None = None
-    valid: torch.Tensor | None = None
-    if want_cells:
-        assert dataset.cells is not None
-        k, (h, w) = len(dataset.cells.classes), dataset.cells.grid
-        cells = torch.zeros((n, views, k, h, w), dtype=torch.uint8)
-        valid = torch.zeros((n, k), dtype=torch.bool)
     todo = list(range(n))
     if disk is not None:
         hits = {}
         for i in range(n):
             t = disk.load(dataset.records[i].sha256, views)
-            if t is None:
-                continue
-            if want_cells:
-                c = disk.load_cells(dataset.records[i].sha256, views, dataset.cells)
-                if c is None:
-                    continue  # features without their views' targets: compute both again
-                assert cells is not None and valid is not None
-                cells[i], valid[i] = c
-            hits[i] = t
+            if t is not None:
+                hits[i] = t
         for i, t in hits.items():
             if out is None:
                 out = torch.empty((n, views, *t.shape[1:]), dtype=torch.float16)
@@ -341,23 +306,17 @@ def cache_views(
         pipeline = dataset.augment if v > 0 else None
         for start in range(0, len(todo), batch_size):
             idx = todo[start : start + batch_size]
-            made = [dataset.view(i, pipeline) for i in idx]
-            x = torch.from_numpy(np.stack([normalize(m[0], dataset.store.cfg) for m in made]))
+            x = torch.from_numpy(
+                np.stack([normalize(dataset.view(i, pipeline), dataset.store.cfg) for i in idx])
+            )
             z = model.forward_trunk(x.to(device)).to("cpu", torch.float16)  # (B, C, h, w)
             if out is None:
                 out = torch.empty((n, views, *z.shape[1:]), dtype=torch.float16)
             out[idx, v] = z
-            if cells is not None and valid is not None:
-                for i, (_, c, ok) in zip(idx, made, strict=True):
-                    cells[i, v] = torch.from_numpy(c)  # type: ignore[arg-type]
-                    valid[i] = torch.from_numpy(ok)  # type: ignore[arg-type]
             bar.update(len(idx))
     bar.close()
     assert out is not None
     if disk is not None:
         for i in todo:
             disk.save(dataset.records[i].sha256, out[i])
-            if cells is not None and valid is not None:
-                disk.save_cells(dataset.records[i].sha256, cells[i], valid[i], dataset.cells)
-    both = (cells, valid) if cells is not None and valid is not None else None
-    return out, both
+    return out

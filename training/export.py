@@ -7,14 +7,8 @@ onnxruntime, fed by the project's own preprocessing, matched torch on real photo
 from __future__ import annotations
 
 import copy
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,26 +24,28 @@ from qc_model.holdout import check_against_default
 from qc_model.manifest import Manifest, sha256_file
 from qc_model.package import (
     MODEL_FILE,
-    ONNX_META_KEY,
     PACKAGE_NAME,
-    SURFACE_FILE,
     PackageMeta,
-    load_package,
-    read_meta,
-    write_package_json,
 )
 from qc_model.taxonomy import TAXONOMY_VERSION
 from training.calibrate import fit_operating_point
 from training.dataset import for_classes
+from training.fold_pads import fold_pads
 from training.metrics import any_defect, macro_f1
+
+# Written by every package command; imported here too for callers of training.export.
+from training.package_io import (  # noqa: F401
+    ExportError,
+    copy_graphs,
+    finish_package,
+    git_commit,
+    network_alone,
+    staged_package,
+)
 
 OPSET = 17
 PARITY_ATOL = 1e-4  # max |probs_onnx - probs_torch|
 HEATMAP_ATOL = 1e-3  # heatmaps are normalised by their max, so a looser bound is honest
-
-
-class ExportError(DataError):
-    """An export that must not produce a package (parity failed, quantization lost accuracy)."""
 
 
 class CalibratedNet(nn.Module):
@@ -130,104 +126,7 @@ def export_onnx(module: nn.Module, input_size: int, path: Path) -> None:
             do_constant_folding=True,
             dynamo=False,
         )
-    from training.fold_pads import fold_pads
-
     fold_pads(path)  # the "same" Pads into their Conv: the same arithmetic, one kernel fewer each
-
-
-def embed_metadata(path: Path, meta: PackageMeta) -> None:
-    """Write the package metadata into the ONNX file's metadata_props (in place), and declare
-    the output shapes the graph is known to produce.
-
-    timm's TF-style "same" padding computes pads from the input shape at run time, so the
-    exporter leaves the heatmap's height and width symbolic; the input size is fixed, so they
-    are not, and the loader checks them.
-    """
-    import onnx
-
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = ONNX_META_KEY, meta.embedded_json()
-    model.producer_name = "kito-qc"
-    k, (h, w) = len(meta.classes), meta.heatmap_size
-    shapes = {"probs": [None, k], "heatmaps": [None, k, h, w]}
-    for out in model.graph.output:
-        for dim, value in zip(out.type.tensor_type.shape.dim, shapes[out.name], strict=True):
-            if value is not None:
-                dim.dim_value = value
-    onnx.save(model, str(path))
-
-
-def finish_package(folder: Path, meta: PackageMeta) -> PackageMeta:
-    """Validate the metadata (callers pass `model_copy`s, which run no validators), embed it,
-    then checksum the final bytes and write package.json."""
-    meta = PackageMeta.model_validate(meta.model_dump())
-    embed_metadata(folder / MODEL_FILE, meta)
-    meta = meta.model_copy(update={"onnx_sha256": sha256_file(folder / MODEL_FILE)})
-    meta = PackageMeta.model_validate(meta.model_dump())
-    write_package_json(folder, meta)
-    return meta
-
-
-def network_alone(package: Path, folder: Path) -> PackageMeta:
-    """The package's defect network without its surface branch, written into `folder`: the
-    graph and metadata only (the fusion's data version goes with the branch)."""
-    meta = read_meta(package)
-    shutil.copyfile(package / MODEL_FILE, folder / MODEL_FILE)
-    versions = {k: v for k, v in meta.dataset_versions.items() if k != "fusion"}
-    update = {"surface": None, "dataset_versions": versions}
-    return finish_package(folder, meta.model_copy(update=update))
-
-
-@contextmanager
-def staged_package(out: Path) -> Iterator[Path]:
-    """A hidden folder beside `out` to build a new package in.
-
-    When the block ends without an error and the package passes every check the service makes
-    (load_package), the folder becomes `out`. Otherwise it is removed, so nothing half-written
-    is left.
-    """
-    if out.exists():
-        raise DataError(f"{out}: already exists; choose a new package folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        yield tmp
-        load_package(tmp, threads=1)
-        # mkdtemp makes the folder private (0700); a package is read by the service's user too.
-        tmp.chmod(0o777 & ~_umask())
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def copy_graphs(package: Path, dest: Path, meta: PackageMeta) -> None:
-    """The package's ONNX graphs (the network, and the surface branch if it has one)."""
-    shutil.copyfile(package / MODEL_FILE, dest / MODEL_FILE)
-    if meta.surface is not None:
-        shutil.copyfile(package / SURFACE_FILE, dest / SURFACE_FILE)
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
 
 
 @dataclass(frozen=True)
@@ -275,7 +174,8 @@ def export_package(
 ) -> PackageMeta:
     """Checkpoint -> calibrated, parity-checked package at `out` (written atomically)."""
     from training.checkpoint_io import load_trained, torch_eval_inputs
-    from training.predict import predict_manifest, resolve_root
+    from training.dataset import resolve_root
+    from training.predict import predict_manifest
 
     if out.exists():
         raise DataError(f"{out}: already exists; choose a new package folder")

@@ -56,28 +56,3 @@ class FeatureCache:
     def save(self, sha256: str, views: torch.Tensor) -> None:
         data = views.to(torch.float16).contiguous().clone()
         write_atomic(self._path(sha256), lambda tmp: torch.save(data, tmp))
-
-    def _cells_path(self, sha256: str, spec: Any) -> Path:
-        tag = hashlib.sha256(repr(spec).encode()).hexdigest()[:8]
-        return self.dir / f"{sha256[:40]}.cells-{tag}.pt"
-
-    def load_cells(
-        self, sha256: str, views: int, spec: Any
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The stored views' cell targets (views, K, h, w) and validity (K,), if stored for the
-        same classes and grid (training.cell_targets.CellSpec)."""
-        path = self._cells_path(sha256, spec)
-        if not path.is_file():
-            return None
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
-            cells, valid = d["cells"], d["valid"]
-        except Exception:  # a damaged file is recomputed, not trusted
-            return None
-        if cells.dim() != 4 or cells.shape[0] < views:
-            return None
-        return cells[:views], valid
-
-    def save_cells(self, sha256: str, cells: torch.Tensor, valid: torch.Tensor, spec: Any) -> None:
-        data = {"cells": cells.contiguous().clone(), "valid": valid.clone()}
-        write_atomic(self._cells_path(sha256, spec), lambda tmp: torch.save(data, tmp))

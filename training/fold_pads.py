@@ -176,7 +176,13 @@ def repack_package(package: Path, out: Path, samples: int = 8) -> tuple[Any, int
     """
     from qc_model.errors import DataError
     from qc_model.package import MODEL_FILE, load_package, read_meta
-    from training.export import ExportError, copy_graphs, finish_package, git_commit, staged_package
+    from training.package_io import (
+        ExportError,
+        copy_graphs,
+        finish_package,
+        git_commit,
+        staged_package,
+    )
 
     meta = read_meta(package)
     load_package(package, threads=1)  # the source passes every check first

@@ -97,6 +97,7 @@ def network_from_package(package: Path) -> DefectNet:
         num_classes=len(meta.classes),
         task=meta.task,
         weights="none",
+        # Written before `pool` left TrainConfig, a run may hold lse: rebuilt as it was trained.
         pool=str(cfg.get("pool", "avg")),
         pool_r=float(cfg.get("pool_r", 4.0)),
     ).eval()

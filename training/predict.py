@@ -14,27 +14,20 @@ from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record
 from qc_model.network import DefectNet
 from qc_model.preprocess import PreprocessConfig, normalize
-from training.dataset import CropStore, for_classes, load_manifest, split_records, targets_for
+from training.checkpoint_io import load_trained
+from training.dataset import (
+    CropStore,
+    for_classes,
+    load_manifest,
+    resolve_root,
+    split_records,
+    targets_for,
+)
 
 
 def load_for_eval(checkpoint: Path | str) -> DefectNet:
     """The checkpoint's network in eval mode, carrying its PreprocessConfig."""
-    from training.checkpoint_io import load_trained
-
     return load_trained(checkpoint).model
-
-
-def resolve_root(manifest: Manifest | Path | str, root: Path | None) -> Path:
-    """The folder image paths are relative to: given, or the manifest file's folder."""
-    if root is not None:
-        return Path(root)
-    if isinstance(manifest, str | Path):
-        p = Path(manifest)
-        return p if p.is_dir() else p.parent
-    raise DataError(
-        "a Manifest object does not know its folder: pass root= (the folder of manifest.jsonl) "
-        "or the manifest's path instead"
-    )
 
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
@@ -61,8 +54,6 @@ def predict_manifest(
     Probabilities are uncalibrated (sigmoid or softmax of the logits): calibration is fitted
     on top of them by training.calibrate.
     """
-    from training.checkpoint_io import load_trained
-
     trained_classes = None
     if isinstance(model_or_checkpoint, torch.nn.Module):
         model = model_or_checkpoint

@@ -22,8 +22,8 @@ from qc_model.package import (
     load_package,
 )
 from qc_model.preprocess import PreprocessConfig, preprocess
-from training.export import ExportError, finish_package, staged_package
 from training.metrics import macro_f1
+from training.package_io import ExportError, finish_package, staged_package
 
 MAX_F1_DROP = 0.01  # one point of macro-F1
 # The trunk's ops. With Clip/Relu and the residual Adds quantized too, each activation's range is

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from qc_model.holdout import holdout_folder
 from qc_model.manifest import Manifest, Record
 from qc_model.package import PackageMeta, read_meta
 from training.compare import Comparison
+from training.config import REMOVED, drop_removed
 
 # A frozen, cached trunk (docs/MODEL.md): an epoch then costs the head only, and the features of
 # photos seen before come from the crop cache. A champion trained end to end on a GPU host is
@@ -115,6 +117,12 @@ def retrain_config(champion: PackageMeta, plan: RetrainPlan, path: Path) -> list
         cfg = dict(champion.training.get("config") or {})
         if not cfg:
             notes.append("the champion carries no training config: using the defaults")
+        gone = sorted(set(cfg) & set(REMOVED))
+        if gone:  # the champion's full config: they were written, not chosen, so no warning
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                cfg = drop_removed(cfg, f"{champion.name}@{champion.version}'s training config")
+            notes.append(f"settings that were removed left out: {', '.join(gone)}")
     if int(cfg.get("freeze_blocks", CPU_FREEZE_BLOCKS)) == 0:
         cfg["freeze_blocks"] = CPU_FREEZE_BLOCKS
         notes.append(f"freeze_blocks 0 -> {CPU_FREEZE_BLOCKS}: frozen, cached trunk")

@@ -22,8 +22,8 @@ from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record
 from qc_model.package import read_meta
 from training.compare import score_package
+from training.dataset import resolve_root
 from training.metrics import stratified_auroc
-from training.predict import resolve_root
 
 
 def records_at(spec: str) -> tuple[list[Record], Path]:

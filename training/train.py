@@ -25,7 +25,6 @@ from qc_model.holdout import check_against_default
 from qc_model.network import DefectNet, build_model
 from training import train_utils as tu
 from training.augment import build_augment
-from training.cell_targets import CellSpec, cell_loss
 from training.checkpoint_io import read_checkpoint, save_checkpoint
 from training.config import TrainConfig, dump_config, load_config
 from training.dataset import (
@@ -92,8 +91,7 @@ def load_data(
         idx = [int(i) for i in sampler_]
     y_train = y_train[idx]
     augment = build_augment(cfg.augment, cfg.seed + d.rank)
-    cells = cell_spec(cfg, model, classes, task, device)
-    crops = CropDataset([train_recs[i] for i in idx], y_train, store, augment, cells=cells)
+    crops = CropDataset([train_recs[i] for i in idx], y_train, store, augment)
     val_crops = CropDataset(val_recs, targets_for(val_recs, classes, task), store)
     train_ds: Dataset = crops
     val_ds: Dataset | None = val_crops if val_recs else None
@@ -101,12 +99,10 @@ def load_data(
         disk = None
         if cfg.feature_cache:
             disk = FeatureCache(cfg.crop_cache_dir(), model, cfg.preprocess, cfg.augment)
-        feats, view_cells = cache_views(
-            model, crops, cfg.cache_views, device, quiet=not d.main, disk=disk
-        )
-        train_ds = FeatureDataset(feats, y_train, random_view=True, cells=view_cells)
+        feats = cache_views(model, crops, cfg.cache_views, device, quiet=not d.main, disk=disk)
+        train_ds = FeatureDataset(feats, y_train, random_view=True)
         if val_recs:
-            vfeats, _ = cache_views(
+            vfeats = cache_views(
                 model, val_crops, 1, device, desc="val", quiet=not d.main, disk=disk
             )
             val_ds = FeatureDataset(vfeats, val_crops.targets, random_view=False)
@@ -134,22 +130,6 @@ def load_data(
     return Data(train, val, classes, task, versions, y_train)
 
 
-def cell_spec(
-    cfg: TrainConfig, model: DefectNet, classes: list[str], task: str, device: torch.device
-) -> CellSpec | None:
-    """The class map's classes and grid when the per-cell loss is on (`cam_loss` > 0)."""
-    if cfg.cam_loss <= 0:
-        return None
-    if task != "multilabel":
-        raise DataError("cam_loss needs multi-label data with defect masks, not single-label")
-    size = cfg.preprocess.input_size
-    was = model.training
-    with torch.no_grad():
-        _, cam = model.eval()(torch.zeros(1, 3, size, size, device=device))
-    model.train(was)
-    return CellSpec(tuple(classes), (int(cam.shape[2]), int(cam.shape[3])))
-
-
 def _seed_worker_augment(worker_id: int) -> None:
     # Each worker gets its own augmentation stream from torch's per-worker seed; otherwise all
     # workers would repeat the same "random" sequence. One thread each: the workers are the
@@ -171,18 +151,14 @@ def train_one_epoch(
     device: torch.device,
     epoch: int,
     d: tu.Dist,
-    cam_loss: float = 0.0,
 ) -> dict[str, float]:
     model.train()
     total, seen, t0 = 0.0, 0, time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not d.main, leave=False)
-    for batch in bar:
-        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        logits, cam = model(x)
+    for x, y in bar:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits, _ = model(x)
         loss = criterion(logits, y)
-        if cam_loss > 0 and len(batch) == 4:
-            cells, valid = batch[2].to(device), batch[3].to(device)
-            loss = loss + cam_loss * cell_loss(cam, cells, valid)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -228,8 +204,7 @@ def main(args: argparse.Namespace) -> Path:
     manifest = label_view(source, cfg.label_set)
     net = build_model(
         cfg.backbone, len(manifest.header.classes), manifest.header.task, cfg.weights,
-        freeze_blocks=cfg.freeze_blocks, drop_rate=cfg.drop_rate, pool=cfg.pool,
-        pool_r=cfg.pool_r, bn_stats=cfg.bn_stats,
+        freeze_blocks=cfg.freeze_blocks, drop_rate=cfg.drop_rate, bn_stats=cfg.bn_stats,
     ).to(device)  # fmt: skip
     data = load_data(cfg, Path(args.manifest), net, device, d)
     if resume is not None and (resume["classes"] != data.classes or resume["task"] != data.task):
@@ -254,7 +229,7 @@ def main(args: argparse.Namespace) -> Path:
     for epoch in range(start, cfg.epochs):
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(
-            module, criterion, optimizer, scheduler, data.train, device, epoch, d, cfg.cam_loss
+            module, criterion, optimizer, scheduler, data.train, device, epoch, d
         )
         if data.val is not None:
             row |= evaluate(module, criterion, data.val, device, data.task, data.classes)

@@ -322,9 +322,9 @@ def test_a_package_gives_back_its_network_for_fine_tuning(dataset: Path, tmp_pat
         network_from_package,
     )
 
-    cfg = TrainConfig(preprocess=PreprocessConfig(input_size=64), freeze_blocks=0, pool="lse")
+    cfg = TrainConfig(preprocess=PreprocessConfig(input_size=64), freeze_blocks=0)
     torch.manual_seed(1)
-    model = build_model(num_classes=len(CLASSES), weights="none", pool="lse").eval()
+    model = build_model(num_classes=len(CLASSES), weights="none").eval()
     with torch.no_grad():  # BatchNorm statistics far from the identity, so folding matters
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -339,7 +339,7 @@ def test_a_package_gives_back_its_network_for_fine_tuning(dataset: Path, tmp_pat
     meta = export_package(ckpt, manifest, tmp_path / "pkg", parity_samples=2)
 
     net = network_from_package(tmp_path / "pkg")
-    assert net.pool == "lse"
+    assert net.pool == "avg"
     # The rebuilt network through serving's preprocessing gives the package's probabilities.
     photos = sorted((dataset / "images").glob("*.png"))[:4]
     x = torch.stack(
@@ -359,7 +359,7 @@ def test_a_package_gives_back_its_network_for_fine_tuning(dataset: Path, tmp_pat
     weights = checkpoint_from_package(tmp_path / "pkg", tmp_path / "w" / "champion.pt")
     for bn_stats, same in (("frozen", True), ("train", False)):
         torch.manual_seed(0)
-        start = build_model(num_classes=len(CLASSES), weights=weights, pool="lse",
+        start = build_model(num_classes=len(CLASSES), weights=weights,
                             drop_rate=0.0, bn_stats=bn_stats).train()  # fmt: skip
         with torch.no_grad():
             train_mode = torch.sigmoid(start(x)[0] / meta.temperature).numpy()

@@ -116,6 +116,23 @@ def test_challenger_config_starts_from_the_champion(tmp_path: Path) -> None:
     assert notes[0].startswith("training from ImageNet weights (the champion has no checkpoint: ")
 
 
+def test_a_champion_config_with_removed_settings_retrains_or_is_refused(tmp_path: Path) -> None:
+    import warnings
+
+    from training.config import TrainConfig, load_config
+
+    plan = RetrainPlan(tmp_path, tmp_path / "c.pt", tmp_path, tmp_path, tmp_path, tmp_path)
+    old = {"freeze_blocks": 6, "pool": "avg", "pool_r": 4.0, "cam_loss": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # written by an older version, not chosen: no warning
+        notes = retrain_config(_meta(old), plan, tmp_path / "c.yaml")
+        cfg = load_config(tmp_path / "c.yaml")
+    assert notes[0] == "settings that were removed left out: cam_loss, pool, pool_r"
+    assert cfg == TrainConfig(freeze_blocks=6, weights=str(tmp_path / "c.pt"))
+    with pytest.raises(DataError, match="training config: setting 'pool: lse' was removed"):
+        retrain_config(_meta({**old, "pool": "lse"}), plan, tmp_path / "d.yaml")
+
+
 def _scores(version: str, probs: np.ndarray, targets: np.ndarray) -> PackageScores:
     held = (probs >= 0.5).any(axis=1)
     per_class = []

@@ -664,53 +664,6 @@ def test_the_gate_and_spec_checks_measure_a_copy_reduced_to_their_own_size(
     assert ModelInspector(tiny).measuring_copy(halved.image, catalog[design.id])[1] == 1
 
 
-def test_the_tile_probe_scores_both_ways(
-    synth: Path, trained: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from training.tile_probe import main
-
-    main([str(trained / "surface.pt"), "--val", str(synth / "calib.jsonl"), "--all-photos"])
-    res = json.loads(capsys.readouterr().out)
-    assert res["photos"] == 16 and res["tile"] == 64  # the fixture's training patch
-    classes = load_surface(trained / "surface.pt")[1]
-    for way in ("tiles", "whole"):
-        assert set(res[way]) == {*classes, "seconds"}
-        assert 0.0 <= res[way]["scratch"] <= 1.0
-    m = Manifest.read(synth / "manifest.jsonl")
-    Manifest(header=m.header, records=m.split("train")).write(synth / "train-only.jsonl")
-    with pytest.raises(DataError, match="no photos in split 'val'"):
-        main([str(trained / "surface.pt"), "--val", str(synth / "train-only.jsonl")])
-
-
-def test_the_pool_probe_reproduces_the_package_with_one_cell(
-    synth: Path, trained: Path, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from training.evaluate import package_probs
-    from training.pool_probe import SIZES, main
-
-    pkg = tmp_path / "pkg"
-    attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
-    spec = f"{synth / 'calib.jsonl'}:val"
-    main([str(pkg), "--val", spec, "--test", spec, "--all-photos"])
-    res = json.loads(capsys.readouterr().out)
-    val = Manifest.read(synth / "calib.jsonl").split("val")
-    assert res["photos"] == {"val": len(val), "test": len(val)}
-    assert res["per_class"]["scratch"]["fused_in_package"]
-    assert set(res["per_class"]["scratch"]) == {"fused_in_package", *map(str, SIZES)}
-    # One cell is how the package pools: its fused AP is the package's own on those photos.
-    probs = package_probs(pkg, val, synth, list(read_meta(pkg).classes), "pkg")
-    k = list(read_meta(pkg).classes).index("scratch")
-    y = np.array(["scratch" in r.labels for r in val])
-    own = average_precision(probs[:, k], y)
-    assert res["per_class"]["scratch"]["1"]["fused_ap"][1] == pytest.approx(own, abs=1e-6)
-    assert set(res["operating"]) == {*(f"{n} cells" for n in SIZES), "per class, by val AP"}
-    # The gate passes none of the fixture's 512 px photos; a package without a branch is named.
-    with pytest.raises(SystemExit, match="passes none of the val photos"):
-        main([str(pkg), "--val", spec, "--test", spec])
-    with pytest.raises(SystemExit, match="has no surface branch"):
-        main([str(tiny), "--val", spec, "--test", spec])
-
-
 def test_the_cli_trains_attaches_and_names_bad_input(
     synth: Path, tiny: Path, tmp_path: Path
 ) -> None:
@@ -777,7 +730,7 @@ def test_thresholds_without_the_branch_serve_the_network_alone(
     from kito.cli import app
     from training.calibrate import choose_thresholds
     from training.evaluate import package_probs
-    from training.judged import rethreshold
+    from training.thresholds import rethreshold
 
     calib = synth / "calib.jsonl"
     branch = tmp_path / "branch"

@@ -113,9 +113,9 @@ def test_frozen_cached_training_learns(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_label_set_all_trains_every_manifest_class(tiny: Path, tmp_path: Path) -> None:
-    out = run(tiny, tmp_path / "run", "epochs=1", "label_set=all", "pool=lse")
+    out = run(tiny, tmp_path / "run", "epochs=1", "label_set=all")
     trained = load_trained(out / "checkpoint.pt")
-    assert trained.classes == list(DEFECT_LABELS) and trained.model.pool == "lse"
+    assert trained.classes == list(DEFECT_LABELS)
     assert trained.dataset_versions["train"] == Manifest.read(tiny).header.version
 
 
@@ -268,17 +268,17 @@ def test_trunk_features_are_cached_on_disk_per_photo(tiny: Path, tmp_path: Path)
     trunk = model.forward_trunk
     model.forward_trunk = lambda x: calls.append(len(x)) or trunk(x)  # type: ignore[method-assign]
 
-    first = cache_views(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)[0]
+    first = cache_views(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)
     assert sum(calls) == 2 * len(records) and len(list(disk.dir.glob("*.pt"))) == len(records)
     calls.clear()
-    again = cache_views(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)[0]
+    again = cache_views(model, data, 2, torch.device("cpu"), quiet=True, disk=disk)
     assert calls == [] and torch.equal(first, again)  # read back, not recomputed
     # One view asked for: the stored clean view; more views than stored: computed again.
     assert torch.equal(
-        cache_views(model, data, 1, torch.device("cpu"), quiet=True, disk=disk)[0][:, 0],
+        cache_views(model, data, 1, torch.device("cpu"), quiet=True, disk=disk)[:, 0],
         first[:, 0],
     )
-    cache_views(model, data, 3, torch.device("cpu"), quiet=True, disk=disk)[0]
+    cache_views(model, data, 3, torch.device("cpu"), quiet=True, disk=disk)
     assert sum(calls) == 3 * len(records)
     # Another trunk (other frozen weights) or other preprocessing: another folder.
     other = build_model(num_classes=7, weights="none", freeze_blocks=6)

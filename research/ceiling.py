@@ -11,7 +11,7 @@ which no chooser fitted on validation photos can beat:
   `kito eval` reports too). This is a bound, not an estimate.
 - **False-hold at the target recall, fitted on test.** The union of per-class thresholds is
   fitted on the judged test photos themselves, both with the package's chooser (one common
-  per-class recall level) and with the greedy per-class search of `training.threshold_probe`.
+  per-class recall level) and with the greedy per-class search of `research.threshold_probe`.
   These are the lowest false-hold rates found, not proven minima (a union of seven thresholds
   has no cheap exact optimum), so they read as "what even an oracle chooser of this kind gets".
 - **Which class holds the good pieces.** The same fits, with one class's scores replaced
@@ -19,9 +19,9 @@ which no chooser fitted on validation photos can beat:
   but one perfect (`perfect_classes`): how far the false-hold would fall if that class alone
   were solved, and what that class alone costs when every other one is.
 
-    python -m training.ceiling models/default --val data/val-s3-2k-val.jsonl:val \\
+    python -m research.ceiling models/default --val data/val-s3-2k-val.jsonl:val \\
         --test data/test-s2-2k --workers 2 [--save scores.npz]
-    python -m training.ceiling --scores scores.npz      # the same tables, without scoring again
+    python -m research.ceiling --scores scores.npz      # the same tables, without scoring again
 
 The val photos are scored too (the package's thresholds were chosen on such photos and the
 table shows both), but nothing is fitted on them here.
@@ -49,6 +49,7 @@ def ceiling(
     `thresholds` and its ceiling (mean of the best F1s over the classes present); the
     any-defect operating point at `thresholds` and with thresholds fitted on these photos
     (the common recall level and the greedy search) at `target_recall`."""
+    from research.threshold_probe import common_level, greedy_thresholds
     from training.metrics import (
         any_defect,
         average_precision,
@@ -56,7 +57,6 @@ def ceiling(
         macro_f1_ceiling,
         per_class_metrics,
     )
-    from training.threshold_probe import common_level, greedy_thresholds
 
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y, dtype=bool)
@@ -123,8 +123,8 @@ def _fitted_false_hold(
     the scores as they are) with the solved classes holding exactly their positives, of those
     that still reach the target. (A perfect score also stops holding the photos of other
     classes that the imperfect one held by chance, so solving a class can read worse.)"""
+    from research.threshold_probe import common_level, greedy_thresholds
     from training.metrics import any_defect
-    from training.threshold_probe import common_level, greedy_thresholds
 
     q = perfect_classes(p, y, solved)
     candidates = [choose(q, y, target) for choose in (common_level(classes), greedy_thresholds)]
@@ -201,15 +201,15 @@ def plot(c: dict[str, Any], target: float, title: str, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m training.ceiling PACKAGE --val DATA[:SPLIT] --test DATA[:SPLIT] [--workers N]
-    [--save FILE.npz] [--plot FILE.png], or python -m training.ceiling --scores FILE.npz"""
+    """python -m research.ceiling PACKAGE --val DATA[:SPLIT] --test DATA[:SPLIT] [--workers N]
+    [--save FILE.npz] [--plot FILE.png], or python -m research.ceiling --scores FILE.npz"""
     import argparse
 
     from qc_model.errors import DataError
-    from training.judged import judged_scores
+    from research.judged_study import judged_scores
     from training.score_packages import records_at
 
-    ap = argparse.ArgumentParser(prog="python -m training.ceiling", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m research.ceiling", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("package", type=Path, nargs="?", help="the package to score")
     ap.add_argument("--val", help="PATH[:SPLIT]: judged val photos (scored, nothing fitted)")

@@ -1,6 +1,6 @@
 """Does a package's score follow the defect? Each photo against its twin rendered without it.
 
-    python -m training.twin_probe --data data/test-s2-2k --label scratch \
+    python -m research.twin_probe --data data/test-s2-2k --label scratch \
         --package models/default --package runs/pkg-hn/default --out runs/twins-scratch
 
 Every photo of a `kito data synth` set that carries `--label` and that the photo gate passes
@@ -90,9 +90,9 @@ def contrast(
 ) -> tuple[dict[str, float], NDArray[np.uint8]]:
     """The defect's contrast (largest ΔE, pixels at ΔE >= 6 and >= 12) and a tile: the photo,
     the twin and |photo - twin| x4 side by side, `side` px around the largest change."""
-    from training.visibility import _lab
+    from training.visibility import cie_lab
 
-    d = np.linalg.norm(_lab(photo) - _lab(twin), axis=2)
+    d = np.linalg.norm(cie_lab(photo) - cie_lab(twin), axis=2)
     cy, cx = np.unravel_index(int(np.argmax(d)), d.shape)
     h, w = d.shape
     y0 = int(min(max(cy - side // 2, 0), max(h - side, 0)))

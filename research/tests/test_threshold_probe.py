@@ -1,4 +1,4 @@
-"""The greedy per-class threshold search that training.threshold_probe weighs against the
+"""The greedy per-class threshold search that research.threshold_probe weighs against the
 common recall level of training.calibrate.choose_thresholds."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from research.threshold_probe import common_level, compare, cross_validated, greedy_thresholds
 from training.calibrate import choose_thresholds
 from training.metrics import any_defect
-from training.threshold_probe import common_level, compare, cross_validated, greedy_thresholds
 
 CLASSES = ["scratch", "bent", "pitting", "tarnish"]
 

@@ -1,4 +1,4 @@
-"""training.twin_probe: does a score rise when the defect is there and nothing else changes?"""
+"""research.twin_probe: does a score rise when the defect is there and nothing else changes?"""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from tiny_package import build_tiny_package
 
 from qc_model.catalog import default_catalog_dir
 from qc_model.errors import DataError
+from research.twin_probe import TILE, contrast, main, pair_stats, probe, write_sheet
 from training.synth.generate import SynthOptions, generate_dataset
-from training.twin_probe import TILE, contrast, main, pair_stats, probe, write_sheet
 
 
 def test_pair_stats_tell_a_score_that_follows_the_defect_from_one_that_does_not() -> None:

@@ -2,7 +2,7 @@
 whole file) and as the service decodes them (serving.intake: a large JPEG reduced in the DCT
 domain to the decode target of the design and the package).
 
-    python -m training.decode_check models/default data/test-s2-2k [--all-photos] [--workers 2]
+    python -m research.decode_check models/default data/test-s2-2k [--all-photos] [--workers 2]
 
 Prints macro-F1, any-defect recall and false-hold for both, on the photos the gate passes
 (default) or on all, and how far the two decodes move each probability.

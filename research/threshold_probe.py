@@ -10,7 +10,7 @@ both on the judged test photos, and on the val photos alone by 5-fold cross-vali
 (`cross_validated`). The test set holds ~500 defective photos, so its recall moves by about a
 point from one draw to the next; the folds give a second, independent reading.
 
-    python -m training.threshold_probe models/default --val data/val-s3-2k --test data/test-s2-2k \\
+    python -m research.threshold_probe models/default --val data/val-s3-2k --test data/test-s2-2k \\
         --workers 2
 
 The greedy search starts with no class holding anything and, step by step, lowers the one
@@ -171,9 +171,9 @@ def compare(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m training.threshold_probe PACKAGE --val DATA[:SPLIT] --test DATA[:SPLIT]"""
+    """python -m research.threshold_probe PACKAGE --val DATA[:SPLIT] --test DATA[:SPLIT]"""
     from qc_model.errors import DataError
-    from training.judged import judged_scores, study_inputs
+    from research.judged_study import judged_scores, study_inputs
 
     try:
         s = judged_scores(*study_inputs(argv, main.__doc__))

@@ -1,4 +1,4 @@
-"""training.ceiling: the best F1 over every threshold bounds macro-F1, and thresholds fitted
+"""research.ceiling: the best F1 over every threshold bounds macro-F1, and thresholds fitted
 on the photos themselves reach the target recall."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.ceiling import ceiling, main, perfect_classes
+from research.ceiling import ceiling, main, perfect_classes
 from training.metrics import best_f1, binary_counts, macro_f1
 
 CLASSES = ["scratch", "bent", "pitting", "tarnish"]
