@@ -20,7 +20,7 @@ from qc_model.errors import DataError
 from qc_model.inference import read_image
 from qc_model.manifest import Record
 from qc_model.preprocess import PreprocessConfig, crop_to_piece
-from qc_model.surface import SurfaceConfig, surface_crop, surface_piece_mask
+from qc_model.surface import SurfaceConfig, surface_view
 from training.cell_targets import extract_mask
 
 MAX_CLASSES = 8  # class membership is kept as bits of one uint8 per pixel
@@ -43,13 +43,7 @@ def photo_surface_crop(
 ) -> tuple[NDArray[np.uint8], tuple[int, int, int, int], float, NDArray[np.bool_] | None]:
     """The serving path (Inferencer.prepare): the locator's box, the mat's scale, the resample;
     (RGB crop, box, factor, the piece's mask on the crop's grid or None)."""
-    crop = crop_to_piece(bgr, preprocess)
-    box = (int(crop.box[0]), int(crop.box[1]), int(crop.box[2]), int(crop.box[3]))
-    loc = crop.location
-    mat = loc.mat if loc is not None else None
-    rgb, f = surface_crop(bgr, box, cfg, mat.px_per_mm if mat is not None else None)
-    piece = surface_piece_mask(loc.mask, box, rgb.shape[:2], f) if loc is not None else None
-    return rgb, box, f, piece
+    return surface_view(bgr, crop_to_piece(bgr, preprocess), cfg)
 
 
 def make_sample(
