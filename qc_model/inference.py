@@ -28,7 +28,7 @@ from qc_model.package import (
     surface_runner,
 )
 from qc_model.preprocess import crop_to_piece, normalize
-from qc_model.surface import branch_scores, fuse_probability, surface_crop, surface_piece_mask
+from qc_model.surface import branch_scores, fuse_probability, surface_view
 
 ImageInput = Union[str, Path, bytes, NDArray[np.uint8]]  # noqa: UP007 (a runtime alias)
 
@@ -151,11 +151,7 @@ class Inferencer:
         tensor = normalize(crop.image, self.meta.preprocess)
         if self.meta.surface is None:
             return Prepared(tensor, box, design=design)
-        loc = crop.location
-        found = mat or (loc.mat if loc is not None else None)
-        scale = found.px_per_mm if found is not None else None
-        rgb, f = surface_crop(image_bgr, box, self.meta.surface.config, scale)
-        piece = surface_piece_mask(loc.mask, box, rgb.shape[:2], f) if loc is not None else None
+        rgb, _, _, piece = surface_view(image_bgr, crop, self.meta.surface.config, mat)
         return Prepared(tensor, box, rgb, piece, design)
 
     def run_surface(

@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qc_model.locate import Box
-from qc_model.preprocess import extract_box
+from qc_model.mat import MatDetection
+from qc_model.preprocess import Crop, extract_box
 
 
 class SurfaceConfig(BaseModel):
@@ -99,6 +100,21 @@ def surface_piece_mask(
     h, w = min(shape[0], m.shape[0]), min(shape[1], m.shape[1])
     out[:h, :w] = m[:h, :w] > 0
     return out
+
+
+def surface_view(
+    image_bgr: NDArray[np.uint8], crop: Crop, cfg: SurfaceConfig, mat: MatDetection | None = None
+) -> tuple[NDArray[np.uint8], Box, float, NDArray[np.bool_] | None]:
+    """The branch's view of a located crop (preprocess.crop_to_piece's): its box at the branch's
+    scale, measured by `mat` or else the mat the locator found, and the piece's mask on that
+    grid. (RGB crop, box as ints, factor, mask or None where no piece was found.) The service
+    (Inferencer.prepare) and the branch's training data (training.surface.data) both use it."""
+    box = (int(crop.box[0]), int(crop.box[1]), int(crop.box[2]), int(crop.box[3]))
+    loc = crop.location
+    found = mat or (loc.mat if loc is not None else None)
+    rgb, f = surface_crop(image_bgr, box, cfg, found.px_per_mm if found is not None else None)
+    piece = surface_piece_mask(loc.mask, box, rgb.shape[:2], f) if loc is not None else None
+    return rgb, box, f, piece
 
 
 def piece_cells(

@@ -54,14 +54,15 @@ def surface_train(
     workers: WorkersOpt = 1,
 ) -> None:
     """Train a surface branch on patches with per-cell targets from the defect masks."""
-    from training.surface import train_surface
+    from training.surface import SurfaceTrainConfig, train_surface
 
-    info = train_surface(
-        manifest, out, steps=steps, batch=batch, patch=patch, lr=lr, pos_weight=pos_weight,
+    config = SurfaceTrainConfig(
+        steps=steps, batch=batch, patch=patch, lr=lr, pos_weight=pos_weight,
         px_per_mm=px_per_mm, limit=limit, seed=seed, workers=workers, judged_only=judged_only,
         piece_fraction=piece_fraction, hard_fraction=hard_fraction, mine_every=mine_every,
         mine_photos=mine_photos, arch=arch,
     )  # fmt: skip
+    info = train_surface(manifest, out, config)
     t = info["timing"]
     typer.echo(
         f"wrote {out / 'surface.pt'}: {t['steps']} steps in {t['seconds']:.0f} s "
