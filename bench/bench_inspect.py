@@ -41,7 +41,7 @@ FUNCTIONS = [
     ("gate: locate_piece", "qc_model/locate.py", "locate_piece"),
     ("gate: sharpness", "qc_model/gate.py", "sharpness"),
     ("gate: exposure_checks", "qc_model/gate.py", "exposure_checks"),
-    ("model: whole (crop + ONNX)", "serving/model_inspector.py", "_predict"),
+    ("model: whole (crop + ONNX)", "serving/inspection/model_inspector.py", "_predict"),
     ("model: preprocess (crop)", "qc_model/preprocess.py", "preprocess"),
     ("model: ONNX run", "qc_model/inference.py", "run"),
     ("verdict: decide", "qc_model/verdict.py", "decide"),
@@ -50,7 +50,7 @@ FUNCTIONS = [
     ("spec: measure_pieces", "qc_model/measure.py", "measure_pieces"),
     ("spec: colour check", "qc_model/spec_checks.py", "_colour_check"),
     ("spec: count check", "qc_model/spec_checks.py", "_count_check"),
-    ("verdict: heatmap JSON", "serving/model_inspector.py", "_heatmap"),
+    ("verdict: heatmap JSON", "serving/inspection/model_inspector.py", "_heatmap"),
 ]
 
 
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from qc_model.catalog import load_catalog
     from qc_model.decode import DecodeLimits, decode_photo
-    from serving.intake import decode_limits_for
-    from serving.model_inspector import ModelInspector, build_inspector
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
+    from serving.inspection.intake import decode_limits_for
+    from serving.inspection.model_inspector import ModelInspector, build_inspector
 
     catalog = load_catalog(load_settings().catalog_dir)
     # Built as the service builds it (which may set OpenCV's thread count), then overridden.
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(design_id: str, data: bytes) -> dict[str, float]:
         design = catalog[design_id]
-        limits = decode_limits_for(base, design, inspector)  # as serving.intake decodes
+        limits = decode_limits_for(base, design, inspector)  # as serving.inspection.intake decodes
         t0 = time.perf_counter()
         decoded = decode_photo(data, limits=limits)
         decode_ms = (time.perf_counter() - t0) * 1e3

@@ -285,7 +285,7 @@ def data_export_reviews(
     seed: Annotated[int, typer.Option(help="Seed of the grouped train/val/test split")] = 0,
 ) -> None:
     """QC review decisions (service database, KITO_* settings) as a labelled data set."""
-    from serving.db.cli import export_reviewed
+    from serving.review.export_cli import export_reviewed
 
     typer.echo(export_reviewed(out, since=since, seed=seed))
 
@@ -616,7 +616,7 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(**overrides)
@@ -636,7 +636,7 @@ def demo(
     """Start the service with the bundled model, seed users, an order and three inspections
     (pass, fail, retake), print the tokens and the page URLs, and keep serving."""
     from kito.demo import run_demo
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
 
     settings = load_settings(**({"port": port} if port is not None else {}))
     run_demo(settings, serve_forever=serve_forever, echo=typer.echo)
@@ -646,7 +646,7 @@ def demo(
 @user_errors
 def db_upgrade() -> None:
     """Apply the schema migrations (the service also does this at start)."""
-    from serving.db.cli import upgrade_database
+    from serving.db.migrate import upgrade_database
 
     typer.echo(upgrade_database())
 
@@ -658,7 +658,7 @@ def users_create(
     role: Annotated[str, typer.Option(help="artisan, qc or admin")] = "artisan",
 ) -> None:
     """Create a user and print its API token once (it is stored only as a hash)."""
-    from serving.db.cli import create_user_with_token
+    from serving.core.users_cli import create_user_with_token
 
     user_id, token = create_user_with_token(name=name, role=role)
     typer.echo(f"user {user_id} ({role}) created; API token (shown once, keep it safe):")
@@ -671,7 +671,7 @@ def payouts_dispatch(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
 ) -> None:
     """POST due payouts to KITO_PAYOUT_WEBHOOK_URL, retrying with backoff until delivered."""
-    from serving.db.cli import dispatch_payouts
+    from serving.orders.payouts_cli import dispatch_payouts
 
     dispatch_payouts(once=once, echo=typer.echo)
 
@@ -742,7 +742,7 @@ def models_list(
     ] = None,
 ) -> None:
     """Every registered model package, newest first."""
-    from serving.registry_cli import list_models
+    from serving.registry.registry_cli import list_models
 
     rows = list_models(state)
     if not rows:
@@ -758,7 +758,7 @@ def models_list(
 @user_errors
 def models_show(version: Annotated[str, typer.Argument(help="name@version")]) -> None:
     """One model's provenance, metrics, gate result and state, as JSON."""
-    from serving.registry_cli import show_model
+    from serving.registry.registry_cli import show_model
 
     typer.echo(show_model(version))
 
@@ -773,7 +773,7 @@ def models_register(
     promote: Annotated[bool, typer.Option(help="Also make it the champion")] = False,
 ) -> None:
     """Add a package to the registry as a candidate (its files go to the object store)."""
-    from serving.registry_cli import register_package
+    from serving.registry.registry_cli import register_package
 
     typer.echo(register_package(package, checkpoint, promote))
 
@@ -788,7 +788,7 @@ def models_promote(
     note: Annotated[str | None, typer.Option(help="Why (kept in the audit log)")] = None,
 ) -> None:
     """Make a model the champion; every running service swaps to it between requests."""
-    from serving.registry_cli import promote_model
+    from serving.registry.registry_cli import promote_model
 
     typer.echo(promote_model(version, force, note))
 
@@ -800,7 +800,7 @@ def models_rollback(
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log)")] = None,
 ) -> None:
     """Retire the champion and restore the previous one."""
-    from serving.registry_cli import rollback_model
+    from serving.registry.registry_cli import rollback_model
 
     typer.echo(rollback_model(to, reason))
 
@@ -812,7 +812,7 @@ def models_shadow(
     stop: Annotated[bool, typer.Option("--stop", help="Stop shadowing")] = False,
 ) -> None:
     """Run a model beside the champion on live inspections (it never decides a verdict)."""
-    from serving.registry_cli import shadow_model
+    from serving.registry.registry_cli import shadow_model
 
     if (version is None) != stop:
         raise typer.BadParameter("name a version, or pass --stop")
@@ -841,7 +841,7 @@ def models_shadow_report(
     """Where the shadow model and the champion disagreed on live inspections."""
     import json
 
-    from serving.registry_cli import report_shadow
+    from serving.registry.registry_cli import report_shadow
 
     r = report_shadow(version)
     if as_json:
@@ -874,7 +874,7 @@ def fsck_cmd(
 ) -> None:
     """Check that the database and the photo store agree: missing, corrupt or orphan photos,
     inspections without photos or verdict, payouts without outbox. Exit 1 on problems."""
-    from serving.db.cli import check_consistency
+    from serving.store.fsck_cli import check_consistency
 
     report = check_consistency(min_age_s=min_age, verify=verify)
     for line in report.lines():

@@ -22,8 +22,8 @@ import cv2
 from qc_model.catalog import Design
 from qc_model.decode import decode_photo
 from qc_model.errors import DataError
-from serving.intake import decode_limits_for
-from serving.settings import Settings
+from serving.core.settings import Settings
+from serving.inspection.intake import decode_limits_for
 
 DEMO_DESIGN = "KQ-BBR-MAASAI-190"  # beadwork: the bundled model's most reliable design
 PAYOUT_MINOR = 45_000  # KES 450.00 per piece
@@ -89,7 +89,7 @@ def pick_shots(app: Any, design: Design, piece_ids: list[str]) -> list[Shot]:
 
 
 def seed_users(app: Any) -> dict[str, tuple[int, str]]:
-    from serving.auth import create_user
+    from serving.core.auth import create_user
 
     stamp = datetime.now(UTC).strftime("%H%M%S")
     out = {}

@@ -26,11 +26,11 @@ from sqlalchemy import text
 from qc_model.catalog import Design, default_catalog_dir
 from qc_model.decode import DecodedPhoto
 from serving.app import create_app
-from serving.auth import create_user
+from serving.core.auth import create_user
+from serving.core.settings import Settings
 from serving.db.migrate import upgrade
 from serving.db.models import Base
-from serving.pipeline import InspectionOutcome, InspectorStatus
-from serving.settings import Settings
+from serving.inspection.pipeline import InspectionOutcome, InspectorStatus
 
 PG_ADMIN = os.environ.get("KITO_TEST_POSTGRES", "host=127.0.0.1 port=5432 dbname=test")
 
@@ -38,7 +38,8 @@ PG_ADMIN = os.environ.get("KITO_TEST_POSTGRES", "host=127.0.0.1 port=5432 dbname
 @pytest.fixture(scope="module", autouse=True)
 def _opencv_threads_restored() -> Iterator[None]:
     """Building the real inspector sets the process's OpenCV thread count for the service
-    (serving.model_inspector.build_inspector); tests in other modules get the default back.
+    (serving.inspection.model_inspector.build_inspector); tests in other modules get the default
+    back.
     (The synthetic renderer's golden images differ by one level in a few pixels under another
     thread count, which tests/training checks pixel for pixel.)"""
     before = cv2.getNumThreads()

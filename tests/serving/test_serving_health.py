@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.pipeline import InspectorStatus, load_inspector
-from serving.settings import Settings
+from serving.core.settings import Settings
+from serving.inspection.pipeline import InspectorStatus, load_inspector
 
 
 def test_healthz(client: TestClient) -> None:

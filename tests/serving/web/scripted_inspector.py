@@ -2,7 +2,7 @@
 
 The verdict, reasons and retake messages are made by qc_model's own gate and verdict code
 (`decide`, `GateResult.messages`) from scripted gate checks and scores, so the pages are tested
-against the JSON that `serving.model_inspector` stores, without loading a model.
+against the JSON that `serving.inspection.model_inspector` stores, without loading a model.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from qc_model.gate import GateCheck, GateResult
 from qc_model.spec_checks import CheckResult
 from qc_model.taxonomy import VISUAL_DEFECTS
 from qc_model.verdict import Band, PhotoInput, decide
-from serving.pipeline import InspectionOutcome
+from serving.inspection.pipeline import InspectionOutcome
 
 BANDS = {name: Band(t_low=0.3, t_high=0.8) for name in VISUAL_DEFECTS}
 # Top class score per verdict: below, inside and above the review band.
