@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from qc_model.catalog import load_catalog
     from qc_model.decode import DecodeLimits, decode_photo
     from serving.core.settings import load_settings
-    from serving.inspection.intake import decode_limits_for
+    from serving.inspection.intake import decode_plan_for
     from serving.inspection.model_inspector import ModelInspector, build_inspector
 
     catalog = load_catalog(load_settings().catalog_dir)
@@ -89,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(design_id: str, data: bytes) -> dict[str, float]:
         design = catalog[design_id]
-        limits = decode_limits_for(base, design, inspector)  # as serving.inspection.intake decodes
+        plan = decode_plan_for(base, design, inspector)  # as serving.inspection.intake decodes
         t0 = time.perf_counter()
-        decoded = decode_photo(data, limits=limits)
+        decoded = decode_photo(data, limits=plan.limits(base))
         decode_ms = (time.perf_counter() - t0) * 1e3
-        outcome = inspector.inspect([decoded], design)
+        outcome = inspector.inspect([decoded], design, plan)
         return {"decode": decode_ms, **outcome.timings_ms}
 
     for design_id, data in photos:  # warm-up: lazy imports, ORT's first run

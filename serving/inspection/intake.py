@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo
+from qc_model.decode_plan import DecodePlan, plan_decode
 from qc_model.errors import DataError
-from qc_model.gate import decode_long_side
 from serving.core.errors import ApiError
 from serving.core.metrics import Metrics
 from serving.db.models import Inspection, Order, Photo, User
@@ -38,18 +38,17 @@ T = TypeVar("T")
 AfterCommit = Callable[[Inspection, list[DecodedPhoto], Design, InspectionOutcome], Any]
 
 
-def decode_limits_for(
+def decode_plan_for(
     limits: DecodeLimits, design: Design, inspector: Inspector | None
-) -> DecodeLimits:
-    """`limits` with the decode target this design and the live model need: the design's
-    tightest tolerance, and the px/mm a model with a surface branch reads photos at (an
-    inspector's optional `min_px_per_mm`), so that neither is fed an enlarged photo."""
-    side = decode_long_side(
+) -> DecodePlan:
+    """The request's one decode plan: long side at least the service's (`limits`), raised for
+    the design's tightest tolerance and to the px/mm the live model reads photos at, so that
+    neither is fed an enlarged photo. The inspector measures by the same plan."""
+    return plan_decode(
         design,
         floor=limits.target_long_side,
-        model_px_per_mm=getattr(inspector, "min_px_per_mm", None),
+        model_px_per_mm=inspector.min_px_per_mm if inspector is not None else None,
     )
-    return replace(limits, target_long_side=side)
 
 
 @dataclass(frozen=True)
@@ -119,10 +118,13 @@ class Intake:
         if slots is not None:
             self._timed(timings, "queue", slots.acquire)
         try:
-            limits = decode_limits_for(self.limits, design, self.inspector)
+            plan = decode_plan_for(self.limits, design, self.inspector)
+            limits = plan.limits(self.limits)
             decoded = self._timed(timings, "decode", lambda: self._decode(sub.photos, limits))
             self._timed(timings, "store", lambda: [self.store.put(p.data) for p in sub.photos])
-            outcome, error = self._timed(timings, "inspect", lambda: self._inspect(decoded, design))
+            outcome, error = self._timed(
+                timings, "inspect", lambda: self._inspect(decoded, design, plan)
+            )
         finally:
             if slots is not None:
                 slots.release()
@@ -219,12 +221,12 @@ class Intake:
         return out
 
     def _inspect(
-        self, decoded: list[DecodedPhoto], design: Design
+        self, decoded: list[DecodedPhoto], design: Design, plan: DecodePlan
     ) -> tuple[InspectionOutcome | None, str | None]:
         if self.inspector is None:
             return None, None
         try:
-            return self.inspector.inspect(decoded, design), None
+            return self.inspector.inspect(decoded, design, plan), None
         except DataError as exc:
             return None, str(exc)[:500]
         except Exception as exc:

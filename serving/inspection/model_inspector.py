@@ -7,10 +7,9 @@ from what training calibrated. The mat and the piece are found once, by the gate
 the model's crop and the spec checks.
 
 A package with a surface branch has photos decoded finer than the gate and the spec checks
-need (serving.inspection.intake.decode_limits_for). Those two then measure on a copy reduced as the
-decoder would have reduced the photo without the branch (whole-block means), so their results
-and their cost stay what they are without it; the mat and the piece found on the copy are
-carried up to the full photo for the model's crops.
+need; the request's `DecodePlan` (qc_model.decode_plan, decided once by the intake) says what
+those two measure on, and the mat and the piece found there are carried up to the decoded
+photo for the model's crops.
 """
 
 from __future__ import annotations
@@ -25,9 +24,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.catalog import Design
-from qc_model.decode import SERVICE_DECODE_LONG_SIDE, DecodedPhoto, reduce_whole
+from qc_model.decode import SERVICE_DECODE_LONG_SIDE, DecodedPhoto
+from qc_model.decode_plan import DecodePlan, carried_up, plan_decode
 from qc_model.errors import DataError
-from qc_model.gate import GateConfig, GateResult, check_photo, decode_long_side
+from qc_model.gate import GateConfig, GateResult, check_photo
 from qc_model.inference import Inferencer, Prediction
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
@@ -85,18 +85,29 @@ class ModelInspector:
         # KITO_DECODE_LONG_SIDE), raised for a design's tight tolerances (decode_long_side).
         self.measure_floor = measure_floor
 
+    def decode_plan(self, design: Design) -> DecodePlan:
+        """The plan for photos of `design` when the caller brings none (the intake does)."""
+        return plan_decode(
+            design,
+            floor=self.measure_floor,
+            model_px_per_mm=self.min_px_per_mm,
+            gate=self.gate_cfg,
+        )
+
     def measuring_copy(
         self, image: NDArray[np.uint8], design: Design
     ) -> tuple[NDArray[np.uint8], int]:
         """(the image the gate and spec checks measure on, how many times smaller it is)."""
-        if self.min_px_per_mm is None:  # decoded for them already
-            return image, 1
-        return reduce_whole(image, decode_long_side(design, self.gate_cfg, self.measure_floor))
+        return self.decode_plan(design).measuring_copy(image)
 
-    def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
+    def inspect(
+        self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
+    ) -> InspectionOutcome:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        copies = [self.measuring_copy(p.image, design) for p in photos]
+        if plan is None:
+            plan = self.decode_plan(design)
+        copies = [plan.measuring_copy(p.image) for p in photos]
         gates = [check_photo(c, design, self.gate_cfg) for c, _ in copies]
         timings["gate"] = _ms(t0)
 
@@ -152,10 +163,7 @@ class ModelInspector:
         prepared, timings = [], []
         for photo, gate, f in zip(photos, gates, factors, strict=True):
             t0 = time.perf_counter()
-            loc, mat = gate.location, gate.mat
-            if f > 1:
-                loc = loc.enlarged(f, photo.image.shape[:2]) if loc is not None else None
-                mat = mat.enlarged(f) if mat is not None else None
+            loc, mat = carried_up(gate.location, gate.mat, f, photo.image.shape[:2])
             prepared.append(
                 self.inferencer.prepare(photo.image, location=loc, mat=mat, design=design)
             )

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto
+from qc_model.decode_plan import DecodePlan
 from qc_model.errors import DataError
 
 VERDICTS = ("pass", "fail", "review", "retake")
@@ -37,10 +38,16 @@ class InspectionOutcome:
 
 class Inspector(Protocol):
     model_version: str
+    # The least px/mm the model reads photos at (a package's surface branch); None: any scale.
+    # The request's DecodePlan is decided from it and the design (intake.decode_plan_for).
+    min_px_per_mm: float | None
 
-    def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
-        """Judge 1..6 photos of one piece against its design. Pure with respect to the service:
-        no I/O but reading the model; raises `qc_model.errors.DataError` for unusable input."""
+    def inspect(
+        self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
+    ) -> InspectionOutcome:
+        """Judge 1..6 photos of one piece against its design, decoded by `plan` (None: by the
+        plan this inspector makes for the design itself). Pure with respect to the service: no
+        I/O but reading the model; raises `qc_model.errors.DataError` for unusable input."""
         ...
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import text
 
 from qc_model.catalog import Design, default_catalog_dir
 from qc_model.decode import DecodedPhoto
+from qc_model.decode_plan import DecodePlan
 from serving.app import create_app
 from serving.core.auth import create_user
 from serving.core.settings import Settings
@@ -104,6 +105,7 @@ class FakeInspector:
     real inspector's "verdict" and "thresholds" entries) and read back `calls`."""
 
     model_version = "fake-1"
+    min_px_per_mm: float | None = None  # a surface branch's scale; tests may set one
 
     def __init__(self) -> None:
         self.verdict = "pass"
@@ -111,7 +113,9 @@ class FakeInspector:
         self.details: dict[str, Any] = {}
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
 
-    def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
+    def inspect(
+        self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
+    ) -> InspectionOutcome:
         self.calls.append((photos, design))
         if self.error is not None:
             raise self.error

@@ -116,7 +116,7 @@ def test_idempotency_race_is_settled_by_the_unique_constraint(
     make_twin = client.app.state.sessionmaker  # type: ignore[attr-defined]
     real_inspect = inspector.inspect
 
-    def inspect_while_twin_commits(photos: Any, design: Any) -> Any:
+    def inspect_while_twin_commits(photos: Any, design: Any, plan: Any = None) -> Any:
         with make_twin() as s:
             s.add(
                 Inspection(
@@ -130,7 +130,7 @@ def test_idempotency_race_is_settled_by_the_unique_constraint(
                 )
             )
             s.commit()
-        return real_inspect(photos, design)
+        return real_inspect(photos, design, plan)
 
     inspector.inspect = inspect_while_twin_commits
     r = post(client, headers, key="race")

@@ -13,6 +13,7 @@ import numpy as np
 
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto
+from qc_model.decode_plan import DecodePlan
 from qc_model.gate import GateCheck, GateResult
 from qc_model.spec_checks import CheckResult
 from qc_model.taxonomy import VISUAL_DEFECTS
@@ -75,12 +76,15 @@ class ScriptedInspector:
     """Tests set `verdict` (pass, review, fail, retake); `calls` records what it was given."""
 
     model_version = "scripted-1"
+    min_px_per_mm: float | None = None  # a surface branch's scale; tests may set one
 
     def __init__(self) -> None:
         self.verdict = "pass"
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
 
-    def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
+    def inspect(
+        self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
+    ) -> InspectionOutcome:
         self.calls.append((photos, design))
         retake = self.verdict == "retake"
         gates = [_gate("blurry" if retake else None) for _ in photos]
