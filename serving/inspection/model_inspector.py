@@ -32,7 +32,7 @@ from qc_model.inference import Inferencer, Prediction
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
 from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
-from serving.inspection.pipeline import InspectionOutcome
+from serving.inspection.pipeline import InspectionOutcome, InspectorStatus
 from serving.registry.model_store import model_version
 
 # The service already runs one inspection per core at once (KITO_INSPECT_CONCURRENCY), so each
@@ -204,7 +204,7 @@ def build_inspector(
     threshold_overrides: Mapping[str, tuple[float, float]] | None = None,
     measure_floor: int | None = None,
 ) -> ModelInspector:
-    """Called by `serving.inspection.pipeline.load_inspector` for the package in `model_dir`.
+    """Called by `load_inspector` and the registry's loader for the package in `model_dir`.
 
     Also sets the process's OpenCV thread pool to SERVICE_THREADS_PER_INSPECTION.
     """
@@ -215,3 +215,26 @@ def build_inspector(
         threshold_overrides=threshold_overrides,
         measure_floor=measure_floor or SERVICE_DECODE_LONG_SIDE,
     )
+
+
+def load_inspector(
+    model_dir: Path, threshold_overrides: Mapping[str, tuple[float, float]] | None = None
+) -> InspectorStatus:
+    """The inspector for the model package in `model_dir`, or `None` with the reason.
+
+    Threshold overrides naming a class the model does not score stop the start (a
+    `DataError`): serving with a misspelt override would silently use the package's band.
+    """
+    if not model_dir.is_dir():
+        if threshold_overrides:
+            raise DataError(
+                f"KITO_THRESHOLD_OVERRIDES is set but there is no model package at {model_dir}"
+            )
+        return InspectorStatus(None, f"model package not found: {model_dir}")
+    try:
+        inspector = build_inspector(model_dir, threshold_overrides)
+    except ThresholdOverrideError:
+        raise
+    except Exception as exc:  # a broken package must not stop the service from starting
+        return InspectorStatus(None, f"model package {model_dir} cannot be loaded: {exc}")
+    return InspectorStatus(inspector, f"model {inspector.model_version} loaded from {model_dir}")

@@ -1,22 +1,20 @@
 """The seam between the service and the model: an `Inspector` turns decoded photos into an outcome.
 
-The service only knows this protocol. `load_inspector` builds the real one
-(`serving.inspection.model_inspector`: qc_model's photo gate, ONNX inferencer, spec checks and
-verdict policy) from a model package; without a usable package it reports why, /readyz says
-"not ready" with that reason, and uploads are stored with status "received" for a later run.
+The service only knows this protocol. `serving.inspection.model_inspector.load_inspector` builds
+the real one (qc_model's photo gate, ONNX inferencer, spec checks and verdict policy) from a model
+package; without a usable package it reports why, /readyz says "not ready" with that reason, and
+uploads are stored with status "received" for a later run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto
 from qc_model.decode_plan import DecodePlan
-from qc_model.errors import DataError
 
 VERDICTS = ("pass", "fail", "review", "retake")
 
@@ -55,28 +53,3 @@ class Inspector(Protocol):
 class InspectorStatus:
     inspector: Inspector | None
     reason: str  # why there is none, or what was loaded
-
-
-def load_inspector(
-    model_dir: Path, threshold_overrides: Mapping[str, tuple[float, float]] | None = None
-) -> InspectorStatus:
-    """The inspector for the model package in `model_dir`, or `None` with the reason.
-
-    Threshold overrides naming a class the model does not score stop the start (a
-    `DataError`): serving with a misspelt override would silently use the package's band.
-    """
-    if not model_dir.is_dir():
-        if threshold_overrides:
-            raise DataError(
-                f"KITO_THRESHOLD_OVERRIDES is set but there is no model package at {model_dir}"
-            )
-        return InspectorStatus(None, f"model package not found: {model_dir}")
-    from serving.inspection.model_inspector import ThresholdOverrideError, build_inspector
-
-    try:
-        inspector = build_inspector(model_dir, threshold_overrides)
-    except ThresholdOverrideError:
-        raise
-    except Exception as exc:  # a broken package must not stop the service from starting
-        return InspectorStatus(None, f"model package {model_dir} cannot be loaded: {exc}")
-    return InspectorStatus(inspector, f"model {inspector.model_version} loaded from {model_dir}")

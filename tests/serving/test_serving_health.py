@@ -6,7 +6,8 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.core.settings import Settings
-from serving.inspection.pipeline import InspectorStatus, load_inspector
+from serving.inspection.model_inspector import load_inspector
+from serving.inspection.pipeline import InspectorStatus
 
 
 def test_healthz(client: TestClient) -> None:

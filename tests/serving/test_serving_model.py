@@ -18,8 +18,11 @@ from qc_model.decode import decode_photo
 from serving.app import create_app
 from serving.core.auth import create_user
 from serving.core.settings import Settings
-from serving.inspection.model_inspector import SERVICE_THREADS_PER_INSPECTION, ModelInspector
-from serving.inspection.pipeline import load_inspector
+from serving.inspection.model_inspector import (
+    SERVICE_THREADS_PER_INSPECTION,
+    ModelInspector,
+    load_inspector,
+)
 
 DESIGN = "KQ-HOOP-BR-30"  # a pair of 30 mm hoops, ± 1.5 mm
 
