@@ -36,12 +36,12 @@ FUNCTIONS = [
     ("decode: whole (decode_photo)", "qc_model/decode.py", "decode_photo"),
     ("decode: cv2.imdecode", "~", "<imdecode>"),
     ("gate: whole (check_photo)", "qc_model/gate.py", "check_photo"),
-    ("gate: work copy (work_copy)", "qc_model/locate.py", "work_copy"),
-    ("gate: find_mat (markers)", "qc_model/gate.py", "find_mat"),
+    ("gate: work copy (work_copy)", "qc_model/mat.py", "work_copy"),
+    ("gate: find_mat (markers)", "qc_model/mat.py", "find_mat"),
     ("gate: locate_piece", "qc_model/locate.py", "locate_piece"),
     ("gate: sharpness", "qc_model/gate.py", "sharpness"),
     ("gate: exposure_checks", "qc_model/gate.py", "exposure_checks"),
-    ("model: whole (crop + ONNX)", "serving/model_inspector.py", "_predict"),
+    ("model: whole (crop + ONNX)", "serving/inspection/model_inspector.py", "_predict"),
     ("model: preprocess (crop)", "qc_model/preprocess.py", "preprocess"),
     ("model: ONNX run", "qc_model/inference.py", "run"),
     ("verdict: decide", "qc_model/verdict.py", "decide"),
@@ -50,7 +50,7 @@ FUNCTIONS = [
     ("spec: measure_pieces", "qc_model/measure.py", "measure_pieces"),
     ("spec: colour check", "qc_model/spec_checks.py", "_colour_check"),
     ("spec: count check", "qc_model/spec_checks.py", "_count_check"),
-    ("verdict: heatmap JSON", "serving/model_inspector.py", "_heatmap"),
+    ("verdict: heatmap JSON", "serving/inspection/model_inspector.py", "_heatmap"),
 ]
 
 
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from qc_model.catalog import load_catalog
     from qc_model.decode import DecodeLimits, decode_photo
-    from serving.intake import decode_limits_for
-    from serving.model_inspector import ModelInspector, build_inspector
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
+    from serving.inspection.intake import decode_plan_for
+    from serving.inspection.model_inspector import ModelInspector, build_inspector
 
     catalog = load_catalog(load_settings().catalog_dir)
     # Built as the service builds it (which may set OpenCV's thread count), then overridden.
@@ -89,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(design_id: str, data: bytes) -> dict[str, float]:
         design = catalog[design_id]
-        limits = decode_limits_for(base, design, inspector)  # as serving.intake decodes
+        plan = decode_plan_for(base, design, inspector)  # as serving.inspection.intake decodes
         t0 = time.perf_counter()
-        decoded = decode_photo(data, limits=limits)
+        decoded = decode_photo(data, limits=plan.limits(base))
         decode_ms = (time.perf_counter() - t0) * 1e3
-        outcome = inspector.inspect([decoded], design)
+        outcome = inspector.inspect([decoded], design, plan)
         return {"decode": decode_ms, **outcome.timings_ms}
 
     for design_id, data in photos:  # warm-up: lazy imports, ORT's first run

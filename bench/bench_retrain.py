@@ -67,8 +67,8 @@ def main() -> None:
     _synth(work / "golden", args.holdout, 2, args.workers)
 
     from kito.retrain import freeze_holdout, retrain
-    from serving.registry_cli import list_models, register_package
-    from serving.settings import REPO_ROOT
+    from serving.core.settings import REPO_ROOT
+    from serving.registry.registry_cli import list_models, register_package
 
     if not (work / "data" / "holdout").exists():
         print(freeze_holdout(work / "golden", None))
@@ -90,10 +90,10 @@ def main() -> None:
     print(outcome.message)
     import json
 
-    from serving.registry_cli import open_registry
+    from serving.registry.registry_cli import open_registry
 
     with open_registry() as (session, _, _):
-        from serving import registry
+        from serving.registry import registry
 
         row = registry.get(session, outcome.version or "")
         comp = row.metrics["comparison"]

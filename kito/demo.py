@@ -22,8 +22,8 @@ import cv2
 from qc_model.catalog import Design
 from qc_model.decode import decode_photo
 from qc_model.errors import DataError
-from serving.intake import decode_limits_for
-from serving.settings import Settings
+from serving.core.settings import Settings
+from serving.inspection.intake import decode_plan_for
 
 DEMO_DESIGN = "KQ-BBR-MAASAI-190"  # beadwork: the bundled model's most reliable design
 PAYOUT_MINOR = 45_000  # KES 450.00 per piece
@@ -73,13 +73,14 @@ def pick_shots(app: Any, design: Design, piece_ids: list[str]) -> list[Shot]:
     if inspector is None:
         raise DataError(f"no model loaded: {app.state.inspector_status.reason}")
     # Decoded as the service decodes an upload of this design for this model.
-    limits = decode_limits_for(app.state.settings.decode_limits, design, inspector)
+    plan = decode_plan_for(app.state.settings.decode_limits, design, inspector)
+    limits = plan.limits(app.state.settings.decode_limits)
     shots = []
     for piece_id, want in zip(piece_ids, ("pass", "fail", "retake"), strict=True):
         candidates = render_candidates(design, want)
         for tried, jpeg in enumerate(candidates, start=1):
             photo = decode_photo(jpeg, limits=limits)
-            if inspector.inspect([photo], design).verdict == want:
+            if inspector.inspect([photo], design, plan).verdict == want:
                 shots.append(Shot(piece_id, want, jpeg, tried))
                 break
         else:
@@ -89,7 +90,7 @@ def pick_shots(app: Any, design: Design, piece_ids: list[str]) -> list[Shot]:
 
 
 def seed_users(app: Any) -> dict[str, tuple[int, str]]:
-    from serving.auth import create_user
+    from serving.core.auth import create_user
 
     stamp = datetime.now(UTC).strftime("%H%M%S")
     out = {}

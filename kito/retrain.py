@@ -47,12 +47,12 @@ def retrain(
     echo: Echo = print,
 ) -> Outcome:
     from qc_model.promotion import points
-    from serving import registry
-    from serving.export_reviews import count_reviewed_since, export_reviews
-    from serving.live_models import PackageLoader
-    from serving.model_store import fetch_checkpoint, unpack
-    from serving.registry_cli import open_registry
-    from serving.storage import LocalObjectStore
+    from serving.registry import registry
+    from serving.registry.live_models import PackageLoader
+    from serving.registry.model_store import fetch_checkpoint, unpack
+    from serving.registry.registry_cli import open_registry
+    from serving.review.export_reviews import count_reviewed_since, export_reviews
+    from serving.store.storage import LocalObjectStore
     from training.retrain import RetrainPlan, run
 
     if out.exists() and any(out.iterdir()):
@@ -167,7 +167,7 @@ def _previous_manifest(metrics: dict[str, Any]) -> Path | None:
 
 def freeze_holdout(source: Path, split: str | None) -> str:
     from qc_model.holdout import freeze, holdout_folder
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
 
     root = load_settings().holdout_path
     m = freeze(source, root, split)

@@ -34,7 +34,7 @@ class DecodeError(DataError):
         super().__init__(f"{code}: {message}")
 
 
-# The service's least decode target (serving.settings, KITO_DECODE_LONG_SIDE): 1000 px.
+# The service's least decode target (serving.core.settings, KITO_DECODE_LONG_SIDE): 1000 px.
 SERVICE_DECODE_LONG_SIDE = 1000
 
 

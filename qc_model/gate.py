@@ -12,18 +12,13 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from qc_model.catalog import Design
-from qc_model.locate import WORK_SIZE, PieceLocation, locate_piece, work_copy
-from qc_model.mat import MatDetection, detect_markers, detect_mat, mat_from_markers, refine_corners
+from qc_model.locate import PieceLocation, locate_piece
+from qc_model.mat import MatDetection, find_mat, work_copy
 from qc_model.messages import retake_message
 
 # Blur is judged on the piece resampled to at most this scale, so a 12-megapixel photo (whose
 # lens blurs over a few pixels) and a small one are held to the same standard in millimetres.
 SHARPNESS_PX_PER_MM = 4.0
-# Markers are looked for on a copy whose longer side is at most this (the piece location's work
-# copy, made once for both), then their corners are refined on the photo itself: the search's
-# cost grows with the pixel count, and a 22 mm marker still spans ~45 px at this size on a
-# framed card (found as reliably as at 1024 px on the synthetic sets, docs/BENCHMARKS.md).
-MAT_DETECT_SIDE = WORK_SIZE
 # A phone photo of the card spans about this much across its longer side (the 297 mm card and
 # some table); a photo is decoded with this margin over the px/mm the gate demands.
 FRAME_SPAN_MM = 370.0
@@ -168,26 +163,6 @@ _PRIORITY = (
     "low_resolution",
     "blurry",
 )
-
-
-def find_mat(
-    gray: NDArray[np.uint8],
-    max_side: int = MAT_DETECT_SIDE,
-    *,
-    work: NDArray[np.uint8] | None = None,
-) -> MatDetection | None:
-    """The mat in `gray`: markers searched on a copy bounded to `max_side` (`work`, when the
-    caller has made it), their corners refined on `gray` itself, so the homography and the
-    scale keep the photo's own precision."""
-    h, w = gray.shape
-    if max(h, w) <= max_side:
-        return detect_mat(gray)
-    small = work_copy(gray, max_side) if work is None else work
-    corners, ids = detect_markers(small)
-    # Pixel centres: x = (x_small + 0.5) * w / w_small - 0.5.
-    to_full = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
-    refined = [refine_corners(gray, (c + 0.5) * to_full - 0.5) for c in corners]
-    return mat_from_markers(refined, ids)
 
 
 def decode_long_side(

@@ -10,12 +10,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.locate_regions import Regions, border_regions, mat_regions, paper_regions
-from qc_model.mat import DEFAULT_MAT, MatDetection, MatSpec, detect_mat
+from qc_model.mat import DEFAULT_MAT, MatDetection, MatSpec, detect_mat, work_copy
+from qc_model.mat import find_mat as _find_mat  # locate_piece's `find_mat` flag shadows the name
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive, input-image pixels
 
-# Analysis runs on a copy whose longer side is at most this; masks are mapped back to input pixels.
-WORK_SIZE = 768
 # Lightness counts less than chroma: soft shadows and vignetting change L* but hardly a*/b*.
 L_WEIGHT = 0.5
 # Hysteresis on the colour difference: a component is kept only if part of it differs strongly
@@ -95,7 +94,9 @@ def locate_piece(
         if spec != DEFAULT_MAT:
             mat = detect_mat(gray, spec)
         else:
-            mat = _find_mat(gray, np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8))
+            mat = _find_mat(
+                gray, work=np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8)
+            )
     sh, sw = small.shape[:2]
     sx, sy = sw / w, sh / h
     scale = sw / w
@@ -117,31 +118,6 @@ def locate_piece(
     if mask is None:
         return None
     return _to_input_grid(mask, (h, w), mat)
-
-
-def _find_mat(gray: NDArray[np.uint8], work_gray: NDArray[np.uint8]) -> MatDetection | None:
-    # The gate's bounded-cost search (imported here: the gate itself imports this module).
-    from qc_model.gate import find_mat
-
-    return find_mat(gray, work=work_gray)
-
-
-def work_copy(image: NDArray[np.uint8], max_side: int = WORK_SIZE) -> NDArray[np.uint8]:
-    """`image` shrunk by area averaging to a longer side of at most `max_side` (itself when it
-    is that small already): the copy the piece location and the marker search work on.
-
-    Area averaging at a fractional factor is the slowest step left in the gate (5.5 ms from a
-    1008 px photo, 12.5 ms from 2016 px, one thread), but it stays: whole-factor block means
-    then bilinear took 0.8 and 1.9 ms and located pieces as well against the renderer's truth,
-    yet moved crops enough that tests/serving/test_serving_retrain_loop.py's small challenger
-    lost one holdout photo of recall and failed its promotion gate.
-    """
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
 
 
 def _design(x: NDArray[np.float64], y: NDArray[np.float64], quadratic: bool) -> NDArray:

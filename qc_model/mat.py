@@ -17,6 +17,14 @@ from numpy.typing import NDArray
 
 ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
 MARKER_MODULES = 6  # a marker's side: 4 bits and a one-module black border on each side
+# The piece location and the marker search work on a copy whose longer side is at most this;
+# masks and corners are mapped back to the input's pixels.
+WORK_SIZE = 768
+# Markers are looked for on a copy whose longer side is at most this (the piece location's work
+# copy, made once for both), then their corners are refined on the photo itself: the search's
+# cost grows with the pixel count, and a 22 mm marker still spans ~45 px at this size on a
+# framed card (found as reliably as at 1024 px on the synthetic sets, docs/BENCHMARKS.md).
+MAT_DETECT_SIDE = WORK_SIZE
 
 
 @dataclass(frozen=True)
@@ -185,3 +193,41 @@ def mat_from_markers(
         px_per_mm=float(np.mean(scales)),
         reprojection_error_mm=err,
     )
+
+
+def work_copy(image: NDArray[np.uint8], max_side: int = WORK_SIZE) -> NDArray[np.uint8]:
+    """`image` shrunk by area averaging to a longer side of at most `max_side` (itself when it
+    is that small already): the copy the piece location and the marker search work on.
+
+    Area averaging at a fractional factor is the slowest step left in the gate (5.5 ms from a
+    1008 px photo, 12.5 ms from 2016 px, one thread), but it stays: whole-factor block means
+    then bilinear took 0.8 and 1.9 ms and located pieces as well against the renderer's truth,
+    yet moved crops enough that tests/serving/test_serving_retrain_loop.py's small challenger
+    lost one holdout photo of recall and failed its promotion gate.
+    """
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def find_mat(
+    gray: NDArray[np.uint8],
+    max_side: int = MAT_DETECT_SIDE,
+    *,
+    work: NDArray[np.uint8] | None = None,
+) -> MatDetection | None:
+    """The mat in `gray`: markers searched on a copy bounded to `max_side` (`work`, when the
+    caller has made it), their corners refined on `gray` itself, so the homography and the
+    scale keep the photo's own precision."""
+    h, w = gray.shape
+    if max(h, w) <= max_side:
+        return detect_mat(gray)
+    small = work_copy(gray, max_side) if work is None else work
+    corners, ids = detect_markers(small)
+    # Pixel centres: x = (x_small + 0.5) * w / w_small - 0.5.
+    to_full = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
+    refined = [refine_corners(gray, (c + 0.5) * to_full - 0.5) for c in corners]
+    return mat_from_markers(refined, ids)

@@ -14,9 +14,8 @@ from qc_model.catalog import Design
 from qc_model.color import delta_e_2000
 from qc_model.count import count_components
 from qc_model.finish import finish_colour_lab, palette_delta_e
-from qc_model.gate import find_mat
 from qc_model.locate import PieceLocation, locate_piece
-from qc_model.mat import MatDetection
+from qc_model.mat import MatDetection, find_mat
 from qc_model.measure import PieceGeometry, measure_pieces, measurement_mask
 
 CheckOutcome = Literal["pass", "fail", "borderline", "not_measured"]

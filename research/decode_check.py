@@ -1,6 +1,6 @@
 """A package's operating point with photos decoded as `kito eval --package` decodes them (the
-whole file) and as the service decodes them (serving.intake: a large JPEG reduced in the DCT
-domain to the decode target of the design and the package).
+whole file) and as the service decodes them (serving.inspection.intake: a large JPEG reduced in the
+DCT domain to the decode target of the design and the package).
 
     python -m research.decode_check models/default data/test-s2-2k [--all-photos] [--workers 2]
 
@@ -38,7 +38,7 @@ def compare(package: Path, data: Path, *, judged_only: bool, workers: int) -> di
     whole, served = [], []
     for r in tqdm(records, desc="photos", unit="photo"):
         data_bytes = (root / r.image).read_bytes()
-        # serving.intake.decode_limits_for, at KITO_DECODE_LONG_SIDE's default
+        # serving.inspection.intake.decode_plan_for, at KITO_DECODE_LONG_SIDE's default
         design = catalog.get(r.design_id or "")
         side = decode_long_side(
             design, floor=SERVICE_DECODE_LONG_SIDE, model_px_per_mm=inf.min_px_per_mm

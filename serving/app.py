@@ -1,6 +1,6 @@
 """The FastAPI app: `create_app(settings)` migrates, loads catalog and the registry's champion,
 wires routes. Without an explicit `inspector_status` (tests pass one) the model comes from the
-registry and is hot-swapped when the registry changes (serving.live_models)."""
+registry and is hot-swapped when the registry changes (serving.registry.live_models)."""
 
 from __future__ import annotations
 
@@ -12,34 +12,32 @@ from fastapi import FastAPI
 
 from qc_model.catalog import load_catalog
 from qc_model.errors import DataError
-from serving.admission import AdmissionMiddleware, InspectSlots
-from serving.db.cli import migrate
+from serving.catalog import designs_routes as designs
+from serving.catalog import taxonomy_routes as taxonomy
+from serving.core import audit_routes as audit
+from serving.core import health_routes as health
+from serving.core import users_routes as users
+from serving.core.errors import COMMON_RESPONSES, install_error_handlers
+from serving.core.guards import UrlGuardMiddleware
+from serving.core.headers import SecurityHeadersMiddleware
+from serving.core.limits import BodyLimitMiddleware
+from serving.core.metrics import Metrics, MetricsMiddleware
+from serving.core.ratelimit import FailedAuthLimiter
+from serving.core.settings import Settings, load_settings
+from serving.db.migrate import migrate
 from serving.db.session import make_engine, make_sessionmaker
-from serving.errors import COMMON_RESPONSES, install_error_handlers
-from serving.guards import UrlGuardMiddleware
-from serving.headers import SecurityHeadersMiddleware
-from serving.limits import BodyLimitMiddleware
-from serving.live_models import LiveModels, PackageLoader, RegistryWatcher
-from serving.metrics import Metrics, MetricsMiddleware
-from serving.outbox import Dispatcher, DispatcherThread
-from serving.pipeline import InspectorStatus
-from serving.ratelimit import FailedAuthLimiter
-from serving.routers import (
-    audit,
-    designs,
-    health,
-    inspections,
-    models,
-    orders,
-    reviews,
-    taxonomy,
-    users,
-)
-from serving.routers.web import mount_web
-from serving.settings import Settings, load_settings
-from serving.shadow import ShadowRunner
-from serving.storage import LocalObjectStore, StorageError
-from serving.workflow import Workflow
+from serving.inspection import routes as inspections
+from serving.inspection.admission import AdmissionMiddleware, InspectSlots
+from serving.inspection.pipeline import InspectorStatus
+from serving.orders import routes as orders
+from serving.orders.outbox import Dispatcher, DispatcherThread
+from serving.orders.workflow import Workflow
+from serving.registry import routes as models
+from serving.registry.live_models import LiveModels, PackageLoader, RegistryWatcher
+from serving.registry.shadow import ShadowRunner
+from serving.review import routes as reviews
+from serving.store.storage import LocalObjectStore, StorageError
+from serving.web.routes import mount_web
 
 log = logging.getLogger("kito.serving")
 # Multipart overhead (boundaries, form fields) on top of the photos themselves.

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, sys
 from kito.demo import run_demo
-from serving.settings import load_settings
+from serving.core.settings import load_settings
 lines = []
 r = run_demo(load_settings(), serve_forever=False, echo=lines.append)
 torch = "torch" in sys.modules

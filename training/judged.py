@@ -41,7 +41,7 @@ def _design(design_id: str | None) -> Design | None:
 def _passes(job: tuple[Path, str | None]) -> bool:
     """The gate on the photo as the service measures it: reduced like its decoder reduces a
     large JPEG (to KITO_DECODE_LONG_SIDE's default, more for a tight design), whether or not
-    the package has a surface branch (serving.model_inspector)."""
+    the package has a surface branch (serving.inspection.model_inspector)."""
     path, design_id = job
     design = _design(design_id)
     image, _ = reduce_whole(

@@ -190,6 +190,6 @@ def data_export_reviews(
     seed: Annotated[int, typer.Option(help="Seed of the grouped train/val/test split")] = 0,
 ) -> None:
     """QC review decisions (service database, KITO_* settings) as a labelled data set."""
-    from serving.db.cli import export_reviewed
+    from serving.review.export_cli import export_reviewed
 
     typer.echo(export_reviewed(out, since=since, seed=seed))

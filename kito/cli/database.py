@@ -21,7 +21,7 @@ payouts_app = typer.Typer(help="Payouts: deliver them to the payment webhook.")
 @user_errors
 def db_upgrade() -> None:
     """Apply the schema migrations (the service also does this at start)."""
-    from serving.db.cli import upgrade_database
+    from serving.db.migrate import upgrade_database
 
     typer.echo(upgrade_database())
 
@@ -33,7 +33,7 @@ def users_create(
     role: Annotated[str, typer.Option(help="artisan, qc or admin")] = "artisan",
 ) -> None:
     """Create a user and print its API token once (it is stored only as a hash)."""
-    from serving.db.cli import create_user_with_token
+    from serving.core.users_cli import create_user_with_token
 
     user_id, token = create_user_with_token(name=name, role=role)
     typer.echo(f"user {user_id} ({role}) created; API token (shown once, keep it safe):")
@@ -46,7 +46,7 @@ def payouts_dispatch(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
 ) -> None:
     """POST due payouts to KITO_PAYOUT_WEBHOOK_URL, retrying with backoff until delivered."""
-    from serving.db.cli import dispatch_payouts
+    from serving.orders.payouts_cli import dispatch_payouts
 
     dispatch_payouts(once=once, echo=typer.echo)
 
@@ -64,7 +64,7 @@ def fsck_cmd(
 ) -> None:
     """Check that the database and the photo store agree: missing, corrupt or orphan photos,
     inspections without photos or verdict, payouts without outbox. Exit 1 on problems."""
-    from serving.db.cli import check_consistency
+    from serving.store.fsck_cli import check_consistency
 
     report = check_consistency(min_age_s=min_age, verify=verify)
     for line in report.lines():

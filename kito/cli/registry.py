@@ -81,7 +81,7 @@ def models_list(
     ] = None,
 ) -> None:
     """Every registered model package, newest first."""
-    from serving.registry_cli import list_models
+    from serving.registry.registry_cli import list_models
 
     rows = list_models(state)
     if not rows:
@@ -97,7 +97,7 @@ def models_list(
 @user_errors
 def models_show(version: Annotated[str, typer.Argument(help="name@version")]) -> None:
     """One model's provenance, metrics, gate result and state, as JSON."""
-    from serving.registry_cli import show_model
+    from serving.registry.registry_cli import show_model
 
     typer.echo(show_model(version))
 
@@ -112,7 +112,7 @@ def models_register(
     promote: Annotated[bool, typer.Option(help="Also make it the champion")] = False,
 ) -> None:
     """Add a package to the registry as a candidate (its files go to the object store)."""
-    from serving.registry_cli import register_package
+    from serving.registry.registry_cli import register_package
 
     typer.echo(register_package(package, checkpoint, promote))
 
@@ -127,7 +127,7 @@ def models_promote(
     note: Annotated[str | None, typer.Option(help="Why (kept in the audit log)")] = None,
 ) -> None:
     """Make a model the champion; every running service swaps to it between requests."""
-    from serving.registry_cli import promote_model
+    from serving.registry.registry_cli import promote_model
 
     typer.echo(promote_model(version, force, note))
 
@@ -139,7 +139,7 @@ def models_rollback(
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log)")] = None,
 ) -> None:
     """Retire the champion and restore the previous one."""
-    from serving.registry_cli import rollback_model
+    from serving.registry.registry_cli import rollback_model
 
     typer.echo(rollback_model(to, reason))
 
@@ -151,7 +151,7 @@ def models_shadow(
     stop: Annotated[bool, typer.Option("--stop", help="Stop shadowing")] = False,
 ) -> None:
     """Run a model beside the champion on live inspections (it never decides a verdict)."""
-    from serving.registry_cli import shadow_model
+    from serving.registry.registry_cli import shadow_model
 
     if (version is None) != stop:
         raise typer.BadParameter("name a version, or pass --stop")
@@ -180,7 +180,7 @@ def models_shadow_report(
     """Where the shadow model and the champion disagreed on live inspections."""
     import json
 
-    from serving.registry_cli import report_shadow
+    from serving.registry.registry_cli import report_shadow
 
     r = report_shadow(version)
     if as_json:

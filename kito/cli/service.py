@@ -24,7 +24,7 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(**overrides)
@@ -44,7 +44,7 @@ def demo(
     """Start the service with the bundled model, seed users, an order and three inspections
     (pass, fail, retake), print the tokens and the page URLs, and keep serving."""
     from kito.demo import run_demo
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
 
     settings = load_settings(**({"port": port} if port is not None else {}))
     run_demo(settings, serve_forever=serve_forever, echo=typer.echo)

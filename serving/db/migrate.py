@@ -1,4 +1,4 @@
-"""Apply the Alembic migrations (serving/migrations) to a database URL."""
+"""Apply the Alembic migrations (serving/migrations) to a database URL; `kito db upgrade`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import SQLAlchemyError
+
+from qc_model.errors import DataError
+from serving.core.settings import Settings, load_settings
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
@@ -32,3 +36,27 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def redacted_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def migrate(settings: Settings) -> str:
+    """Upgrade the schema to head; a one-line `DataError` if the database cannot be reached."""
+    if settings.db_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.db_url)
+        return current_revision(settings.db_url) or "base"
+    except SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"database {redacted_url(settings.db_url)}: {first}") from None
+
+
+def upgrade_database() -> str:
+    settings = load_settings()
+    revision = migrate(settings)
+    return f"database {redacted_url(settings.db_url)} at revision {revision}"

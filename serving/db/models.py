@@ -145,8 +145,8 @@ class Order(Base):
 
 
 class OrderPiece(Base):
-    """One piece of an order. `state` and `reason` are derived (serving.pieces) from the piece's
-    inspections and QC decisions, rewritten in the transaction that changes those."""
+    """One piece of an order. `state` and `reason` are derived (serving.orders.pieces) from the
+    piece's inspections and QC decisions, rewritten in the transaction that changes those."""
 
     __tablename__ = "order_pieces"
     __table_args__ = (UniqueConstraint("order_id", "piece_id", name="uq_order_pieces_piece"),)
@@ -176,7 +176,7 @@ class ReviewItem(Base):
     inspection_id: Mapped[str] = mapped_column(ForeignKey("inspections.id"), unique=True)
     reason: Mapped[str] = mapped_column(String(8), index=True)
     status: Mapped[str] = mapped_column(String(8))
-    # Priority without its age term, and the key the queue is sorted by (serving.review_queue).
+    # Priority without its age term, and the queue's sort key (serving.review.review_queue).
     priority_base: Mapped[float] = mapped_column(Float())
     sort_key: Mapped[float] = mapped_column(Float())
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)

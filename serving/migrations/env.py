@@ -15,7 +15,7 @@ def _url() -> str:
     url = context.config.attributes.get("url")
     if url:
         return str(url)
-    from serving.settings import load_settings
+    from serving.core.settings import load_settings
 
     return load_settings().db_url
 

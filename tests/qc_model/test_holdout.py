@@ -71,7 +71,7 @@ def test_a_manifest_sharing_ids_or_photos_with_the_holdout_is_refused(tmp_path: 
 def test_default_location_follows_the_service_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from serving.settings import Settings
+    from serving.core.settings import Settings
 
     monkeypatch.delenv("KITO_HOLDOUT_DIR", raising=False)
     monkeypatch.setenv("KITO_DATA_DIR", str(tmp_path / "data"))

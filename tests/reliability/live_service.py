@@ -19,11 +19,11 @@ import httpx
 import psycopg
 from sqlalchemy import func, select
 
-from serving.auth import create_user
+from serving.core.auth import create_user
 from serving.db.models import AuditEntry, Inspection, Order, Photo, ReviewDecision
 from serving.db.session import make_engine, make_sessionmaker
-from serving.fsck import FsckReport, fsck
-from serving.storage import LocalObjectStore
+from serving.store.fsck import FsckReport, fsck
+from serving.store.storage import LocalObjectStore
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -25,12 +25,13 @@ from sqlalchemy import text
 
 from qc_model.catalog import Design, default_catalog_dir
 from qc_model.decode import DecodedPhoto
+from qc_model.decode_plan import DecodePlan
 from serving.app import create_app
-from serving.auth import create_user
+from serving.core.auth import create_user
+from serving.core.settings import Settings
 from serving.db.migrate import upgrade
 from serving.db.models import Base
-from serving.pipeline import InspectionOutcome, InspectorStatus
-from serving.settings import Settings
+from serving.inspection.pipeline import InspectionOutcome, InspectorStatus
 
 PG_ADMIN = os.environ.get("KITO_TEST_POSTGRES", "host=127.0.0.1 port=5432 dbname=test")
 
@@ -38,7 +39,8 @@ PG_ADMIN = os.environ.get("KITO_TEST_POSTGRES", "host=127.0.0.1 port=5432 dbname
 @pytest.fixture(scope="module", autouse=True)
 def _opencv_threads_restored() -> Iterator[None]:
     """Building the real inspector sets the process's OpenCV thread count for the service
-    (serving.model_inspector.build_inspector); tests in other modules get the default back.
+    (serving.inspection.model_inspector.build_inspector); tests in other modules get the default
+    back.
     (The synthetic renderer's golden images differ by one level in a few pixels under another
     thread count, which tests/training checks pixel for pixel.)"""
     before = cv2.getNumThreads()
@@ -103,6 +105,7 @@ class FakeInspector:
     real inspector's "verdict" and "thresholds" entries) and read back `calls`."""
 
     model_version = "fake-1"
+    min_px_per_mm: float | None = None  # a surface branch's scale; tests may set one
 
     def __init__(self) -> None:
         self.verdict = "pass"
@@ -110,7 +113,9 @@ class FakeInspector:
         self.details: dict[str, Any] = {}
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
 
-    def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
+    def inspect(
+        self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
+    ) -> InspectionOutcome:
         self.calls.append((photos, design))
         if self.error is not None:
             raise self.error

@@ -12,9 +12,9 @@ import cv2
 from fastapi.testclient import TestClient
 from model_package import mat_photo
 
-from serving import registry
-from serving.auth import create_user
-from serving.settings import Settings
+from serving.core.auth import create_user
+from serving.core.settings import Settings
+from serving.registry import registry
 
 A, B = "tiny@tiny-1", "tiny@tiny-2"  # model_package.build_tiny_package's two versions
 DESIGN = "KQ-HOOP-BR-30"

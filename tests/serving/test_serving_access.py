@@ -9,7 +9,7 @@ from sqlalchemy import select
 from upload_helpers import DESIGN, post
 
 from qc_model.errors import DataError
-from serving.auth import create_user, hash_token, user_for_token
+from serving.core.auth import create_user, hash_token, user_for_token
 from serving.db.models import User
 
 
@@ -148,7 +148,7 @@ def test_openapi_docs(client: TestClient) -> None:
 
 
 def test_a_bug_is_a_json_500_without_traceback(client: TestClient, make_user) -> None:
-    from serving.deps import get_catalog
+    from serving.core.deps import get_catalog
 
     _, headers = make_user()
 

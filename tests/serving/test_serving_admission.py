@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from upload_helpers import counts, post
 
-from serving.admission import InspectSlots
-from serving.errors import ApiError
+from serving.core.errors import ApiError
+from serving.inspection.admission import InspectSlots
 
 
 def _refusal(exc: pytest.ExceptionInfo[ApiError]) -> tuple[int, str, str]:

@@ -40,7 +40,7 @@ def test_db_upgrade_and_users_create(env: dict[str, str], db_url: str) -> None:
     assert code == 0, out
     token = out.strip().splitlines()[-1]
     assert token.startswith("kito_") and "(qc) created" in out
-    from serving.auth import hash_token
+    from serving.core.auth import hash_token
 
     assert hash_token(token) not in out  # the hash is never shown; the token only here
 

@@ -14,7 +14,7 @@ from upload_helpers import DESIGN, post
 
 from qc_model.errors import DataError
 from qc_model.manifest import Manifest, sha256_file
-from serving.export_reviews import export_reviews
+from serving.review.export_reviews import export_reviews
 
 
 def _decide(client: TestClient, hq: dict[str, str], review_id: str, kind: str, **body: Any):

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from upload_helpers import post
 
 from kito.cli import app as cli
+from serving.core.settings import Settings
 from serving.db.models import Inspection, Payout, PayoutOutbox, Photo, ReviewItem
-from serving.fsck import FsckReport, fsck
-from serving.settings import Settings
+from serving.store.fsck import FsckReport, fsck
 
 
 @pytest.fixture

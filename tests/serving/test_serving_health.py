@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.pipeline import InspectorStatus, load_inspector
-from serving.settings import Settings
+from serving.core.settings import Settings
+from serving.inspection.model_inspector import load_inspector
+from serving.inspection.pipeline import InspectorStatus
 
 
 def test_healthz(client: TestClient) -> None:

@@ -12,9 +12,9 @@ from model_package import CLASSES, build_tiny_package, mat_photo
 
 from qc_model.errors import DataError
 from serving.app import create_app
-from serving.auth import create_user
-from serving.model_inspector import ModelInspector, ThresholdOverrideError
-from serving.settings import Settings, SettingsError, load_settings
+from serving.core.auth import create_user
+from serving.core.settings import Settings, SettingsError, load_settings
+from serving.inspection.model_inspector import ModelInspector, ThresholdOverrideError
 
 DESIGN = "KQ-HOOP-BR-30"
 
@@ -72,7 +72,7 @@ def test_heatmap_download_and_stored_results(settings: Settings, model_dir: Path
 
 def test_heatmap_overlay_follows_the_grid(model_dir: Path) -> None:
     from qc_model.decode import DecodeLimits
-    from serving.heatmap import render_heatmap
+    from serving.inspection.heatmap import render_heatmap
 
     photo = cv2.imencode(".png", np.full((400, 400, 3), 128, np.uint8))[1].tobytes()
     grid = np.zeros((8, 8))

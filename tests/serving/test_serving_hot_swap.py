@@ -13,10 +13,10 @@ from model_package import BROKEN
 from registry_helpers import A, B, headers_for, process_settings, register, upload, wait_for
 from sqlalchemy import select
 
-from serving import registry
 from serving.app import create_app
+from serving.core.settings import Settings
 from serving.db.models import AuditEntry, Inspection
-from serving.settings import Settings
+from serving.registry import registry
 
 
 @pytest.fixture

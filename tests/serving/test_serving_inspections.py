@@ -116,7 +116,7 @@ def test_idempotency_race_is_settled_by_the_unique_constraint(
     make_twin = client.app.state.sessionmaker  # type: ignore[attr-defined]
     real_inspect = inspector.inspect
 
-    def inspect_while_twin_commits(photos: Any, design: Any) -> Any:
+    def inspect_while_twin_commits(photos: Any, design: Any, plan: Any = None) -> Any:
         with make_twin() as s:
             s.add(
                 Inspection(
@@ -130,7 +130,7 @@ def test_idempotency_race_is_settled_by_the_unique_constraint(
                 )
             )
             s.commit()
-        return real_inspect(photos, design)
+        return real_inspect(photos, design, plan)
 
     inspector.inspect = inspect_while_twin_commits
     r = post(client, headers, key="race")
@@ -139,7 +139,7 @@ def test_idempotency_race_is_settled_by_the_unique_constraint(
 
 
 def _hash_of_default_post() -> str:
-    from serving.intake import Submission, UploadedPhoto
+    from serving.inspection.intake import Submission, UploadedPhoto
 
     up = UploadedPhoto(jpeg(), "a.jpg", "image/jpeg")
     return Submission(DESIGN, "P-001", None, [up], "race").content_hash()
@@ -147,7 +147,7 @@ def _hash_of_default_post() -> str:
 
 def test_without_model_the_upload_is_kept_as_received(settings, make_user) -> None:
     from serving.app import create_app
-    from serving.auth import create_user
+    from serving.core.auth import create_user
 
     app = create_app(settings)  # no model package: no inspector
     with TestClient(app) as c:
@@ -179,7 +179,7 @@ def test_verdicts_are_counted_by_design_and_model(client: TestClient, make_user,
 
 
 def test_photo_store_failure_is_503_and_records_nothing(client: TestClient, make_user) -> None:
-    from serving.storage import StorageError
+    from serving.store.storage import StorageError
 
     _, headers = make_user()
     store = client.app.state.store  # type: ignore[attr-defined]

@@ -12,8 +12,8 @@ from photo_samples import jpeg
 from upload_helpers import counts, post
 
 from serving.app import create_app
-from serving.auth import create_user
-from serving.settings import Settings
+from serving.core.auth import create_user
+from serving.core.settings import Settings
 
 
 def test_no_torch_after_a_request(tmp_path: Path, catalog_dir: Path) -> None:
@@ -23,7 +23,7 @@ def test_no_torch_after_a_request(tmp_path: Path, catalog_dir: Path) -> None:
         import sys
         from fastapi.testclient import TestClient
         from serving.app import create_app
-        from serving.settings import Settings
+        from serving.core.settings import Settings
         s = Settings(data_dir={str(tmp_path)!r}, catalog_dir={str(catalog_dir)!r})
         with TestClient(create_app(s)) as c:
             assert c.get("/readyz").status_code in (200, 503)

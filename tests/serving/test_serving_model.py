@@ -16,10 +16,13 @@ from model_package import build_tiny_package, mat_photo
 from qc_model.catalog import load_catalog
 from qc_model.decode import decode_photo
 from serving.app import create_app
-from serving.auth import create_user
-from serving.model_inspector import SERVICE_THREADS_PER_INSPECTION, ModelInspector
-from serving.pipeline import load_inspector
-from serving.settings import Settings
+from serving.core.auth import create_user
+from serving.core.settings import Settings
+from serving.inspection.model_inspector import (
+    SERVICE_THREADS_PER_INSPECTION,
+    ModelInspector,
+    load_inspector,
+)
 
 DESIGN = "KQ-HOOP-BR-30"  # a pair of 30 mm hoops, ± 1.5 mm
 
@@ -116,8 +119,8 @@ def test_no_torch_with_the_real_model(settings: Settings, model_dir: Path) -> No
         import sys
         from fastapi.testclient import TestClient
         from serving.app import create_app
-        from serving.auth import create_user
-        from serving.settings import Settings
+        from serving.core.auth import create_user
+        from serving.core.settings import Settings
         s = Settings.model_validate_json({s_json!r})
         app = create_app(s)
         with TestClient(app) as c:

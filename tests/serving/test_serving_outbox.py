@@ -16,10 +16,10 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from serving.app import create_app
+from serving.core.settings import Settings
 from serving.db.models import AuditEntry, PayoutOutbox
-from serving.outbox import Delivery, Dispatcher, post_json
-from serving.pipeline import InspectorStatus
-from serving.settings import Settings
+from serving.inspection.pipeline import InspectorStatus
+from serving.orders.outbox import Delivery, Dispatcher, post_json
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)  # a fixed clock: every row is due by then
 

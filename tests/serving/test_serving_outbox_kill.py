@@ -20,9 +20,9 @@ from order_helpers import paid_orders
 from payout_receiver import Receiver, running
 from sqlalchemy import select
 
+from serving.core.settings import Settings
 from serving.db.models import PayoutOutbox
-from serving.fsck import fsck
-from serving.settings import Settings
+from serving.store.fsck import fsck
 
 REPO = Path(__file__).resolve().parents[2]
 N = 8

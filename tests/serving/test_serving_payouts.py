@@ -127,7 +127,7 @@ def test_twenty_concurrent_releases_pay_once(make_client, make_user) -> None:
 def test_a_stale_release_loses_on_the_constraint(make_client, make_user, monkeypatch) -> None:
     """A release that read "no payout yet" just before another committed one inserts, hits
     UNIQUE(order_id), rolls back and answers with the winner's payout."""
-    import serving.payouts as payouts
+    import serving.orders.payouts as payouts
 
     manual = make_client(auto_payout=False)
     artisan, ha = make_user("artisan")
@@ -158,7 +158,7 @@ def test_automatic_payout_racing_a_release_keeps_the_inspection(
 ) -> None:
     """The last piece's inspection finds a payout inserted under it (a release committed in
     between): only the payout's savepoint is undone, the inspection and its state are kept."""
-    import serving.payouts as payouts
+    import serving.orders.payouts as payouts
 
     artisan, ha = make_user("artisan")
     _, staff = make_user("qc", "Q")
@@ -185,7 +185,7 @@ def test_automatic_payout_racing_a_release_keeps_the_inspection(
 def test_crash_before_commit_leaves_nothing_and_a_retry_pays(
     make_client, make_user, monkeypatch
 ) -> None:
-    import serving.payouts as payouts
+    import serving.orders.payouts as payouts
 
     manual = make_client(auto_payout=False)
     artisan, ha = make_user("artisan")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from serving.ratelimit import FailedAuthLimiter
+from serving.core.ratelimit import FailedAuthLimiter
 
 
 class Clock:
@@ -69,7 +69,7 @@ def test_missing_tokens_do_not_count(make_client) -> None:
 
 def test_other_addresses_are_not_blocked(settings, inspector, make_user) -> None:
     from serving.app import create_app
-    from serving.pipeline import InspectorStatus
+    from serving.inspection.pipeline import InspectorStatus
 
     s = settings.model_copy(update={"auth_failures_per_minute": 2})
     app = create_app(s, inspector_status=InspectorStatus(inspector, "fake"))

@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from serving import registry
 from serving.app import create_app
+from serving.core.settings import Settings
 from serving.db.models import AuditEntry
-from serving.settings import Settings
+from serving.registry import registry
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from kito.cli import app as cli
 from qc_model.manifest import Manifest
-from serving import registry
 from serving.app import create_app
+from serving.core.settings import Settings
 from serving.db.models import AuditEntry, Inspection
-from serving.settings import Settings
+from serving.registry import registry
 
 FAST = ["preprocess.input_size=64", "epochs=6", "batch_size=8", "lr=0.01", "cache_views=2"]
 GOOD, SCRATCH, TARNISH = (), ("scratch",), ("tarnish",)

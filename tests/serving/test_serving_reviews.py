@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from order_helpers import OTHER_DESIGN, make_order, piece, submit
 from upload_helpers import DESIGN, post
 
-from serving.review_queue import current_priority, priority_base, sort_key, uncertainty
-from serving.workflow import Workflow
+from serving.orders.workflow import Workflow
+from serving.review.review_queue import current_priority, priority_base, sort_key, uncertainty
 
 
 def details(score: float, band: tuple[float, float] = (0.3, 0.7), **extra: Any) -> dict[str, Any]:
@@ -364,9 +364,9 @@ def test_a_decision_read_before_the_replacement_is_refused(
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
+    from serving.core.errors import ApiError
     from serving.db.models import ReviewItem, User
-    from serving.errors import ApiError
-    from serving.review_queue import add_decision
+    from serving.review.review_queue import add_decision
 
     item = _one_item(client, people, inspector, verdict="fail")
     engine = create_engine(db_url)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.settings import MAX_PHOTO_BYTES, SettingsError, load_settings
+from serving.core.settings import MAX_PHOTO_BYTES, SettingsError, load_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

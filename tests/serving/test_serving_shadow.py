@@ -12,10 +12,10 @@ from registry_helpers import A, B, headers_for, register, upload
 from typer.testing import CliRunner
 
 from serving.app import create_app
+from serving.core.settings import Settings
 from serving.db.models import Inspection, ShadowResult, User
-from serving.live_models import Loaded
-from serving.settings import Settings
-from serving.shadow import shadow_report
+from serving.registry.live_models import Loaded
+from serving.registry.shadow import shadow_report
 
 
 @pytest.fixture

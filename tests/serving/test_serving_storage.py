@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.storage import LocalObjectStore, StorageError
+from serving.store.storage import LocalObjectStore, StorageError
 
 
 def test_put_get_is_content_addressed(tmp_path: Path) -> None:

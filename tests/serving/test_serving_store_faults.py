@@ -8,10 +8,10 @@ from photo_samples import jpeg
 from sqlalchemy import func, select
 from upload_helpers import counts, post
 
+from serving.core.deps import get_store
 from serving.db.models import Inspection
-from serving.deps import get_store
-from serving.fsck import fsck
-from serving.storage import LocalObjectStore, StorageError
+from serving.store.fsck import fsck
+from serving.store.storage import LocalObjectStore, StorageError
 
 
 class FailingStore:

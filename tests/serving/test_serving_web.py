@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qc_model.taxonomy import DEFECT_DESCRIPTIONS, DEFECT_LABELS, SPEC_DEFECTS, TAXONOMY_VERSION
-from serving.headers import CSP
-from serving.routers.web import WEB_DIR
+from serving.core.headers import CSP
+from serving.web.routes import WEB_DIR
 
 STATIC = WEB_DIR / "static"
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

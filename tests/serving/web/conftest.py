@@ -18,8 +18,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 from scripted_inspector import ScriptedInspector
 
 from serving.app import create_app
-from serving.pipeline import InspectorStatus
-from serving.settings import Settings
+from serving.core.settings import Settings
+from serving.inspection.pipeline import InspectorStatus
 
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1366, "height": 900}

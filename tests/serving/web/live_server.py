@@ -13,7 +13,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from serving.auth import create_user
+from serving.core.auth import create_user
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The verdict, reasons and retake messages are made by qc_model's own gate and verdict code
 (`decide`, `GateResult.messages`) from scripted gate checks and scores, so the pages are tested
-against the JSON that `serving.model_inspector` stores, without loading a model.
+against the JSON that `serving.inspection.model_inspector` stores, without loading a model.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import numpy as np
 
 from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto
+from qc_model.decode_plan import DecodePlan
 from qc_model.gate import GateCheck, GateResult
 from qc_model.spec_checks import CheckResult
 from qc_model.taxonomy import VISUAL_DEFECTS
 from qc_model.verdict import Band, PhotoInput, decide
-from serving.pipeline import InspectionOutcome
+from serving.inspection.pipeline import InspectionOutcome
 
 BANDS = {name: Band(t_low=0.3, t_high=0.8) for name in VISUAL_DEFECTS}
 # Top class score per verdict: below, inside and above the review band.
@@ -75,12 +76,15 @@ class ScriptedInspector:
     """Tests set `verdict` (pass, review, fail, retake); `calls` records what it was given."""
 
     model_version = "scripted-1"
+    min_px_per_mm: float | None = None  # a surface branch's scale; tests may set one
 
     def __init__(self) -> None:
         self.verdict = "pass"
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
 
-    def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
+    def inspect(
+        self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
+    ) -> InspectionOutcome:
         self.calls.append((photos, design))
         retake = self.verdict == "retake"
         gates = [_gate("blurry" if retake else None) for _ in photos]

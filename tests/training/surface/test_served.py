@@ -33,7 +33,7 @@ def test_the_service_scores_with_the_branch(
 ) -> None:
     from qc_model.catalog import load_catalog
     from qc_model.decode import decode_photo
-    from serving.model_inspector import ModelInspector
+    from serving.inspection.model_inspector import ModelInspector
     from training.export import finish_package
 
     pkg = tmp_path / "served"
@@ -86,7 +86,7 @@ def test_the_gate_and_spec_checks_measure_a_copy_reduced_to_their_own_size(
 
     from qc_model.catalog import load_catalog
     from qc_model.decode import DecodeLimits, decode_photo
-    from serving.model_inspector import ModelInspector
+    from serving.inspection.model_inspector import ModelInspector
     from training.synth.designs import load_designs
     from training.synth.photo import make_item, render_photo
 
@@ -128,8 +128,8 @@ def test_the_gate_and_spec_checks_measure_a_copy_reduced_to_their_own_size(
 def test_the_registry_stores_and_unpacks_the_branch(
     synth: Path, trained: Path, tiny: Path, tmp_path: Path
 ) -> None:
-    from serving.model_store import put_package, unpack
-    from serving.storage import LocalObjectStore
+    from serving.registry.model_store import put_package, unpack
+    from serving.store.storage import LocalObjectStore
 
     pkg = tmp_path / "registered"
     meta = attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])

@@ -1,0 +1,1 @@
+"""The design catalog and the defect taxonomy, as clients read them."""

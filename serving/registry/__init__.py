@@ -1,0 +1,2 @@
+"""The model registry: packages and their states, the package store, hot swap, shadow scoring,
+`kito models ...` and the model routes."""

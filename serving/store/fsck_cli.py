@@ -1,0 +1,34 @@
+"""What `kito fsck` does, kept out of the CLI module."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from qc_model.errors import DataError
+from serving.core.settings import load_settings
+from serving.db.migrate import redacted_url
+from serving.db.session import make_engine, make_sessionmaker
+
+if TYPE_CHECKING:
+    from serving.store.fsck import FsckReport
+
+
+def check_consistency(*, min_age_s: float, verify: bool) -> FsckReport:
+    """`kito fsck`: the service database and photo store (KITO_* settings), checked together.
+    Read-only; a `DataError` if the database cannot be read."""
+    from serving.store.fsck import fsck
+    from serving.store.storage import LocalObjectStore
+
+    settings = load_settings()
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            store = LocalObjectStore(settings.photos_path)
+            return fsck(session, store, min_age_s=min_age_s, verify=verify)
+    except SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"database {redacted_url(settings.db_url)}: {first}") from None
+    finally:
+        engine.dispose()
