@@ -50,7 +50,9 @@ export function pieceCards(order, chosenId, queuedIds, lang, onPick) {
     const queued = queuedIds.has(p.piece_id);
     const state = pieceState(p, queued);
     const act = needsAction(p, order, queued);
-    const why = p.state !== 'accepted' && !queued ? pieceReason(p.reason, lang) : '';
+    // The server's reason only where it says more than the state: what to fix, QC's finding.
+    const says = ['card.retake', 'card.rejected'].includes(state) || (state === 'card.no_photo' && p.latest_inspection_id);
+    const why = says ? pieceReason(p.reason, lang) : '';
     return el(
       'li',
       {},
@@ -66,7 +68,7 @@ export function pieceCards(order, chosenId, queuedIds, lang, onPick) {
         el('span', { class: 'card-name' }, designName(p.design_id, lang)),
         el('span', { class: 'card-id' }, p.piece_id),
         el('span', { class: 'card-state' }, t(state)),
-        why && why !== t(state) ? el('span', { class: 'card-why' }, why) : null,
+        why ? el('span', { class: 'card-why' }, why) : null,
       ),
     );
   });
