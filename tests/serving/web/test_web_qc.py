@@ -187,7 +187,7 @@ def test_someone_else_decided_this_item(
     qc, _, _, item = _one_item_on_the_desk(live, desk, scripted)
     with live.api(other) as api:
         r = api.post(
-            f"/api/v1/reviews/{item['id']}/decision", json={"decision": "reject", "labels": []}
+            f"/api/v1/reviews/{item['id']}/decision", json={"decision": "reject", "labels": ["bent"]}
         )
         assert r.status_code == 201, r.text
 
