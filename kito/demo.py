@@ -111,9 +111,8 @@ def run_demo(
     import httpx
     import uvicorn
 
-    from serving.app import create_app
-
     from kito.ports import ensure_port_free
+    from serving.app import create_app
 
     ensure_port_free(settings.host, settings.port)
     app = create_app(settings)
@@ -175,7 +174,10 @@ def _wait_ready(server: Any, thread: threading.Thread, base: str) -> None:
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive():
-            raise DataError(f"the service could not start on {base} (is the port in use? --port N chooses another)")
+            raise DataError(
+                f"the service could not start on {base} "
+                "(is the port in use? --port N chooses another)"
+            )
         if time.monotonic() > deadline:
             raise DataError(f"the service did not start on {base} within 30 s")
         time.sleep(0.05)

@@ -42,9 +42,7 @@ def qc_page() -> FileResponse:
 @router.get("/app-sw.js")
 def service_worker() -> FileResponse:
     # Under /static it could only control /static/; from the root it may take scope /app.
-    return FileResponse(
-        WEB_DIR / "app-sw.js", media_type="text/javascript", headers=_REVALIDATE
-    )
+    return FileResponse(WEB_DIR / "app-sw.js", media_type="text/javascript", headers=_REVALIDATE)
 
 
 @router.get("/app.webmanifest")

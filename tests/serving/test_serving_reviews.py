@@ -297,7 +297,11 @@ def test_metrics(client: TestClient, people, inspector, make_client) -> None:
     times = {"P0": 4_000, "P1": 10_000, "P2": 31_000, "P3": None}
     for p, d in decisions.items():
         url = f"/api/v1/reviews/{items[p]['id']}/decision"
-        body = {"decision": d, "labels": ["scratch"] if d == "reject" else [], "review_ms": times[p]}
+        body = {
+            "decision": d,
+            "labels": ["scratch"] if d == "reject" else [],
+            "review_ms": times[p],
+        }
         assert client.post(url, headers=hq, json=body).status_code == 201
     inspector.verdict = "fail"
     submit(client, people["ha"], "P4", seed=9)

@@ -37,7 +37,8 @@ def axe_js() -> Path:
         if path.is_file():
             return path
     hint = "npm install --no-save --prefix .artifacts/npm axe-core@4"
-    pytest.skip(f"axe-core is not installed (npm package; `{hint}`{'' if shutil.which('npm') else ', npm is missing too'})")
+    npm = "" if shutil.which("npm") else "; npm is missing too"
+    pytest.skip(f"axe-core is not installed (npm package: `{hint}`{npm})")
 
 
 @pytest.fixture

@@ -80,7 +80,9 @@ def test_a_paid_order_offers_no_upload_and_says_whether_the_payment_was_sent(
     sign_in_app(page, live, token)
     page.get_by_label("Order", exact=True).select_option(order["id"])
     expect(page.locator("#capture")).to_be_hidden()
-    expect(page.locator("#no-upload")).to_have_text("This order is paid: no more photos are needed.")
+    expect(page.locator("#no-upload")).to_have_text(
+        "This order is paid: no more photos are needed."
+    )
     expect(page.locator("#payout-status")).to_contain_text("Payment pending")
     expect(page.locator("#order-status")).to_contain_text("Payment pending")
     assert "Payment sent" not in page.locator("main").inner_text()

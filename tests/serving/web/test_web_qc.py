@@ -61,8 +61,12 @@ def test_qc_approval_with_the_keyboard_completes_the_order(
     # The frame shows exactly the crop box of the photo, scaled up.
     assert photo_box["width"] / frame_box["width"] == pytest.approx(w / (x1 - x0), rel=0.01)
     assert (frame_box["x"] - photo_box["x"]) / photo_box["width"] == pytest.approx(x0 / w, abs=0.01)
-    assert (frame_box["y"] - photo_box["y"]) / photo_box["height"] == pytest.approx(y0 / h, abs=0.01)
-    assert frame_box["width"] / frame_box["height"] == pytest.approx((x1 - x0) / (y1 - y0), rel=0.02)
+    assert (frame_box["y"] - photo_box["y"]) / photo_box["height"] == pytest.approx(
+        y0 / h, abs=0.01
+    )
+    assert frame_box["width"] / frame_box["height"] == pytest.approx(
+        (x1 - x0) / (y1 - y0), rel=0.02
+    )
     snap(desk, "qc-zoomed-to-piece")
 
     # F: the full photo, the overlay over the crop's box, as a fraction of the photo.
@@ -206,7 +210,8 @@ def test_someone_else_decided_this_item(
     qc, _, _, item = _one_item_on_the_desk(live, desk, scripted)
     with live.api(other) as api:
         r = api.post(
-            f"/api/v1/reviews/{item['id']}/decision", json={"decision": "reject", "labels": ["bent"]}
+            f"/api/v1/reviews/{item['id']}/decision",
+            json={"decision": "reject", "labels": ["bent"]},
         )
         assert r.status_code == 201, r.text
 

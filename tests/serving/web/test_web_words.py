@@ -83,11 +83,17 @@ def test_every_reason_code_in_both_languages_is_a_sentence_without_codes(
             const result = {spec_checks: c.checks || [],
                             thresholds: {bands: c.bands || {}}, verdict: {scores: c.scores || {}}};
             const row = {what: `${c.code}${c.tag || ''} on ${design}`};
-            for (const lang of ['en', 'sw']) row[lang] = w.reasonLine({code: c.code, text: 'x'}, result, design, lang);
+            for (const lang of ['en', 'sw']) {
+              row[lang] = w.reasonLine({code: c.code, text: 'x'}, result, design, lang);
+            }
             out.push(row);
           }
-          for (const r of pieceReasons) out.push({what: r, en: w.pieceReason(r, 'en'), sw: w.pieceReason(r, 'sw')});
-          for (const d of designs) out.push({what: d, en: w.designName(d, 'en'), sw: w.designName(d, 'sw')});
+          for (const r of pieceReasons) {
+            out.push({what: r, en: w.pieceReason(r, 'en'), sw: w.pieceReason(r, 'sw')});
+          }
+          for (const d of designs) {
+            out.push({what: d, en: w.designName(d, 'en'), sw: w.designName(d, 'sw')});
+          }
           return out;
         }""",
         [_verdict_cases(), sorted(types.values()), _piece_reasons()],
