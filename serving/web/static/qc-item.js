@@ -107,10 +107,11 @@ export function renderScores(result, modelLabels) {
     .map(([name, score]) => {
       const band = bands[name];
       const c = call(score, band);
+      const flagged = modelLabels.includes(name);
       return el(
         'tr',
-        { class: modelLabels.includes(name) ? 'flagged' : null, dataset: { class: name } },
-        el('th', { scope: 'row' }, name),
+        { class: flagged ? 'flagged' : null, dataset: { class: name } },
+        el('th', { scope: 'row', class: flagged ? `call ${c}` : null }, name),
         el('td', {}, el('span', { class: 'score-cell' }, el('span', { class: `score ${c}` }, num(score, 3)), bandBar(score, band))),
         el('td', { class: 'band-text' }, bandText(band)),
         el('td', { class: `call ${c}` }, c),

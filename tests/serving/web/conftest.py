@@ -98,6 +98,7 @@ def live_manual_payout(
 @pytest.fixture(autouse=True)
 def _reset_inspector(scripted: ScriptedInspector) -> None:
     scripted.verdict = "pass"
+    scripted.size_off_mm = None
     scripted.calls.clear()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from live_server import LiveServer
+from photo_samples import jpeg
 from playwright.sync_api import Locator, Page, expect
 from scripted_inspector import ScriptedInspector
 from web_helpers import (
@@ -91,7 +92,9 @@ def test_qc_approval_with_the_keyboard_completes_the_order(
     # Spec checks and model scores from the stored result.
     spec = insp["result"]["spec_checks"][0]
     expect(desk.locator("#spec tbody tr")).to_have_count(1)
-    expect(desk.locator("#spec tbody tr")).to_contain_text(spec["name"].replace("_", " "))
+    expect(desk.locator("#spec tbody tr")).to_contain_text(
+        spec["name"].split("_", 1)[1].replace("_", " ")
+    )
     expect(desk.locator("#spec tbody tr")).to_contain_text(f"{spec['expected']:.2f} ± ")
     top = desk.locator("#scores tbody tr").first
     expect(top).to_contain_text("scratch")
@@ -280,3 +283,46 @@ def test_reject_needs_a_label_and_the_decision_time_is_measured(
     assert decided["labels"] == []
     assert metrics["measured"] >= 1 and metrics["median_s"] is not None
     assert get_order(live, artisan, order["id"])["pieces"][0]["state"] == "rejected"
+
+
+def test_a_borderline_size_reads_plainly_on_both_pages_and_the_desk_tables_fit(
+    live: LiveServer, desk: Page, phone: Page, scripted: ScriptedInspector
+) -> None:
+    _, qc = live.user("qc", "Njeri")
+    clear_queue(live, qc)
+    artisan_id, artisan = live.user("artisan", "Chepkoech")
+    order = make_order(live, qc, artisan_id, [("S1", HOOP, 1000)])
+    # 30 mm +- 1.5 measured 31.9: beyond the tolerance, inside the measurement's uncertainty.
+    scripted.verdict, scripted.size_off_mm = "review", 1.9
+    insp = upload(live, artisan, order["id"], "S1", HOOP)
+    (check,) = insp["result"]["spec_checks"]
+    assert check["result"] == "borderline"
+    assert "off by 1.90 mm, 0.40 beyond the tolerance but within the" in check["reason"]
+
+    sign_in_qc(desk, live, qc)
+    row = desk.locator("#spec tbody tr[data-check='size_outer_diameter']")
+    expect(row).to_contain_text("31.90 mm")
+    expect(row.locator(".call")).to_have_text("borderline")
+    expect(desk.locator("#spec tr.why")).to_have_text(check["reason"])
+    for table in ("#spec", "#scores"):
+        wrap = desk.locator(f"{table}").evaluate(
+            "t => [t.scrollWidth, t.parentElement.clientWidth]"
+        )
+        assert wrap[0] <= wrap[1], (table, wrap)
+    snap(desk, "qc-borderline-size")
+
+    sign_in_app(phone, live, artisan)
+    phone.get_by_label("Order", exact=True).select_option(order["id"])
+    phone.set_input_files(
+        "#photo", files=[{"name": "s.jpg", "mimeType": "image/jpeg", "buffer": jpeg(1200, 900)}]
+    )
+    phone.get_by_role("button", name="Send photo").click()
+    expect(phone.locator("#verdict")).to_have_text("A QC person will check it")
+    expect(phone.locator("#reasons li").first).to_have_text(
+        "The earring may be about 1.9 mm too big across"
+    )
+    phone.get_by_role("button", name="Kiswahili").click()
+    expect(phone.locator("#reasons li").first).to_have_text(
+        "Huenda kipenyo cha hereni kinazidi kwa takriban mm 1.9"
+    )
+    assert "size_" not in phone.locator("main").inner_text()
