@@ -18,8 +18,10 @@ const SHELL = [
   '/static/dom.js',
   '/static/i18n.js',
   '/static/photo.js',
+  '/static/payment-view.js',
   '/static/photo-queue.js',
   '/static/picker.js',
+  '/static/result-view.js',
   '/static/words.js',
 ];
 

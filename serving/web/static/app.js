@@ -2,12 +2,14 @@
 // the order's payment status. Phone-first and offline-first: a photo is queued on the phone
 // (photo-queue.js) and sent when there is network; the page opens offline (app-sw.js).
 import { Api, newKey } from './api.js';
-import { $, el, money, show } from './dom.js';
+import { $, el, show } from './dom.js';
 import { initialLang, lang, setLang, t, translatePage } from './i18n.js';
+import { orderLabel, renderPayout } from './payment-view.js';
 import { shrinkPhoto, uploadPhoto } from './photo.js';
 import * as queue from './photo-queue.js';
 import { canUpload, pieceCards, preselect } from './picker.js';
-import { loadWords, reasonLines } from './words.js';
+import { renderOutbox, renderVerdict } from './result-view.js';
+import { loadWords } from './words.js';
 
 const api = new Api('kito.app.token');
 const SAVED = { me: 'kito.app.me', orders: 'kito.app.orders' }; // last answers, for offline
@@ -20,10 +22,18 @@ const state = {
   queued: [], // the photo queue's records, as last read
   inspection: null, // {result..., designId}: the last answer, re-drawn when the language changes
   sending: false,
+  status: { key: '', vars: {}, isError: false },
 };
 
-function setStatus(text, isError = false) {
-  $('#status').textContent = text;
+/** The status line, kept as a key so that a language switch re-renders it too ('' clears). */
+function setStatus(key, vars = {}, isError = false) {
+  state.status = { key, vars, isError };
+  renderStatus();
+}
+
+function renderStatus() {
+  const { key, vars, isError } = state.status;
+  $('#status').textContent = key ? t(key, vars) : '';
   $('#status').classList.toggle('error', isError);
 }
 
@@ -42,11 +52,12 @@ function applyLang(value) {
 }
 
 function renderAll() {
+  renderStatus();
   renderOrders();
   renderPhoto();
-  renderOutbox();
-  renderVerdict();
-  renderPayout();
+  renderOutbox(state.queued, drop);
+  renderVerdict(state.inspection);
+  renderPayout(state.order);
 }
 
 // ---- sign in (offline: the last user this token named) --------------------------------------
@@ -106,18 +117,13 @@ async function loadOrders() {
     localStorage.setItem(SAVED.orders, JSON.stringify(state.orders));
   } catch (err) {
     if (err.status === 401) return signOut();
-    if (err.status !== 0) setStatus(t('error.generic', { message: err.message }), true);
+    if (err.status !== 0) setStatus('error.generic', { message: err.message }, true);
     state.orders = JSON.parse(localStorage.getItem(SAVED.orders) || '[]');
   }
   const keep = state.order && state.orders.find((o) => o.id === state.order.id);
   state.order = keep || state.orders[0] || null;
   await readQueue();
   renderAll();
-}
-
-function orderLabel(order) {
-  if (order.payout) return `${order.id} · ${t(order.payout.status === 'delivered' ? 'order.sent' : 'order.paying')}`;
-  return `${order.id} · ${t(`order.${order.status}`)}`;
 }
 
 const queuedIds = () =>
@@ -183,11 +189,11 @@ async function onPhotoChosen() {
   if (state.photo?.url) URL.revokeObjectURL(state.photo.url);
   state.photo = null;
   show($('#retry'), false);
-  setStatus(t('photo.preparing'));
+  setStatus('photo.preparing');
   // Shrunk before it is queued: a few hundred kB to keep and to send, not a 4 MB original.
   const shrunk = await shrinkPhoto(file);
   state.photo = { ...shrunk, key: newKey(), url: URL.createObjectURL(shrunk.blob) };
-  setStatus(selectedPiece() ? '' : t('photo.pick_piece'));
+  setStatus(selectedPiece() ? '' : 'photo.pick_piece');
   renderPhoto();
 }
 
@@ -258,15 +264,15 @@ async function flush() {
     await queue.drain(upload, async (record) => {
       if (record.state === 'waiting') {
         waiting = true;
-        setStatus(t(offline() ? 'upload.offline' : 'upload.dropped'), !offline());
+        setStatus(offline() ? 'upload.offline' : 'upload.dropped', {}, !offline());
         show($('#retry'), !offline());
       }
       if (record.state === 'refused') {
         if (record.error?.status === 401) signOut();
-        else setStatus(t('upload.refused', { message: record.error?.message || '' }), true);
+        else setStatus('upload.refused', { message: record.error?.message || '' }, true);
       }
       last = (await readQueue()) || last;
-      renderOutbox();
+      renderOutbox(state.queued, drop);
     });
   } finally {
     state.sending = false;
@@ -286,81 +292,18 @@ async function showSent(record) {
   $('#verdict').focus();
 }
 
-function renderOutbox() {
-  const rows = [...state.queued].reverse().slice(0, 6);
-  show($('#outbox-box'), rows.length > 0);
-  $('#outbox').replaceChildren(
-    ...rows.map((r) => {
-      const text = r.state === 'refused' ? t('outbox.refused', { message: r.error?.message || '' }) : t(`outbox.${r.state}`);
-      const remove = r.state === 'refused' ? el('button', { type: 'button', class: 'quiet', onclick: () => drop(r.key) }, t('outbox.remove')) : null;
-      return el('li', { class: `outbox-item ${r.state}`, dataset: { key: r.key, piece: r.fields.piece_id } },
-        el('span', { class: 'ob-piece' }, r.fields.piece_id), el('span', { class: 'ob-state' }, text), remove);
-    }),
-  );
-}
-
 async function drop(key) {
   await queue.remove(key);
   await readQueue();
   renderAll();
 }
 
-// ---- verdict --------------------------------------------------------------------------------
-
-function renderVerdict() {
-  const insp = state.inspection;
-  show($('#result'), insp !== null);
-  if (!insp) return;
-  const box = $('#verdict');
-  box.tabIndex = -1;
-  show($('#retake'), false);
-  if (insp.status !== 'inspected') {
-    box.className = 'verdict pending';
-    box.textContent = t(insp.status === 'failed' ? 'verdict.failed' : 'verdict.received');
-    $('#verdict-help').textContent = '';
-    $('#reasons').replaceChildren();
-    return;
-  }
-  const v = insp.verdict;
-  box.className = `verdict ${v}`;
-  box.textContent = t(`verdict.${v}`);
-  $('#verdict-help').textContent = t(`verdict.${v}.help`);
-  show($('#retake'), v === 'retake');
-  const lines = reasonLines(insp.result || {}, insp.designId, lang());
-  $('#reasons').replaceChildren(...lines.map((text) => el('li', {}, text)));
-}
+// ---- verdict ---------------------------------------------------------------------------------
 
 function retake() {
   state.inspection = null;
-  renderVerdict();
+  renderVerdict(state.inspection);
   $('#photo').click();
-}
-
-// ---- payout ---------------------------------------------------------------------------------
-
-function renderPayout() {
-  const order = state.order;
-  show($('#payout'), order !== null);
-  if (!order) return;
-  const locale = lang() === 'sw' ? 'sw-KE' : 'en-KE';
-  const amount = (minor) => money(minor, order.currency, locale);
-  let payment;
-  if (order.payout) {
-    // "Sent" only once the outbox delivered it; a payout row alone is a promise, not money.
-    payment = t(order.payout.status === 'delivered' ? 'payout.delivered' : 'payout.pending_transfer');
-    payment += ` · ${amount(order.payout.amount_minor)}`;
-  } else {
-    const allAccepted = order.pieces.length > 0 && order.pieces.every((p) => p.state === 'accepted');
-    payment = t(allAccepted ? 'payout.ready' : 'payout.none');
-  }
-  const row = (key, value, id) => [el('dt', {}, t(key)), el('dd', { id }, value)];
-  $('#payout-summary').replaceChildren(
-    ...row('payout.status', orderLabel(order), 'order-status'),
-    ...row('payout.total', amount(order.total_minor)),
-    ...row('payout.accepted', amount(order.accepted_minor)),
-    ...row('payout.pending', amount(order.pending_minor)),
-    ...row('payout.payment', payment, 'payout-status'),
-  );
 }
 
 // ---- start ----------------------------------------------------------------------------------
@@ -387,7 +330,7 @@ async function main() {
   navigator.serviceWorker?.addEventListener('message', async () => {
     const sent = await readQueue();
     if (sent) await showSent(sent);
-    else renderOutbox();
+    else renderOutbox(state.queued, drop);
   });
   navigator.serviceWorker?.register('/app-sw.js', { scope: '/app', type: 'module' }).catch(() => {});
   await loadWords();
