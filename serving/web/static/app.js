@@ -131,7 +131,7 @@ const queuedIds = () =>
 
 function renderOrders() {
   $('#order').replaceChildren(
-    ...state.orders.map((o) => el('option', { value: o.id, selected: o === state.order }, orderLabel(o))),
+    ...state.orders.map((o) => el('option', { value: o.id, selected: o === state.order }, orderLabel(o, true))),
   );
   show($('#no-orders'), state.user !== null && state.orders.length === 0);
   $('#order').disabled = state.orders.length === 0;

@@ -64,7 +64,7 @@ const STRINGS = {
     'error.generic': 'Something went wrong: {message}',
     'offline': 'No network. Photos you take are kept on this phone and sent when the network returns.',
     'upload.offline': 'No network: the photo is kept on this phone and will be sent when the network returns.',
-    'no_upload.paid': 'This order is paid: no more photos are needed.',
+    'no_upload.paid': 'Every piece of this order is accepted: no more photos are needed.',
     'no_upload.accepted': 'This piece is accepted: no photo is needed.',
     'card.no_photo': 'Needs a photo',
     'card.retake': 'Needs a new photo',
@@ -82,6 +82,8 @@ const STRINGS = {
     'payout.sent': 'Payment sent',
     'order.paying': 'Payment pending',
     'order.sent': 'Payment sent',
+    'order.short.paying': 'Paying',
+    'order.short.sent': 'Paid',
   },
   sw: {
     'app.title': 'Kito QC',
@@ -142,7 +144,7 @@ const STRINGS = {
     'error.generic': 'Kuna tatizo: {message}',
     'offline': 'Hakuna mtandao. Picha unazopiga zinahifadhiwa kwenye simu hii na zitatumwa mtandao ukirudi.',
     'upload.offline': 'Hakuna mtandao: picha imehifadhiwa kwenye simu hii na itatumwa mtandao ukirudi.',
-    'no_upload.paid': 'Oda hii imelipwa: hakuna picha zaidi zinazohitajika.',
+    'no_upload.paid': 'Kila kipande cha oda hii kimekubaliwa: hakuna picha zaidi zinazohitajika.',
     'no_upload.accepted': 'Kipande hiki kimekubaliwa: hakuna picha inayohitajika.',
     'card.no_photo': 'Kinahitaji picha',
     'card.retake': 'Kinahitaji picha mpya',
@@ -160,6 +162,8 @@ const STRINGS = {
     'payout.sent': 'Malipo yametumwa',
     'order.paying': 'Malipo yanasubiri',
     'order.sent': 'Malipo yametumwa',
+    'order.short.paying': 'Inalipwa',
+    'order.short.sent': 'Imelipwa',
   },
 };
 

@@ -3,8 +3,10 @@
 import { $, el, money, show } from './dom.js';
 import { lang, t } from './i18n.js';
 
-export function orderLabel(order) {
-  if (order.payout) return `${order.id} · ${t(order.payout.status === 'delivered' ? 'order.sent' : 'order.paying')}`;
+/** "ORD-1 · Payment pending"; `short` for the order picker, which must fit a 360 px phone. */
+export function orderLabel(order, short = false) {
+  const kind = short ? 'order.short' : 'order';
+  if (order.payout) return `${order.id} · ${t(order.payout.status === 'delivered' ? `${kind}.sent` : `${kind}.paying`)}`;
   return `${order.id} · ${t(`order.${order.status}`)}`;
 }
 

@@ -44,6 +44,7 @@ def test_cards_show_each_state_and_preselect_the_piece_that_needs_a_photo(
              .filter((n) => n.scrollWidth > n.clientWidth + 1).map((n) => n.textContent)"""
     )
     assert clipped == []
+    assert _order_label_fits(page)
     snap(page, "artisan-picker-360")
 
     # An accepted piece takes no photo.
@@ -81,11 +82,14 @@ def test_a_paid_order_offers_no_upload_and_says_whether_the_payment_was_sent(
     page.get_by_label("Order", exact=True).select_option(order["id"])
     expect(page.locator("#capture")).to_be_hidden()
     expect(page.locator("#no-upload")).to_have_text(
-        "This order is paid: no more photos are needed."
+        "Every piece of this order is accepted: no more photos are needed."
     )
     expect(page.locator("#payout-status")).to_contain_text("Payment pending")
     expect(page.locator("#order-status")).to_contain_text("Payment pending")
     assert "Payment sent" not in page.locator("main").inner_text()
+    # The order picker fits the phone: its label is not cut off.
+    assert _order_label_fits(page)
+    expect(page.locator("#order option:checked")).to_have_text(f"{order['id']} · Paying")
     snap(page, "artisan-paid-pending")
 
     delivered["value"] = True
@@ -94,3 +98,19 @@ def test_a_paid_order_offers_no_upload_and_says_whether_the_payment_was_sent(
     expect(page.locator("#payout-status")).to_contain_text("Payment sent")
     page.get_by_role("button", name="Kiswahili").click()
     expect(page.locator("#payout-status")).to_contain_text("Malipo yametumwa")
+
+
+def _order_label_fits(page: Page) -> bool:
+    """Whether the chosen order's label fits its select (a select cuts long text silently):
+    the text's width, the select's own padding and 24 px for its arrow, within the select."""
+    need, have = page.locator("#order").evaluate(
+        """s => {
+          const ctx = document.createElement('canvas').getContext('2d');
+          const cs = getComputedStyle(s);
+          ctx.font = `${cs.fontSize} ${cs.fontFamily}`;
+          const text = ctx.measureText(s.options[s.selectedIndex].text).width;
+          const pad = parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight);
+          return [text + pad + 24, s.clientWidth];
+        }"""
+    )
+    return bool(need <= have)
