@@ -48,6 +48,7 @@ class DemoResult:
     order_id: str
     verdicts: dict[str, str]  # piece id -> verdict the running service returned
     tried: dict[str, int] = field(default_factory=dict)
+    found: dict[str, list[str]] = field(default_factory=dict)  # piece id -> defects flagged
 
 
 def render_candidates(design: Design, want: str, size: int = DEMO_SIZE) -> list[bytes]:
@@ -111,8 +112,10 @@ def run_demo(
     import httpx
     import uvicorn
 
+    from kito.ports import ensure_port_free
     from serving.app import create_app
 
+    ensure_port_free(settings.host, settings.port)
     app = create_app(settings)
     design = app.state.catalog.get(design_id)
     if design is None:
@@ -144,7 +147,7 @@ def run_demo(
             }
             _ok(client.post("/api/v1/orders", json=order, headers=qc), "create the order")
             artisan = {"Authorization": f"Bearer {tokens['artisan']}"}
-            verdicts = {}
+            verdicts, found = {}, {}
             for shot in shots:
                 r = client.post(
                     "/api/v1/inspections",
@@ -152,8 +155,11 @@ def run_demo(
                     data={"design_id": design.id, "piece_id": shot.piece_id, "order_id": order_id},
                     files={"photos": (f"{shot.piece_id}.jpg", shot.jpeg, "image/jpeg")},
                 )
-                verdicts[shot.piece_id] = _ok(r, f"submit {shot.piece_id}")["verdict"]
-        result = DemoResult(base, tokens, order_id, verdicts, {s.piece_id: s.tried for s in shots})
+                body = _ok(r, f"submit {shot.piece_id}")
+                verdicts[shot.piece_id] = body["verdict"]
+                found[shot.piece_id] = _flagged(body)
+        tried = {s.piece_id: s.tried for s in shots}
+        result = DemoResult(base, tokens, order_id, verdicts, tried, found)
         _print(result, shots, echo)
         if serve_forever:
             echo("serving; Ctrl-C stops it")
@@ -169,7 +175,10 @@ def _wait_ready(server: Any, thread: threading.Thread, base: str) -> None:
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive():
-            raise DataError(f"the service could not start on {base} (is the port in use?)")
+            raise DataError(
+                f"the service could not start on {base} "
+                "(is the port in use? --port N chooses another)"
+            )
         if time.monotonic() > deadline:
             raise DataError(f"the service did not start on {base} within 30 s")
         time.sleep(0.05)
@@ -196,7 +205,33 @@ def _print(result: DemoResult, shots: list[Shot], echo: Callable[[str], None]) -
         got = result.verdicts[shot.piece_id]
         note = "" if got == shot.want else f" (wanted {shot.want}; the model decided)"
         echo(f"  {shot.piece_id}: {got}{note}, photo picked from {shot.tried} seeded render(s)")
+    echo("What the pages show:")
+    for piece_id, got in result.verdicts.items():
+        echo(f"  {piece_id}: {_guide(got, result.found.get(piece_id, []))}")
     echo(
-        "QC: the failed piece waits in the queue; approve it there. Artisan: the order page shows "
-        "what is paid and why each piece is held (the retake piece needs a new photo)."
+        "  Artisan: the order's payment reads 'Not paid yet' until every piece is accepted, then "
+        "'Payment pending' until the payout is delivered, then 'Payment sent'."
     )
+
+
+# What each verdict looks like on the artisan's card and what QC should do with it. The desk
+# must not be told to approve a piece the model failed: its photo shows the defect.
+_CARD = {
+    "pass": "artisan card 'Accepted'; nothing for QC",
+    "retake": "artisan card 'Needs a new photo' with what to do (English or Kiswahili); "
+    "not in the QC queue",
+    "review": "artisan card 'Waiting for QC'; on the QC desk the model was unsure: look at the "
+    "piece (the photo opens zoomed to it, F shows it whole) and decide",
+    "fail": "artisan card 'Waiting for QC'; on the QC desk the photo opens zoomed to the piece "
+    "with the heatmap over {what}: if you see it, tick it and reject (R)",
+}
+
+
+def _guide(verdict: str, found: list[str]) -> str:
+    what = ", ".join(found) if found else "what the model found"
+    return _CARD.get(verdict, f"verdict {verdict}").format(what=what)
+
+
+def _flagged(inspection: dict[str, Any]) -> list[str]:
+    verdict = (inspection.get("result") or {}).get("verdict") or {}
+    return [str(d).replace("_", " ") for d in verdict.get("defects") or []]

@@ -76,6 +76,8 @@ class Components(_Strict):
 class Design(_Strict):
     id: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{2,39}$")]
     name: str = Field(min_length=1, max_length=120)
+    # The name in Kiswahili, as the artisan page shows it in that language (English otherwise).
+    name_sw: str | None = Field(default=None, min_length=1, max_length=120)
     piece_type: PieceType
     material: Material
     finish: Finish
@@ -105,6 +107,10 @@ class Design(_Strict):
         if self.pair and self.piece_type not in {"hoop_earring", "stud_earring"}:
             raise ValueError("only earrings are made as pairs")
         return self
+
+    def name_in(self, lang: str) -> str:
+        """The design's name in "en" or "sw"; English where no Kiswahili name is given."""
+        return (self.name_sw or self.name) if lang == "sw" else self.name
 
     def dimension(self, measure: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.measure == measure), None)

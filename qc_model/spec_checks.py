@@ -83,15 +83,15 @@ def judge(
     if not math.isfinite(measured):
         return not_measured(name, expected, tolerance, unit, "the measurement is not finite")
     err = abs(measured - expected)
-    if err > (tolerance + margin if fail_above is None else max(fail_above, tolerance + margin)):
+    limit = tolerance + margin if fail_above is None else max(fail_above, tolerance + margin)
+    if err > limit:
         result: CheckOutcome = "fail"
     elif err >= tolerance - margin:
         result = "borderline"
     else:
         result = "pass"
-    reason = (
-        f"{name} {measured:.2f} {unit}, expected {expected:g} ± {tolerance:g} {unit} "
-        f"(off by {err:.2f}; borderline within ±{margin:.2f} of the tolerance edge)"
+    reason = f"{name} {measured:.2f} {unit}, expected {expected:g} ± {tolerance:g} {unit}: " + (
+        _how_far(err, tolerance, tolerance - margin, limit, unit)
     )
     return CheckResult(
         name=name,
@@ -103,6 +103,23 @@ def judge(
         reason=reason,
         defect=defect if result != "pass" else None,
     )
+
+
+def _how_far(err: float, tolerance: float, lower: float, limit: float, unit: str) -> str:
+    """Where the error lies against the tolerance and the band a person checks (lower..limit):
+    the band above the tolerance is the measurement's own uncertainty, so it is named."""
+    off = f"off by {err:.2f} {unit}"
+    if err > limit:
+        beyond = err - tolerance
+        return f"{off}, {beyond:.2f} beyond the tolerance (fails when off by more than {limit:.2f})"
+    if err > tolerance:
+        return (
+            f"{off}, {err - tolerance:.2f} beyond the tolerance but within the measurement's "
+            f"uncertainty (fails when off by more than {limit:.2f}): a person checks"
+        )
+    if err >= lower:
+        return f"{off}, within the tolerance but less than {tolerance - lower:.2f} from its edge"
+    return f"{off}, within the tolerance"
 
 
 def not_measured(

@@ -58,3 +58,8 @@ def test_demo_seeds_an_order_with_pass_fail_and_retake(tmp_path: Path) -> None:
     assert not out["torch"], "the demo's service process must not import torch"
     text = "\n".join(out["lines"])
     assert "/app" in text and "/qc" in text and text.count("kito_") == 3
+    # The guide matches the pages and never tells QC to approve the failed piece.
+    failed = next(pid for pid, v in out["verdicts"].items() if v == "fail")
+    guide = next(line for line in out["lines"] if line.strip().startswith(f"{failed}: artisan"))
+    assert "reject (R)" in guide and "approve" not in guide.lower(), guide
+    assert "Needs a new photo" in text and "Payment pending" in text

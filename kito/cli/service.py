@@ -28,6 +28,9 @@ def serve(
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(**overrides)
+    from kito.ports import ensure_port_free
+
+    ensure_port_free(settings.host, settings.port)
     app = create_app(settings)
     typer.echo(f"Kito QC on http://{settings.host}:{settings.port} (API docs at /docs)")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)

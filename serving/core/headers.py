@@ -18,6 +18,9 @@ CSP = "; ".join(
         # blob: photos and heatmaps are fetched with the bearer token and shown as object URLs.
         "img-src 'self' blob:",
         "connect-src 'self'",
+        # The artisan page is installable and opens offline: its manifest and service worker.
+        "manifest-src 'self'",
+        "worker-src 'self'",
         "form-action 'self'",
         "base-uri 'none'",
         "frame-ancestors 'none'",

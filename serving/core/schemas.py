@@ -189,6 +189,13 @@ class DecisionCreate(BaseModel):
     decision: Literal["approve", "reject"]
     labels: list[str] = Field(default_factory=list, max_length=20)
     note: Annotated[str | None, AfterValidator(_printable)] = Field(default=None, max_length=2000)
+    review_ms: int | None = Field(
+        default=None,
+        ge=0,
+        le=86_400_000,
+        description="how long the reviewer looked at the item before deciding, as the desk "
+        "measured it (time the page was hidden left out); feeds /reviews/metrics",
+    )
 
 
 class DecisionPublic(BaseModel):
@@ -240,12 +247,20 @@ class AuditSamplePublic(BaseModel):
     escape_rate: float | None
 
 
+class DecisionTimePublic(BaseModel):
+    measured: int = Field(description="first decisions with a measured time, last window_days")
+    median_s: float | None
+    p90_s: float | None
+    window_days: int
+
+
 class QueueMetricsPublic(BaseModel):
     open: int
     oldest_open_age_s: float | None
     decisions_last_hour: int
     agreement: AgreementPublic
     audit: AuditSamplePublic
+    decision_time: DecisionTimePublic
 
 
 # -- audit log ------------------------------------------------------------------------------

@@ -165,6 +165,7 @@ def add_decision(
     labels: list[str],
     note: str | None,
     correction: bool,
+    review_ms: int | None = None,
 ) -> ReviewDecision:
     """Add a decision (or a correction of the current one) to `item`, flushed, not committed.
 
@@ -219,6 +220,7 @@ def add_decision(
             decision=decision,
             labels=labels,
             corrects=row.corrects,
+            review_ms=review_ms,
         )
         session.flush()
     except IntegrityError:

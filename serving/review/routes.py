@@ -26,6 +26,7 @@ from serving.core.schemas import (
 from serving.db.models import OrderPiece, ReviewDecision, ReviewItem
 from serving.db.session import SessionDep
 from serving.inspection.routes import to_public
+from serving.review.decision_times import decision_times
 from serving.review.review_queue import add_decision, current_priority, model_labels, queue_metrics
 
 router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
@@ -128,7 +129,8 @@ def list_reviews(
 
 @router.get("/metrics", response_model=QueueMetricsPublic, responses=_ERRORS)
 def read_metrics(_: StaffUser, session: SessionDep) -> QueueMetricsPublic:
-    return QueueMetricsPublic.model_validate(queue_metrics(session))
+    metrics = queue_metrics(session) | {"decision_time": decision_times(session)}
+    return QueueMetricsPublic.model_validate(metrics)
 
 
 @router.get("/{review_id}", response_model=ReviewItemPublic, responses=_ERRORS)
@@ -155,6 +157,15 @@ def _decide(
                 f"labels.{i}",
             )
     note = (body.note or "").strip() or None
+    if body.decision == "reject" and not body.labels and note is None:
+        # A rejection the artisan cannot read a reason in, and retraining cannot learn from.
+        raise ApiError(
+            422,
+            "label_required",
+            "a rejection needs at least one defect label, or a note saying what is wrong "
+            "(a defect the taxonomy has no label for)",
+            "labels",
+        )
     item = _item(session, review_id)
     row = add_decision(
         session,
@@ -164,6 +175,7 @@ def _decide(
         labels=list(dict.fromkeys(body.labels)),
         note=note,
         correction=correction,
+        review_ms=body.review_ms,
     )
     # The piece's state (and perhaps the order's payout) changes in the decision's transaction.
     workflow.after_decision(session, item, user)

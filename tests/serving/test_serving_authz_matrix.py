@@ -123,7 +123,9 @@ def world(make_client, make_user, inspector) -> tuple[TestClient, World]:
     rid = [item[r["id"]] for r in reviews]
     for decided in rid[3:]:
         r = client.post(
-            f"/api/v1/reviews/{decided}/decision", headers=staff, json={"decision": "reject"}
+            f"/api/v1/reviews/{decided}/decision",
+            headers=staff,
+            json={"decision": "reject", "labels": ["scratch"]},
         )
         assert r.status_code == 201, r.text
     return client, World(

@@ -219,10 +219,8 @@ def test_concurrent_decisions_one_wins(client: TestClient, people, inspector, ma
     def decide(headers: dict[str, str], i: int) -> None:
         c = TestClient(client.app, raise_server_exceptions=False)
         barrier.wait()
-        verdict = "approve" if i % 2 else "reject"
-        r = c.post(
-            f"/api/v1/reviews/{item['id']}/decision", headers=headers, json={"decision": verdict}
-        )
+        body = {"decision": "approve"} if i % 2 else {"decision": "reject", "labels": ["bent"]}
+        r = c.post(f"/api/v1/reviews/{item['id']}/decision", headers=headers, json=body)
         codes.append(r.status_code)
 
     threads = [threading.Thread(target=decide, args=(h, i)) for i, h in enumerate(staff)]
@@ -286,6 +284,7 @@ def test_metrics(client: TestClient, people, inspector, make_client) -> None:
         "decisions_last_hour": 0,
         "agreement": {"decided": 0, "agreed": 0, "rate": None},
         "audit": {"decided": 0, "escapes": 0, "escape_rate": None},
+        "decision_time": {"measured": 0, "median_s": None, "p90_s": None, "window_days": 7},
     }
     audited = make_client(audit_sample_rate=1.0)
     make_order(client, hq, people["artisan"], {f"P{i}": 100 for i in range(5)})
@@ -294,9 +293,16 @@ def test_metrics(client: TestClient, people, inspector, make_client) -> None:
         submit(audited, people["ha"], f"P{i}", seed=i)
     items = {i["piece_id"]: i for i in queue(client, hq)["data"]}
     decisions = {"P0": "reject", "P1": "approve", "P2": "approve", "P3": "reject"}
+    # Seconds the desk measured per item; P3 was decided without the desk (no time).
+    times = {"P0": 4_000, "P1": 10_000, "P2": 31_000, "P3": None}
     for p, d in decisions.items():
         url = f"/api/v1/reviews/{items[p]['id']}/decision"
-        assert client.post(url, headers=hq, json={"decision": d}).status_code == 201
+        body = {
+            "decision": d,
+            "labels": ["scratch"] if d == "reject" else [],
+            "review_ms": times[p],
+        }
+        assert client.post(url, headers=hq, json=body).status_code == 201
     inspector.verdict = "fail"
     submit(client, people["ha"], "P4", seed=9)
     m = client.get("/api/v1/reviews/metrics", headers=hq).json()
@@ -305,6 +311,23 @@ def test_metrics(client: TestClient, people, inspector, make_client) -> None:
     # Sided verdicts: fail/reject agrees, fail/approve does not, pass/reject does not.
     assert m["agreement"] == {"decided": 3, "agreed": 1, "rate": round(1 / 3, 4)}
     assert m["audit"] == {"decided": 1, "escapes": 1, "escape_rate": 1.0}
+    # Median of 4, 10, 31 s is 10; the 90th percentile interpolates 10 -> 31 at 0.8: 26.8.
+    assert m["decision_time"] == {"measured": 3, "median_s": 10.0, "p90_s": 26.8, "window_days": 7}
+
+
+def test_reject_needs_a_defect_label_or_a_note(client: TestClient, people, inspector) -> None:
+    item = _one_item(client, people, inspector)
+    url = f"/api/v1/reviews/{item['id']}/decision"
+    for body in ({"decision": "reject"}, {"decision": "reject", "labels": [], "note": "  "}):
+        r = client.post(url, headers=people["hq"], json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "label_required"
+        assert r.json()["error"]["field"] == "labels"
+    assert client.get(f"/api/v1/reviews/{item['id']}", headers=people["hq"]).json()["history"] == []
+    # A defect the taxonomy has no label for ("other"): the note says what it is.
+    body = {"decision": "reject", "labels": [], "note": "a bead is cracked", "review_ms": 2500}
+    r = client.post(url, headers=people["hq"], json=body)
+    assert r.status_code == 201 and r.json()["note"] == "a bead is cracked"
 
 
 def test_decided_item_keeps_its_priority() -> None:

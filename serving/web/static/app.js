@@ -1,31 +1,43 @@
 // The artisan page: sign in, pick order and piece, photograph it, send, read the verdict and
-// the order's payment status. Phone-first; every string the user sees comes from i18n.js or,
-// for retake instructions, from the server in the chosen language.
-import { Api, ApiError, newKey } from './api.js';
-import { $, el, money, show } from './dom.js';
-import { has, initialLang, lang, setLang, t, translatePage } from './i18n.js';
+// the order's payment status. Phone-first and offline-first: a photo is queued on the phone
+// (photo-queue.js) and sent when there is network; the page opens offline (app-sw.js).
+import { Api, newKey } from './api.js';
+import { $, el, show } from './dom.js';
+import { initialLang, lang, setLang, t, translatePage } from './i18n.js';
+import { orderLabel, renderPayout } from './payment-view.js';
 import { shrinkPhoto, uploadPhoto } from './photo.js';
+import * as queue from './photo-queue.js';
+import { canUpload, pieceCards, preselect } from './picker.js';
+import { renderOutbox, renderVerdict } from './result-view.js';
+import { loadWords } from './words.js';
 
 const api = new Api('kito.app.token');
+const SAVED = { me: 'kito.app.me', orders: 'kito.app.orders' }; // last answers, for offline
 const state = {
   user: null,
   orders: [],
   order: null, // the selected order (fresh from the server after each upload)
-  photo: null, // {blob, width, height, shrunk, key, url}: kept until sent, for a retry
-  inspection: null, // the last answer, re-drawn when the language changes
-  busy: false,
+  pieceId: null,
+  photo: null, // {blob, width, height, shrunk, key, url}: the photo chosen, not yet queued
+  queued: [], // the photo queue's records, as last read
+  inspection: null, // {result..., designId}: the last answer, re-drawn when the language changes
+  sending: false,
+  status: { key: '', vars: {}, isError: false },
 };
 
-function setStatus(text, isError = false) {
-  const node = $('#status');
-  node.textContent = text;
-  node.classList.toggle('error', isError);
+/** The status line, kept as a key so that a language switch re-renders it too ('' clears). */
+function setStatus(key, vars = {}, isError = false) {
+  state.status = { key, vars, isError };
+  renderStatus();
 }
 
-function describeError(err) {
-  if (err instanceof ApiError && err.status === 0) return t('error.network');
-  return t('error.generic', { message: err.message });
+function renderStatus() {
+  const { key, vars, isError } = state.status;
+  $('#status').textContent = key ? t(key, vars) : '';
+  $('#status').classList.toggle('error', isError);
 }
+
+const offline = () => navigator.onLine === false;
 
 // ---- language -------------------------------------------------------------------------------
 
@@ -36,25 +48,42 @@ function applyLang(value) {
     b.setAttribute('aria-pressed', String(b.dataset.lang === value));
   }
   if (state.user) $('#hello').textContent = t('hello', { name: state.user.name });
-  renderOrders();
-  renderPhoto();
-  renderVerdict();
-  renderPayout();
+  renderAll();
 }
 
-// ---- sign in --------------------------------------------------------------------------------
+function renderAll() {
+  renderStatus();
+  renderOrders();
+  renderPhoto();
+  renderOutbox(state.queued, drop);
+  renderVerdict(state.inspection);
+  renderPayout(state.order);
+}
+
+// ---- sign in (offline: the last user this token named) --------------------------------------
 
 async function signIn(token) {
-  const me = await api.signIn(token, ['artisan', 'admin'], t('signin.role'));
+  let me;
+  try {
+    me = await api.signIn(token, ['artisan', 'admin'], t('signin.role'));
+    localStorage.setItem(SAVED.me, JSON.stringify({ token, me }));
+  } catch (err) {
+    const saved = JSON.parse(localStorage.getItem(SAVED.me) || 'null');
+    if (err.status !== 0 || !saved || saved.token !== token) throw err;
+    api.token = token;
+    me = saved.me;
+  }
   state.user = me;
   $('#hello').textContent = t('hello', { name: me.name });
   show($('#signin'), false);
   show($('#work'));
   await loadOrders();
+  flush();
 }
 
 function signOut() {
   api.token = null;
+  for (const key of Object.values(SAVED)) localStorage.removeItem(key);
   Object.assign(state, { user: null, orders: [], order: null, inspection: null });
   clearPhoto();
   for (const id of ['#work', '#result', '#payout']) show($(id), false);
@@ -68,16 +97,13 @@ async function onSignIn(event) {
   const token = $('#token').value.trim();
   const error = $('#signin-error');
   error.textContent = '';
-  if (!token) {
-    error.textContent = t('signin.bad');
-    return;
-  }
+  if (!token) return void (error.textContent = t('signin.bad'));
   try {
     await signIn(token);
   } catch (err) {
     if (err.status === 401) error.textContent = t('signin.bad');
     else if (err.status === 403) error.textContent = t('signin.role');
-    else error.textContent = describeError(err);
+    else error.textContent = err.status === 0 ? t('error.network') : t('error.generic', { message: err.message });
   }
 }
 
@@ -88,53 +114,53 @@ async function loadOrders() {
     const page = await api.get('/api/v1/orders', { limit: 100 });
     // Open orders first: those are the ones still waiting for photos.
     state.orders = page.data.sort((a, b) => (a.status === 'open' ? 0 : 1) - (b.status === 'open' ? 0 : 1));
+    localStorage.setItem(SAVED.orders, JSON.stringify(state.orders));
   } catch (err) {
     if (err.status === 401) return signOut();
-    setStatus(describeError(err), true);
-    return;
+    if (err.status !== 0) setStatus('error.generic', { message: err.message }, true);
+    state.orders = JSON.parse(localStorage.getItem(SAVED.orders) || '[]');
   }
   const keep = state.order && state.orders.find((o) => o.id === state.order.id);
   state.order = keep || state.orders[0] || null;
-  renderOrders();
-  renderPayout();
+  await readQueue();
+  renderAll();
 }
 
-function orderLabel(order) {
-  return `${order.id} · ${t(`order.${order.status}`)}`;
-}
-
-function pieceLabel(piece) {
-  return `${piece.piece_id} · ${piece.design_name || piece.design_id} · ${t(`piece.${piece.state}`)}`;
-}
+const queuedIds = () =>
+  new Set(state.queued.filter((r) => r.state !== 'sent' && r.state !== 'refused' && r.fields.order_id === state.order?.id).map((r) => r.fields.piece_id));
 
 function renderOrders() {
-  const orderSelect = $('#order');
-  const pieceSelect = $('#piece');
-  const chosenPiece = pieceSelect.value;
-  orderSelect.replaceChildren(
-    ...state.orders.map((o) => el('option', { value: o.id, selected: o === state.order }, orderLabel(o))),
+  $('#order').replaceChildren(
+    ...state.orders.map((o) => el('option', { value: o.id, selected: o === state.order }, orderLabel(o, true))),
   );
   show($('#no-orders'), state.user !== null && state.orders.length === 0);
-  const pieces = state.order ? state.order.pieces : [];
-  pieceSelect.replaceChildren(
-    ...pieces.map((p) => el('option', { value: p.piece_id }, pieceLabel(p))),
+  $('#order').disabled = state.orders.length === 0;
+  const ids = queuedIds();
+  const piece = preselect(state.order, state.pieceId, ids);
+  state.pieceId = piece ? piece.piece_id : null;
+  $('#piece-cards').replaceChildren(
+    ...(state.order ? pieceCards(state.order, state.pieceId, ids, lang(), pick) : []),
   );
-  // Keep the artisan's choice; otherwise the first piece that still needs a photo.
-  const next = pieces.find((p) => p.piece_id === chosenPiece) || pieces.find((p) => p.state !== 'accepted') || pieces[0];
-  if (next) pieceSelect.value = next.piece_id;
-  orderSelect.disabled = pieceSelect.disabled = state.orders.length === 0;
+  const open = piece && canUpload(piece, state.order);
+  show($('#capture'), Boolean(open));
+  show($('#no-upload'), Boolean(piece) && !open);
+  if (piece && !open) $('#no-upload').textContent = t(state.order.status === 'paid' ? 'no_upload.paid' : 'no_upload.accepted');
   updateSend();
 }
 
+function pick(piece) {
+  state.pieceId = piece.piece_id;
+  renderOrders();
+}
+
 function selectedPiece() {
-  if (!state.order) return null;
-  return state.order.pieces.find((p) => p.piece_id === $('#piece').value) || null;
+  return state.order?.pieces.find((p) => p.piece_id === state.pieceId) || null;
 }
 
 // ---- photo ----------------------------------------------------------------------------------
 
 function clearPhoto() {
-  if (state.photo && state.photo.url) URL.revokeObjectURL(state.photo.url);
+  if (state.photo?.url) URL.revokeObjectURL(state.photo.url);
   state.photo = null;
   $('#photo').value = '';
   renderPhoto();
@@ -147,230 +173,177 @@ function renderPhoto() {
   if (p) {
     $('#preview-img').src = p.url;
     const kb = Math.round(p.blob.size / 1024);
-    $('#preview-caption').textContent = p.shrunk
-      ? t('photo.ready', { w: p.width, h: p.height, kb })
-      : t('photo.as_is', { kb });
+    $('#preview-caption').textContent = p.shrunk ? t('photo.ready', { w: p.width, h: p.height, kb }) : t('photo.as_is', { kb });
   }
   updateSend();
 }
 
 function updateSend() {
-  $('#send').disabled = state.busy || !state.photo || !selectedPiece();
+  const piece = selectedPiece();
+  $('#send').disabled = !state.photo || !piece || !canUpload(piece, state.order);
 }
 
 async function onPhotoChosen() {
   const file = $('#photo').files[0];
   if (!file) return;
-  if (state.photo && state.photo.url) URL.revokeObjectURL(state.photo.url);
+  if (state.photo?.url) URL.revokeObjectURL(state.photo.url);
   state.photo = null;
   show($('#retry'), false);
-  setStatus(t('photo.preparing'));
+  setStatus('photo.preparing');
+  // Shrunk before it is queued: a few hundred kB to keep and to send, not a 4 MB original.
   const shrunk = await shrinkPhoto(file);
-  // One key per photo: a retry of this photo after a dropped connection is the same request,
-  // so the server answers with the first result instead of inspecting (and counting) twice.
   state.photo = { ...shrunk, key: newKey(), url: URL.createObjectURL(shrunk.blob) };
-  setStatus(selectedPiece() ? '' : t('photo.pick_piece'));
+  setStatus(selectedPiece() ? '' : 'photo.pick_piece');
   renderPhoto();
 }
 
-// ---- upload ---------------------------------------------------------------------------------
+// ---- queue and upload -----------------------------------------------------------------------
 
-function progress(fraction) {
-  const pct = Math.round(fraction * 100);
-  $('#progress').value = pct;
-  $('#progress-label').textContent = t('upload.sending', { pct });
+/** Read the queue; returns the newest record seen to change to 'sent' (by whichever sender). */
+async function readQueue() {
+  const before = new Map(state.queued.map((r) => [r.key, r.state]));
+  state.queued = await queue.all().catch(() => []);
+  const fresh = state.queued.filter((r) => r.state === 'sent' && before.has(r.key) && before.get(r.key) !== 'sent');
+  return fresh.at(-1) || null;
 }
 
+/** Queue the chosen photo (its idempotency key goes with it), then try to send the queue. */
 async function send() {
   const piece = selectedPiece();
-  if (!piece || !state.photo || state.busy) return;
-  state.busy = true;
-  updateSend();
-  show($('#retry'), false);
-  setStatus('');
+  if (!piece || !state.photo) return;
+  const p = state.photo;
+  await queue.enqueue({
+    key: p.key, // one key per photo: however often it is sent, the server inspects it once
+    token: api.token,
+    fields: { design_id: piece.design_id, piece_id: piece.piece_id, order_id: state.order.id },
+    blob: p.blob,
+    filename: p.shrunk ? 'photo.jpg' : p.blob.name || 'photo',
+  });
+  clearPhoto();
+  await readQueue();
+  renderAll();
+  await flush();
+}
+
+async function requestSync() {
+  // Background sync sends the queue even if the artisan closes the page before the network
+  // returns; browsers without it send on the next open or 'online' event (flush).
+  const reg = await navigator.serviceWorker?.ready.catch(() => null);
+  if (reg && 'sync' in reg) await reg.sync.register('kito-photos').catch(() => {});
+}
+
+function progress(fraction) {
+  $('#progress').value = Math.round(fraction * 100);
+  $('#progress-label').textContent = t('upload.sending', { pct: Math.round(fraction * 100) });
+}
+
+function upload(record) {
   show($('#progress-box'));
   progress(0);
+  return uploadPhoto({
+    token: record.token,
+    fields: record.fields,
+    photo: record.blob,
+    filename: record.filename,
+    idempotencyKey: record.key,
+    onProgress: progress,
+    onSent: () => {
+      $('#progress').value = 100;
+      $('#progress-label').textContent = t('upload.checking');
+    },
+  }).finally(() => show($('#progress-box'), false));
+}
+
+async function flush() {
+  if (state.sending || !state.user) return;
+  state.sending = true;
+  show($('#retry'), false);
+  let last = null;
+  let waiting = false;
   try {
-    const inspection = await uploadPhoto({
-      token: api.token,
-      fields: { design_id: piece.design_id, piece_id: piece.piece_id, order_id: state.order.id },
-      photo: state.photo.blob,
-      filename: state.photo.shrunk ? 'photo.jpg' : state.photo.blob.name || 'photo',
-      idempotencyKey: state.photo.key,
-      onProgress: progress,
-      onSent: () => {
-        $('#progress').value = 100;
-        $('#progress-label').textContent = t('upload.checking');
-      },
+    await queue.drain(upload, async (record) => {
+      if (record.state === 'waiting') {
+        waiting = true;
+        setStatus(offline() ? 'upload.offline' : 'upload.dropped', {}, !offline());
+        show($('#retry'), !offline());
+      }
+      if (record.state === 'refused') {
+        if (record.error?.status === 401) signOut();
+        else setStatus('upload.refused', { message: record.error?.message || '' }, true);
+      }
+      last = (await readQueue()) || last;
+      renderOutbox(state.queued, drop);
     });
-    state.inspection = inspection;
-    clearPhoto();
-    renderVerdict();
-    show($('#progress-box'), false);
-    await refreshOrder();
-    $('#result').scrollIntoView({ behavior: 'smooth', block: 'start' });
-    $('#verdict').focus();
-  } catch (err) {
-    show($('#progress-box'), false);
-    if (err.status === 0) {
-      setStatus(t('upload.dropped'), true);
-      show($('#retry'));
-    } else if (err.status === 401) {
-      signOut();
-      $('#signin-error').textContent = t('upload.session');
-    } else {
-      setStatus(t('upload.refused', { message: err.message }), true);
-    }
   } finally {
-    state.busy = false;
-    updateSend();
+    state.sending = false;
   }
+  // Only offline: online, the worker's sync would fire at once and race the page's own retry.
+  if (waiting && offline()) requestSync();
+  if (last) await showSent(last);
 }
 
-async function refreshOrder() {
-  if (!state.order) return;
-  try {
-    const fresh = await api.get(`/api/v1/orders/${encodeURIComponent(state.order.id)}`);
-    state.orders = state.orders.map((o) => (o.id === fresh.id ? fresh : o));
-    state.order = fresh;
-  } catch (err) {
-    setStatus(describeError(err), true);
-  }
-  renderOrders();
-  renderPayout();
+async function showSent(record) {
+  setStatus('');
+  state.inspection = { ...record.inspection, designId: record.fields.design_id };
+  state.order = state.orders.find((o) => o.id === record.fields.order_id) || state.order;
+  state.pieceId = record.fields.piece_id;
+  await loadOrders();
+  $('#result').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  $('#verdict').focus();
 }
 
-// ---- verdict --------------------------------------------------------------------------------
-
-function retakeMessages(result) {
-  // The gate's instructions in the chosen language, each once, across the photos sent.
-  const seen = new Set();
-  for (const photo of result.gate || []) {
-    for (const message of (photo.messages && photo.messages[lang()]) || []) seen.add(message);
-  }
-  return [...seen];
+async function drop(key) {
+  await queue.remove(key);
+  await readQueue();
+  renderAll();
 }
 
-function renderVerdict() {
-  const insp = state.inspection;
-  show($('#result'), insp !== null);
-  if (!insp) return;
-  const box = $('#verdict');
-  box.tabIndex = -1;
-  const result = insp.result || {};
-  const reasons = $('#reasons');
-  reasons.replaceChildren();
-  show($('#retake'), false);
-  if (insp.status !== 'inspected') {
-    box.className = 'verdict pending';
-    box.textContent = t(insp.status === 'failed' ? 'verdict.failed' : 'verdict.received');
-    $('#verdict-help').textContent = '';
-    return;
-  }
-  const v = insp.verdict;
-  box.className = `verdict ${v}`;
-  box.textContent = t(`verdict.${v}`);
-  $('#verdict-help').textContent = t(`verdict.${v}.help`);
-  // Defect and measurement reasons are written by the server, in English; retake
-  // instructions come in both languages.
-  const serverReasons = (result.verdict?.reasons || []).map((r) => r.text);
-  let lines = v === 'retake' ? retakeMessages(result) : serverReasons;
-  if (lines.length === 0) lines = serverReasons;
-  show($('#retake'), v === 'retake');
-  reasons.replaceChildren(...lines.map((text) => el('li', {}, text)));
-}
+// ---- verdict ---------------------------------------------------------------------------------
 
 function retake() {
   state.inspection = null;
-  renderVerdict();
+  renderVerdict(state.inspection);
   $('#photo').click();
-}
-
-// ---- payout ---------------------------------------------------------------------------------
-
-function renderPayout() {
-  const order = state.order;
-  show($('#payout'), order !== null);
-  if (!order) return;
-  const locale = lang() === 'sw' ? 'sw-KE' : 'en-KE';
-  const amount = (minor) => money(minor, order.currency, locale);
-  let payment;
-  if (order.payout) {
-    payment = t(order.payout.status === 'delivered' ? 'payout.delivered' : 'payout.pending_transfer');
-    payment += ` · ${amount(order.payout.amount_minor)}`;
-  } else {
-    const allAccepted = order.pieces.length > 0 && order.pieces.every((p) => p.state === 'accepted');
-    payment = t(allAccepted ? 'payout.ready' : 'payout.none');
-  }
-  const row = (key, value, id) => [el('dt', {}, t(key)), el('dd', { id }, value)];
-  $('#payout-summary').replaceChildren(
-    ...row('payout.status', `${order.id} · ${t(`order.${order.status}`)}`, 'order-status'),
-    ...row('payout.total', amount(order.total_minor)),
-    ...row('payout.accepted', amount(order.accepted_minor)),
-    ...row('payout.pending', amount(order.pending_minor)),
-    ...row('payout.payment', payment, 'payout-status'),
-  );
-  $('#pieces').replaceChildren(
-    ...order.pieces.map((p) =>
-      el(
-        'li',
-        { class: `piece ${p.state}`, dataset: { piece: p.piece_id } },
-        el('span', { class: 'piece-name' }, `${p.piece_id} · ${p.design_name || p.design_id}`),
-        el('span', { class: 'piece-state' }, `${t(`piece.${p.state}`)} · ${amount(p.payout_minor)}`),
-        p.reason ? el('span', { class: 'piece-reason' }, pieceReason(p)) : null,
-      ),
-    ),
-  );
-}
-
-/**
- * The server's reason a piece is held, in the chosen language where the page knows the phrase:
- * fixed phrases are translated whole; "retake needed: <what to do>" takes the instructions of
- * the inspection on screen in the chosen language; "rejected by QC: <note>" keeps the note as
- * the reviewer wrote it. Anything else is shown as the server wrote it.
- */
-function pieceReason(piece) {
-  const reason = piece.reason;
-  if (has(`reason.${reason}`)) return t(`reason.${reason}`);
-  const cut = reason.indexOf(': ');
-  const head = cut > 0 ? reason.slice(0, cut) : null;
-  if (!head || !has(`reason.${head}`)) return reason;
-  let detail = reason.slice(cut + 2);
-  const shown = state.inspection;
-  if (head === 'retake needed' && shown && shown.id === piece.latest_inspection_id) {
-    const messages = retakeMessages(shown.result || {});
-    if (messages.length) detail = messages.join('; ');
-  }
-  return `${t(`reason.${head}`)}: ${detail}`;
 }
 
 // ---- start ----------------------------------------------------------------------------------
 
-function main() {
-  for (const b of document.querySelectorAll('.lang button')) {
-    b.addEventListener('click', () => applyLang(b.dataset.lang));
-  }
+async function main() {
+  for (const b of document.querySelectorAll('.lang button')) b.addEventListener('click', () => applyLang(b.dataset.lang));
   $('#signin-form').addEventListener('submit', onSignIn);
   $('#signout').addEventListener('click', signOut);
   $('#order').addEventListener('change', () => {
     state.order = state.orders.find((o) => o.id === $('#order').value) || null;
-    renderOrders();
-    renderPayout();
+    state.pieceId = null;
+    renderAll();
   });
-  $('#piece').addEventListener('change', updateSend);
   $('#photo').addEventListener('change', onPhotoChosen);
   $('#send').addEventListener('click', send);
-  $('#retry').addEventListener('click', send);
+  $('#retry').addEventListener('click', flush);
   $('#retake').addEventListener('click', retake);
+  const net = () => show($('#offline'), offline());
+  window.addEventListener('offline', net);
+  window.addEventListener('online', () => {
+    net();
+    flush();
+  });
+  navigator.serviceWorker?.addEventListener('message', async () => {
+    const sent = await readQueue();
+    if (sent) await showSent(sent);
+    else renderOutbox(state.queued, drop);
+  });
+  navigator.serviceWorker?.register('/app-sw.js', { scope: '/app', type: 'module' }).catch(() => {});
+  await loadWords();
+  net();
   applyLang(initialLang());
   if (api.token) {
-    signIn(api.token).catch((err) => {
+    try {
+      await signIn(api.token);
+    } catch (err) {
       show($('#signin'));
-      if (err.status !== 401) $('#signin-error').textContent = describeError(err);
-    });
-  } else {
-    show($('#signin'));
-  }
+      if (err.status !== 401) $('#signin-error').textContent = t('error.network');
+    }
+  } else show($('#signin'));
   document.body.dataset.ready = 'true';
 }
 

@@ -1,5 +1,5 @@
-// The artisan page's words in English and Swahili. Retake instructions are not here: they come
-// from the server in both languages (qc_model.messages), so there is one wording to maintain.
+// The artisan page's words in English and Swahili. Reasons for a verdict or a held piece are not
+// here: they come from the server's catalogue (words.js, qc_model/reason_messages.py).
 
 export const LANGS = ['en', 'sw'];
 const STORAGE_KEY = 'kito.lang';
@@ -53,8 +53,8 @@ const STRINGS = {
     'payout.payment': 'Payment',
     'payout.none': 'Not paid yet: every piece must be accepted first',
     'payout.ready': 'All pieces accepted: payment is being prepared',
-    'payout.pending_transfer': 'Payment is on its way',
-    'payout.delivered': 'Paid',
+    'payout.pending_transfer': 'Payment pending: it is being sent',
+    'payout.delivered': 'Payment sent',
     'order.open': 'Open',
     'order.paid': 'Paid',
     'piece.pending': 'Waiting',
@@ -62,12 +62,28 @@ const STRINGS = {
     'piece.rejected': 'Rejected',
     'error.network': 'No connection to the server. Try again when you have network.',
     'error.generic': 'Something went wrong: {message}',
-    'reason.no photo submitted yet': 'No photo sent yet',
-    'reason.waiting for QC review': 'Waiting for QC review',
-    'reason.photos received, waiting for inspection': 'Photo received, waiting to be checked',
-    'reason.the inspection could not run; please submit the photos again': 'The check could not run: please send the photo again',
-    'reason.retake needed': 'Take the photo again',
-    'reason.rejected by QC': 'Rejected by QC',
+    'offline': 'No network. Photos you take are kept on this phone and sent when the network returns.',
+    'upload.offline': 'No network: the photo is kept on this phone and will be sent when the network returns.',
+    'no_upload.paid': 'Every piece of this order is accepted: no more photos are needed.',
+    'no_upload.accepted': 'This piece is accepted: no photo is needed.',
+    'card.no_photo': 'Needs a photo',
+    'card.retake': 'Needs a new photo',
+    'card.received': 'Photo received',
+    'card.waiting_qc': 'Waiting for QC',
+    'card.accepted': 'Accepted',
+    'card.rejected': 'Not accepted',
+    'card.queued': 'Photo waiting to send',
+    'outbox.title': 'Photos on this phone',
+    'outbox.waiting': 'Waiting for network',
+    'outbox.sending': 'Sending…',
+    'outbox.sent': 'Sent',
+    'outbox.refused': 'Not accepted: {message}',
+    'outbox.remove': 'Remove',
+    'payout.sent': 'Payment sent',
+    'order.paying': 'Payment pending',
+    'order.sent': 'Payment sent',
+    'order.short.paying': 'Paying',
+    'order.short.sent': 'Paid',
   },
   sw: {
     'app.title': 'Kito QC',
@@ -117,8 +133,8 @@ const STRINGS = {
     'payout.payment': 'Malipo',
     'payout.none': 'Bado haijalipwa: kila kipande lazima kikubaliwe kwanza',
     'payout.ready': 'Vipande vyote vimekubaliwa: malipo yanaandaliwa',
-    'payout.pending_transfer': 'Malipo yako njiani',
-    'payout.delivered': 'Imelipwa',
+    'payout.pending_transfer': 'Malipo yanasubiri: yanatumwa',
+    'payout.delivered': 'Malipo yametumwa',
     'order.open': 'Wazi',
     'order.paid': 'Imelipwa',
     'piece.pending': 'Inasubiri',
@@ -126,12 +142,28 @@ const STRINGS = {
     'piece.rejected': 'Kimekataliwa',
     'error.network': 'Hakuna mtandao. Jaribu tena ukipata mtandao.',
     'error.generic': 'Kuna tatizo: {message}',
-    'reason.no photo submitted yet': 'Bado hujatuma picha',
-    'reason.waiting for QC review': 'Inasubiri ukaguzi wa QC',
-    'reason.photos received, waiting for inspection': 'Picha imepokelewa, inasubiri kukaguliwa',
-    'reason.the inspection could not run; please submit the photos again': 'Ukaguzi haukuweza kufanyika: tafadhali tuma picha tena',
-    'reason.retake needed': 'Piga picha tena',
-    'reason.rejected by QC': 'Imekataliwa na QC',
+    'offline': 'Hakuna mtandao. Picha unazopiga zinahifadhiwa kwenye simu hii na zitatumwa mtandao ukirudi.',
+    'upload.offline': 'Hakuna mtandao: picha imehifadhiwa kwenye simu hii na itatumwa mtandao ukirudi.',
+    'no_upload.paid': 'Kila kipande cha oda hii kimekubaliwa: hakuna picha zaidi zinazohitajika.',
+    'no_upload.accepted': 'Kipande hiki kimekubaliwa: hakuna picha inayohitajika.',
+    'card.no_photo': 'Kinahitaji picha',
+    'card.retake': 'Kinahitaji picha mpya',
+    'card.received': 'Picha imepokelewa',
+    'card.waiting_qc': 'Inasubiri QC',
+    'card.accepted': 'Kimekubaliwa',
+    'card.rejected': 'Hakikukubaliwa',
+    'card.queued': 'Picha inasubiri kutumwa',
+    'outbox.title': 'Picha kwenye simu hii',
+    'outbox.waiting': 'Inasubiri mtandao',
+    'outbox.sending': 'Inatuma…',
+    'outbox.sent': 'Imetumwa',
+    'outbox.refused': 'Haikukubaliwa: {message}',
+    'outbox.remove': 'Ondoa',
+    'payout.sent': 'Malipo yametumwa',
+    'order.paying': 'Malipo yanasubiri',
+    'order.sent': 'Malipo yametumwa',
+    'order.short.paying': 'Inalipwa',
+    'order.short.sent': 'Imelipwa',
   },
 };
 
@@ -155,11 +187,6 @@ export function setLang(value) {
 }
 
 /** The string for `key` in the current language, with {name} placeholders filled (as text). */
-/** Whether `key` has a string (in English, the language every key has). */
-export function has(key) {
-  return key in STRINGS.en;
-}
-
 export function t(key, vars = {}) {
   const s = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));

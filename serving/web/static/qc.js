@@ -1,10 +1,15 @@
-// The QC desk: the review queue with filters, one item at a time (photos, heatmap overlay, spec
-// checks, model scores), approve / reject with labels and a note, driven by the keyboard.
+// The QC desk: the review queue with filters, one item at a time (qc-item.js), approve / reject
+// with labels and a note (qc-decide.js), driven by the keyboard.
 import { Api } from './api.js';
 import { $, age, el, money, show } from './dom.js';
+import { Stopwatch, orderLine, readForm, releasable, renderDecision } from './qc-decide.js';
+import { renderReasons, renderScores, renderSpec, topFinding } from './qc-item.js';
+import { PhotoPane } from './qc-photos.js';
 
 const api = new Api('kito.qc.token');
-const HEATMAP_KEY = 'kito.qc.heatmap';
+const REASONS = { fail: 'Model: fail', review: 'Model: unsure', audit: 'Audit sample (passed)' };
+const watch = new Stopwatch(); // time on the open item, sent with the decision
+const photos = new PhotoPane(api);
 const state = {
   user: null,
   taxonomy: [], // [{name, kind, description}]
@@ -12,8 +17,6 @@ const state = {
   artisans: new Map(), // id -> name, from the items seen (the API has no user list)
   items: [],
   index: -1,
-  urls: [], // object URLs of the open item's images, revoked when it closes
-  heatmap: localStorage.getItem(HEATMAP_KEY) === 'on',
   busy: false,
   loadSeq: 0,
   releaseOrderId: null, // an order the last decision completed, when payouts are released by hand
@@ -143,7 +146,8 @@ function renderQueue() {
           el(
             'span',
             { class: 'qi-meta' },
-            `${item.reason} · ${item.inspection?.verdict ?? 'no verdict'} · ${age(item.created_at)}`,
+            el('span', { class: `qi-reason ${item.reason}` }, REASONS[item.reason] || item.reason),
+            ` · ${topFinding(item.inspection?.result || {})} · ${age(item.created_at)} ago`,
           ),
         ),
       ),
@@ -154,9 +158,7 @@ function renderQueue() {
 // ---- one item -------------------------------------------------------------------------------
 
 function closeItem() {
-  for (const url of state.urls) URL.revokeObjectURL(url);
-  state.urls = [];
-  $('#photos').replaceChildren();
+  photos.close();
 }
 
 function openItem(index) {
@@ -171,6 +173,7 @@ function openItem(index) {
   const item = current();
   show($('#item-empty'), item === null);
   show($('#item-body'), item !== null);
+  watch.start();
   if (item) renderItem(item);
 }
 
@@ -182,162 +185,19 @@ function renderItem(item) {
   const bits = [
     `artisan ${item.artisan_name}`,
     item.order_id ? `order ${item.order_id}` : 'no order',
-    `queued for: ${item.reason}`,
+    `queued for: ${REASONS[item.reason] || item.reason}`,
     `model verdict: ${insp.verdict ?? 'none'}`,
     `priority ${Number(item.priority).toFixed(2)}`,
     `${age(item.created_at)} ago`,
   ];
   if (item.payout_minor !== null && item.payout_minor !== undefined) bits.push(`pays ${money(item.payout_minor, 'KES', 'en-KE')}`);
   $('#item-meta').textContent = bits.join(' · ');
-  renderPhotos(item, insp, result);
+  photos.show(item);
   renderReasons(result);
   renderScores(result, item.model_labels || []);
   renderSpec(result.spec_checks || []);
-  renderDecision(item);
+  renderDecision(item, state.taxonomy);
   renderOrder(item);
-}
-
-function renderPhotos(item, insp, result) {
-  const heatmaps = result.heatmaps || [];
-  const top = heatmaps.find(Boolean);
-  $('#heatmap-class').textContent = top ? `${top.class}, score ${Number(top.score).toFixed(2)}` : 'no heatmap for this item';
-  $('#heatmap-toggle').disabled = !top;
-  $('#heatmap-toggle').checked = state.heatmap;
-  const figures = (insp.photos || []).map((photo) => {
-    const n = photo.position;
-    const img = el('img', { class: 'photo-img', alt: `Photo ${n + 1} of ${item.piece_id}` });
-    const frame = el('div', { class: 'frame' }, img);
-    loadImage(item, img, photo.url);
-    const entry = heatmaps[n];
-    if (entry) {
-      const heat = el('img', { class: 'heat', alt: `Heatmap of ${entry.class} over photo ${n + 1}` });
-      heat.hidden = !state.heatmap;
-      // The overlay is the crop the model saw; place it over that box of the photo.
-      const [w, h] = entry.image_size;
-      const [x0, y0, x1, y1] = entry.crop_box;
-      Object.assign(heat.style, {
-        left: `${(100 * x0) / w}%`,
-        top: `${(100 * y0) / h}%`,
-        width: `${(100 * (x1 - x0)) / w}%`,
-        height: `${(100 * (y1 - y0)) / h}%`,
-      });
-      frame.append(heat);
-      loadImage(item, heat, `${photo.url}/heatmap`);
-    }
-    return el('figure', { class: 'photo' }, frame, el('figcaption', {}, `Photo ${n + 1} · ${photo.width}×${photo.height} px`));
-  });
-  $('#photos').replaceChildren(...figures);
-}
-
-async function loadImage(item, img, path) {
-  try {
-    const url = await api.objectUrl(path);
-    if (current() !== item) {
-      URL.revokeObjectURL(url); // the reviewer moved on while it loaded
-      return;
-    }
-    state.urls.push(url);
-    img.src = url;
-  } catch (err) {
-    img.replaceWith(el('p', { class: 'error' }, `Image not available: ${err.message}`));
-  }
-}
-
-function setHeatmap(on) {
-  state.heatmap = on;
-  localStorage.setItem(HEATMAP_KEY, on ? 'on' : 'off');
-  $('#heatmap-toggle').checked = on;
-  for (const heat of document.querySelectorAll('#photos .heat')) heat.hidden = !on;
-}
-
-function renderReasons(result) {
-  const lines = (result.verdict?.reasons || []).map((r) => r.text);
-  for (const [i, gate] of (result.gate || []).entries()) {
-    for (const m of gate.messages?.en || []) lines.push(`Photo ${i + 1}: ${m}`);
-  }
-  $('#item-reasons').replaceChildren(
-    ...(lines.length ? lines : ['The model gave no reason (audit sample or no model result).']).map((l) => el('li', {}, l)),
-  );
-}
-
-function renderScores(result, modelLabels) {
-  const scores = result.verdict?.scores || (result.scores || [])[0] || {};
-  const bands = result.thresholds?.bands || {};
-  const rows = Object.entries(scores)
-    .sort((a, b) => b[1] - a[1])
-    .map(([name, score]) => {
-      const band = bands[name];
-      let call = '';
-      if (band) call = score >= band[1] ? 'fail' : score >= band[0] ? 'review' : 'pass';
-      return el(
-        'tr',
-        { class: modelLabels.includes(name) ? 'flagged' : null, dataset: { class: name } },
-        el('th', { scope: 'row' }, name),
-        el('td', {}, el('meter', { min: 0, max: 1, value: score, 'aria-hidden': 'true' }), ` ${Number(score).toFixed(3)}`),
-        el('td', {}, band ? `${band[0].toFixed(2)}–${band[1].toFixed(2)}` : ''),
-        el('td', { class: `call ${call}` }, call),
-      );
-    });
-  $('#scores tbody').replaceChildren(
-    ...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 4 }, 'No model scores.'))]),
-  );
-}
-
-function renderSpec(checks) {
-  const num = (v) => (v === null || v === undefined ? '—' : Number(v).toFixed(2));
-  $('#spec tbody').replaceChildren(
-    ...checks.map((c) =>
-      el(
-        'tr',
-        { class: `spec-${c.result}` },
-        el('th', { scope: 'row' }, c.name),
-        el('td', {}, `${num(c.measured)} ${c.unit}`),
-        el('td', {}, `${num(c.expected)} ${c.unit}`),
-        el('td', {}, c.tolerance === null ? '—' : `± ${num(c.tolerance)}`),
-        el('td', { class: `call ${c.result}` }, c.result),
-        el('td', {}, c.reason),
-      ),
-    ),
-  );
-  show($('#spec'), checks.length > 0);
-  show($('#spec-empty'), checks.length === 0);
-}
-
-function renderDecision(item) {
-  const d = item.decision;
-  // A newer inspection of the piece closed this item: it is judged there, not here.
-  const replaced = !d && item.status === 'replaced';
-  show($('#decide'), !d && !replaced);
-  show($('#decision'), Boolean(d) || replaced);
-  if (replaced) {
-    $('#decision-line').textContent = 'Replaced: the artisan sent newer photos of this piece, judged on their own.';
-    $('#decision-labels').textContent = '';
-    show($('#decision-note'), false);
-    return;
-  }
-  if (d) {
-    $('#decision-line').textContent = `${d.decision === 'approve' ? 'Approved' : 'Rejected'} by ${d.decided_by_name} · ${new Date(d.decided_at).toLocaleString()}`;
-    $('#decision-labels').textContent = d.labels.length ? `Labels: ${d.labels.join(', ')}` : 'No defect labels.';
-    $('#decision-note').textContent = d.note || '';
-    show($('#decision-note'), Boolean(d.note));
-    return;
-  }
-  const flagged = new Set(item.model_labels || []);
-  // Nothing is ticked in advance: the labels are the reviewer's own finding, and pre-ticking the
-  // model's guesses would teach the next model its own mistakes.
-  $('#labels').replaceChildren(
-    el('legend', {}, 'Defects actually present'),
-    ...state.taxonomy.map((t) =>
-      el(
-        'label',
-        { class: 'label-choice', title: t.description },
-        el('input', { type: 'checkbox', name: 'label', value: t.name }),
-        ` ${t.name}`,
-        flagged.has(t.name) ? el('span', { class: 'badge' }, 'model') : null,
-      ),
-    ),
-  );
-  $('#note').value = '';
 }
 
 async function renderOrder(item) {
@@ -355,17 +215,6 @@ async function renderOrder(item) {
   if (current() !== item) return;
   $('#order-line').textContent = orderLine(order);
   show($('#release'), releasable(order));
-}
-
-function orderLine(order) {
-  const accepted = order.pieces.filter((p) => p.state === 'accepted').length;
-  const payout = order.payout ? `payout ${order.payout.status}` : 'no payout yet';
-  return `Order ${order.id} is ${order.status}: ${accepted} of ${order.pieces.length} pieces accepted, ${money(order.accepted_minor, order.currency, 'en-KE')} of ${money(order.total_minor, order.currency, 'en-KE')}; ${payout}.`;
-}
-
-/** Whether the order waits only for someone to release its payout (KITO_AUTO_PAYOUT off). */
-function releasable(order) {
-  return order.status !== 'paid' && !order.payout && order.pieces.every((p) => p.state === 'accepted');
 }
 
 async function release(orderId) {
@@ -388,11 +237,15 @@ async function release(orderId) {
 async function decide(kind) {
   const item = current();
   if (!item || item.decision || item.status === 'replaced' || state.busy) return;
+  const { labels, note, problem } = readForm(kind);
+  $('#decide-error').textContent = problem || '';
+  if (problem) {
+    $('#labels input').focus();
+    return;
+  }
   state.busy = true;
   for (const b of [$('#approve'), $('#reject')]) b.disabled = true;
-  const labels = [...document.querySelectorAll('#labels input:checked')].map((i) => i.value);
-  const note = $('#note').value.trim();
-  const body = { decision: kind, labels };
+  const body = { decision: kind, labels, review_ms: watch.elapsed() };
   if (note) body.note = note;
   try {
     const decision = await api.post(`/api/v1/reviews/${encodeURIComponent(item.id)}/decision`, body);
@@ -464,7 +317,8 @@ function onKey(event) {
     r: () => decide('reject'),
     j: () => openItem(state.index + 1),
     k: () => openItem(state.index - 1),
-    h: () => !$('#heatmap-toggle').disabled && setHeatmap(!state.heatmap),
+    h: () => !$('#heatmap-toggle').disabled && photos.setHeatmap(!photos.heatmap),
+    f: () => photos.toggleFull(),
   };
   const action = actions[event.key.toLowerCase()];
   if (action) {
@@ -480,7 +334,8 @@ function main() {
   $('#signout').addEventListener('click', signOut);
   $('#filters').addEventListener('change', () => loadQueue());
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
-  $('#heatmap-toggle').addEventListener('change', (e) => setHeatmap(e.target.checked));
+  $('#heatmap-toggle').addEventListener('change', (e) => photos.setHeatmap(e.target.checked));
+  $('#full-toggle').addEventListener('click', () => photos.toggleFull());
   $('#approve').addEventListener('click', () => decide('approve'));
   $('#reject').addEventListener('click', () => decide('reject'));
   $('#release').addEventListener('click', () => current() && release(current().order_id));

@@ -22,6 +22,7 @@ from serving.core.settings import Settings
 from serving.inspection.pipeline import InspectorStatus
 
 PHONE = {"width": 390, "height": 844}
+SMALL_PHONE = {"width": 360, "height": 740}
 DESK = {"width": 1366, "height": 900}
 # Generous for a loaded 2-core CI machine; a passing run waits far less.
 TIMEOUT_MS = 10_000
@@ -97,6 +98,7 @@ def live_manual_payout(
 @pytest.fixture(autouse=True)
 def _reset_inspector(scripted: ScriptedInspector) -> None:
     scripted.verdict = "pass"
+    scripted.size_off_mm = None
     scripted.calls.clear()
 
 
@@ -109,15 +111,28 @@ def phone(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
 
 
 @pytest.fixture
+def small_phone(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A 360 px wide phone, the narrowest common Android screen."""
+    shot = _screenshot_path(request, "phone360")
+    kw: dict[str, Any] = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+    with _page(browser, SMALL_PHONE, shot, **kw) as page:
+        yield page
+
+
+@pytest.fixture
 def desk(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     with _page(browser, DESK, _screenshot_path(request, "desk")) as page:
         yield page
 
 
+def artifacts_dir() -> Path:
+    """Test-run artifacts (KITO_ARTIFACTS_DIR, default .artifacts/ in the repository, ignored)."""
+    return Path(os.environ.get("KITO_ARTIFACTS_DIR", Path(__file__).parents[3] / ".artifacts"))
+
+
 def _screenshot_path(request: pytest.FixtureRequest, kind: str) -> Path:
-    """Where the page's last state is kept as a test-run artifact (KITO_ARTIFACTS_DIR, default
-    .artifacts/ in the repository, git-ignored): one PNG per test and page."""
-    root = Path(os.environ.get("KITO_ARTIFACTS_DIR", Path(__file__).parents[3] / ".artifacts"))
+    """Where the page's last state is kept as a test-run artifact: one PNG per test and page."""
+    root = artifacts_dir()
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     return root / "screenshots" / f"{name}-{kind}.png"
 

@@ -15,7 +15,7 @@ from qc_model.catalog import Design
 from qc_model.decode import DecodedPhoto
 from qc_model.decode_plan import DecodePlan
 from qc_model.gate import GateCheck, GateResult
-from qc_model.spec_checks import CheckResult
+from qc_model.spec_checks import CheckResult, judge
 from qc_model.taxonomy import VISUAL_DEFECTS
 from qc_model.verdict import Band, PhotoInput, decide
 from serving.inspection.pipeline import InspectionOutcome
@@ -41,18 +41,22 @@ def _gate(retake_code: str | None) -> GateResult:
     return GateResult(checks=checks)
 
 
-def _spec(design: Design) -> list[CheckResult]:
+def _spec(design: Design, off_mm: float | None) -> list[CheckResult]:
+    """The design's first size check, judged by qc_model's own rule; `off_mm` from nominal
+    (default: a quarter of the tolerance, a pass)."""
     dim = design.dimensions[0]
+    off = dim.tolerance_mm / 4 if off_mm is None else off_mm
+    margin = 0.15 * dim.tolerance_mm
     return [
-        CheckResult(
-            name=dim.measure,
-            measured=dim.nominal_mm + dim.tolerance_mm / 4,
-            expected=dim.nominal_mm,
-            tolerance=dim.tolerance_mm,
-            unit="mm",
-            result="pass",
-            reason=f"{dim.measure} within tolerance",
-            defect="wrong_size",
+        judge(
+            f"size_{dim.measure}",
+            dim.nominal_mm + off,
+            dim.nominal_mm,
+            dim.tolerance_mm,
+            margin,
+            "mm",
+            "wrong_size",
+            dim.tolerance_mm + max(margin, 0.02 * dim.nominal_mm),
         )
     ]
 
@@ -80,6 +84,7 @@ class ScriptedInspector:
 
     def __init__(self) -> None:
         self.verdict = "pass"
+        self.size_off_mm: float | None = None  # the size check's error; None: a pass
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
 
     def inspect(
@@ -90,7 +95,7 @@ class ScriptedInspector:
         gates = [_gate("blurry" if retake else None) for _ in photos]
         top = TOP_SCORE.get(self.verdict, 0.05)
         probs = {name: 0.02 for name in VISUAL_DEFECTS} | {TOP_CLASS: top}
-        checks = [] if retake else _spec(design)
+        checks = [] if retake else _spec(design, self.size_off_mm)
         verdict = decide([PhotoInput(gate=g, probs=probs) for g in gates], BANDS, checks)
         assert verdict.decision == self.verdict, (verdict.decision, self.verdict)
         details = {

@@ -52,7 +52,7 @@ def test_phone_upload_shrinks_a_large_photo_and_shows_verdict_and_payout(
     sign_in_app(phone, live, token)
     expect(phone.locator("#hello")).to_have_text("Hello, Wanjiru")
     phone.get_by_label("Order", exact=True).select_option(order["id"])
-    phone.get_by_label("Piece", exact=True).select_option("P2")
+    phone.locator("#piece-cards [data-piece='P2']").click()
     phone.set_input_files("#photo", big)
     # Shrunk on the phone to 2048 px on the long side, upright.
     expect(phone.locator("#preview-caption")).to_contain_text("1536 × 2048 px")
@@ -80,7 +80,7 @@ def test_phone_upload_shrinks_a_large_photo_and_shows_verdict_and_payout(
     # The order's payout status: one piece still has no photo, so nothing is paid yet.
     expect(phone.locator("#order-status")).to_contain_text("Open")
     expect(phone.locator("#payout-status")).to_contain_text("Not paid yet")
-    expect(phone.locator("#pieces li[data-piece='P1']")).to_contain_text("No photo sent yet")
+    expect(phone.locator("#piece-cards [data-piece='P1']")).to_contain_text("Needs a photo")
     fresh = get_order(live, token, order["id"])
     p2 = next(p for p in fresh["pieces"] if p["piece_id"] == "P2")
     assert p2["latest_inspection_id"] == row.id
@@ -107,7 +107,7 @@ def test_retake_message_in_english_then_swahili_then_a_new_photo(
     expect(phone.locator("#verdict")).to_have_text("Tafadhali piga picha tena")
     expect(phone.get_by_role("button", name="Kiswahili")).to_have_attribute("aria-pressed", "true")
     # The piece's held reason follows the language too.
-    reason = phone.locator("#pieces li[data-piece='R1'] .piece-reason")
+    reason = phone.locator("#piece-cards [data-piece='R1'] .card-why")
     expect(reason).to_have_text(f"Piga picha tena: {retake_message('blurry', 'sw')}")
     assert phone.evaluate("document.documentElement.lang") == "sw"
 

@@ -42,7 +42,8 @@ def test_names_and_notes_are_text_and_never_run(
     sign_in_qc(desk, live, qc)
     expect(desk.locator(".queue-item .qi-artisan")).to_have_text(NAME)
     expect(desk.locator("#item-meta")).to_contain_text(NAME)
-    desk.get_by_label("Note (optional)").fill(NOTE)
+    desk.get_by_label("other (say what in the note)").check()
+    desk.get_by_label('Note (needed with "other")').fill(NOTE)
     desk.keyboard.press("Escape")  # leave the note, so R is a command and not a letter
     desk.keyboard.press("r")
     expect(desk.locator("#item-status")).to_contain_text("Rejected X1.")
@@ -54,7 +55,7 @@ def test_names_and_notes_are_text_and_never_run(
     sign_in_app(phone, live, artisan)
     expect(phone.locator("#hello")).to_have_text(f"Hello, {NAME}")
     phone.get_by_label("Order", exact=True).select_option(order["id"])
-    expect(phone.locator("#pieces li[data-piece='X1']")).to_contain_text(NOTE)
+    expect(phone.locator("#piece-cards [data-piece='X1'] .card-why")).to_contain_text(NOTE)
 
     for page in (desk, phone):
         assert page.evaluate("window.__xss") is None

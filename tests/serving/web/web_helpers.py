@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from live_server import LiveServer
@@ -83,3 +85,18 @@ def sign_in_qc(page: Page, live: LiveServer, token: str) -> None:
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#desk")).to_be_visible()
+
+
+def snap(page: Page, name: str) -> Path:
+    """A screenshot of one page state, kept as a test artifact (.artifacts/screenshots/states)."""
+    root = Path(os.environ.get("KITO_ARTIFACTS_DIR", Path(__file__).parents[3] / ".artifacts"))
+    path = root / "screenshots" / "states" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def pick_piece(page: Page, piece_id: str) -> None:
+    card = page.locator(f"#piece-cards [data-piece='{piece_id}']")
+    card.click()
+    expect(card).to_have_attribute("aria-pressed", "true")
