@@ -39,6 +39,7 @@ from serving.routers.web import mount_web
 from serving.settings import Settings, load_settings
 from serving.shadow import ShadowRunner
 from serving.storage import LocalObjectStore, StorageError
+from serving.stores import package_store, photo_store
 from serving.workflow import Workflow
 
 log = logging.getLogger("kito.serving")
@@ -53,17 +54,18 @@ def create_app(
     settings = settings or load_settings()
     if settings.migrate_on_start:
         migrate(settings)
-    store = LocalObjectStore(settings.photos_path)
+    store = photo_store(settings)
     try:
         store.check()
     except StorageError as exc:
         raise DataError(str(exc)) from None
-    for path in store.sweep_interrupted():
-        log.warning("deleted %s, left by a photo write that was killed", path)
+    if isinstance(store, LocalObjectStore):  # an S3 put is atomic: nothing half-written
+        for path in store.sweep_interrupted():
+            log.warning("deleted %s, left by a photo write that was killed", path)
     catalog = load_catalog(settings.catalog_dir)
     engine = make_engine(settings.db_url, connect_timeout_s=settings.db_connect_timeout_s)
     sessions = make_sessionmaker(engine)
-    packages = LocalObjectStore(settings.package_store_path)
+    packages = package_store(settings)
     loader = PackageLoader(
         packages,
         settings.model_cache_path,

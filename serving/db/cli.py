@@ -85,7 +85,7 @@ def dispatch_payouts(*, once: bool, echo: Callable[[str], object] = print) -> No
 def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
     """QC decisions (since an ISO date, if given) as a data set in `out`; the summary line."""
     from serving.export_reviews import export_reviews
-    from serving.storage import LocalObjectStore
+    from serving.stores import photo_store
 
     start = None
     if since is not None:
@@ -99,7 +99,7 @@ def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
     engine = make_engine(settings.db_url)
     try:
         with make_sessionmaker(engine)() as session:
-            store = LocalObjectStore(settings.photos_path)
+            store = photo_store(settings)
             return export_reviews(session, store, out, since=start, seed=seed).summary()
     finally:
         engine.dispose()
@@ -109,13 +109,13 @@ def check_consistency(*, min_age_s: float, verify: bool) -> FsckReport:
     """`kito fsck`: the service database and photo store (KITO_* settings), checked together.
     Read-only; a `DataError` if the database cannot be read."""
     from serving.fsck import fsck
-    from serving.storage import LocalObjectStore
+    from serving.stores import photo_store
 
     settings = load_settings()
     engine = make_engine(settings.db_url)
     try:
         with make_sessionmaker(engine)() as session:
-            store = LocalObjectStore(settings.photos_path)
+            store = photo_store(settings)
             return fsck(session, store, min_age_s=min_age_s, verify=verify)
     except SQLAlchemyError as exc:
         first = str(exc).strip().splitlines()[0]
