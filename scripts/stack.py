@@ -148,11 +148,16 @@ class Nginx:
                 time.sleep(0.1)
         raise RuntimeError(f"nginx did not answer: {self.error_log()}")
 
-    def upstreams(self) -> Counter[str]:
-        """How many requests each replica answered, from the access log."""
+    def upstreams(self, request: str = "") -> Counter[str]:
+        """How many requests (those starting with `request`, e.g. "POST /api/v1/inspections")
+        each replica answered, from the access log."""
         log = self.folder / "access.log"
-        text = log.read_text() if log.exists() else ""
-        return Counter(m.group(1) for m in _UPSTREAM.finditer(text) if m.group(1) != "-")
+        lines = log.read_text().splitlines() if log.exists() else []
+        return Counter(
+            m.group(1)
+            for line in lines
+            if f'"{request}' in line and (m := _UPSTREAM.search(line)) and m.group(1) != "-"
+        )
 
     def error_log(self) -> str:
         log = self.folder / "error.log"
