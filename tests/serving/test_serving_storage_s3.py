@@ -171,3 +171,28 @@ def s3_make_user(client: TestClient) -> tuple[int, dict[str, str]]:
     with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
         user, token = create_user(session, name="Wanjiru", role="artisan")
         return user.id, {"Authorization": f"Bearer {token}"}
+
+
+def test_kito_fsck_reads_the_bucket(
+    s3_client: tuple[TestClient, S3ObjectStore],
+    settings: Settings,
+    seaweedfs: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from kito.cli import app as cli
+
+    client, store = s3_client
+    _, artisan = s3_make_user(client)
+    assert post(client, artisan, [("a.jpg", jpeg(333, 240), "image/jpeg")]).status_code == 201
+    prefix = store.prefix.removesuffix("photos/")
+    env = {**seaweedfs.settings(prefix), "database_url": settings.db_url}
+    for name, value in {**env, "data_dir": str(settings.data_dir)}.items():
+        monkeypatch.setenv(f"KITO_{name.upper()}", value)
+    clean = CliRunner().invoke(cli, ["fsck", "--min-age", "0"])
+    assert clean.exit_code == 0, clean.output
+    assert "1 stored files" in clean.output
+    orphan = store.put(b"stored, then the upload failed")
+    found = CliRunner().invoke(cli, ["fsck", "--min-age", "0"])
+    assert found.exit_code == 1 and "orphan_object" in found.output and orphan in found.output
