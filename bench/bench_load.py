@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/bench_load.py --clients 8 --duration 60
     .venv/bin/python bench/bench_load.py --clients 8 --duration 300 --overload-clients 0
+    .venv/bin/python bench/bench_load.py --replicas 2 --clients 8 --duration 60
 
 starts `kito serve` (a real uvicorn process on loopback, SQLite, the bundled model, a temporary
-data dir), creates users (the last two clients are QC staff, the others artisans with an
+data dir) or, with --replicas N, the scaled-out stack of scripts/stack.py: N replicas behind
+nginx on a new PostgreSQL database (dropped after) and a SeaweedFS bucket, all on loopback.
+It creates users (the last two clients are QC staff, the others artisans with an
 order each), warms up, then runs every client in a closed loop for --duration seconds:
+
 
 - artisans: upload a photo (1600 px synthetic phone JPEG, its own piece and Idempotency-Key),
   list their inspections, read one, download one of its photos, list their orders;
@@ -14,9 +18,10 @@ order each), warms up, then runs every client in a closed loop for --duration se
 
 It prints p50/p99 and errors per endpoint (an error is any answer but the expected 200/201, a
 timeout or a dropped connection), throughput, and the service's resident memory (RSS, from
-/proc) sampled every second: the growth from the 10 % mark of the run to its end. Then, with
---overload-clients, as many clients upload without pause for --overload-duration seconds: every
-answer must be 201 or 503 with Retry-After (the bounded upload queue), never a timeout.
+/proc, summed over the replicas) sampled every second: the growth from the 10 % mark of the run
+to its end. Then, with --overload-clients, as many clients upload without pause for
+--overload-duration seconds: every answer must be 201 or 503 with Retry-After (the bounded upload
+queue), never a timeout.
 Results are recorded in docs/BENCHMARKS.md and docs/RELIABILITY.md.
 """
 
@@ -24,15 +29,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -47,160 +49,9 @@ from bench_serving import (
     start_service,
     wait_ready,
 )
+from load_traffic import Stats, Traffic
 
 ORDER_PIECES = 20  # each artisan's order, so that their order list has something to show
-
-
-@dataclass
-class Stats:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    statuses: dict[str, dict[int, int]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int))
-    )
-
-    def record(self, name: str, ms: float, status: int, ok: bool, detail: str = "") -> None:
-        with self.lock:
-            self.ms[name].append(ms)
-            self.statuses[name][status] += 1
-            if not ok:
-                self.errors[name].append(f"{status} {detail[:160]}")
-
-
-class Traffic:
-    def __init__(self, base: str, photos: list[tuple[str, bytes]], stats: Stats) -> None:
-        self.base, self.photos, self.stats = base, photos, stats
-        self.counter = 0
-        self.lock = threading.Lock()
-
-    def call(
-        self,
-        http: httpx.Client,
-        name: str,
-        method: str,
-        url: str,
-        want: int,
-        **kw: Any,
-    ) -> httpx.Response | None:
-        t0 = time.perf_counter()
-        try:
-            r = http.request(method, f"{self.base}{url}", timeout=120.0, **kw)
-        except httpx.HTTPError as exc:
-            self.stats.record(name, (time.perf_counter() - t0) * 1e3, 0, False, repr(exc))
-            return None
-        ms = (time.perf_counter() - t0) * 1e3
-        self.stats.record(name, ms, r.status_code, r.status_code == want, r.text)
-        return r if r.status_code == want else None
-
-    def next_n(self) -> int:
-        with self.lock:
-            self.counter += 1
-            return self.counter
-
-    def upload(self, http: httpx.Client, headers: dict[str, str], tag: str) -> Any:
-        n = self.next_n()
-        design, data = self.photos[n % len(self.photos)]
-        r = self.call(
-            http,
-            "POST /api/v1/inspections",
-            "POST",
-            "/api/v1/inspections",
-            201,
-            headers={**headers, "Idempotency-Key": f"load-{tag}-{n}"},
-            data={"design_id": design, "piece_id": f"L{n}"},
-            files=[("photos", (f"p{n}.jpg", data, "image/jpeg"))],
-        )
-        return r.json()["id"] if r is not None else None
-
-    def artisan(self, headers: dict[str, str], stop: threading.Event, seed: int) -> None:
-        rng = random.Random(seed)
-        mine: list[str] = []
-        with httpx.Client() as http:
-            while not stop.is_set():
-                roll = rng.random()
-                if roll < 0.35 or not mine:
-                    if (i := self.upload(http, headers, f"a{seed}")) is not None:
-                        mine.append(i)
-                elif roll < 0.55:
-                    self.call(
-                        http,
-                        "GET /api/v1/inspections",
-                        "GET",
-                        "/api/v1/inspections?limit=20",
-                        200,
-                        headers=headers,
-                    )
-                elif roll < 0.75:
-                    self.call(
-                        http,
-                        "GET /api/v1/inspections/{id}",
-                        "GET",
-                        f"/api/v1/inspections/{rng.choice(mine)}",
-                        200,
-                        headers=headers,
-                    )
-                elif roll < 0.90:
-                    self.call(
-                        http,
-                        "GET /api/v1/inspections/{id}/photos/0",
-                        "GET",
-                        f"/api/v1/inspections/{rng.choice(mine)}/photos/0",
-                        200,
-                        headers=headers,
-                    )
-                else:
-                    self.call(
-                        http, "GET /api/v1/orders", "GET", "/api/v1/orders", 200, headers=headers
-                    )
-
-    def qc(
-        self, headers: dict[str, str], share: int, shares: int, stop: threading.Event, seed: int
-    ) -> None:
-        rng = random.Random(seed)
-        with httpx.Client() as http:
-            while not stop.is_set():
-                roll = rng.random()
-                r = self.call(
-                    http,
-                    "GET /api/v1/reviews",
-                    "GET",
-                    "/api/v1/reviews?limit=50",
-                    200,
-                    headers=headers,
-                )
-                items = r.json()["data"] if r is not None else []
-                mine = [i["id"] for i in items if int(i["id"], 16) % shares == share]
-                if roll < 0.4 and mine:
-                    self.call(
-                        http,
-                        "POST /api/v1/reviews/{id}/decision",
-                        "POST",
-                        f"/api/v1/reviews/{mine[0]}/decision",
-                        201,
-                        headers=headers,
-                        json={"decision": rng.choice(["approve", "reject"]), "labels": []},
-                    )
-                elif roll < 0.7 and items:
-                    self.call(
-                        http,
-                        "GET /api/v1/reviews/{id}",
-                        "GET",
-                        f"/api/v1/reviews/{rng.choice(items)['id']}",
-                        200,
-                        headers=headers,
-                    )
-                elif roll < 0.8:
-                    self.call(
-                        http,
-                        "GET /api/v1/reviews/metrics",
-                        "GET",
-                        "/api/v1/reviews/metrics",
-                        200,
-                        headers=headers,
-                    )
-                else:
-                    time.sleep(0.2)  # reading the photo on screen
 
 
 def rss_mb(pid: int) -> float:
@@ -210,10 +61,10 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def sample_rss(pid: int, stop: threading.Event, out: list[tuple[float, float]]) -> None:
+def sample_rss(pids: list[int], stop: threading.Event, out: list[tuple[float, float]]) -> None:
     t0 = time.monotonic()
     while not stop.wait(1.0):
-        out.append((time.monotonic() - t0, rss_mb(pid)))
+        out.append((time.monotonic() - t0, sum(rss_mb(pid) for pid in pids)))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -242,7 +93,9 @@ def make_token_role(env: dict[str, str], role: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def run_mixed(base: str, artisans: list[str], qcs: list[str], photos, duration: float, pid: int):
+def run_mixed(
+    base: str, artisans: list[str], qcs: list[str], photos, duration: float, pids: list[int]
+):
     stats = Stats()
     traffic = Traffic(base, photos, stats)
     staff = {"Authorization": f"Bearer {qcs[0]}"}
@@ -277,8 +130,8 @@ def run_mixed(base: str, artisans: list[str], qcs: list[str], photos, duration: 
     ]
     rss: list[tuple[float, float]] = []
     rss_stop = threading.Event()
-    sampler = threading.Thread(target=sample_rss, args=(pid, rss_stop, rss))
-    cpu0 = cpu_seconds(pid)
+    sampler = threading.Thread(target=sample_rss, args=(pids, rss_stop, rss))
+    cpu0 = sum(cpu_seconds(pid) for pid in pids)
     t0 = time.perf_counter()
     sampler.start()
     for t in threads:
@@ -290,7 +143,7 @@ def run_mixed(base: str, artisans: list[str], qcs: list[str], photos, duration: 
     wall = time.perf_counter() - t0
     rss_stop.set()
     sampler.join()
-    return stats, wall, cpu_seconds(pid) - cpu0, rss
+    return stats, wall, sum(cpu_seconds(pid) for pid in pids) - cpu0, rss
 
 
 def report_mixed(
@@ -298,9 +151,13 @@ def report_mixed(
 ) -> int:
     total = sum(len(v) for v in stats.ms.values())
     n_err = sum(len(v) for v in stats.errors.values())
+    uploads = stats.ms.get("POST /api/v1/inspections", [])
+    n_up = len(uploads) - len(stats.errors.get("POST /api/v1/inspections", []))
     print(
         f"\nMixed traffic: {total} requests in {wall:.1f} s ({total / wall:.1f} req/s), "
-        f"service CPU {cpu_s:.0f} s, errors {n_err}"
+        f"service CPU {cpu_s:.0f} s, errors {n_err}; {n_up} photos accepted "
+        f"({n_up / wall:.2f} photos/s, upload p50 {pct(uploads, 50):.0f} ms, "
+        f"p99 {pct(uploads, 99):.0f} ms)"
     )
     print("\n| endpoint | requests | errors | p50 ms | p99 ms | max ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -386,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overload-clients", type=int, default=48)
     p.add_argument("--overload-duration", type=float, default=20.0)
     p.add_argument("--model", type=Path, default=REPO / "models" / "default")
+    p.add_argument(
+        "--replicas", type=int, default=0, help="N > 0: N replicas behind nginx (scripts/stack.py)"
+    )
+    p.add_argument("--pg-admin", default="host=127.0.0.1 port=5432 dbname=test")
     args = p.parse_args(argv)
     if args.clients < 3:
         p.error("--clients must be at least 3 (two are QC)")
+    if args.replicas:
+        return run_stack(args)
 
     with tempfile.TemporaryDirectory(prefix="kito-bench-load-") as tmp_name:
         tmp = Path(tmp_name)
@@ -407,41 +270,77 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, proc)
-            with httpx.Client() as http:  # warm-up: lazily imported code, first inference
-                for i in range(4):
-                    design, data = photos[i % len(photos)]
-                    http.post(
-                        f"{base}/api/v1/inspections",
-                        headers={"Authorization": f"Bearer {artisans[0]}"},
-                        data={"design_id": design, "piece_id": f"W{i}"},
-                        files=[("photos", ("w.jpg", data, "image/jpeg"))],
-                        timeout=120,
-                    )
-            load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-            print(
-                f"{os.cpu_count()} cores, load average before the run: {load}; photos "
-                f"{args.size} px ({', '.join(f'{len(d) / 1e6:.2f} MB' for _, d in photos)})"
-            )
-            stats, wall, cpu_s, rss = run_mixed(
-                base, artisans, qcs, photos, args.duration, proc.pid
-            )
-            errors = report_mixed(stats, wall, cpu_s, rss, args.duration)
-            if args.overload_clients:
-                counts, ms = run_overload(
-                    base, artisans[0], photos, args.overload_clients, args.overload_duration
-                )
-                print(
-                    f"\nOverload: {args.overload_clients} clients uploading for "
-                    f"{args.overload_duration:.0f} s, pausing only as a 503's Retry-After says: "
-                    + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-                )
-                for k, v in sorted(ms.items()):
-                    print(f"  {k} answers: p50 {pct(v, 50):.0f} ms, p99 {pct(v, 99):.0f} ms")
-                alive = httpx.get(f"{base}/healthz", timeout=10).status_code == 200
-                print(f"service alive after the overload: {alive}")
+            errors = measure(base, artisans, qcs, photos, [proc.pid], args)
         finally:
             proc.terminate()
             proc.wait(30)
+    return 1 if errors else 0
+
+
+def measure(base: str, artisans, qcs, photos, pids: list[int], args: argparse.Namespace) -> int:
+    with httpx.Client() as http:  # warm-up: lazily imported code, first inference
+        for i in range(4 * max(1, len(pids))):
+            design, data = photos[i % len(photos)]
+            http.post(
+                f"{base}/api/v1/inspections",
+                headers={"Authorization": f"Bearer {artisans[0]}"},
+                data={"design_id": design, "piece_id": f"W{i}"},
+                files=[("photos", ("w.jpg", data, "image/jpeg"))],
+                timeout=120,
+            )
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(
+        f"{os.cpu_count()} cores, load average before the run: {load}; photos "
+        f"{args.size} px ({', '.join(f'{len(d) / 1e6:.2f} MB' for _, d in photos)})"
+    )
+    stats, wall, cpu_s, rss = run_mixed(base, artisans, qcs, photos, args.duration, pids)
+    errors = report_mixed(stats, wall, cpu_s, rss, args.duration)
+    if args.overload_clients:
+        counts, ms = run_overload(
+            base, artisans[0], photos, args.overload_clients, args.overload_duration
+        )
+        print(
+            f"\nOverload: {args.overload_clients} clients uploading for "
+            f"{args.overload_duration:.0f} s, pausing only as a 503's Retry-After says: "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+        )
+        print(f"  accepted: {counts.get('201', 0) / args.overload_duration:.2f} photos/s")
+        for k, v in sorted(ms.items()):
+            print(f"  {k} answers: p50 {pct(v, 50):.0f} ms, p99 {pct(v, 99):.0f} ms")
+        alive = httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        print(f"service alive after the overload: {alive}")
+    return errors
+
+
+def run_stack(args: argparse.Namespace) -> int:
+    """The same traffic through nginx to `args.replicas` replicas (scripts/stack.py)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import psycopg
+    from stack import Stack
+
+    name = f"kito_bench_{os.getpid()}"
+    with psycopg.connect(args.pg_admin, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        info = admin.info
+        url = f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{name}"
+        try:
+            with tempfile.TemporaryDirectory(prefix="kito-bench-stack-") as tmp_name:
+                stack = Stack(
+                    Path(tmp_name), url, args.replicas, settings={"model_dir": args.model}
+                )
+                with stack:
+                    env = stack.members[0].env
+                    artisans = [make_token(env) for _ in range(args.clients - 2)]
+                    qcs = [make_token_role(env, "qc") for _ in range(2)]
+                    photos = phone_jpegs(args.distinct, args.size, seed=5)
+                    pids = [r.proc.pid for r in stack.members if r.proc is not None]
+                    print(f"{args.replicas} replicas behind nginx at {stack.url}")
+                    errors = measure(stack.url, artisans, qcs, photos, pids, args)
+                    assert stack.nginx is not None
+                    spread = stack.nginx.upstreams("POST /api/v1/inspections")
+                    print(f"uploads per replica: {dict(spread)}")
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 1 if errors else 0
 
 

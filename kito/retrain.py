@@ -52,7 +52,7 @@ def retrain(
     from serving.registry.model_store import fetch_checkpoint, unpack
     from serving.registry.registry_cli import open_registry
     from serving.review.export_reviews import count_reviewed_since, export_reviews
-    from serving.store.storage import LocalObjectStore
+    from serving.store.stores import photo_store
     from training.retrain import RetrainPlan, run
 
     if out.exists() and any(out.iterdir()):
@@ -74,7 +74,7 @@ def retrain(
                     f"{n} pieces reviewed since the champion was built; retraining waits for "
                     f"{need} (--min-reviews, KITO_RETRAIN_MIN_REVIEWS)",
                 )
-            photos = LocalObjectStore(settings.photos_path)
+            photos = photo_store(settings)
             exported = export_reviews(session, photos, out / "reviewed", since=champion.built_at)
             echo(f"      {exported.summary()}")
             reviews = out / "reviewed"

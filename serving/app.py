@@ -37,6 +37,7 @@ from serving.registry.live_models import LiveModels, PackageLoader, RegistryWatc
 from serving.registry.shadow import ShadowRunner
 from serving.review import routes as reviews
 from serving.store.storage import LocalObjectStore, StorageError
+from serving.store.stores import package_store, photo_store
 from serving.web.routes import mount_web
 
 log = logging.getLogger("kito.serving")
@@ -51,17 +52,18 @@ def create_app(
     settings = settings or load_settings()
     if settings.migrate_on_start:
         migrate(settings)
-    store = LocalObjectStore(settings.photos_path)
+    store = photo_store(settings)
     try:
         store.check()
     except StorageError as exc:
         raise DataError(str(exc)) from None
-    for path in store.sweep_interrupted():
-        log.warning("deleted %s, left by a photo write that was killed", path)
+    if isinstance(store, LocalObjectStore):  # an S3 put is atomic: nothing half-written
+        for path in store.sweep_interrupted():
+            log.warning("deleted %s, left by a photo write that was killed", path)
     catalog = load_catalog(settings.catalog_dir)
     engine = make_engine(settings.db_url, connect_timeout_s=settings.db_connect_timeout_s)
     sessions = make_sessionmaker(engine)
-    packages = LocalObjectStore(settings.package_store_path)
+    packages = package_store(settings)
     loader = PackageLoader(
         packages,
         settings.model_cache_path,

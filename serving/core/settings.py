@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path("kito-data")
     database_url: str | None = None  # default: SQLite file inside data_dir
     photo_dir: Path | None = None  # default: data_dir / "photos"
+    # Photos and model packages in an S3-compatible bucket instead of local folders, shared by
+    # every replica: s3://bucket/prefix (serving.storage_s3). Endpoint, region and keys below;
+    # keys unset: boto3's own chain (AWS_* variables, instance role).
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     model_dir: Path = REPO_ROOT / "models" / "default"
     catalog_dir: Path = Field(default_factory=default_catalog_dir)
     host: str = "127.0.0.1"
@@ -98,6 +106,24 @@ class Settings(BaseSettings):
     def _known_database(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(tuple(s + ":" for s in _DB_SCHEMES)):
             raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return v
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = urlsplit(v)
+            if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError("must look like s3://bucket or s3://bucket/prefix")
+        return v
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = urlsplit(v)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
         return v
 
     @field_validator("threshold_overrides")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from qc_model.decode import MEDIA_TYPES
@@ -32,6 +33,7 @@ from serving.db.models import Inspection, User
 from serving.db.session import SessionDep
 from serving.inspection.heatmap import render_heatmap
 from serving.inspection.intake import Intake, Submission, UploadedPhoto
+from serving.store.stores import photo_stream
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
@@ -188,13 +190,17 @@ def download_photo(
     if photo is None:
         raise ApiError(404, "not_found", f"inspection has no photo {position}")
     try:
-        data = store.get(photo.sha256)
+        size, chunks = photo_stream(store, photo.sha256)
     except KeyError:
         raise ApiError(404, "not_found", "photo file is missing from the store") from None
-    return Response(
-        data,
+    return StreamingResponse(
+        chunks,
         media_type=photo.media_type,
-        headers={"Cache-Control": "private, max-age=86400", "ETag": f'"{photo.sha256}"'},
+        headers={
+            "Cache-Control": "private, max-age=86400",
+            "ETag": f'"{photo.sha256}"',
+            "Content-Length": str(size),
+        },
     )
 
 

@@ -23,7 +23,8 @@ from serving.db.models import RegisteredModel
 from serving.db.session import make_engine, make_sessionmaker
 from serving.registry import registry
 from serving.registry.live_models import PackageLoader
-from serving.store.storage import LocalObjectStore, ObjectStore
+from serving.store.storage import ObjectStore
+from serving.store.stores import package_store
 
 
 @contextmanager
@@ -33,7 +34,7 @@ def open_registry() -> Iterator[tuple[Session, ObjectStore, Settings]]:
     engine = make_engine(settings.db_url)
     try:
         with make_sessionmaker(engine)() as session:
-            yield session, LocalObjectStore(settings.package_store_path), settings
+            yield session, package_store(settings), settings
     finally:
         engine.dispose()
 

@@ -14,7 +14,7 @@ from serving.db.session import make_engine, make_sessionmaker
 def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
     """QC decisions (since an ISO date, if given) as a data set in `out`; the summary line."""
     from serving.review.export_reviews import export_reviews
-    from serving.store.storage import LocalObjectStore
+    from serving.store.stores import photo_store
 
     start = None
     if since is not None:
@@ -28,7 +28,7 @@ def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
     engine = make_engine(settings.db_url)
     try:
         with make_sessionmaker(engine)() as session:
-            store = LocalObjectStore(settings.photos_path)
+            store = photo_store(settings)
             return export_reviews(session, store, out, since=start, seed=seed).summary()
     finally:
         engine.dispose()

@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -39,6 +40,11 @@ from serving.db.models import (
     ReviewItem,
 )
 from serving.store.storage import LocalObjectStore, writer_alive, writer_pid
+
+if TYPE_CHECKING:
+    from serving.store.storage_s3 import S3ObjectStore
+
+    Store = LocalObjectStore | S3ObjectStore
 
 _CHUNK = 1 << 20
 
@@ -81,7 +87,7 @@ class FsckReport:
 
 def fsck(
     session: Session,
-    store: LocalObjectStore,
+    store: Store,
     *,
     min_age_s: float = 0.0,
     verify: bool = True,
@@ -97,9 +103,7 @@ def fsck(
     return report
 
 
-def _check_photos(
-    session: Session, store: LocalObjectStore, report: FsckReport, *, verify: bool
-) -> set[str]:
+def _check_photos(session: Session, store: Store, report: FsckReport, *, verify: bool) -> set[str]:
     rows = session.execute(
         select(Photo.sha256, Photo.inspection_id, Photo.position).execution_options(yield_per=1000)
     )
@@ -110,16 +114,25 @@ def _check_photos(
         n += 1
     report.counts["photo rows"] = n
     for sha, named_by in users.items():
-        path = store.path(sha)
-        if not path.is_file():
+        if not store.exists(sha):
             report.add("missing_object", sha, f"named by {', '.join(named_by[:3])}")
-        elif verify and _sha256(path) != sha:
-            report.add("bad_checksum", sha, f"bytes do not hash to the key ({path})")
+        elif verify and _digest(store, sha) != sha:
+            where = store.path(sha) if isinstance(store, LocalObjectStore) else store
+            report.add("bad_checksum", sha, f"bytes do not hash to the key ({where})")
     return set(users)
 
 
+def _digest(store: Store, key: str) -> str | None:
+    if isinstance(store, LocalObjectStore):
+        return _sha256(store.path(key))
+    try:
+        return store.digest(key)
+    except KeyError:  # deleted since `exists` looked
+        return None
+
+
 def _check_store(
-    store: LocalObjectStore,
+    store: Store,
     referenced: set[str],
     report: FsckReport,
     *,
@@ -127,6 +140,14 @@ def _check_store(
     now: float,
 ) -> None:
     n = 0
+    if not isinstance(store, LocalObjectStore):
+        # A bucket: puts are atomic, so there are only objects, never interrupted writes.
+        for name, modified in store.list_keys():
+            n += 1
+            if now - modified >= min_age_s and name not in referenced:
+                report.add("orphan_object", name, "no photo row names it")
+        report.counts["stored files"] = n
+        return
     if not store.root.is_dir():
         report.counts["stored files"] = 0
         return

@@ -19,13 +19,13 @@ def check_consistency(*, min_age_s: float, verify: bool) -> FsckReport:
     """`kito fsck`: the service database and photo store (KITO_* settings), checked together.
     Read-only; a `DataError` if the database cannot be read."""
     from serving.store.fsck import fsck
-    from serving.store.storage import LocalObjectStore
+    from serving.store.stores import photo_store
 
     settings = load_settings()
     engine = make_engine(settings.db_url)
     try:
         with make_sessionmaker(engine)() as session:
-            store = LocalObjectStore(settings.photos_path)
+            store = photo_store(settings)
             return fsck(session, store, min_age_s=min_age_s, verify=verify)
     except SQLAlchemyError as exc:
         first = str(exc).strip().splitlines()[0]

