@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from qc_model import locate as locate_mod
-from qc_model.locate import WORK_SIZE, PieceLocation, locate_piece
-from qc_model.mat import DEFAULT_MAT, detect_mat
+from qc_model.locate import PieceLocation, locate_piece
+from qc_model.mat import DEFAULT_MAT, WORK_SIZE, detect_mat
 
 PX_PER_MM = 3.0
 GOLD, SILVER, BEAD_RED, BEAD_BLUE = (40, 170, 210), (185, 188, 192), (40, 40, 190), (170, 90, 30)
