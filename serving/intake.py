@@ -29,8 +29,11 @@ from serving.admission import InspectSlots
 from serving.db.models import Inspection, Order, Photo, User
 from serving.errors import ApiError
 from serving.metrics import Metrics
+from serving.order_lock import lock_order
+from serving.orphans import IN_FLIGHT, discard_unclaimed
+from serving.payouts import existing_payout
 from serving.pipeline import InspectionOutcome, Inspector
-from serving.storage import ObjectStore
+from serving.storage import ObjectStore, content_key
 from serving.workflow import Workflow
 
 log = logging.getLogger("kito.serving")
@@ -103,7 +106,6 @@ class Intake:
 
     def submit(self, owner: User, sub: Submission) -> tuple[Inspection, bool]:
         """The inspection for `sub` and whether it was created now (False: an idempotent replay)."""
-        start = time.perf_counter()
         request_hash = sub.content_hash()
         if sub.idempotency_key is not None:
             earlier = self._replay(owner, sub.idempotency_key, request_hash)
@@ -114,6 +116,44 @@ class Intake:
             raise ApiError(422, "unknown_design", f"no design {sub.design_id!r}", "design_id")
         if sub.order_id is not None:
             self._check_order(owner, sub)
+        keys = [content_key(p.data) for p in sub.photos]
+        lost: ApiError | None = None
+        earlier: Inspection | None = None
+        with IN_FLIGHT.hold(keys):
+            existed = {k for k in keys if self.store.exists(k)}
+            row, decoded, outcome = self._process(owner, sub, design, request_hash)
+            row_timings = dict(row.timings_ms)
+            t0 = time.perf_counter()
+            try:
+                earlier = self._record(owner, sub, row, request_hash)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                lost = exc
+        if lost is not None or earlier is not None:
+            # This upload lost to a payout or to another request with its key: the photos it
+            # stored are nobody's (unless in the store before or held by another upload).
+            discard_unclaimed(self.session, self.store, keys, existed_before=existed)
+            if lost is not None:
+                raise lost
+            assert earlier is not None
+            return earlier, False
+        self.metrics.stage.labels("record").observe(time.perf_counter() - t0)
+        self.last_timings = {**row_timings, "db": round((time.perf_counter() - t0) * 1000, 2)}
+        if outcome is not None:
+            self.metrics.verdicts.labels(design.id, outcome.model_version, outcome.verdict).inc()
+            if self.after_commit is not None:
+                try:
+                    self.after_commit(row, decoded, design, outcome)
+                except Exception:  # the shadow must never fail an upload
+                    log.exception("after-commit hook failed")
+        return row, True
+
+    def _process(
+        self, owner: User, sub: Submission, design: Design, request_hash: str
+    ) -> tuple[Inspection, list[DecodedPhoto], InspectionOutcome | None]:
+        """Decode, store and inspect the photos; the inspection row, not added yet."""
+        start = time.perf_counter()
         timings: dict[str, float] = {}
         slots = self.cpu_slots
         if slots is not None:
@@ -128,15 +168,30 @@ class Intake:
                 slots.release()
         timings["total"] = round((time.perf_counter() - start) * 1000, 2)
         row = self._row(owner, sub, request_hash, decoded, outcome, error, timings)
-        row_timings = dict(row.timings_ms)
-        t0 = time.perf_counter()
-        self.session.add(row)
+        return row, decoded, outcome
+
+    def _record(
+        self, owner: User, sub: Submission, row: Inspection, request_hash: str
+    ) -> Inspection | None:
+        """Commit `row` with its queue item, piece state and payout; None if committed, else
+        the earlier inspection that won the race for this Idempotency-Key. An upload to an
+        order decides under the order's lock: a payout committed first makes it 409."""
         try:
+            if sub.order_id is not None:
+                order = lock_order(self.session, sub.order_id)
+                if existing_payout(self.session, order.id) is not None:
+                    raise ApiError(
+                        409, "order_paid", f"order {order.id} is paid; it takes no more photos"
+                    )
+            self.session.add(row)
             self.session.flush()
             if self.workflow is not None:
                 # Queue, piece state and payout change in the inspection's own transaction.
                 self.workflow.after_inspection(self.session, row, owner)
             self.session.commit()
+        except ApiError:
+            self.session.rollback()
+            raise
         except IntegrityError:
             # Another request with the same idempotency key won the race; answer as it did.
             self.session.rollback()
@@ -145,17 +200,8 @@ class Intake:
             earlier = self._replay(owner, sub.idempotency_key, request_hash)
             if earlier is None:
                 raise
-            return earlier, False
-        self.metrics.stage.labels("record").observe(time.perf_counter() - t0)
-        self.last_timings = {**row_timings, "db": round((time.perf_counter() - t0) * 1000, 2)}
-        if outcome is not None:
-            self.metrics.verdicts.labels(design.id, outcome.model_version, outcome.verdict).inc()
-            if self.after_commit is not None:
-                try:
-                    self.after_commit(row, decoded, design, outcome)
-                except Exception:  # the shadow must never fail an upload
-                    log.exception("after-commit hook failed")
-        return row, True
+            return earlier
+        return None
 
     def _replay(self, owner: User, key: str, request_hash: str) -> Inspection | None:
         stmt = select(Inspection).where(

@@ -156,6 +156,7 @@ def _decide(
             )
     note = (body.note or "").strip() or None
     item = _item(session, review_id)
+    workflow.before_decision(session, item)  # the order's lock, before anything is decided
     row = add_decision(
         session,
         item,
