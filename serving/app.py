@@ -13,14 +13,16 @@ from fastapi import FastAPI
 from qc_model.catalog import load_catalog
 from qc_model.errors import DataError
 from serving.admission import AdmissionMiddleware, InspectSlots
+from serving.auth import user_for_token
 from serving.db.cli import migrate
 from serving.db.session import make_engine, make_sessionmaker
 from serving.errors import COMMON_RESPONSES, install_error_handlers
 from serving.guards import UrlGuardMiddleware
 from serving.headers import SecurityHeadersMiddleware
-from serving.limits import BodyLimitMiddleware
+from serving.limits import BodyDeadlineMiddleware, BodyLimitMiddleware
 from serving.live_models import LiveModels, PackageLoader, RegistryWatcher
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.orphans import OrphanSweeper
 from serving.outbox import Dispatcher, DispatcherThread
 from serving.pipeline import InspectorStatus
 from serving.ratelimit import FailedAuthLimiter
@@ -81,6 +83,14 @@ def create_app(
             )
             dispatcher.start()
         app.state.payout_dispatcher = dispatcher
+        sweeper = OrphanSweeper(
+            app.state.sessionmaker,
+            store,
+            every_s=settings.orphan_sweep_s,
+            min_age_s=settings.orphan_min_age_s,
+        )
+        sweeper.start()
+        app.state.orphan_sweeper = sweeper
         watcher = None
         if live is not None:
             watcher = RegistryWatcher(live, settings.registry_poll_s)
@@ -91,6 +101,7 @@ def create_app(
             if watcher is not None:
                 watcher.close()
             shadow_runner.close()
+            sweeper.close()
             if dispatcher is not None:
                 dispatcher.close()
             engine.dispose()
@@ -133,8 +144,20 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_timeout_s)
+
+    def authenticate(token: str) -> bool:
+        with sessions() as session:
+            return user_for_token(session, token) is not None
+
     app.add_middleware(
-        AdmissionMiddleware, slots=app.state.cpu_slots, path=inspections.router.prefix
+        AdmissionMiddleware,
+        slots=app.state.cpu_slots,
+        path=inspections.router.prefix,
+        authenticate=authenticate,
+        limiter=app.state.auth_limiter,
+        per_token=settings.uploads_per_token,
+        per_address=settings.uploads_per_address,
     )
     app.add_middleware(UrlGuardMiddleware)
     # Outermost, so that even the guards' own refusals carry the headers.
