@@ -105,10 +105,13 @@ def export_reviewed(out: Path, *, since: str | None, seed: int) -> str:
         engine.dispose()
 
 
-def check_consistency(*, min_age_s: float, verify: bool) -> FsckReport:
+def check_consistency(*, min_age_s: float, verify: bool, repair: bool = False) -> FsckReport:
     """`kito fsck`: the service database and photo store (KITO_* settings), checked together.
-    Read-only; a `DataError` if the database cannot be read."""
+    Read-only unless `repair`: then orphan photo files and temporary files of dead writers
+    older than `min_age_s` are deleted first (serving.orphans), and the check runs after.
+    A `DataError` if the database cannot be read."""
     from serving.fsck import fsck
+    from serving.orphans import sweep_orphans
     from serving.storage import LocalObjectStore
 
     settings = load_settings()
@@ -116,7 +119,13 @@ def check_consistency(*, min_age_s: float, verify: bool) -> FsckReport:
     try:
         with make_sessionmaker(engine)() as session:
             store = LocalObjectStore(settings.photos_path)
-            return fsck(session, store, min_age_s=min_age_s, verify=verify)
+            repaired: list[str] = []
+            if repair:
+                repaired += [str(p) for p in store.sweep_interrupted()]
+                repaired += sweep_orphans(session, store, min_age_s=min_age_s)
+            report = fsck(session, store, min_age_s=min_age_s, verify=verify)
+            report.repaired = repaired
+            return report
     except SQLAlchemyError as exc:
         first = str(exc).strip().splitlines()[0]
         raise DataError(f"database {_redacted(settings.db_url)}: {first}") from None
