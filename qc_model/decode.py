@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +29,54 @@ MB = 1024 * 1024
 
 
 class DecodeError(DataError):
-    """A refused photo. `code` is stable and machine-readable; the message is for people."""
+    """A refused photo. `code` is stable and machine-readable; the message is for people;
+    `status` the HTTP status a service answers with (422, 413 over a memory budget, 503 busy)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
         self.code = code
         self.message = message
+        self.status = status
         super().__init__(f"{code}: {message}")
+
+
+class DecodeBudget:
+    """Bytes of decoded pixels the whole process may hold while decoding (issue 28: six small
+    PNGs of 8000 x 7999 px took a server from 190 MB to 1.6 GB). Every decode reserves its
+    cost, estimated from the header, before any pixel is allocated: one that can never fit is
+    refused (413 `decode_budget`), others wait up to `wait_s` for room (then 503 `decode_busy`)."""
+
+    def __init__(self, total_bytes: int, wait_s: float = 30.0) -> None:
+        self.total_bytes = total_bytes
+        self.wait_s = wait_s
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, nbytes: int) -> Iterator[None]:
+        if nbytes > self.total_bytes:
+            raise DecodeError(
+                "decode_budget",
+                f"decoding this photo needs about {nbytes / MB:,.0f} MB, more than the"
+                f" {self.total_bytes / MB:,.0f} MB allowed; send a smaller photo",
+                413,
+            )
+        deadline = time.monotonic() + self.wait_s
+        with self._cond:
+            while self.used + nbytes > self.total_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    if self.used + nbytes <= self.total_bytes:
+                        break
+                    raise DecodeError(
+                        "decode_busy", "the service is decoding other large photos; retry", 503
+                    )
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= nbytes
+                self._cond.notify_all()
 
 
 # The service's least decode target (serving.settings, KITO_DECODE_LONG_SIDE): 1000 px.
@@ -49,6 +94,10 @@ class DecodeLimits:
     # times what the tightest catalog tolerance needs (docs/CHECKS.md); a full decode took 4x
     # as long and every later stage works on 4x the pixels.
     target_long_side: int = 1500
+    # PNG, WebP and HEIC have no reduced decode: when True they are reduced right after the
+    # decode the way a JPEG's DCT scaling would have (`reduce_whole`), so a request holds
+    # small images, not full ones. The service sets it; training reads photos at full size.
+    reduce_lossless: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,6 +297,17 @@ _UPRIGHT: dict[int, list[Callable[[Any], Any]]] = {
 }
 
 
+# Bytes per pixel a decode allocates at its peak: OpenCV decodes JPEG and PNG straight to BGR,
+# WebP through BGRA; HEIC goes through Pillow (4 bytes per pixel) and three more copies.
+_PEAK_BYTES_PER_PX = {"jpeg": 3, "png": 3, "webp": 4, "heic": 12}
+
+
+def decode_cost(size: tuple[int, int], fmt: str, scale: int) -> int:
+    """Peak bytes of pixels decoding a `size` photo of `fmt` at DCT `scale` allocates."""
+    w, h = -(-size[0] // scale), -(-size[1] // scale)
+    return w * h * _PEAK_BYTES_PER_PX[fmt]
+
+
 def _decode_pixels(data: bytes, fmt: str, im: Image.Image, scale: int) -> NDArray[np.uint8]:
     """Upright BGR pixels. JPEG, PNG and WebP go through OpenCV, the decoder training uses, so
     served pixels match trained pixels; Pillow only read the header. HEIC needs libheif."""
@@ -274,11 +334,13 @@ def decode_photo(
     filename: str | None = None,
     content_type: str | None = None,
     limits: DecodeLimits | None = None,
+    budget: DecodeBudget | None = None,
 ) -> DecodedPhoto:
     """Check and decode one uploaded photo; raise `DecodeError` (a `DataError`) if it is refused.
 
     `filename` and `content_type` are what the client declared; they are checked against the
-    file's signature but never used as a path.
+    file's signature but never used as a path. `budget`: the decode's peak memory is reserved
+    there (from the header, before any pixel is allocated) for as long as it runs.
     """
     limits = limits or DecodeLimits()
     if filename is not None:
@@ -297,10 +359,15 @@ def decode_photo(
     _check_header(im, data, fmt, limits)
     _check_complete(data, fmt)
     scale = _jpeg_scale(im.size, limits) if fmt == "jpeg" else 1
-    try:
-        image = _decode_pixels(data, fmt, im, scale)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise DecodeError("corrupt", f"the image data is truncated or corrupt ({exc})") from None
+    # Reserved before any pixel is allocated; a refusal here is the budget's own DecodeError.
+    with budget.hold(decode_cost(im.size, fmt, scale)) if budget else nullcontext():
+        try:
+            image = _decode_pixels(data, fmt, im, scale)
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+            why = f"the image data is truncated or corrupt ({exc})"
+            raise DecodeError("corrupt", why) from None
+        if fmt != "jpeg" and limits.reduce_lossless:
+            image, scale = reduce_whole(image, limits.target_long_side)
     return DecodedPhoto(
         image=image,
         format=fmt,

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from qc_model.catalog import load_catalog
+from qc_model.decode import MB, DecodeBudget
 from qc_model.errors import DataError
 from serving.admission import AdmissionMiddleware, InspectSlots
 from serving.auth import user_for_token
@@ -137,6 +138,9 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.cpu_slots = InspectSlots(
         settings.inspect_concurrency, settings.inspect_queue, settings.inspect_queue_timeout_s
+    )
+    app.state.decode_budget = DecodeBudget(
+        settings.decode_budget_mb * MB, wait_s=settings.inspect_queue_timeout_s
     )
     app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
     app.state.workflow = Workflow.from_settings(settings)

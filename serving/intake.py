@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qc_model.catalog import Design
-from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo
+from qc_model.decode import MB, DecodeBudget, DecodedPhoto, DecodeError, DecodeLimits, decode_photo
 from qc_model.errors import DataError
 from qc_model.gate import decode_long_side
 from serving.admission import InspectSlots
@@ -100,6 +100,9 @@ class Intake:
     # Called after the inspection is committed with its decoded photos and the champion's
     # outcome: the shadow model scores it (serving.shadow). Never affects the verdict.
     after_commit: AfterCommit | None = None
+    # Decoded pixels: the process's peak (`DecodeBudget`) and what one upload may keep.
+    decode_budget: DecodeBudget | None = None
+    request_decode_bytes: int | None = None
     # Stage milliseconds of the last `submit`, with the database write ("db") that the stored
     # row cannot hold; the router sends them as a Server-Timing header.
     last_timings: dict[str, float] = field(default_factory=dict)
@@ -252,16 +255,30 @@ class Intake:
 
     def _decode(self, photos: list[UploadedPhoto], limits: DecodeLimits) -> list[DecodedPhoto]:
         out = []
+        kept = 0
         for i, p in enumerate(photos):
             try:
-                out.append(
-                    decode_photo(
-                        p.data, filename=p.filename, content_type=p.content_type, limits=limits
-                    )
+                photo = decode_photo(
+                    p.data,
+                    filename=p.filename,
+                    content_type=p.content_type,
+                    limits=limits,
+                    budget=self.decode_budget,
                 )
             except DecodeError as exc:
                 self.metrics.refused.labels(exc.code).inc()
-                raise ApiError(422, exc.code, exc.message, f"photos.{i}") from None
+                raise ApiError(exc.status, exc.code, exc.message, f"photos.{i}") from None
+            kept += photo.image.nbytes
+            if self.request_decode_bytes is not None and kept > self.request_decode_bytes:
+                self.metrics.refused.labels("decode_budget").inc()
+                raise ApiError(
+                    413,
+                    "decode_budget",
+                    f"the photos decode to more than {self.request_decode_bytes / MB:,.0f} MB"
+                    f" (at photo {i + 1}); send fewer or smaller photos",
+                    f"photos.{i}",
+                )
+            out.append(photo)
         return out
 
     def _inspect(

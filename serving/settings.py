@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # designs with tight tolerances raise it (qc_model.gate.decode_long_side). 1000: a 12 MP
     # photo is decoded at 1/4 (~2.7 px/mm on a framed card) unless the design needs more.
     decode_long_side: Annotated[int, Field(ge=512, le=8192)] = SERVICE_DECODE_LONG_SIDE
+    # Memory for decoded pixels (issue 28, case 5). Process: what all decodes running at once
+    # may allocate at their peak (a 64 MP PNG needs 192 MB; one that can never fit is 413
+    # `decode_budget`). Request: the decoded photos one upload keeps for its inspection
+    # (reduced to the decode target; beyond it 413 `decode_budget`).
+    decode_budget_mb: Annotated[int, Field(ge=64, le=65536)] = 384
+    request_decode_budget_mb: Annotated[int, Field(ge=8, le=65536)] = 96
     # Per-class review band [t_low, t_high] replacing the model package's, as JSON, e.g.
     # KITO_THRESHOLD_OVERRIDES='{"scratch": [0.3, 0.9]}'; checked against the model at start.
     threshold_overrides: dict[str, tuple[float, float]] = Field(default_factory=dict)
@@ -206,6 +212,7 @@ class Settings(BaseSettings):
             max_pixels=self.max_image_pixels,
             min_side=self.min_image_side,
             target_long_side=self.decode_long_side,
+            reduce_lossless=True,
         )
 
 

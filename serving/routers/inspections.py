@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from sqlalchemy import func, select
 
-from qc_model.decode import MEDIA_TYPES
+from qc_model.decode import MB, MEDIA_TYPES
 from qc_model.errors import DataError
 from serving.auth import CurrentUser
 from serving.db.models import Inspection, User
@@ -15,6 +15,7 @@ from serving.db.session import SessionDep
 from serving.deps import (
     CatalogDep,
     CpuSlotsDep,
+    DecodeBudgetDep,
     InspectorDep,
     MetricsDep,
     SettingsDep,
@@ -75,6 +76,7 @@ def create_inspection(
     inspector: InspectorDep,
     metrics: MetricsDep,
     cpu_slots: CpuSlotsDep,
+    decode_budget: DecodeBudgetDep,
     workflow: WorkflowDep,
     shadow: ShadowDep,
     photos: Annotated[list[UploadFile], File(description="1 to 6 photos of one piece")],
@@ -108,6 +110,8 @@ def create_inspection(
         cpu_slots,
         workflow,
         after_commit=shadow,
+        decode_budget=decode_budget,
+        request_decode_bytes=settings.request_decode_budget_mb * MB,
     )
     row, created = intake.submit(user, sub)
     if not created:
