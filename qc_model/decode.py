@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
-import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,61 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from qc_model.errors import DataError
+# Re-exported: callers import these from here.
+from qc_model.decode_budget import DecodeBudget as DecodeBudget
+from qc_model.decode_errors import MB as MB
+from qc_model.decode_errors import DecodeError as DecodeError
 
-MB = 1024 * 1024
-
-
-class DecodeError(DataError):
-    """A refused photo. `code` is stable and machine-readable; the message is for people;
-    `status` the HTTP status a service answers with (422, 413 over a memory budget, 503 busy)."""
-
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
-        self.code = code
-        self.message = message
-        self.status = status
-        super().__init__(f"{code}: {message}")
-
-
-class DecodeBudget:
-    """Bytes of decoded pixels the whole process may hold while decoding (issue 28: six small
-    PNGs of 8000 x 7999 px took a server from 190 MB to 1.6 GB). Every decode reserves its
-    cost, estimated from the header, before any pixel is allocated: one that can never fit is
-    refused (413 `decode_budget`), others wait up to `wait_s` for room (then 503 `decode_busy`)."""
-
-    def __init__(self, total_bytes: int, wait_s: float = 30.0) -> None:
-        self.total_bytes = total_bytes
-        self.wait_s = wait_s
-        self.used = 0
-        self._cond = threading.Condition()
-
-    @contextmanager
-    def hold(self, nbytes: int) -> Iterator[None]:
-        if nbytes > self.total_bytes:
-            raise DecodeError(
-                "decode_budget",
-                f"decoding this photo needs about {nbytes / MB:,.0f} MB, more than the"
-                f" {self.total_bytes / MB:,.0f} MB allowed; send a smaller photo",
-                413,
-            )
-        deadline = time.monotonic() + self.wait_s
-        with self._cond:
-            while self.used + nbytes > self.total_bytes:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._cond.wait(left):
-                    if self.used + nbytes <= self.total_bytes:
-                        break
-                    raise DecodeError(
-                        "decode_busy", "the service is decoding other large photos; retry", 503
-                    )
-            self.used += nbytes
-        try:
-            yield
-        finally:
-            with self._cond:
-                self.used -= nbytes
-                self._cond.notify_all()
-
+# Pillow allocates large images in blocks of 16 MB by default; glibc serves those from its heap
+# and keeps them after they are freed (measured: RSS +260 MB per 64 MP PNG, never returned).
+# Blocks of 64 MB are mapped and unmapped one by one, so a decode's memory goes back to the OS.
+Image.core.set_block_size(64 * MB)
 
 # The service's least decode target (serving.settings, KITO_DECODE_LONG_SIDE): 1000 px.
 SERVICE_DECODE_LONG_SIDE = 1000
@@ -297,9 +249,11 @@ _UPRIGHT: dict[int, list[Callable[[Any], Any]]] = {
 }
 
 
-# Bytes per pixel a decode allocates at its peak: OpenCV decodes JPEG and PNG straight to BGR,
-# WebP through BGRA; HEIC goes through Pillow (4 bytes per pixel) and three more copies.
-_PEAK_BYTES_PER_PX = {"jpeg": 3, "png": 3, "webp": 4, "heic": 12}
+# Bytes per pixel a decode allocates at its peak (JPEG at its DCT scale): OpenCV's JPEG decode
+# writes BGR directly; its PNG decode holds about twice that (measured); HEIC goes through
+# Pillow (4 bytes per pixel) and three more copies; "pillow": PNG/WebP decoded by Pillow and
+# reduced at once (4 bytes per pixel, 1 more for a palette image converted first).
+_PEAK_BYTES_PER_PX = {"jpeg": 3, "png": 6, "webp": 6, "heic": 12, "pillow": 5}
 
 
 def decode_cost(size: tuple[int, int], fmt: str, scale: int) -> int:
@@ -319,13 +273,42 @@ def _decode_pixels(data: bytes, fmt: str, im: Image.Image, scale: int) -> NDArra
     img = cv2.imdecode(buf, _IMREAD[scale] | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise DecodeError("corrupt", f"the {fmt.upper()} image data cannot be decoded")
-    try:
-        orientation = int(im.getexif().get(0x0112, 1))
-    except (OSError, SyntaxError, ValueError, TypeError):  # unreadable EXIF: keep as stored
-        orientation = 1
+    for op in _UPRIGHT.get(_orientation(im, fmt), []):
+        img = op(img)
+    return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def _decode_reduced(im: Image.Image, fmt: str, factor: int) -> NDArray[np.uint8]:
+    """Upright BGR pixels of a PNG or WebP reduced by `factor` as `reduce_whole` would (block
+    means over whole blocks), without an OpenCV copy of the full image."""
+    orientation = _orientation(im, fmt)
+    im.load()
+    if im.mode not in ("RGB", "RGBA", "L", "LA"):
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    w, h = im.size
+    small = im.reduce(factor, box=(0, 0, w // factor * factor, h // factor * factor))
+    img = cv2.cvtColor(np.asarray(small.convert("RGB")), cv2.COLOR_RGB2BGR)
     for op in _UPRIGHT.get(orientation, []):
         img = op(img)
     return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def _orientation(im: Image.Image, fmt: str) -> int:
+    """The EXIF orientation, read without decoding pixels. Pillow's `getexif` on a PNG decodes
+    the whole image (192 MB for a 64 MP photo) when no eXIf chunk precedes the pixel data, so a
+    PNG's orientation comes only from an eXIf chunk before it."""
+    try:
+        if fmt == "png":
+            raw = im.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = im.getexif()
+        return int(exif.get(0x0112, 1))
+    except (OSError, SyntaxError, ValueError, TypeError):  # unreadable EXIF: keep as stored
+        return 1
 
 
 def decode_photo(
@@ -359,14 +342,22 @@ def decode_photo(
     _check_header(im, data, fmt, limits)
     _check_complete(data, fmt)
     scale = _jpeg_scale(im.size, limits) if fmt == "jpeg" else 1
+    # PNG and WebP to be reduced go through Pillow: its decode holds 4 bytes a pixel, OpenCV's
+    # PNG decode about 6 (measured: 370 MB for one 64 MP PNG).
+    lossless = fmt in ("png", "webp") and limits.reduce_lossless
+    factor = reduction_factor(max(im.size), limits.target_long_side) if lossless else 1
+    cost = decode_cost(im.size, "pillow" if factor > 1 else fmt, scale)
     # Reserved before any pixel is allocated; a refusal here is the budget's own DecodeError.
-    with budget.hold(decode_cost(im.size, fmt, scale)) if budget else nullcontext():
+    with budget.hold(cost) if budget else nullcontext():
         try:
-            image = _decode_pixels(data, fmt, im, scale)
+            if factor > 1:
+                image, scale = _decode_reduced(im, fmt, factor), factor
+            else:
+                image = _decode_pixels(data, fmt, im, scale)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
             why = f"the image data is truncated or corrupt ({exc})"
             raise DecodeError("corrupt", why) from None
-        if fmt != "jpeg" and limits.reduce_lossless:
+        if fmt != "jpeg" and limits.reduce_lossless and scale == 1:
             image, scale = reduce_whole(image, limits.target_long_side)
     return DecodedPhoto(
         image=image,

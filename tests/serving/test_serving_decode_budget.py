@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -36,35 +37,43 @@ def test_a_png_is_kept_reduced_like_a_jpeg() -> None:
 def test_a_decode_that_can_never_fit_is_refused_before_decoding() -> None:
     budget = DecodeBudget(32 * MB)
     with pytest.raises(DecodeError) as exc:
-        decode_photo(_png(4000, 3000), budget=budget)  # 36 MB of BGR at its peak
+        decode_photo(_png(4000, 3000), budget=budget)  # 72 MB at its peak
     assert (exc.value.status, exc.value.code) == (413, "decode_budget")
     assert budget.used == 0
-    decode_photo(_png(2000, 1500), budget=budget)  # 9 MB fits
+    decode_photo(_png(2000, 1500), budget=budget)  # 18 MB fits
     assert budget.used == 0  # given back after the decode
 
 
 def test_decodes_wait_for_room_in_the_process_budget() -> None:
-    budget = DecodeBudget(10 * MB, wait_s=5)
-    peak: list[int] = []
+    budget = DecodeBudget(20 * MB, wait_s=5)
+    finished: list[int] = []
+    most = [0]
     real_hold = budget.hold
 
+    @contextmanager
     def watched(nbytes: int):  # type: ignore[no-untyped-def]
-        peak.append(budget.used + nbytes)
-        return real_hold(nbytes)
+        with real_hold(nbytes):
+            most[0] = max(most[0], budget.used)
+            yield
 
     budget.hold = watched  # type: ignore[method-assign]
-    data = _png(2000, 1500)  # 9 MB each: two never fit at once
-    threads = [threading.Thread(target=decode_photo, args=(data,), kwargs={"budget": budget})]
-    threads += [threading.Thread(target=decode_photo, args=(data,), kwargs={"budget": budget})]
-    with budget.hold(6 * MB):  # someone else's decode holds room: both wait for it
+    data = _png(2000, 1500)  # 18 MB at its peak (OpenCV's PNG decode): two never fit at once
+
+    def decode() -> None:
+        decode_photo(data, budget=budget)
+        finished.append(1)
+
+    threads = [threading.Thread(target=decode) for _ in range(2)]
+    with real_hold(6 * MB):  # someone else's decode holds room: both wait for it
         for t in threads:
             t.start()
-        time.sleep(0.2)
-        assert budget.used == 6 * MB
+        time.sleep(0.3)
+        assert finished == [] and budget.used == 6 * MB
     for t in threads:
         t.join(10)
-    assert budget.used == 0
-    waited = DecodeBudget(10 * MB, wait_s=0.1)
+    assert finished == [1, 1] and budget.used == 0
+    assert most[0] == 2000 * 1500 * 6  # one decode at a time, never both
+    waited = DecodeBudget(20 * MB, wait_s=0.1)
     with waited.hold(6 * MB), pytest.raises(DecodeError) as exc:
         decode_photo(data, budget=waited)
     assert (exc.value.status, exc.value.code) == (503, "decode_busy")
