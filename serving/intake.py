@@ -111,9 +111,9 @@ class Intake:
         """The inspection for `sub` and whether it was created now (False: an idempotent replay)."""
         request_hash = sub.content_hash()
         if sub.idempotency_key is not None:
-            earlier = self._replay(owner, sub.idempotency_key, request_hash)
-            if earlier is not None:
-                return earlier, False
+            replay = self._replay(owner, sub.idempotency_key, request_hash)
+            if replay is not None:
+                return replay, False
         design = self.catalog.get(sub.design_id)
         if design is None:
             raise ApiError(422, "unknown_design", f"no design {sub.design_id!r}", "design_id")
