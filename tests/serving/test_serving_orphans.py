@@ -22,10 +22,12 @@ from serving.settings import Settings
 from serving.storage import LocalObjectStore, content_key
 
 
-def _same_key_burst(client: TestClient, headers: dict[str, str], n: int, key: str) -> list[int]:
+def _same_key_burst(
+    client: TestClient, headers: dict[str, str], n: int, key: str, trial: int = 0
+) -> list[int]:
     barrier = threading.Barrier(n)
     codes: list[int] = []
-    photos = [jpeg(300 + i, 240) for i in range(n)]  # n different bodies, one key
+    photos = [jpeg(300 + i, 240 + trial) for i in range(n)]  # n different bodies, one key
 
     def upload(i: int) -> None:
         c = TestClient(client.app)
@@ -68,7 +70,7 @@ def test_one_key_many_bodies_many_trials(make_client, make_user) -> None:
     client = _roomy(make_client)
     _, headers = make_user()
     for trial in range(15):
-        codes = _same_key_burst(client, headers, 12, f"same-key-{trial}")
+        codes = _same_key_burst(client, headers, 12, f"same-key-{trial}", trial)
         assert codes.count(201) == 1, codes
         assert counts(client) == (trial + 1, trial + 1, trial + 1)
     _fsck_clean(client)
