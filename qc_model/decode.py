@@ -12,6 +12,7 @@ import hashlib
 import io
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,19 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from qc_model.errors import DataError
+# Re-exported: callers import these from here.
+from qc_model.decode_budget import DecodeBudget as DecodeBudget
+from qc_model.decode_errors import MB as MB
+from qc_model.decode_errors import DecodeError as DecodeError
 
-MB = 1024 * 1024
-
-
-class DecodeError(DataError):
-    """A refused photo. `code` is stable and machine-readable; the message is for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"{code}: {message}")
-
+# Pillow allocates large images in blocks of 16 MB by default; glibc serves those from its heap
+# and keeps them after they are freed (measured: RSS +260 MB per 64 MP PNG, never returned).
+# Blocks of 64 MB are mapped and unmapped one by one, so a decode's memory goes back to the OS.
+Image.core.set_block_size(64 * MB)
 
 # The service's least decode target (serving.core.settings, KITO_DECODE_LONG_SIDE): 1000 px.
 SERVICE_DECODE_LONG_SIDE = 1000
@@ -49,6 +46,10 @@ class DecodeLimits:
     # times what the tightest catalog tolerance needs (docs/CHECKS.md); a full decode took 4x
     # as long and every later stage works on 4x the pixels.
     target_long_side: int = 1500
+    # PNG, WebP and HEIC have no reduced decode: when True they are reduced right after the
+    # decode the way a JPEG's DCT scaling would have (`reduce_whole`), so a request holds
+    # small images, not full ones. The service sets it; training reads photos at full size.
+    reduce_lossless: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,19 @@ _UPRIGHT: dict[int, list[Callable[[Any], Any]]] = {
 }
 
 
+# Bytes per pixel a decode allocates at its peak (JPEG at its DCT scale): OpenCV's JPEG decode
+# writes BGR directly; its PNG decode holds about twice that (measured); HEIC goes through
+# Pillow (4 bytes per pixel) and three more copies; "pillow": PNG/WebP decoded by Pillow and
+# reduced at once (4 bytes per pixel, 1 more for a palette image converted first).
+_PEAK_BYTES_PER_PX = {"jpeg": 3, "png": 6, "webp": 6, "heic": 12, "pillow": 5}
+
+
+def decode_cost(size: tuple[int, int], fmt: str, scale: int) -> int:
+    """Peak bytes of pixels decoding a `size` photo of `fmt` at DCT `scale` allocates."""
+    w, h = -(-size[0] // scale), -(-size[1] // scale)
+    return w * h * _PEAK_BYTES_PER_PX[fmt]
+
+
 def _decode_pixels(data: bytes, fmt: str, im: Image.Image, scale: int) -> NDArray[np.uint8]:
     """Upright BGR pixels. JPEG, PNG and WebP go through OpenCV, the decoder training uses, so
     served pixels match trained pixels; Pillow only read the header. HEIC needs libheif."""
@@ -259,13 +273,42 @@ def _decode_pixels(data: bytes, fmt: str, im: Image.Image, scale: int) -> NDArra
     img = cv2.imdecode(buf, _IMREAD[scale] | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise DecodeError("corrupt", f"the {fmt.upper()} image data cannot be decoded")
-    try:
-        orientation = int(im.getexif().get(0x0112, 1))
-    except (OSError, SyntaxError, ValueError, TypeError):  # unreadable EXIF: keep as stored
-        orientation = 1
+    for op in _UPRIGHT.get(_orientation(im, fmt), []):
+        img = op(img)
+    return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def _decode_reduced(im: Image.Image, fmt: str, factor: int) -> NDArray[np.uint8]:
+    """Upright BGR pixels of a PNG or WebP reduced by `factor` as `reduce_whole` would (block
+    means over whole blocks), without an OpenCV copy of the full image."""
+    orientation = _orientation(im, fmt)
+    im.load()
+    if im.mode not in ("RGB", "RGBA", "L", "LA"):
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    w, h = im.size
+    small = im.reduce(factor, box=(0, 0, w // factor * factor, h // factor * factor))
+    img = cv2.cvtColor(np.asarray(small.convert("RGB")), cv2.COLOR_RGB2BGR)
     for op in _UPRIGHT.get(orientation, []):
         img = op(img)
     return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def _orientation(im: Image.Image, fmt: str) -> int:
+    """The EXIF orientation, read without decoding pixels. Pillow's `getexif` on a PNG decodes
+    the whole image (192 MB for a 64 MP photo) when no eXIf chunk precedes the pixel data, so a
+    PNG's orientation comes only from an eXIf chunk before it."""
+    try:
+        if fmt == "png":
+            raw = im.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = im.getexif()
+        return int(exif.get(0x0112, 1))
+    except (OSError, SyntaxError, ValueError, TypeError):  # unreadable EXIF: keep as stored
+        return 1
 
 
 def decode_photo(
@@ -274,11 +317,13 @@ def decode_photo(
     filename: str | None = None,
     content_type: str | None = None,
     limits: DecodeLimits | None = None,
+    budget: DecodeBudget | None = None,
 ) -> DecodedPhoto:
     """Check and decode one uploaded photo; raise `DecodeError` (a `DataError`) if it is refused.
 
     `filename` and `content_type` are what the client declared; they are checked against the
-    file's signature but never used as a path.
+    file's signature but never used as a path. `budget`: the decode's peak memory is reserved
+    there (from the header, before any pixel is allocated) for as long as it runs.
     """
     limits = limits or DecodeLimits()
     if filename is not None:
@@ -297,10 +342,23 @@ def decode_photo(
     _check_header(im, data, fmt, limits)
     _check_complete(data, fmt)
     scale = _jpeg_scale(im.size, limits) if fmt == "jpeg" else 1
-    try:
-        image = _decode_pixels(data, fmt, im, scale)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise DecodeError("corrupt", f"the image data is truncated or corrupt ({exc})") from None
+    # PNG and WebP to be reduced go through Pillow: its decode holds 4 bytes a pixel, OpenCV's
+    # PNG decode about 6 (measured: 370 MB for one 64 MP PNG).
+    lossless = fmt in ("png", "webp") and limits.reduce_lossless
+    factor = reduction_factor(max(im.size), limits.target_long_side) if lossless else 1
+    cost = decode_cost(im.size, "pillow" if factor > 1 else fmt, scale)
+    # Reserved before any pixel is allocated; a refusal here is the budget's own DecodeError.
+    with budget.hold(cost) if budget else nullcontext():
+        try:
+            if factor > 1:
+                image, scale = _decode_reduced(im, fmt, factor), factor
+            else:
+                image = _decode_pixels(data, fmt, im, scale)
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+            why = f"the image data is truncated or corrupt ({exc})"
+            raise DecodeError("corrupt", why) from None
+        if fmt != "jpeg" and limits.reduce_lossless and scale == 1:
+            image, scale = reduce_whole(image, limits.target_long_side)
     return DecodedPhoto(
         image=image,
         format=fmt,

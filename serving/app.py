@@ -11,16 +11,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from qc_model.catalog import load_catalog
+from qc_model.decode import MB, DecodeBudget
 from qc_model.errors import DataError
 from serving.catalog import designs_routes as designs
 from serving.catalog import taxonomy_routes as taxonomy
 from serving.core import audit_routes as audit
 from serving.core import health_routes as health
 from serving.core import users_routes as users
+from serving.core.auth import user_for_token
 from serving.core.errors import COMMON_RESPONSES, install_error_handlers
 from serving.core.guards import UrlGuardMiddleware
 from serving.core.headers import SecurityHeadersMiddleware
-from serving.core.limits import BodyLimitMiddleware
+from serving.core.limits import BodyDeadlineMiddleware, BodyLimitMiddleware
 from serving.core.metrics import Metrics, MetricsMiddleware
 from serving.core.ratelimit import FailedAuthLimiter
 from serving.core.settings import Settings, load_settings
@@ -36,6 +38,7 @@ from serving.registry import routes as models
 from serving.registry.live_models import LiveModels, PackageLoader, RegistryWatcher
 from serving.registry.shadow import ShadowRunner
 from serving.review import routes as reviews
+from serving.store.orphans import OrphanSweeper
 from serving.store.storage import LocalObjectStore, StorageError
 from serving.store.stores import package_store, photo_store
 from serving.web.routes import mount_web
@@ -81,6 +84,14 @@ def create_app(
             )
             dispatcher.start()
         app.state.payout_dispatcher = dispatcher
+        sweeper = OrphanSweeper(
+            app.state.sessionmaker,
+            store,
+            every_s=settings.orphan_sweep_s,
+            min_age_s=settings.orphan_min_age_s,
+        )
+        sweeper.start()
+        app.state.orphan_sweeper = sweeper
         watcher = None
         if live is not None:
             watcher = RegistryWatcher(live, settings.registry_poll_s)
@@ -91,6 +102,7 @@ def create_app(
             if watcher is not None:
                 watcher.close()
             shadow_runner.close()
+            sweeper.close()
             if dispatcher is not None:
                 dispatcher.close()
             engine.dispose()
@@ -127,14 +139,29 @@ def create_app(
     app.state.cpu_slots = InspectSlots(
         settings.inspect_concurrency, settings.inspect_queue, settings.inspect_queue_timeout_s
     )
+    app.state.decode_budget = DecodeBudget(
+        settings.decode_budget_mb * MB, wait_s=settings.inspect_queue_timeout_s
+    )
     app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
     app.state.workflow = Workflow.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_timeout_s)
+
+    def authenticate(token: str) -> bool:
+        with sessions() as session:
+            return user_for_token(session, token) is not None
+
     app.add_middleware(
-        AdmissionMiddleware, slots=app.state.cpu_slots, path=inspections.router.prefix
+        AdmissionMiddleware,
+        slots=app.state.cpu_slots,
+        path=inspections.router.prefix,
+        authenticate=authenticate,
+        limiter=app.state.auth_limiter,
+        per_token=settings.uploads_per_token,
+        per_address=settings.uploads_per_address,
     )
     app.add_middleware(UrlGuardMiddleware)
     # Outermost, so that even the guards' own refusals carry the headers.

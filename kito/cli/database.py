@@ -61,12 +61,19 @@ def fsck_cmd(
     verify: Annotated[
         bool, typer.Option(help="Re-hash every stored photo (reads them all)")
     ] = True,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            help="First delete orphan photo files and dead writers' temporary files older"
+            " than --min-age (safe beside a running service)"
+        ),
+    ] = False,
 ) -> None:
     """Check that the database and the photo store agree: missing, corrupt or orphan photos,
     inspections without photos or verdict, payouts without outbox. Exit 1 on problems."""
     from serving.store.fsck_cli import check_consistency
 
-    report = check_consistency(min_age_s=min_age, verify=verify)
+    report = check_consistency(min_age_s=min_age, verify=verify, repair=repair)
     for line in report.lines():
         typer.echo(line)
     if not report.ok:

@@ -33,7 +33,13 @@ def serve(
     ensure_port_free(settings.host, settings.port)
     app = create_app(settings)
     typer.echo(f"Kito QC on http://{settings.host}:{settings.port} (API docs at /docs)")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        **settings.uvicorn_proxy_options,  # type: ignore[arg-type]
+    )
 
 
 @commands.command("demo")

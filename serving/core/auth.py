@@ -41,6 +41,9 @@ def create_user(
         raise DataError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if not name or len(name) > 120:
         raise DataError("name must be 1 to 120 characters")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        # NUL would be stored by SQLite and refused by PostgreSQL: one answer for both.
+        raise DataError("name must not contain control characters")
     token = new_token()
     user = User(name=name, role=role, token_hash=hash_token(token))
     session.add(user)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from qc_model.catalog import Design
+from qc_model.decode import DecodeBudget
 from serving.core.metrics import Metrics
 from serving.core.settings import Settings
 from serving.inspection.admission import InspectSlots
@@ -54,6 +55,10 @@ def get_cpu_slots(request: Request) -> InspectSlots | None:
     return getattr(request.app.state, "cpu_slots", None)
 
 
+def get_decode_budget(request: Request) -> DecodeBudget | None:
+    return getattr(request.app.state, "decode_budget", None)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CatalogDep = Annotated[dict[str, Design], Depends(get_catalog)]
@@ -62,3 +67,4 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 WorkflowDep = Annotated[Workflow, Depends(get_workflow)]
 ShadowDep = Annotated[Any, Depends(get_shadow)]
 CpuSlotsDep = Annotated[InspectSlots | None, Depends(get_cpu_slots)]
+DecodeBudgetDep = Annotated[DecodeBudget | None, Depends(get_decode_budget)]

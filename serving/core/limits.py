@@ -1,7 +1,11 @@
-"""Request body limit: refuse oversized uploads before they are spooled to disk."""
+"""Request body limits: refuse oversized uploads before they are spooled to disk, and bodies
+that take too long to arrive."""
 
 from __future__ import annotations
 
+import time
+
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,3 +54,39 @@ class BodyLimitMiddleware:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class BodyDeadlineMiddleware:
+    """408 `request_timeout` for a request whose body has not fully arrived `timeout_s` after
+    its first byte was asked for: a client trickling bytes cannot hold a connection, a worker
+    thread and an upload slot for as long as it likes. The slot is given back as the request
+    ends (serving.admission)."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline: float | None = None
+        done = False
+
+        async def timed() -> Message:
+            nonlocal deadline, done
+            if done:
+                return await receive()  # body complete: only a disconnect is left to wait for
+            if deadline is None:
+                deadline = time.monotonic() + self.timeout_s
+            with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as scope_:
+                message = await receive()
+            if scope_.cancelled_caught:
+                raise HTTPException(
+                    408, f"the request body did not arrive within {self.timeout_s:g} s"
+                )
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            return message
+
+        await self.app(scope, timed, send)

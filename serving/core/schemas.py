@@ -7,10 +7,42 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from serving.core.currencies import ISO_4217
+
 # User ids are 32-bit integer columns; a larger number in a query or body would otherwise
 # reach the database as an overflow error instead of a 422 naming the field.
 DB_INT_MAX = 2**31 - 1
 UserId = Annotated[int, Field(ge=1, le=DB_INT_MAX)]
+# In request bodies: a JSON integer, never "3", 3.0, 1e3 or true coerced into one.
+StrictUserId = Annotated[int, Field(strict=True, ge=1, le=DB_INT_MAX)]
+
+
+def no_control_chars(text: str | None) -> str | None:
+    """Names, ids and labels are one line of text: no control characters at all (NUL would
+    be stored by SQLite and refused by PostgreSQL; the answer must not depend on the database)."""
+    if text is not None and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+def _printable(text: str | None) -> str | None:
+    # Tabs and line breaks are part of a note; other control characters (NUL, which
+    # PostgreSQL refuses in text, escape sequences) are not.
+    if text is not None and any(
+        (ord(c) < 32 and c not in "\t\n\r") or 127 <= ord(c) < 160 for c in text
+    ):
+        raise ValueError("must not contain control characters other than tab and line breaks")
+    return text
+
+
+def _currency(code: str) -> str:
+    if code not in ISO_4217:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+OneLine = Annotated[str, AfterValidator(no_control_chars)]
+Note = Annotated[str | None, AfterValidator(_printable)]
 
 
 class ErrorDetail(BaseModel):
@@ -95,7 +127,7 @@ class UsersPublic(BaseModel):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Annotated[OneLine, Field(min_length=1, max_length=120)]
     role: Literal["artisan", "qc", "admin"]
 
 
@@ -118,16 +150,20 @@ class OrderPieceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     piece_id: str = Field(pattern=ID_PATTERN)
-    design_id: str = Field(min_length=1, max_length=40)
-    payout_minor: int = Field(ge=1, le=10**12, description="integer minor units (cents)")
+    design_id: OneLine = Field(min_length=1, max_length=40)
+    payout_minor: int = Field(
+        strict=True, ge=1, le=10**12, description="integer minor units (cents), a JSON integer"
+    )
 
 
 class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="client id, optional")
-    artisan_id: UserId
-    currency: str = Field(default="KES", pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    artisan_id: StrictUserId
+    currency: Annotated[str, AfterValidator(_currency)] = Field(
+        default="KES", pattern=r"^[A-Z]{3}$", description="ISO 4217 code in circulation"
+    )
     pieces: list[OrderPieceCreate] = Field(min_length=1, max_length=MAX_PIECES)
 
 
@@ -175,20 +211,12 @@ class OrdersPublic(BaseModel):
 
 
 # -- review queue ---------------------------------------------------------------------------
-def _printable(text: str | None) -> str | None:
-    # Tabs and line breaks are part of a note; other control characters (NUL, which
-    # PostgreSQL refuses in text, escape sequences) are not.
-    if text is not None and any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in text):
-        raise ValueError("must not contain control characters other than tab and line breaks")
-    return text
-
-
 class DecisionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    labels: list[str] = Field(default_factory=list, max_length=20)
-    note: Annotated[str | None, AfterValidator(_printable)] = Field(default=None, max_length=2000)
+    labels: list[OneLine] = Field(default_factory=list, max_length=20)
+    note: Note = Field(default=None, max_length=2000)
     review_ms: int | None = Field(
         default=None,
         ge=0,
@@ -324,13 +352,13 @@ class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     force: bool = Field(False, description="promote even though the promotion gate failed")
-    note: str | None = Field(None, max_length=2000, description="why (required with force)")
+    note: Note = Field(None, max_length=2000, description="why (required with force)")
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: str | None = Field(
+    to: Annotated[str | None, AfterValidator(no_control_chars)] = Field(
         None, max_length=64, description="a retired champion (default: previous)"
     )
-    reason: str | None = Field(None, max_length=2000)
+    reason: Note = Field(None, max_length=2000)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # designs with tight tolerances raise it (qc_model.gate.decode_long_side). 1000: a 12 MP
     # photo is decoded at 1/4 (~2.7 px/mm on a framed card) unless the design needs more.
     decode_long_side: Annotated[int, Field(ge=512, le=8192)] = SERVICE_DECODE_LONG_SIDE
+    # Memory for decoded pixels (issue 28, case 5). Process: what all decodes running at once
+    # may allocate at their peak (a 64 MP PNG needs 192 MB; one that can never fit is 413
+    # `decode_budget`). Request: the decoded photos one upload keeps for its inspection
+    # (reduced to the decode target; beyond it 413 `decode_budget`).
+    decode_budget_mb: Annotated[int, Field(ge=64, le=65536)] = 384
+    request_decode_budget_mb: Annotated[int, Field(ge=8, le=65536)] = 96
     # Per-class review band [t_low, t_high] replacing the model package's, as JSON, e.g.
     # KITO_THRESHOLD_OVERRIDES='{"scratch": [0.3, 0.9]}'; checked against the model at start.
     threshold_overrides: dict[str, tuple[float, float]] = Field(default_factory=dict)
@@ -67,6 +73,20 @@ class Settings(BaseSettings):
     # 503 `overloaded` with Retry-After at once instead of letting requests pile up.
     inspect_queue: Annotated[int, Field(ge=0, le=1024)] = 16
     inspect_queue_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated IP
+    # addresses or networks (e.g. "10.0.0.5,172.16.0.0/12"). Empty (the default): no proxy
+    # headers are read and a client's address is the TCP peer's, so nobody can choose the
+    # address the auth-failure limiter and the upload limits count them under.
+    trusted_proxies: str = ""
+    # Uploads one token, and one client address, may have in progress at once (429 beyond).
+    uploads_per_token: Annotated[int, Field(ge=1, le=1024)] = 4
+    uploads_per_address: Annotated[int, Field(ge=1, le=4096)] = 16
+    # Seconds a request body may take to arrive in full; slower ones get 408.
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Orphan photo files (stored, named by no row) older than the minimum age are deleted by
+    # a sweep this often (serving.orphans); `kito fsck --repair` does the same on demand.
+    orphan_sweep_s: Annotated[float, Field(gt=0, le=86400 * 7)] = 3600.0
+    orphan_min_age_s: Annotated[float, Field(ge=1, le=86400 * 30)] = 3600.0
     # Unknown bearer tokens per client address and minute before that address gets 429.
     auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 20
     # How long a PostgreSQL connection attempt (and a wait for a pooled one) may take: with the
@@ -146,6 +166,18 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return v
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        for entry in (e.strip() for e in v.split(",")):
+            if not entry:
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(e.strip() for e in v.split(",") if e.strip())
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, v: str) -> str:
@@ -192,12 +224,21 @@ class Settings(BaseSettings):
         return self.holdout_dir or self.data_dir / "holdout"
 
     @cached_property
+    def uvicorn_proxy_options(self) -> dict[str, object]:
+        """uvicorn.run's proxy arguments: proxy headers only from `trusted_proxies`."""
+        trusted = [e for e in self.trusted_proxies.split(",") if e]
+        if not trusted:
+            return {"proxy_headers": False}
+        return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+
+    @cached_property
     def decode_limits(self) -> DecodeLimits:
         return DecodeLimits(
             max_bytes=self.max_photo_bytes,
             max_pixels=self.max_image_pixels,
             min_side=self.min_image_side,
             target_long_side=self.decode_long_side,
+            reduce_lossless=True,
         )
 
 

@@ -6,19 +6,32 @@ Two places: `AdmissionMiddleware` counts uploads from the moment they arrive, be
 body is parsed or a worker thread is taken (measured: under 48 clients most of the waiting
 happened there, in front of the slots, where a queue bound alone never saw it); `InspectSlots`
 bounds the CPU-heavy part and how long an admitted upload may wait for it.
+
+Only authenticated uploads are counted: the middleware checks the bearer token first (an
+index probe) and answers 401 before reading any body, so connections without a valid token
+cannot fill the bound (issue 28: 20 unauthenticated bodies trickling in at 16 bytes a second
+blocked every artisan). One token and one client address may each hold only a few uploads at
+once (429 `too_many_uploads`); how long a body may take is bounded by serving.limits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.core.errors import ApiError, error_body
+from serving.core.ratelimit import FailedAuthLimiter
+
+log = logging.getLogger("kito.serving")
 
 
 class InspectSlots:
@@ -89,37 +102,131 @@ class InspectSlots:
         )
 
 
-class AdmissionMiddleware:
-    """503 `overloaded` with Retry-After for an upload (POST `path`) that arrives while
-    `slots.capacity + slots.max_waiting` uploads are in the service already: answered at once,
-    before its body is read."""
+class PerKeyLimit:
+    """At most `limit` at once per key (a token's hash, a client address)."""
 
-    def __init__(self, app: ASGIApp, slots: InspectSlots, path: str) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> bool:
+        with self._lock:
+            if self._held[key] >= self.limit:
+                return False
+            self._held[key] += 1
+            return True
+
+    def give(self, key: str) -> None:
+        with self._lock:
+            self._held[key] -= 1
+            if self._held[key] <= 0:
+                del self._held[key]
+
+
+# The token check: True for an active user's token, False for an unknown or revoked one.
+Authenticate = Callable[[str], bool]
+
+
+class AdmissionMiddleware:
+    """For an upload (POST `path`): 401 at once without a valid bearer token; 503 `overloaded`
+    with Retry-After when `slots.capacity + slots.max_waiting` uploads are in the service
+    already; 429 `too_many_uploads` when its token or its address holds too many. All answered
+    before the body is read."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        slots: InspectSlots,
+        path: str,
+        authenticate: Authenticate | None = None,
+        limiter: FailedAuthLimiter | None = None,
+        per_token: int = 1_000_000,
+        per_address: int = 1_000_000,
+    ) -> None:
         self.app = app
         self.slots = slots
         self.path = path
+        self.authenticate = authenticate
+        self.limiter = limiter
+        self.per_token = PerKeyLimit(per_token)
+        self.per_address = PerKeyLimit(per_address)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        token = _bearer(scope)
+        if self.authenticate is not None:
+            refusal = await self._check_token(client, token)
+            if refusal is not None:
+                await _answer(send, *refusal)
+                return
         if not self.slots.admit():
             await self._refuse(send)
             return
+        holds = []
         try:
+            for limit, key, what in (
+                (self.per_token, hashlib.sha256((token or "").encode()).hexdigest(), "this token"),
+                (self.per_address, f"addr:{client}", "this address"),
+            ):
+                if not limit.take(key):
+                    message = f"{what} has {limit.limit} uploads in progress; wait for an answer"
+                    await _answer(send, 429, "too_many_uploads", message, {"retry-after": "1"})
+                    return
+                holds.append((limit, key))
             await self.app(scope, receive, send)
         finally:
+            for limit, key in holds:
+                limit.give(key)
             self.slots.leave()
+
+    async def _check_token(
+        self, client: str, token: str | None
+    ) -> tuple[int, str, str, dict[str, str]] | None:
+        """None if the upload may go on; else the refusal (status, code, message, headers)."""
+        assert self.authenticate is not None
+        if self.limiter is not None and (wait := self.limiter.retry_after(client)) is not None:
+            message = f"too many unknown tokens from this address; retry after {wait} s"
+            return 429, "too_many_failed_tokens", message, {"retry-after": str(wait)}
+        if token is None:
+            return 401, "unauthorized", "missing bearer token (Authorization: Bearer ...)", {}
+        try:
+            known = await to_thread.run_sync(self.authenticate, token)
+        except Exception:  # the database is down: the route answers that (503) itself
+            log.warning("upload admission could not check a token", exc_info=True)
+            return None
+        if not known:
+            if self.limiter is not None:
+                self.limiter.failed(client)
+            return 401, "unauthorized", "unknown or revoked token", {}
+        return None
 
     async def _refuse(self, send: Send) -> None:
         retry = self.slots.retry_after_s()
         busy = f"{self.slots.admitted} uploads in progress"
         message = f"the service is busy ({busy}); retry after {retry} s"
-        body = json.dumps(error_body("overloaded", message)).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(body)),
-            (b"retry-after", str(retry).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 503, "overloaded", message, {"retry-after": str(retry)})
+
+
+def _bearer(scope: Scope) -> str | None:
+    header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _answer(
+    send: Send, status: int, code: str, message: str, headers: dict[str, str]
+) -> None:
+    body = json.dumps(error_body(code, message)).encode()
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        # The body was not read: the connection cannot carry another request.
+        (b"connection", b"close"),
+        *((k.encode(), v.encode()) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

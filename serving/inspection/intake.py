@@ -2,7 +2,9 @@
 
 Order matters for consistency: photos are written first (content-addressed, atomic), then the
 inspection row and its photo rows in one transaction. A failure in between leaves at most an
-orphan photo file (harmless, findable by hash), never a row without its photos.
+orphan photo file (harmless, findable by hash), never a row without its photos; an upload that
+loses a race (409) deletes the files it created, and the sweep (serving.orphans) the rest.
+An upload to an order is recorded under the order's lock, after checking it is not paid.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qc_model.catalog import Design
-from qc_model.decode import DecodedPhoto, DecodeError, DecodeLimits, decode_photo
+from qc_model.decode import MB, DecodeBudget, DecodedPhoto, DecodeError, DecodeLimits, decode_photo
 from qc_model.decode_plan import DecodePlan, plan_decode
 from qc_model.errors import DataError
 from serving.core.errors import ApiError
@@ -30,8 +32,11 @@ from serving.core.metrics import Metrics
 from serving.db.models import Inspection, Order, Photo, User
 from serving.inspection.admission import InspectSlots
 from serving.inspection.pipeline import InspectionOutcome, Inspector
+from serving.orders.order_lock import lock_order
+from serving.orders.payouts import existing_payout
 from serving.orders.workflow import Workflow
-from serving.store.storage import ObjectStore
+from serving.store.orphans import IN_FLIGHT, discard_unclaimed
+from serving.store.storage import ObjectStore, content_key
 
 log = logging.getLogger("kito.serving")
 T = TypeVar("T")
@@ -96,23 +101,63 @@ class Intake:
     # Called after the inspection is committed with its decoded photos and the champion's
     # outcome: the shadow model scores it (serving.registry.shadow). Never affects the verdict.
     after_commit: AfterCommit | None = None
+    # Decoded pixels: the process's peak (`DecodeBudget`) and what one upload may keep.
+    decode_budget: DecodeBudget | None = None
+    request_decode_bytes: int | None = None
     # Stage milliseconds of the last `submit`, with the database write ("db") that the stored
     # row cannot hold; the router sends them as a Server-Timing header.
     last_timings: dict[str, float] = field(default_factory=dict)
 
     def submit(self, owner: User, sub: Submission) -> tuple[Inspection, bool]:
         """The inspection for `sub` and whether it was created now (False: an idempotent replay)."""
-        start = time.perf_counter()
         request_hash = sub.content_hash()
         if sub.idempotency_key is not None:
-            earlier = self._replay(owner, sub.idempotency_key, request_hash)
-            if earlier is not None:
-                return earlier, False
+            replay = self._replay(owner, sub.idempotency_key, request_hash)
+            if replay is not None:
+                return replay, False
         design = self.catalog.get(sub.design_id)
         if design is None:
             raise ApiError(422, "unknown_design", f"no design {sub.design_id!r}", "design_id")
         if sub.order_id is not None:
             self._check_order(owner, sub)
+        keys = [content_key(p.data) for p in sub.photos]
+        lost: ApiError | None = None
+        earlier: Inspection | None = None
+        with IN_FLIGHT.hold(keys):
+            existed = {k for k in keys if self.store.exists(k)}
+            row, decoded, outcome = self._process(owner, sub, design, request_hash)
+            row_timings = dict(row.timings_ms)
+            t0 = time.perf_counter()
+            try:
+                earlier = self._record(owner, sub, row, request_hash)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                lost = exc
+        if lost is not None or earlier is not None:
+            # This upload lost to a payout or to another request with its key: the photos it
+            # stored are nobody's (unless in the store before or held by another upload).
+            discard_unclaimed(self.session, self.store, keys, existed_before=existed)
+            if lost is not None:
+                raise lost
+            assert earlier is not None
+            return earlier, False
+        self.metrics.stage.labels("record").observe(time.perf_counter() - t0)
+        self.last_timings = {**row_timings, "db": round((time.perf_counter() - t0) * 1000, 2)}
+        if outcome is not None:
+            self.metrics.verdicts.labels(design.id, outcome.model_version, outcome.verdict).inc()
+            if self.after_commit is not None:
+                try:
+                    self.after_commit(row, decoded, design, outcome)
+                except Exception:  # the shadow must never fail an upload
+                    log.exception("after-commit hook failed")
+        return row, True
+
+    def _process(
+        self, owner: User, sub: Submission, design: Design, request_hash: str
+    ) -> tuple[Inspection, list[DecodedPhoto], InspectionOutcome | None]:
+        """Decode, store and inspect the photos; the inspection row, not added yet."""
+        start = time.perf_counter()
         timings: dict[str, float] = {}
         slots = self.cpu_slots
         if slots is not None:
@@ -130,15 +175,30 @@ class Intake:
                 slots.release()
         timings["total"] = round((time.perf_counter() - start) * 1000, 2)
         row = self._row(owner, sub, request_hash, decoded, outcome, error, timings)
-        row_timings = dict(row.timings_ms)
-        t0 = time.perf_counter()
-        self.session.add(row)
+        return row, decoded, outcome
+
+    def _record(
+        self, owner: User, sub: Submission, row: Inspection, request_hash: str
+    ) -> Inspection | None:
+        """Commit `row` with its queue item, piece state and payout; None if committed, else
+        the earlier inspection that won the race for this Idempotency-Key. An upload to an
+        order decides under the order's lock: a payout committed first makes it 409."""
         try:
+            if sub.order_id is not None:
+                order = lock_order(self.session, sub.order_id)
+                if existing_payout(self.session, order.id) is not None:
+                    raise ApiError(
+                        409, "order_paid", f"order {order.id} is paid; it takes no more photos"
+                    )
+            self.session.add(row)
             self.session.flush()
             if self.workflow is not None:
                 # Queue, piece state and payout change in the inspection's own transaction.
                 self.workflow.after_inspection(self.session, row, owner)
             self.session.commit()
+        except ApiError:
+            self.session.rollback()
+            raise
         except IntegrityError:
             # Another request with the same idempotency key won the race; answer as it did.
             self.session.rollback()
@@ -147,17 +207,8 @@ class Intake:
             earlier = self._replay(owner, sub.idempotency_key, request_hash)
             if earlier is None:
                 raise
-            return earlier, False
-        self.metrics.stage.labels("record").observe(time.perf_counter() - t0)
-        self.last_timings = {**row_timings, "db": round((time.perf_counter() - t0) * 1000, 2)}
-        if outcome is not None:
-            self.metrics.verdicts.labels(design.id, outcome.model_version, outcome.verdict).inc()
-            if self.after_commit is not None:
-                try:
-                    self.after_commit(row, decoded, design, outcome)
-                except Exception:  # the shadow must never fail an upload
-                    log.exception("after-commit hook failed")
-        return row, True
+            return earlier
+        return None
 
     def _replay(self, owner: User, key: str, request_hash: str) -> Inspection | None:
         stmt = select(Inspection).where(
@@ -208,16 +259,30 @@ class Intake:
 
     def _decode(self, photos: list[UploadedPhoto], limits: DecodeLimits) -> list[DecodedPhoto]:
         out = []
+        kept = 0
         for i, p in enumerate(photos):
             try:
-                out.append(
-                    decode_photo(
-                        p.data, filename=p.filename, content_type=p.content_type, limits=limits
-                    )
+                photo = decode_photo(
+                    p.data,
+                    filename=p.filename,
+                    content_type=p.content_type,
+                    limits=limits,
+                    budget=self.decode_budget,
                 )
             except DecodeError as exc:
                 self.metrics.refused.labels(exc.code).inc()
-                raise ApiError(422, exc.code, exc.message, f"photos.{i}") from None
+                raise ApiError(exc.status, exc.code, exc.message, f"photos.{i}") from None
+            kept += photo.image.nbytes
+            if self.request_decode_bytes is not None and kept > self.request_decode_bytes:
+                self.metrics.refused.labels("decode_budget").inc()
+                raise ApiError(
+                    413,
+                    "decode_budget",
+                    f"the photos decode to more than {self.request_decode_bytes / MB:,.0f} MB"
+                    f" (at photo {i + 1}); send fewer or smaller photos",
+                    f"photos.{i}",
+                )
+            out.append(photo)
         return out
 
     def _inspect(

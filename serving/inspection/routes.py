@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Resp
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
-from qc_model.decode import MEDIA_TYPES
+from qc_model.decode import MB, MEDIA_TYPES
 from qc_model.errors import DataError
 from serving.core.auth import CurrentUser
 from serving.core.deps import (
     CatalogDep,
     CpuSlotsDep,
+    DecodeBudgetDep,
     InspectorDep,
     MetricsDep,
     SettingsDep,
@@ -83,6 +84,7 @@ def create_inspection(
     inspector: InspectorDep,
     metrics: MetricsDep,
     cpu_slots: CpuSlotsDep,
+    decode_budget: DecodeBudgetDep,
     workflow: WorkflowDep,
     shadow: ShadowDep,
     photos: Annotated[list[UploadFile], File(description="1 to 6 photos of one piece")],
@@ -116,6 +118,8 @@ def create_inspection(
         cpu_slots,
         workflow,
         after_commit=shadow,
+        decode_budget=decode_budget,
+        request_decode_bytes=settings.request_decode_budget_mb * MB,
     )
     row, created = intake.submit(user, sub)
     if not created:

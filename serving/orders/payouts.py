@@ -4,8 +4,12 @@ Exactly once, by the database: `payouts.order_id` is UNIQUE and the payout's out
 the dispatcher delivers, serving.orders.outbox) and audit entry are inserted in one transaction.
 Whoever inserts second (a concurrent release, a retry, an automatic payout racing a release)
 gets an IntegrityError and answers with the row that won; a crash before the commit leaves
-nothing, a crash after it leaves the payout and its outbox row together. A release writes no
-existing row, so it cannot deadlock with the piece updates that hold the order's row lock.
+nothing, a crash after it leaves the payout and its outbox row together.
+
+A release decides under the order's lock (serving.workflow.lock_order), like inspections and
+QC decisions: the piece states it pays on are read after the lock, so a rejection committed
+before it is seen and one written after it finds the order paid (and final). Each transaction
+takes one order's lock and nothing else first, so they cannot deadlock.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.orm import Session
 from serving.core.audit import record
 from serving.core.errors import ApiError
 from serving.db.models import Order, OrderPiece, Payout, PayoutOutbox, User
+from serving.orders.order_lock import lock_order
 from serving.orders.pieces import PieceStatus, piece_status
 
 log = logging.getLogger("kito.serving")
@@ -45,13 +50,17 @@ def held_pieces(session: Session, order: Order) -> list[tuple[OrderPiece, PieceS
 def release(session: Session, order: Order, *, actor: User) -> Payout:
     """The order's payout, creating it if every piece is accepted; idempotent.
 
-    Raises ApiError 409 `not_ready` naming the pieces that hold it. Commits.
+    Raises ApiError 409 `not_ready` naming the pieces that hold it. Commits (or rolls back),
+    so the caller reads afterwards the state this release decided on.
     """
+    order = lock_order(session, order.id)
     payout = existing_payout(session, order.id)
     if payout is not None:
+        session.commit()  # the lock is not held while the answer is built
         return payout
     held = held_pieces(session, order)
     if held:
+        session.rollback()
         names = ", ".join(f"{p.piece_id} ({s.state}: {s.reason})" for p, s in held[:5])
         more = f" and {len(held) - 5} more" if len(held) > 5 else ""
         raise ApiError(409, "not_ready", f"not every piece is accepted: {names}{more}")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from qc_model.catalog import Design
 from serving.core.audit import record
@@ -24,7 +24,7 @@ from serving.core.schemas import (
     OrdersPublic,
     PayoutPublic,
 )
-from serving.db.models import Order, OrderPiece, Payout, User
+from serving.db.models import Inspection, Order, OrderPiece, Payout, User
 from serving.db.session import SessionDep
 from serving.orders.payouts import release
 
@@ -50,20 +50,29 @@ def payout_public(payout: Payout) -> PayoutPublic:
     )
 
 
-def order_public(order: Order, catalog: dict[str, Design]) -> OrderPublic:
-    pieces = [
-        OrderPiecePublic(
-            piece_id=p.piece_id,
-            design_id=p.design_id,
-            design_name=d.name if (d := catalog.get(p.design_id)) else None,
-            payout_minor=p.payout_minor,
-            state=p.state,
-            reason=p.reason,
-            latest_inspection_id=p.latest_inspection_id,
-            latest_verdict=p.latest_inspection.verdict if p.latest_inspection else None,
+def order_public(
+    order: Order, catalog: dict[str, Design], viewer: User | None = None
+) -> OrderPublic:
+    """`viewer` an artisan: each piece's latest inspection is the latest of their own (an
+    admin's upload of their piece must not point them at an inspection they cannot open)."""
+    pieces = []
+    for p in order.pieces:
+        latest = p.latest_inspection
+        foreign = latest is not None and viewer is not None and latest.owner_id != viewer.id
+        if foreign and viewer is not None and viewer.role == "artisan":
+            latest = _own_latest(order, p.piece_id, viewer.id)
+        pieces.append(
+            OrderPiecePublic(
+                piece_id=p.piece_id,
+                design_id=p.design_id,
+                design_name=d.name if (d := catalog.get(p.design_id)) else None,
+                payout_minor=p.payout_minor,
+                state=p.state,
+                reason=p.reason,
+                latest_inspection_id=latest.id if latest is not None else None,
+                latest_verdict=latest.verdict if latest is not None else None,
+            )
         )
-        for p in order.pieces
-    ]
     total = sum(p.payout_minor for p in pieces)
     accepted = sum(p.payout_minor for p in pieces if p.state == "accepted")
     return OrderPublic(
@@ -80,6 +89,22 @@ def order_public(order: Order, catalog: dict[str, Design]) -> OrderPublic:
         pieces=pieces,
         payout=payout_public(order.payout) if order.payout is not None else None,
     )
+
+
+def _own_latest(order: Order, piece_id: str, owner_id: int) -> Inspection | None:
+    session = object_session(order)
+    if session is None:
+        return None
+    return session.scalars(
+        select(Inspection)
+        .where(
+            Inspection.order_id == order.id,
+            Inspection.piece_id == piece_id,
+            Inspection.owner_id == owner_id,
+        )
+        .order_by(Inspection.created_at.desc(), Inspection.id.desc())
+        .limit(1)
+    ).first()
 
 
 def _load(session: Session, order_id: str) -> Order | None:
@@ -150,7 +175,7 @@ def create_order(
     except IntegrityError:
         session.rollback()  # created by someone else between the check and the commit
         raise _exists(order_id) from None
-    return order_public(_visible(user, _load(session, order_id)), catalog)
+    return order_public(_visible(user, _load(session, order_id)), catalog, user)
 
 
 def _exists(order_id: str) -> ApiError:
@@ -188,14 +213,14 @@ def list_orders(
         .limit(limit)
         .offset(offset)
     ).all()
-    return OrdersPublic(data=[order_public(o, catalog) for o in rows], count=count)
+    return OrdersPublic(data=[order_public(o, catalog, user) for o in rows], count=count)
 
 
 @router.get("/{order_id}", response_model=OrderPublic, responses=_ERRORS)
 def read_order(
     order_id: str, user: CurrentUser, session: SessionDep, catalog: CatalogDep
 ) -> OrderPublic:
-    return order_public(_visible(user, session.get(Order, order_id)), catalog)
+    return order_public(_visible(user, session.get(Order, order_id)), catalog, user)
 
 
 @router.post("/{order_id}/release", response_model=OrderPublic, responses=_ERRORS)
@@ -206,4 +231,4 @@ def release_order(
     call answers with the same payout; 409 `not_ready` names the pieces that hold it."""
     order = _visible(user, session.get(Order, order_id))
     release(session, order, actor=user)
-    return order_public(_visible(user, _load(session, order_id)), catalog)
+    return order_public(_visible(user, _load(session, order_id)), catalog, user)

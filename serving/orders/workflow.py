@@ -1,9 +1,12 @@
 """What an inspection or a QC decision changes, inside the transaction that records it: the
 review queue, the piece's state and, when the order's last piece is accepted, its payout.
 
-Piece updates of one order are serialised by a row lock on the order (SELECT ... FOR UPDATE on
-PostgreSQL; SQLite has one writer at a time anyway), so two pieces accepted at the same moment
-cannot each miss the other and leave a complete order unpaid.
+Everything that decides about an order (an inspection of one of its pieces, a QC decision, a
+release) takes the order's lock first and reads the piece states after it: a row lock on
+PostgreSQL (SELECT ... FOR NO KEY UPDATE), the database's write lock on SQLite (a no-op UPDATE
+of the order opens the write transaction; SQLite has one writer at a time). So two pieces
+accepted at the same moment cannot each miss the other, a release cannot pay on piece states a
+rejection is changing, and an upload cannot land on an order a payout has just closed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy.orm import Session
 from serving.core.audit import record
 from serving.core.settings import Settings
 from serving.db.models import Inspection, Order, OrderPiece, ReviewItem, User
+from serving.orders.order_lock import lock_order
 from serving.orders.payouts import existing_payout, pay_if_complete
 from serving.orders.pieces import JUDGED, refresh_piece
 from serving.review.review_queue import enqueue, replace_open_items
@@ -56,6 +60,7 @@ class Workflow:
             verdict=row.verdict,
             model_version=row.model_version,
         )
+        # The intake locked the order already (and checked it is not paid) before the insert.
         order = lock_order(session, row.order_id) if row.order_id else None
         if order is not None and row.status == "inspected" and row.verdict in JUDGED:
             replace_open_items(session, row)
@@ -70,22 +75,17 @@ class Workflow:
         if order is not None:
             settle(session, order, row.piece_id, actor=owner, pay=self.auto_payout)
 
+    def before_decision(self, session: Session, item: ReviewItem) -> None:
+        """Lock the item's order before the decision is written: the decision, the piece state
+        and a payout are then decided in one order, never interleaved with a release."""
+        if item.order_id is not None:
+            lock_order(session, item.order_id)
+            session.refresh(item)  # its status as of the lock (a newer inspection replaces it)
+
     def after_decision(self, session: Session, item: ReviewItem, actor: User) -> None:
         if item.order_id is not None:
             order = lock_order(session, item.order_id)
             settle(session, order, item.piece_id, actor=actor, pay=self.auto_payout)
-
-
-def lock_order(session: Session, order_id: str) -> Order:
-    # FOR NO KEY UPDATE, not FOR UPDATE: a payout insert's foreign-key check takes KEY SHARE on
-    # the order, which FOR UPDATE would block; with this lock a concurrent release commits its
-    # payout and this transaction's own insert loses cleanly on the unique key, no deadlock.
-    return session.execute(
-        select(Order)
-        .where(Order.id == order_id)
-        .with_for_update(of=Order, key_share=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def settle(session: Session, order: Order, piece_id: str, *, actor: User, pay: bool) -> None:

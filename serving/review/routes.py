@@ -167,6 +167,7 @@ def _decide(
             "labels",
         )
     item = _item(session, review_id)
+    workflow.before_decision(session, item)  # the order's lock, before anything is decided
     row = add_decision(
         session,
         item,

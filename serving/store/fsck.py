@@ -5,7 +5,8 @@ Found problems, each one line:
 - missing_object: a photo row whose file is not in the store;
 - bad_checksum: a stored file whose bytes do not hash to its key (disk corruption);
 - orphan_object: a stored file no photo row names (an upload that failed after storing its
-  photos and was never retried; harmless, but it should not happen silently);
+  photos and was never retried; harmless, but it should not happen silently; the service's
+  sweep and `kito fsck --repair` delete those older than their minimum age, serving.orphans);
 - interrupted_write: a temporary file left by a write that was killed before its rename (the
   service deletes those of dead writers when it starts);
 - no_photos, photo_gap: an inspection without photos, or with positions missing;
@@ -63,6 +64,7 @@ class Finding:
 class FsckReport:
     counts: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # deleted by `kito fsck --repair`
 
     @property
     def ok(self) -> bool:
@@ -82,7 +84,10 @@ class FsckReport:
         return f"fsck: {len(self.findings)} problems: {problems} ({checked})"
 
     def lines(self) -> list[str]:
-        return [f.line() for f in self.findings] + [self.summary()]
+        fixed = [f"{'deleted':22} {what}" for what in self.repaired]
+        if self.repaired:
+            fixed.append(f"fsck --repair: deleted {len(self.repaired)} orphan or temporary files")
+        return fixed + [f.line() for f in self.findings] + [self.summary()]
 
 
 def fsck(

@@ -1,7 +1,7 @@
 """Content-addressed photo store: the key of a photo is the sha256 of its bytes.
 
 `ObjectStore` is the narrow interface the service uses; `LocalObjectStore` keeps objects in a
-folder (one machine). An S3-compatible store implements the same four methods.
+folder (one machine). An S3-compatible store implements the same methods.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def check_key(key: str) -> str:
 
 class ObjectStore(Protocol):
     def put(self, data: bytes) -> str:
-        """Store `data` under its sha256 key (a no-op if present) and return the key."""
+        """Store `data` under its sha256 key and return the key. If the key is present already
+        only its last-modified time is renewed: the orphan sweep (serving.orphans) never
+        deletes a key younger than its minimum age, and an upload reusing it is young again."""
         ...
 
     def get(self, key: str) -> bytes:
@@ -45,6 +47,14 @@ class ObjectStore(Protocol):
 
     def check(self) -> None:
         """Raise `StorageError` if the store cannot be written (used by /readyz)."""
+        ...
+
+    def list_keys(self) -> Iterator[tuple[str, float]]:
+        """Every stored object: (key, last-modified time in epoch seconds). For the sweep."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object under `key`; no error if there is none."""
         ...
 
 
@@ -62,7 +72,12 @@ class LocalObjectStore:
         key = content_key(data)
         dest = self.path(key)
         if dest.is_file() and dest.stat().st_size == len(data):
-            return key
+            try:
+                os.utime(dest)  # young again: the orphan sweep leaves it alone (see ObjectStore)
+            except OSError:
+                pass  # deleted between the check and now: written again below
+            else:
+                return key
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             # Write to a temporary file in the same folder, then rename: a reader never sees a
@@ -94,6 +109,17 @@ class LocalObjectStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def list_keys(self) -> Iterator[tuple[str, float]]:
+        for key, path in self.walk():
+            if key is not None:
+                try:
+                    yield key, path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # deleted while listing
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
     def walk(self) -> Iterator[tuple[str | None, Path]]:
         """Every file under the root: (key, path) for a stored object, (None, path) for anything
