@@ -46,7 +46,8 @@ def decided(client: TestClient, make_user, inspector) -> dict[str, Any]:
     }
     _decide(client, hq, items["P0"], "decision", decision="reject", labels=["scratch", "bent"])
     _decide(client, hq, items["P1"], "decision", decision="approve", labels=[])
-    _decide(client, hq, items["P2"], "decision", decision="reject", labels=[])  # no label
+    # No label, only a note ("other"): the desk allows it, but it teaches no class.
+    _decide(client, hq, items["P2"], "decision", decision="reject", labels=[], note="odd clasp")
     _decide(client, hq, items["P3"], "decision", decision="reject", labels=["bent"])
     _decide(client, hq, items["P3"], "corrections", decision="reject", labels=["tarnish"])
     # P4 stays open: not a labelled example yet.
