@@ -11,6 +11,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kito.anomaly_cli import anomaly_app
+
 app = typer.Typer(
     help="Kito QC: quality control for handmade jewelry from phone photos.",
     no_args_is_help=True,
@@ -31,6 +33,7 @@ models_app = typer.Typer(help="The model registry: champion, shadow, candidates,
 app.add_typer(models_app, name="models", no_args_is_help=True)
 surface_app = typer.Typer(help="The surface branch: fine defects at the photo's own scale.")
 app.add_typer(surface_app, name="surface", no_args_is_help=True)
+app.add_typer(anomaly_app, name="anomaly", no_args_is_help=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -352,6 +355,12 @@ def eval_cmd(
 
     if (checkpoint is None) == (package is None):
         raise DataError("give exactly one of --checkpoint and --package")
+    if package is not None and not (package / "package.json").is_file():
+        from training.anomaly.evaluate import evaluate_anomaly, summary_line
+
+        a = evaluate_anomaly(package, manifest, out, split=split)["anomaly"]
+        typer.echo(f"{split}: {summary_line(a)}; report {out / 'index.html'}")
+        return
     if package is not None:
         s = evaluate_package(package, manifest, out, split=split, workers=workers).metrics
     else:
@@ -372,6 +381,10 @@ def eval_cmd(
             f"any-defect recall {j['any_defect']['recall']:.3f}, "
             f"false-hold {j['any_defect']['false_hold_rate']:.3f}"
         )
+    if s.get("anomaly"):
+        from training.anomaly.evaluate import summary_line
+
+        typer.echo(f"  {summary_line(s['anomaly'])}")
 
 
 @app.command("export")
