@@ -98,7 +98,8 @@ class AnomalyResult:
     fallback: bool  # scored against the family's bank: the design had too few good photos
     score: float  # mean of the top_k patch distances
     level: float  # 0..1, the estimated share of the bank's good photos scoring lower
-    heatmap: NDArray[np.float32]  # (h, w) patch distance / the bank's threshold score, 0..1
+    # (h, w) over `box`: each patch's distance / the bank's score at the review level, 0..1
+    heatmap: NDArray[np.float32]
     box: tuple[int, int, int, int]  # the photo region the map covers
 
 
@@ -287,7 +288,9 @@ class AnomalyModel:
         dist = self.distance_map(cells, counted, key)
         raw = image_score(dist[counted], self.meta.config.top_k)
         at_threshold = score_at_level(self.meta.review_level, bank)
-        heat = np.clip(dist / max(at_threshold, 1e-6), 0.0, 1.0).astype(np.float32)
+        c = self.meta.config
+        inside = dist[: -(-inp.size[0] // c.stride), : -(-inp.size[1] // c.stride)]
+        heat = np.clip(inside / max(at_threshold, 1e-6), 0.0, 1.0).astype(np.float32)
         return AnomalyResult(design, key, fallback, raw, level_of(raw, bank), heat, inp.box)
 
     def summary(self) -> dict[str, Any]:
