@@ -161,9 +161,11 @@ def write_report(
     targets: NDArray,
     classes: Sequence[str],
     task: str,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """index.html with the PNGs beside it; `metrics` as `evaluate_predictions` or
-    `evaluate_package` make it, `reliability_panels` (probs, targets, title) side by side."""
+    `evaluate_package` make it, `reliability_panels` (probs, targets, title) side by side,
+    `extra` (heading, html) sections at the end (the anomaly model's)."""
     split = metrics.get("split", "scored split")
     pngs = {
         "pr": plot_pr_curves(probs, targets, classes, out / "pr_curves.png"),
@@ -238,6 +240,7 @@ def write_report(
         )
         rows = html_table(_per_class_rows(judged["scores"], metrics["thresholds"]))
         sections.insert(1, ("Per class, photos the gate passes", note + rows))
+    sections += extra
     return write_html(out / "index.html", f"Kito QC evaluation: {split}", summary, sections)
 
 
@@ -428,9 +431,14 @@ def evaluate_package(
             "retake_share": float(1.0 - passed.mean()),
             "scores": score(probs[passed], targets[passed], kept, classes, task, thresholds),
         }
-    metrics = _json_safe(metrics)
     out.mkdir(parents=True, exist_ok=True)
+    extra: list[tuple[str, str]] = []
+    if meta.anomaly is not None:
+        from training.anomaly.evaluate import package_anomaly
+
+        metrics["anomaly"], extra = package_anomaly(package, records, root, probs, classes, out)
+    metrics = _json_safe(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     panels = [(val_probs, val_targets, "val"), (probs, targets, split)]
-    write_report(out, metrics, thresholds, panels, probs, targets, classes, task)
+    write_report(out, metrics, thresholds, panels, probs, targets, classes, task, extra)
     return EvalResult(out=out, metrics=metrics)

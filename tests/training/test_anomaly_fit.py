@@ -190,3 +190,40 @@ def test_update_adds_new_good_photos_to_a_design_bank(tmp_path: Path) -> None:
     assert AnomalyModel(out, threads=1).meta.training["updates"] == [{"design": "A", "photos": 8}]
     with pytest.raises(DataError, match="no bank of its own for design 'Z'"):
         update_design(model, new / "manifest.jsonl", "Z", tmp_path / "z")
+
+
+def test_kito_eval_reports_an_anomaly_only_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kito.cli import app
+
+    model, data, _ = _fitted_model(tmp_path)
+    out = tmp_path / "report"
+    args = ["eval", "--package", str(model), "--manifest", str(data / "manifest.jsonl")]
+    result = CliRunner().invoke(app, [*args, "--split", "test", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "AUROC 1.000" in result.output
+    a = json.loads((out / "metrics.json").read_text())["anomaly"]
+    assert a["covered"] == 10 and a["by_design"][0]["group"] == "A"
+    assert "anomaly_roc.png" in (out / "index.html").read_text()
+    bad = CliRunner().invoke(app, [*args, "--split", "nope", "--out", str(tmp_path / "r2")])
+    assert bad.exit_code == 2 and "no photos in split 'nope'" in bad.output
+
+
+def test_evaluate_package_adds_anomaly_and_fused_numbers(tmp_path: Path) -> None:
+    from training.evaluate import evaluate_package
+
+    base = build_tiny_package(tmp_path / "base")
+    model, data, _ = _fitted_model(tmp_path)
+    pkg = tmp_path / "pkg"
+    with staged(pkg, base) as tmp:
+        for f in model.iterdir():
+            (tmp / f.name).write_bytes(f.read_bytes())
+        attach(tmp, AnomalyModel(tmp, threads=1).meta)
+    m = evaluate_package(pkg, data / "manifest.jsonl", tmp_path / "r", split="test").metrics
+    a = m["anomaly"]
+    assert a["overall"]["auroc"] == pytest.approx(1.0)
+    assert set(a["fused"]) == {"classifier", "anomaly", "fused"}
+    # held if either holds: the fused recall is at least each one's
+    assert a["fused"]["fused"]["recall"] >= a["fused"]["classifier"]["recall"]
+    assert a["fused"]["fused"]["recall"] >= a["fused"]["anomaly"]["recall"]

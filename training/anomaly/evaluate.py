@@ -23,7 +23,7 @@ from qc_model.errors import DataError
 from qc_model.inference import read_image
 from qc_model.manifest import Manifest, Record
 from training.anomaly.fit import design_of, is_good
-from training.metrics import auroc, average_precision
+from training.metrics import auroc, average_precision, defect_columns
 from training.report import html_table, img_tag, plot_anomaly_roc, write_html
 
 
@@ -165,6 +165,30 @@ def evaluate_anomaly(
     sections = anomaly_sections(a, roc_curves(records, levels), out)
     write_html(out / "index.html", f"Kito QC anomaly evaluation: {split}", summary, sections)
     return metrics
+
+
+def package_anomaly(
+    package: Path,
+    records: Sequence[Record],
+    root: Path,
+    probs: NDArray,
+    classes: Sequence[str],
+    out: Path,
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A full package's anomaly numbers beside its classifier's (probs at its thresholds):
+    metrics and report sections for training.evaluate.evaluate_package."""
+    from qc_model.package import read_meta
+
+    meta = read_meta(package)
+    model = AnomalyModel(package, threads=2)
+    levels, banks = anomaly_levels(model, records, root)
+    cols = defect_columns(classes)
+    thr = np.array([meta.thresholds[c].threshold for c in classes])
+    held = (np.asarray(probs)[:, cols] >= thr[cols]).any(axis=1)
+    a = anomaly_metrics(records, levels, banks, model.meta.review_level, held)
+    if not a["covered"]:
+        return a, [("Anomaly model", "<p>No bank covers the designs of these photos.</p>")]
+    return a, anomaly_sections(a, roc_curves(records, levels), out)
 
 
 def summary_line(a: dict[str, Any]) -> str:
