@@ -227,3 +227,15 @@ def test_evaluate_package_adds_anomaly_and_fused_numbers(tmp_path: Path) -> None
     # held if either holds: the fused recall is at least each one's
     assert a["fused"]["fused"]["recall"] >= a["fused"]["classifier"]["recall"]
     assert a["fused"]["fused"]["recall"] >= a["fused"]["anomaly"]["recall"]
+
+
+@pytest.mark.slow
+def test_the_lite0_extractor_exports_with_dynamic_size_and_matches_torch(tmp_path: Path) -> None:
+    from training.anomaly.features import PatchFeatures, check_parity, export_extractor
+
+    module = PatchFeatures((2, 4))
+    assert module.dims() == (40 + 112, 8)
+    export_extractor(module, tmp_path / ANOMALY_ONNX)  # raises when ONNX and torch differ
+    assert check_parity(module, tmp_path / ANOMALY_ONNX, seed=1) < 1e-3
+    with pytest.raises(AnomalyError, match="stages"):
+        PatchFeatures((4, 2))
