@@ -4,7 +4,9 @@ message, the review level from settings, and a package without one working as be
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +124,28 @@ def test_a_package_without_an_anomaly_model_works_as_before(
     assert "anomaly" not in out.details and "anomaly" not in out.timings_ms
     assert UNUSUAL_SURFACE not in _codes(out)
     assert out.details["thresholds"]["anomaly_review"] is None
+
+
+def test_the_anomaly_model_runs_without_torch(packages: dict[str, Path], catalog_dir: Path) -> None:
+    photo = packages["unusual"].parent / "p.jpg"
+    photo.write_bytes(_jpeg(mat_photo(4.0, 30.0)))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from qc_model.catalog import load_catalog
+        from qc_model.decode import decode_photo
+        from serving.model_inspector import ModelInspector
+        inspector = ModelInspector(Path({str(packages["unusual"])!r}), threads=1)
+        design = load_catalog(Path({str(catalog_dir)!r}))["{DESIGN}"]
+        out = inspector.inspect([decode_photo(Path({str(photo)!r}).read_bytes())], design)
+        assert "unusual_surface" in [r["code"] for r in out.details["verdict"]["reasons"]]
+        assert "torch" not in sys.modules and "training" not in sys.modules
+        print("clean")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("clean")
