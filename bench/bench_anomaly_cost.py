@@ -8,7 +8,8 @@ service's SERVICE_THREADS_PER_INSPECTION): the process CPU milliseconds (median 
 the input (locate + crop + resample), the ONNX extractor, and the nearest-neighbour search
 against the first N rows of the design's bank for each N of `--banks` (a coreset is chosen
 greedily, so its first N rows are the coreset of size N). With `--auroc`, also the AUROC of
-defective vs good photos per bank size (each design's photos scored against its own bank).
+defective vs good photos per bank size and per image score (`--top-k`: the mean of the k
+largest patch distances), each design's photos scored against its own bank.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--photos", type=int, default=30)
     ap.add_argument("--banks", default="8192,4096,2048,1024")
     ap.add_argument("--auroc", action="store_true", help="score every photo (slow)")
+    ap.add_argument("--top-k", default="", help="image scores to compare, e.g. 1,3,10")
     args = ap.parse_args(argv)
     model = AnomalyModel(args.model, threads=1)
     root = args.manifest if args.manifest.is_dir() else args.manifest.parent
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         records = records[: args.photos]
     sizes = [int(s) for s in args.banks.split(",")]
     cost: dict[str, list[float]] = {"input": [], "extractor": []}
-    scores: dict[int, list[float]] = {n: [] for n in sizes}
+    ks = [int(k) for k in args.top_k.split(",") if k] or [model.meta.config.top_k]
+    scores: dict[tuple[int, int], list[float]] = {(n, k): [] for n in sizes for k in ks}
     for r in records:
         found = model.bank_for(r.design_id)
         assert found is not None
@@ -69,17 +72,19 @@ def main(argv: list[str] | None = None) -> None:
             bank = model.banks[key][:n]
             d, ms = cpu_ms(nearest_distances, q, bank)
             cost.setdefault(f"nearest, bank {len(bank)}", []).append(ms)
-            scores[n].append(image_score(d, model.meta.config.top_k))
+            for k in ks:
+                scores[(n, k)].append(image_score(d, k))
     print(f"{len(records)} photos, {model.meta.feature_dim}-d features, one thread")
     for stage, values in cost.items():
         print(f"{stage:24} {statistics.median(values):8.1f} ms CPU (median)")
     if args.auroc:
         bad = np.array([r.labels not in ([], [GOOD]) for r in records])
         groups = np.array([bank_key("design", r.design_id or "*") for r in records])
-        for n in sizes:
-            s = np.array(scores[n])
+        for (n, k), values in scores.items():
+            s = np.array(values)
             per = {g: auroc(s[groups == g], bad[groups == g]) for g in sorted(set(groups))}
-            print(f"bank {n}: " + ", ".join(f"{g} AUROC {a:.4f}" for g, a in per.items()))
+            text = ", ".join(f"{g} AUROC {a:.4f}" for g, a in per.items())
+            print(f"bank {n}, top-{k} mean: {text}")
 
 
 if __name__ == "__main__":

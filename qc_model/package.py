@@ -32,7 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from qc_model.anomaly import ANOMALY_META, AnomalyError, AnomalyModel
+from qc_model.anomaly import AnomalyError, AnomalyModel
+from qc_model.anomaly_ref import AnomalyRef, open_anomaly
 from qc_model.errors import DataError
 from qc_model.manifest import sha256_file
 from qc_model.preprocess import PreprocessConfig
@@ -132,16 +133,6 @@ class SurfaceMeta(BaseModel):
         if outside:
             raise ValueError(f"surface: fusion for classes the branch does not score: {outside}")
         return self
-
-
-class AnomalyRef(BaseModel):
-    """The package's anomaly model (anomaly.json and the files it names, qc_model.anomaly)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    meta_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]  # of anomaly.json
-    designs: list[str] = Field(default_factory=list)  # designs with a bank of their own
-    fallback: list[str] = Field(default_factory=list)  # designs scored with their family's
 
 
 class PackageMeta(BaseModel):
@@ -265,19 +256,8 @@ def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
 
 
 def _load_anomaly(folder: Path, ref: AnomalyRef, threads: int) -> AnomalyModel:
-    path = folder / ANOMALY_META
-    if not path.is_file():
-        raise PackageError(
-            f"{folder}: package.json names an anomaly model, {ANOMALY_META} is missing"
-        )
-    digest = sha256_file(path)
-    if digest != ref.meta_sha256:
-        raise PackageError(
-            f"{path}: checksum {digest[:12]}… does not match package.json "
-            f"({ref.meta_sha256[:12]}…); the file is corrupt or was replaced"
-        )
     try:
-        return AnomalyModel(folder, threads)
+        return open_anomaly(folder, ref, threads)
     except AnomalyError as exc:
         raise PackageError(str(exc)) from None
 

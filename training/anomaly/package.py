@@ -26,9 +26,10 @@ from qc_model.anomaly import (
     AnomalyModel,
     bank_key,
 )
+from qc_model.anomaly_ref import AnomalyRef
 from qc_model.errors import DataError
 from qc_model.manifest import Manifest, sha256_file
-from qc_model.package import MODEL_FILE, AnomalyRef, read_meta
+from qc_model.package import MODEL_FILE, read_meta
 from training.anomaly.fit import Extractor, FitOptions, Fitted, design_of, fit_banks, is_good
 
 
