@@ -149,3 +149,24 @@ def test_the_anomaly_model_runs_without_torch(packages: dict[str, Path], catalog
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("clean")
+
+
+def test_the_registry_store_carries_the_anomaly_model(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from qc_model.package import PackageError, load_package
+    from serving.model_store import put_package, unpack
+    from serving.storage import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path / "store")
+    stored = put_package(store, packages["unusual"])
+    folder = unpack(store, tmp_path / "cache", stored.sha256, stored.meta_sha256)
+    pkg = load_package(folder, threads=1)
+    assert pkg.anomaly is not None and pkg.anomaly.covers(DESIGN)
+    broken = tmp_path / "broken"
+    shutil.copytree(packages["unusual"], broken)
+    (broken / ANOMALY_BANKS).unlink()
+    with pytest.raises(PackageError, match=r"lacks anomaly_banks\.npz"):
+        put_package(store, broken)
