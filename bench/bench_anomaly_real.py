@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, required=True, help="empty or new scratch folder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bank-size", type=int, default=8192)
+    ap.add_argument("--top-k", type=int, default=3, help="image score: mean of k largest")
     ap.add_argument("--no-design", action="store_true", help="one bank for all cell types")
     args = ap.parse_args(argv)
     if args.work.exists() and any(args.work.iterdir()):
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     times["anomaly fit"] = kito(
         "anomaly", "fit", "--manifest", str(args.work / "train" / "manifest.jsonl"),
         "--out", str(pkg), "--bank-splits", "train,test", "--calibration-split", "val",
-        "--bank-size", str(args.bank_size), "--seed", str(args.seed),
+        "--bank-size", str(args.bank_size), "--top-k", str(args.top_k), "--seed", str(args.seed),
     )  # fmt: skip
     times["eval"] = kito(
         "eval", "--package", str(pkg), "--manifest", str(args.work / "test" / "manifest.jsonl"),

@@ -55,6 +55,9 @@ def fit_cmd(
     ] = "val",
     bank_size: Annotated[int, typer.Option(min=16, max=65536, help="Rows per bank")] = 8192,
     max_side: Annotated[int, typer.Option(min=32, max=2048, help="Longest input side")] = 320,
+    top_k: Annotated[
+        int, typer.Option(min=1, max=1000, help="Image score: mean of the k largest patches")
+    ] = 3,
     min_photos: Annotated[
         int, typer.Option(min=1, help="Fewer good photos: the design uses its family's bank")
     ] = 10,
@@ -70,7 +73,7 @@ def fit_cmd(
     from training.anomaly.package import fit_anomaly
 
     opts = FitOptions(
-        config=AnomalyConfig(max_side=max_side),
+        config=AnomalyConfig(max_side=max_side, top_k=top_k),
         bank_size=bank_size,
         min_photos=min_photos,
         false_hold=false_hold,

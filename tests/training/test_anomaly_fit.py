@@ -239,3 +239,18 @@ def test_the_lite0_extractor_exports_with_dynamic_size_and_matches_torch(tmp_pat
     assert check_parity(module, tmp_path / ANOMALY_ONNX, seed=1) < 1e-3
     with pytest.raises(AnomalyError, match="stages"):
         PatchFeatures((4, 2))
+
+
+def test_kito_anomaly_fit_without_good_photos_is_a_one_line_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kito.cli import app
+
+    records = [_record(i, "A", "train", ["scratch"]) for i in range(3)]
+    Manifest(header=Header(name="bad"), records=records).write(tmp_path / "manifest.jsonl")
+    args = ["anomaly", "fit", "--manifest", str(tmp_path / "manifest.jsonl")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no good photos to learn from" in result.output
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o"), "--designs", "Z"])
+    assert result.exit_code == 2 and "no good photos of design(s) Z" in result.output
