@@ -355,7 +355,11 @@ def eval_cmd(
 
     if (checkpoint is None) == (package is None):
         raise DataError("give exactly one of --checkpoint and --package")
-    if package is not None and not (package / "package.json").is_file():
+    if (
+        package is not None
+        and not (package / "package.json").is_file()
+        and (package / "anomaly.json").is_file()
+    ):  # an anomaly model alone (kito anomaly fit without --package)
         from training.anomaly.evaluate import evaluate_anomaly, summary_line
 
         a = evaluate_anomaly(package, manifest, out, split=split)["anomaly"]
