@@ -76,6 +76,24 @@ RETAKE_MESSAGES: Final[dict[str, RetakeMessage]] = {m.code: m for m in _MESSAGES
 RETAKE_CODES: Final[tuple[str, ...]] = tuple(RETAKE_MESSAGES)
 
 
+# Why a piece went to a person, for the artisan (not a retake: the photo was fine).
+UNUSUAL_SURFACE: Final = "unusual_surface"
+REVIEW_MESSAGES: Final[dict[str, RetakeMessage]] = {
+    UNUSUAL_SURFACE: RetakeMessage(
+        UNUSUAL_SURFACE,
+        "A person will look at this piece: part of it looks unusual for this design",
+        "Mtu ataangalia kipande hiki: sehemu yake inaonekana si ya kawaida kwa muundo huu",
+    ),
+}
+
+
+def review_message(code: str, lang: str = "en") -> str:
+    """The artisan's words for a review reason code in "en" or "sw"."""
+    if code not in REVIEW_MESSAGES:
+        raise ValueError(f"unknown review code {code!r}; known: {', '.join(REVIEW_MESSAGES)}")
+    return REVIEW_MESSAGES[code].text(lang)
+
+
 def retake_message(code: str, lang: str = "en") -> str:
     """The instruction for a gate failure code in the given language ("en" or "sw")."""
     try:

@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from qc_model.anomaly import AnomalyError, AnomalyModel
+from qc_model.anomaly_ref import AnomalyRef, open_anomaly
 from qc_model.errors import DataError
 from qc_model.manifest import sha256_file
 from qc_model.preprocess import PreprocessConfig
@@ -157,6 +159,16 @@ class PackageMeta(BaseModel):
     onnx_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     surface: SurfaceMeta | None = None
+    anomaly: AnomalyRef | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_anomaly(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No anomaly model: written exactly as before it existed (old packages' embedded
+        metadata keeps matching, and a package's version text does not change)."""
+        data: dict[str, Any] = handler(self)
+        if self.anomaly is None:
+            data.pop("anomaly", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> PackageMeta:
@@ -189,6 +201,7 @@ class ModelPackage:
     meta: PackageMeta
     session: Any  # onnxruntime.InferenceSession, created once with the checks below
     surface_session: Any = None  # the same for surface.onnx, when the package has a branch
+    anomaly: AnomalyModel | None = None  # the per-design anomaly model, when it has one
 
     @property
     def classes(self) -> list[str]:
@@ -236,7 +249,17 @@ def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
     _check_embedded(model, session, meta)
     _check_io(model, session, meta)
     surface = _load_surface(folder, meta.surface, threads) if meta.surface else None
-    return ModelPackage(path=folder, meta=meta, session=session, surface_session=surface)
+    anomaly = _load_anomaly(folder, meta.anomaly, threads) if meta.anomaly else None
+    return ModelPackage(
+        path=folder, meta=meta, session=session, surface_session=surface, anomaly=anomaly
+    )
+
+
+def _load_anomaly(folder: Path, ref: AnomalyRef, threads: int) -> AnomalyModel:
+    try:
+        return open_anomaly(folder, ref, threads)
+    except AnomalyError as exc:
+        raise PackageError(str(exc)) from None
 
 
 def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:

@@ -200,7 +200,7 @@ _CHECK_PHRASES: Final[dict[str, Phrase]] = {
     },
 }
 
-# The server's reasons a piece is held (serving.pieces), whole or before ": <detail>".
+# The server's reasons a piece is held (serving.orders.pieces), whole or before ": <detail>".
 PIECE_REASONS: Final[dict[str, Phrase]] = {
     "no photo submitted yet": {"en": "No photo sent yet", "sw": "Bado hujatuma picha"},
     "waiting for QC review": {"en": "Waiting for QC to check", "sw": "Inasubiri ukaguzi wa QC"},

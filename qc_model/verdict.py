@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from qc_model.gate import GateResult
-from qc_model.messages import retake_message
+from qc_model.messages import UNUSUAL_SURFACE, retake_message
 from qc_model.spec_checks import CheckResult
 from qc_model.taxonomy import DEFECT_DESCRIPTIONS
 
@@ -34,6 +34,9 @@ class PhotoInput(BaseModel):
 
     gate: GateResult | None = None
     probs: dict[str, float] | None = None
+    # The anomaly model's level for the photo (0..1, calibrated on its design's good photos);
+    # None: the package has no anomaly model for the design, or it was not asked.
+    anomaly: float | None = None
 
 
 class Reason(BaseModel):
@@ -50,6 +53,7 @@ class PhotoDetail(BaseModel):
     call: PhotoCall
     retake_codes: list[str]
     probs: dict[str, float]
+    anomaly: float | None = None
 
 
 class Verdict(BaseModel):
@@ -61,6 +65,7 @@ class Verdict(BaseModel):
     checks: list[str]  # spec checks that caused fail or review
     scores: dict[str, float]  # piece-level score per class: max over usable photos
     photos: list[PhotoDetail]
+    anomaly: float | None = None  # the highest anomaly level over usable photos
 
 
 def as_bands(thresholds: Mapping[str, Band | tuple[float, float]]) -> dict[str, Band]:
@@ -106,17 +111,28 @@ def call_photo(probs: Mapping[str, float], bands: Mapping[str, Band]) -> PhotoCa
     return "pass"
 
 
+def validate_anomaly(level: float | None, name: str = "anomaly level") -> None:
+    if level is None:
+        return
+    if not (isinstance(level, int | float) and math.isfinite(level) and 0.0 <= level <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {level!r}")
+
+
 def decide(
     photos: Sequence[PhotoInput],
     thresholds: Mapping[str, Band | tuple[float, float]],
     spec_checks: Sequence[CheckResult] = (),
+    anomaly_review: float | None = None,
 ) -> Verdict:
     """The piece's verdict from all its photos (1 to 6) and its spec checks.
 
     Order of rules: no usable photo -> retake; a failed spec check -> fail; photos that
     disagree (one fails, another clearly passes) -> review; a class at or above t_high -> fail;
-    a class in the review band or a borderline spec check -> review; otherwise pass.
+    a class in the review band, a borderline spec check, or a usable photo whose anomaly level
+    is at or above `anomaly_review` (reason `unusual_surface`) -> review; otherwise pass. The
+    anomaly model alone never fails a piece: what it finds has no name, so a person decides.
     """
+    validate_anomaly(anomaly_review, "anomaly_review")
     if not photos:
         raise ValueError("a verdict needs at least one photo")
     if len(photos) > 6:
@@ -126,9 +142,12 @@ def decide(
     for i, photo in enumerate(photos):
         probs = dict(photo.probs or {})
         validate_probs(probs, bands)  # bad scores are an error even on an unusable photo
+        validate_anomaly(photo.anomaly)
         codes = photo.gate.retake_codes if photo.gate is not None else []
         call: PhotoCall = "unusable" if codes else call_photo(probs, bands)
-        details.append(PhotoDetail(index=i, call=call, retake_codes=codes, probs=probs))
+        details.append(
+            PhotoDetail(index=i, call=call, retake_codes=codes, probs=probs, anomaly=photo.anomaly)
+        )
     usable = [d for d in details if d.call != "unusable"]
     if not usable:
         codes = list(dict.fromkeys(c for d in details for c in d.retake_codes))
@@ -146,6 +165,9 @@ def decide(
     spec_fail = [c for c in spec_checks if c.result == "fail"]
     spec_border = [c for c in spec_checks if c.result == "borderline"]
     calls = {d.call for d in usable}
+    levels = [d.anomaly for d in usable if d.anomaly is not None]
+    anomaly = max(levels) if levels else None
+    unusual = anomaly is not None and anomaly_review is not None and anomaly >= anomaly_review
 
     reasons = [_check_reason(c) for c in spec_fail + spec_border]
     if spec_fail:
@@ -155,12 +177,14 @@ def decide(
         reasons.append(Reason(code="photos_disagree", text=_disagree_text(usable)))
     elif failing:
         decision = "fail"
-    elif in_band or spec_border:
+    elif in_band or spec_border or unusual:
         decision = "review"
     else:
         decision = "pass"
     reasons += [_class_reason(c, scores[c], "fail") for c in failing]
     reasons += [_class_reason(c, scores[c], "review") for c in in_band]
+    if unusual and anomaly is not None and anomaly_review is not None:
+        reasons.append(_unusual_reason(anomaly, anomaly_review))
     flagged = spec_fail + spec_border
     defects = list(dict.fromkeys([*failing, *in_band, *(c.defect for c in flagged if c.defect)]))
     return Verdict(
@@ -170,6 +194,15 @@ def decide(
         checks=[c.name for c in flagged],
         scores=scores,
         photos=details,
+        anomaly=anomaly,
+    )
+
+
+def _unusual_reason(level: float, review_from: float) -> Reason:
+    return Reason(
+        code=UNUSUAL_SURFACE,
+        text=f"unusual for this design: anomaly level {level:.3f} at or above {review_from:.3f}"
+        " (the model has no name for it; a person should look)",
     )
 
 

@@ -33,9 +33,11 @@ def write_report(
     targets: NDArray,
     classes: Sequence[str],
     task: str,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """index.html with the PNGs beside it; `metrics` as `evaluate_predictions` or
-    `evaluate_package` make it, `reliability_panels` (probs, targets, title) side by side."""
+    `evaluate_package` make it, `reliability_panels` (probs, targets, title) side by side,
+    `extra` (heading, html) sections at the end (the anomaly model's)."""
     split = metrics.get("split", "scored split")
     pngs = {
         "pr": plot_pr_curves(probs, targets, classes, out / "pr_curves.png"),
@@ -110,6 +112,7 @@ def write_report(
         )
         rows = html_table(_per_class_rows(judged["scores"], metrics["thresholds"]))
         sections.insert(1, ("Per class, photos the gate passes", note + rows))
+    sections += extra
     return write_html(out / "index.html", f"Kito QC evaluation: {split}", summary, sections)
 
 

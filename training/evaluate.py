@@ -296,9 +296,14 @@ def evaluate_package(
             "retake_share": float(1.0 - passed.mean()),
             "scores": score(probs[passed], targets[passed], kept, classes, task, thresholds),
         }
-    metrics = _json_safe(metrics)
     out.mkdir(parents=True, exist_ok=True)
+    extra: list[tuple[str, str]] = []
+    if meta.anomaly is not None:
+        from training.anomaly.evaluate import package_anomaly
+
+        metrics["anomaly"], extra = package_anomaly(package, records, root, probs, classes, out)
+    metrics = _json_safe(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     panels = [(val_probs, val_targets, "val"), (probs, targets, split)]
-    write_report(out, metrics, thresholds, panels, probs, targets, classes, task)
+    write_report(out, metrics, thresholds, panels, probs, targets, classes, task, extra)
     return EvalResult(out=out, metrics=metrics)

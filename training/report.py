@@ -182,3 +182,23 @@ def img_tag(png: Path) -> str:
 
 def defect_only(classes: Sequence[str]) -> list[str]:
     return [classes[k] for k in defect_columns(classes)]
+
+
+def plot_anomaly_roc(curves: Sequence[tuple[str, NDArray, NDArray]], path: Path) -> Path:
+    """ROC of the anomaly level, one curve per (name, scores, positive) group: defective
+    photos against the good photos of the same group."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, scores, positive in curves:
+        y = np.asarray(positive, bool)
+        if y.all() or not y.any():
+            continue  # one class only: no curve
+        order = np.argsort(-np.asarray(scores, np.float64), kind="mergesort")
+        tpr = np.r_[0, np.cumsum(y[order]) / y.sum()]
+        fpr = np.r_[0, np.cumsum(~y[order]) / (~y).sum()]
+        ax.plot(fpr, tpr, label=f"{name} ({int(y.sum())}+ / {int((~y).sum())} good)")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set(xlabel="good photos held (false-hold rate)", ylabel="defective photos held")
+    ax.set(title="anomaly model: ROC", xlim=(0, 1), ylim=(0, 1.01))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from kito.cli import database, model, registry, service
+from kito.cli.anomaly import anomaly_app
 from kito.cli.catalog import catalog_app
 from kito.cli.common import user_errors
 from kito.cli.data import data_app
@@ -34,6 +35,7 @@ app.add_typer(database.users_app, name="users", no_args_is_help=True)
 app.add_typer(database.payouts_app, name="payouts", no_args_is_help=True)
 app.add_typer(registry.models_app, name="models", no_args_is_help=True)
 app.add_typer(surface_app, name="surface", no_args_is_help=True)
+app.add_typer(anomaly_app, name="anomaly", no_args_is_help=True)
 
 
 def main() -> None:

@@ -62,6 +62,16 @@ def eval_cmd(
 
     if (checkpoint is None) == (package is None):
         raise DataError("give exactly one of --checkpoint and --package")
+    if (
+        package is not None
+        and not (package / "package.json").is_file()
+        and (package / "anomaly.json").is_file()
+    ):  # an anomaly model alone (kito anomaly fit without --package)
+        from training.anomaly.evaluate import evaluate_anomaly, summary_line
+
+        a = evaluate_anomaly(package, manifest, out, split=split)["anomaly"]
+        typer.echo(f"{split}: {summary_line(a)}; report {out / 'index.html'}")
+        return
     if package is not None:
         s = evaluate_package(package, manifest, out, split=split, workers=workers).metrics
     else:
@@ -82,6 +92,10 @@ def eval_cmd(
             f"any-defect recall {j['any_defect']['recall']:.3f}, "
             f"false-hold {j['any_defect']['false_hold_rate']:.3f}"
         )
+    if s.get("anomaly"):
+        from training.anomaly.evaluate import summary_line
+
+        typer.echo(f"  {summary_line(s['anomaly'])}")
 
 
 @commands.command("export")

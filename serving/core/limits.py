@@ -60,7 +60,7 @@ class BodyDeadlineMiddleware:
     """408 `request_timeout` for a request whose body has not fully arrived `timeout_s` after
     its first byte was asked for: a client trickling bytes cannot hold a connection, a worker
     thread and an upload slot for as long as it likes. The slot is given back as the request
-    ends (serving.admission)."""
+    ends (serving.inspection.admission)."""
 
     def __init__(self, app: ASGIApp, timeout_s: float) -> None:
         self.app = app

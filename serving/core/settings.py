@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite file inside data_dir
     photo_dir: Path | None = None  # default: data_dir / "photos"
     # Photos and model packages in an S3-compatible bucket instead of local folders, shared by
-    # every replica: s3://bucket/prefix (serving.storage_s3). Endpoint, region and keys below;
+    # every replica: s3://bucket/prefix (serving.store.storage_s3). Endpoint, region and keys below;
     # keys unset: boto3's own chain (AWS_* variables, instance role).
     storage_url: str | None = None
     s3_endpoint_url: str | None = None
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # Seconds a request body may take to arrive in full; slower ones get 408.
     body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # Orphan photo files (stored, named by no row) older than the minimum age are deleted by
-    # a sweep this often (serving.orphans); `kito fsck --repair` does the same on demand.
+    # a sweep this often (serving.store.orphans); `kito fsck --repair` does the same on demand.
     orphan_sweep_s: Annotated[float, Field(gt=0, le=86400 * 7)] = 3600.0
     orphan_min_age_s: Annotated[float, Field(ge=1, le=86400 * 30)] = 3600.0
     # Unknown bearer tokens per client address and minute before that address gets 429.

@@ -11,7 +11,7 @@ Only authenticated uploads are counted: the middleware checks the bearer token f
 index probe) and answers 401 before reading any body, so connections without a valid token
 cannot fill the bound (issue 28: 20 unauthenticated bodies trickling in at 16 bytes a second
 blocked every artisan). One token and one client address may each hold only a few uploads at
-once (429 `too_many_uploads`); how long a body may take is bounded by serving.limits.
+once (429 `too_many_uploads`); how long a body may take is bounded by serving.core.limits.
 """
 
 from __future__ import annotations

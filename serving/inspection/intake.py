@@ -3,7 +3,7 @@
 Order matters for consistency: photos are written first (content-addressed, atomic), then the
 inspection row and its photo rows in one transaction. A failure in between leaves at most an
 orphan photo file (harmless, findable by hash), never a row without its photos; an upload that
-loses a race (409) deletes the files it created, and the sweep (serving.orphans) the rest.
+loses a race (409) deletes the files it created, and the sweep (serving.store.orphans) the rest.
 An upload to an order is recorded under the order's lock, after checking it is not paid.
 """
 

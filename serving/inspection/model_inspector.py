@@ -23,12 +23,14 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from qc_model.anomaly import AnomalyResult
 from qc_model.catalog import Design
 from qc_model.decode import SERVICE_DECODE_LONG_SIDE, DecodedPhoto
 from qc_model.decode_plan import DecodePlan, carried_up, plan_decode
 from qc_model.errors import DataError
 from qc_model.gate import GateConfig, GateResult, check_photo
 from qc_model.inference import Inferencer, Prediction
+from qc_model.messages import UNUSUAL_SURFACE, review_message
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.taxonomy import DEFECT_LABELS
 from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
@@ -69,8 +71,17 @@ class ModelInspector:
             for name, t in meta.thresholds.items()
             if name in DEFECT_LABELS
         }
+        # The anomaly model's review level is overridden like a class's band, under the name
+        # of its reason: {"unusual_surface": [review_from, 1.0]} (it never fails a piece alone).
+        overrides = dict(threshold_overrides or {})
+        anomaly_band = overrides.pop(UNUSUAL_SURFACE, None)
+        self.anomaly = self.inferencer.package.anomaly
+        self.anomaly_review: float | None = None
+        if self.anomaly is not None:
+            review = anomaly_band[0] if anomaly_band else self.anomaly.meta.review_level
+            self.anomaly_review = float(review)
         try:
-            self.bands = merge_thresholds(base, threshold_overrides)
+            self.bands = merge_thresholds(base, overrides)
         except ValueError as exc:
             raise ThresholdOverrideError(
                 f"KITO_THRESHOLD_OVERRIDES: {exc}; model {self.model_version} scores"
@@ -116,6 +127,11 @@ class ModelInspector:
         timings["model"] = _ms(t0)
 
         t0 = time.perf_counter()
+        anomalies = self._anomalies(photos, gates, [f for _, f in copies], design.id)
+        if self.anomaly is not None:
+            timings["anomaly"] = _ms(t0)
+
+        t0 = time.perf_counter()
         checks: list[CheckResult] = []
         for (copy, _), gate in zip(copies, gates, strict=True):
             if gate.passed:  # measuring a photo the gate refused would only add noise
@@ -126,10 +142,14 @@ class ModelInspector:
 
         t0 = time.perf_counter()
         inputs = [
-            PhotoInput(gate=g, probs={c: p for c, p in pred.probs.items() if c in self.bands})
-            for g, pred in zip(gates, predictions, strict=True)
+            PhotoInput(
+                gate=g,
+                probs={c: p for c, p in pred.probs.items() if c in self.bands},
+                anomaly=a.level if a is not None else None,
+            )
+            for g, pred, a in zip(gates, predictions, anomalies, strict=True)
         ]
-        verdict = decide(inputs, self.bands, checks)
+        verdict = decide(inputs, self.bands, checks, anomaly_review=self.anomaly_review)
         details: dict[str, Any] = {
             "verdict": verdict.model_dump(mode="json"),
             "gate": [_gate_details(g) for g in gates],
@@ -138,11 +158,15 @@ class ModelInspector:
             "thresholds": {
                 "bands": {c: [b.t_low, b.t_high] for c, b in sorted(self.bands.items())},
                 "overridden": self.overridden,
+                "anomaly_review": self.anomaly_review,
             },
             "heatmaps": [
-                self._heatmap(pred, p.size) for pred, p in zip(predictions, photos, strict=True)
+                self._anomaly_heatmap(a, p.size) or self._heatmap(pred, p.size)
+                for pred, p, a in zip(predictions, photos, anomalies, strict=True)
             ],
         }
+        if self.anomaly is not None:
+            details["anomaly"] = self._anomaly_details(anomalies, verdict.reasons)
         timings["verdict"] = _ms(t0)
         return InspectionOutcome(
             verdict=verdict.decision,
@@ -169,6 +193,64 @@ class ModelInspector:
             )
             timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
         return self.inferencer.predict_prepared(prepared, timings)
+
+    def _anomalies(
+        self, photos: list[DecodedPhoto], gates: list[GateResult], factors: list[int], design: str
+    ) -> list[AnomalyResult | None]:
+        """The anomaly model on each photo the gate passed, when it has a bank for the design
+        (its own or its family's); None for the others, and for every photo without a model."""
+        model = self.anomaly
+        if model is None or not model.covers(design):
+            return [None] * len(photos)
+        out: list[AnomalyResult | None] = []
+        for photo, gate, f in zip(photos, gates, factors, strict=True):
+            if not gate.passed:
+                out.append(None)
+                continue
+            loc, mat = gate.location, gate.mat
+            if f > 1:
+                loc = loc.enlarged(f, photo.image.shape[:2]) if loc is not None else None
+                mat = mat.enlarged(f) if mat is not None else None
+            out.append(model.score(photo.image, design, loc, mat))
+        return out
+
+    def _anomaly_heatmap(
+        self, a: AnomalyResult | None, image_size: tuple[int, int]
+    ) -> dict[str, Any] | None:
+        """The anomaly map replaces the class heatmap on a photo it sends to review."""
+        if a is None or self.anomaly_review is None or a.level < self.anomaly_review:
+            return None
+        return {
+            "class": UNUSUAL_SURFACE,
+            "score": round(a.level, 4),
+            "crop_box": list(a.box),
+            "image_size": list(image_size),
+            "grid": np.round(a.heatmap.astype(np.float64), 3).tolist(),
+        }
+
+    def _anomaly_details(
+        self, anomalies: list[AnomalyResult | None], reasons: list[Any]
+    ) -> dict[str, Any]:
+        unusual = any(r.code == UNUSUAL_SURFACE for r in reasons)
+        return {
+            "review_from": self.anomaly_review,
+            "photos": [
+                None
+                if a is None
+                else {
+                    "level": round(a.level, 4),
+                    "score": round(a.score, 4),
+                    "bank": a.bank,
+                    "fallback": a.fallback,
+                }
+                for a in anomalies
+            ],
+            "message": (
+                {lang: review_message(UNUSUAL_SURFACE, lang) for lang in ("en", "sw")}
+                if unusual
+                else None
+            ),
+        }
 
     def _heatmap(self, pred: Prediction, image_size: tuple[int, int]) -> dict[str, Any] | None:
         """The top defect class's heatmap (coarse grid over the crop), kept for the overlay."""

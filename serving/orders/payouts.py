@@ -6,7 +6,7 @@ Whoever inserts second (a concurrent release, a retry, an automatic payout racin
 gets an IntegrityError and answers with the row that won; a crash before the commit leaves
 nothing, a crash after it leaves the payout and its outbox row together.
 
-A release decides under the order's lock (serving.workflow.lock_order), like inspections and
+A release decides under the order's lock (serving.orders.order_lock), like inspections and
 QC decisions: the piece states it pays on are read after the lock, so a rejection committed
 before it is seen and one written after it finds the order paid (and final). Each transaction
 takes one order's lock and nothing else first, so they cannot deadlock.

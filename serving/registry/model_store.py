@@ -2,7 +2,9 @@
 
 A registered package is two objects, `model.onnx` and `package.json`, each stored under the
 sha256 of its bytes (the training checkpoint, when given, is a third). A package with a surface
-branch adds `surface.onnx`, stored the same way; package.json names its hash. A service
+branch adds `surface.onnx`, stored the same way; package.json names its hash. One with an
+anomaly model adds its three files: package.json names anomaly.json's hash, which names the
+other two's. A service
 process loads a package from a local folder named after those two hashes, written once
 (temporary folder, then rename) from bytes whose hashes were checked on the way: a corrupt
 object never becomes a folder. `qc_model.package.load_package` then checks everything inside
@@ -17,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from qc_model.anomaly import ANOMALY_BANKS, ANOMALY_META, ANOMALY_ONNX, AnomalyMeta
 from qc_model.manifest import sha256_file
 from qc_model.package import (
     META_FILE,
@@ -76,12 +79,36 @@ def put_package(store: ObjectStore, folder: Path, checkpoint: Path | None = None
             )
         if _put(store, surface) != meta.surface.onnx_sha256:
             raise PackageError(f"{surface}: its sha256 is not the one package.json names")
+    if meta.anomaly is not None:
+        for name, expected in _anomaly_files(Path(folder), meta.anomaly.meta_sha256):
+            path = Path(folder) / name
+            if not path.is_file():
+                raise PackageError(f"{folder}: the package's anomaly model lacks {name}")
+            if _put(store, path) != expected:
+                raise PackageError(f"{path}: its sha256 is not the one its package names")
     return StoredPackage(
         meta=meta,
         sha256=_put(store, model),
         meta_sha256=_put(store, Path(folder) / META_FILE),
         checkpoint_sha256=ckpt_key,
     )
+
+
+def _anomaly_files(
+    folder: Path | None, meta_sha256: str, data: bytes | None = None
+) -> list[tuple[str, str]]:
+    """(file name, sha256) of an anomaly model's files, from its anomaly.json (read from
+    `folder`, or given as `data`)."""
+    try:
+        text = data if data is not None else (Path(str(folder)) / ANOMALY_META).read_bytes()
+        meta = AnomalyMeta.model_validate_json(text)
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"{ANOMALY_META} of the package cannot be read: {exc}") from None
+    return [
+        (ANOMALY_META, meta_sha256),
+        (ANOMALY_ONNX, meta.onnx_sha256),
+        (ANOMALY_BANKS, meta.banks_sha256),
+    ]
 
 
 def _put(store: ObjectStore, path: Path) -> str:
@@ -121,12 +148,19 @@ def unpack(store: ObjectStore, cache_root: Path, sha256: str, meta_sha256: str) 
     model = _get(store, sha256, MODEL_FILE)
     meta = _get(store, meta_sha256, META_FILE)
     surface = None
+    extra: dict[str, bytes] = {}
     try:
-        branch = PackageMeta.model_validate_json(meta).surface
+        parsed: PackageMeta | None = PackageMeta.model_validate_json(meta)
     except ValueError:
-        branch = None  # load_package says what is wrong with it, with the file's name
+        parsed = None  # load_package says what is wrong with it, with the file's name
+    branch = parsed.surface if parsed is not None else None
     if branch is not None:
         surface = _get(store, branch.onnx_sha256, SURFACE_FILE)
+    if parsed is not None and parsed.anomaly is not None:
+        key = parsed.anomaly.meta_sha256
+        extra[ANOMALY_META] = _get(store, key, ANOMALY_META)
+        for name, sha in _anomaly_files(None, key, extra[ANOMALY_META])[1:]:
+            extra[name] = _get(store, sha, name)
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".unpack-"))
@@ -134,6 +168,8 @@ def unpack(store: ObjectStore, cache_root: Path, sha256: str, meta_sha256: str) 
             (tmp / MODEL_FILE).write_bytes(model)
             if surface is not None:
                 (tmp / SURFACE_FILE).write_bytes(surface)
+            for name, data in extra.items():
+                (tmp / name).write_bytes(data)
             (tmp / META_FILE).write_bytes(meta)
             try:
                 tmp.rename(folder)

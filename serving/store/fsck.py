@@ -6,7 +6,7 @@ Found problems, each one line:
 - bad_checksum: a stored file whose bytes do not hash to its key (disk corruption);
 - orphan_object: a stored file no photo row names (an upload that failed after storing its
   photos and was never retried; harmless, but it should not happen silently; the service's
-  sweep and `kito fsck --repair` delete those older than their minimum age, serving.orphans);
+  sweep and `kito fsck --repair` delete those older than their minimum age, serving.store.orphans);
 - interrupted_write: a temporary file left by a write that was killed before its rename (the
   service deletes those of dead writers when it starts);
 - no_photos, photo_gap: an inspection without photos, or with positions missing;

@@ -35,7 +35,7 @@ def check_key(key: str) -> str:
 class ObjectStore(Protocol):
     def put(self, data: bytes) -> str:
         """Store `data` under its sha256 key and return the key. If the key is present already
-        only its last-modified time is renewed: the orphan sweep (serving.orphans) never
+        only its last-modified time is renewed: the orphan sweep (serving.store.orphans) never
         deletes a key younger than its minimum age, and an upload reusing it is young again."""
         ...
 

@@ -44,7 +44,7 @@ def test_the_service_scores_with_the_branch(
     inspector = ModelInspector(pkg)
     outcome = inspector.inspect([photo], design)
     served = outcome.details["scores"][0]
-    # Uploads are decoded no coarser than the branch reads them (serving.intake).
+    # Uploads are decoded no coarser than the branch reads them (serving.inspection.intake).
     cfg = read_meta(pkg).surface.config  # type: ignore[union-attr]
     assert cfg.px_per_mm is not None
     assert inspector.min_px_per_mm == pytest.approx(cfg.px_per_mm / (1 + cfg.scale_tolerance))

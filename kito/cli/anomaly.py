@@ -1,0 +1,100 @@
+"""`kito anomaly ...`: the per-design anomaly model learnt from good photos (docs/ANOMALY.md).
+
+Registered on the main app by kito.cli; imports its implementation lazily like every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kito.cli.common import user_errors
+
+anomaly_app = typer.Typer(
+    help="The anomaly model: each design's good photos, and how far a photo is from them."
+)
+
+
+def _names(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+@anomaly_app.command("fit")
+@user_errors
+def fit_cmd(
+    manifest: Annotated[Path, typer.Option(help="Data set folder or manifest: its good photos")],
+    out: Annotated[Path, typer.Option(help="New package folder to write")],
+    package: Annotated[
+        Path | None,
+        typer.Option(help="Model package to copy and add the anomaly model to (else: alone)"),
+    ] = None,
+    designs: Annotated[
+        str | None, typer.Option(help="Only these designs (comma-separated catalog ids)")
+    ] = None,
+    bank_splits: Annotated[str, typer.Option(help="Splits whose good photos fill banks")] = "train",
+    calibration_split: Annotated[
+        str, typer.Option(help="Split of held-out good photos for each design's threshold")
+    ] = "val",
+    bank_size: Annotated[int, typer.Option(min=16, max=65536, help="Rows per bank")] = 8192,
+    max_side: Annotated[int, typer.Option(min=32, max=2048, help="Longest input side")] = 320,
+    top_k: Annotated[
+        int, typer.Option(min=1, max=1000, help="Image score: mean of the k largest patches")
+    ] = 3,
+    min_photos: Annotated[
+        int, typer.Option(min=1, help="Fewer good photos: the design uses its family's bank")
+    ] = 10,
+    false_hold: Annotated[
+        float, typer.Option(min=0.0001, max=0.5, help="Target share of good photos held")
+    ] = 0.02,
+    catalog: Annotated[Path | None, typer.Option(help="Design catalog (families)")] = None,
+    seed: int = 0,
+) -> None:
+    """Learn each design's good photos (banks per design, family banks for the rest)."""
+    from qc_model.anomaly import AnomalyConfig
+    from training.anomaly.fit import FitOptions
+    from training.anomaly.package import fit_anomaly
+
+    opts = FitOptions(
+        config=AnomalyConfig(max_side=max_side, top_k=top_k),
+        bank_size=bank_size,
+        min_photos=min_photos,
+        false_hold=false_hold,
+        seed=seed,
+    )
+    meta = fit_anomaly(
+        manifest,
+        out,
+        base=package,
+        designs=_names(designs) or None,
+        opts=opts,
+        bank_splits=tuple(_names(bank_splits)),
+        calibration_split=calibration_split,
+        catalog_dir=catalog,
+    )
+    for name, b in sorted(meta.designs.items()):
+        typer.echo(
+            f"design {name}: {b.photos} photos -> {b.patches} patches, "
+            f"calibrated on {b.calibration_photos}"
+        )
+    for name, b in sorted(meta.families.items()):
+        typer.echo(f"family {name}: {b.photos} photos -> {b.patches} patches")
+    for d, fam in sorted(meta.family_of.items()):
+        typer.echo(f"design {d}: too few good photos of its own, uses family {fam}")
+    typer.echo(f"wrote {out}")
+
+
+@anomaly_app.command("update")
+@user_errors
+def update_cmd(
+    package: Annotated[Path, typer.Option(help="Package (or anomaly model folder) to refresh")],
+    manifest: Annotated[Path, typer.Option(help="Newly accepted photos (e.g. kito export)")],
+    design: Annotated[str, typer.Option(help="The design whose bank is refreshed")],
+    out: Annotated[Path, typer.Option(help="New package folder to write")],
+) -> None:
+    """Refresh one design's bank from newly accepted good photos (old and new, coreset)."""
+    from training.anomaly.update import update_design
+
+    meta = update_design(package, manifest, design, out)
+    b = meta.designs[design]
+    typer.echo(f"design {design}: {b.photos} photos -> {b.patches} patches; wrote {out}")
