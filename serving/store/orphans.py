@@ -2,7 +2,8 @@
 
 An upload stores its photos before the transaction that records them
 (serving.inspection.intake), so a request that loses (to a payout, to another request with its
-Idempotency-Key, to a database failure) can leave files behind. A file is deleted only when all three hold:
+Idempotency-Key, to a database failure) can leave files behind. A file is deleted only when
+all three hold:
 - no photo row names its key (checked in the database just before the delete);
 - it is not in flight: no upload in this process holds its key (`IN_FLIGHT`) between storing
   it and committing or rolling back;
