@@ -40,7 +40,8 @@ export const unitWord = (unit) => keyOr(`qc.unit.${unit}`, unit);
 /** "3 min ago" from an ISO timestamp. */
 export function ago(iso) {
   const [n, unit] = age(iso).split(' ');
-  return t(`qc.ago.${unit}`, { n });
+  // Kiswahili agrees with one ("dakika 1 iliyopita") and many ("dakika 5 zilizopita").
+  return t(`qc.ago.${unit}${n === '1' ? '.one' : ''}`, { n });
 }
 
 /** Why an item is in the queue (fail, review, audit), in words. */
