@@ -183,6 +183,20 @@ def test_switching_the_desk_to_kiswahili_leaves_no_english_on_screen(
     expect(desk.locator("#item-empty")).to_be_visible()
     assert _english_on_screen(desk, english) == []
 
+    # Deciding in Kiswahili, and the decision as the desk shows it afterwards.
+    desk.locator("#f-reason").select_option("")
+    expect(desk.locator(".queue-item")).to_have_count(1)
+    desk.get_by_label(DEFECT_PHRASES["scratch"]["label"]["sw"]).check()
+    desk.keyboard.press("a")
+    status = desk.locator("#item-status")
+    expect(status).to_contain_text(f"Umekubali K1. Oda {order['id']} imelipwa")
+    desk.locator("#f-status").select_option("decided")
+    desk.locator(".queue-item", has_text="K1").click()
+    expect(desk.locator("#decision-line")).to_contain_text("Kimekubaliwa na Njeri")
+    expect(desk.locator("#decision-labels")).to_have_text("Dosari: mkwaruzo")
+    snap(desk, "qc-kiswahili-decided")
+    assert _english_on_screen(desk, english) == []
+
 
 def test_the_sign_in_form_and_its_error_in_kiswahili(live: LiveServer, desk: Page) -> None:
     desk.goto(f"{live.url}/qc")
