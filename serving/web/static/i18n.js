@@ -1,5 +1,7 @@
-// The artisan page's words in English and Swahili. Reasons for a verdict or a held piece are not
-// here: they come from the server's catalogue (words.js, qc_model/reason_messages.py).
+// The pages' words in English and Swahili, and the one mechanism that shows them: the artisan
+// page's catalogue is below; the QC desk adds its own (qc-strings.js) with addStrings. Reasons for
+// a verdict or a held piece are not here: they come from the server's catalogue (words.js,
+// qc_model/reason_messages.py).
 
 export const LANGS = ['en', 'sw'];
 const STORAGE_KEY = 'kito.lang';
@@ -168,6 +170,11 @@ const STRINGS = {
 };
 
 let current = 'en';
+
+/** Add a page's own catalogue ({en: {...}, sw: {...}}, keys prefixed by page) to the one above. */
+export function addStrings(table) {
+  for (const code of LANGS) Object.assign(STRINGS[code], table[code]);
+}
 
 export function initialLang() {
   const saved = localStorage.getItem(STORAGE_KEY);

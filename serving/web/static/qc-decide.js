@@ -1,6 +1,8 @@
 // The QC desk's decision form: defect labels (none ticked in advance), "other" with a note, the
 // rule that a rejection names what is wrong, and the time the reviewer spent on the item.
-import { $, el, money, show } from './dom.js';
+import { $, el, show } from './dom.js';
+import { dateLocale, defectName, lang, sayIn, t } from './qc-lang.js';
+import { phrase } from './words.js';
 
 /** Milliseconds an item has been on screen, leaving out time the tab was hidden. */
 export class Stopwatch {
@@ -29,23 +31,33 @@ export class Stopwatch {
   }
 }
 
+/** A defect's hover text: the taxonomy's description in English, the catalogue's sentence in
+ * Kiswahili. */
+function describe(defect) {
+  if (lang() === 'en') return defect.description;
+  return phrase(`defect.${defect.name}.fail`, lang()) || defect.description;
+}
+
 export function renderDecision(item, taxonomy) {
   const d = item.decision;
   // A newer inspection of the piece closed this item: it is judged there, not here.
   const replaced = !d && item.status === 'replaced';
   show($('#decide'), !d && !replaced);
   show($('#decision'), Boolean(d) || replaced);
-  $('#decide-error').textContent = '';
+  sayIn($('#decide-error'), null);
   if (replaced) {
-    $('#decision-line').textContent = 'Replaced: the artisan sent newer photos of this piece, judged on their own.';
+    $('#decision-line').textContent = t('qc.decided.replaced');
     $('#decision-labels').textContent = '';
     show($('#decision-note'), false);
     return;
   }
   if (d) {
-    const when = new Date(d.decided_at).toLocaleString();
-    $('#decision-line').textContent = `${d.decision === 'approve' ? 'Approved' : 'Rejected'} by ${d.decided_by_name} · ${when}`;
-    $('#decision-labels').textContent = d.labels.length ? `Labels: ${d.labels.join(', ')}` : 'No defect labels.';
+    const when = new Date(d.decided_at).toLocaleString(dateLocale());
+    const by = { name: d.decided_by_name, when };
+    $('#decision-line').textContent = t(d.decision === 'approve' ? 'qc.decided.approve' : 'qc.decided.reject', by);
+    $('#decision-labels').textContent = d.labels.length
+      ? t('qc.decided.labels', { labels: d.labels.map(defectName).join(', ') })
+      : t('qc.decided.no_labels');
     $('#decision-note').textContent = d.note || '';
     show($('#decision-note'), Boolean(d.note));
     return;
@@ -59,37 +71,33 @@ export function renderDecision(item, taxonomy) {
       { class: 'label-choice', title },
       el('input', { type: 'checkbox', name: value === 'other' ? 'other' : 'label', value }),
       ` ${text}`,
-      badge ? el('span', { class: 'badge' }, 'model') : null,
+      badge ? el('span', { class: 'badge' }, t('qc.labels.model')) : null,
     );
   $('#labels').replaceChildren(
-    el('legend', {}, 'Defects actually present (a rejection needs one, or other + a note)'),
-    ...taxonomy.map((t) => choice(t.name, t.name, t.description, flagged.has(t.name))),
-    choice('other', 'other (say what in the note)', 'A defect with no label here', false),
+    el('legend', {}, t('qc.labels.legend')),
+    ...taxonomy.map((d) => choice(d.name, defectName(d.name), describe(d), flagged.has(d.name))),
+    choice('other', t('qc.other'), t('qc.other.title'), false),
   );
   $('#note').value = '';
 }
 
-/** The form as the API takes it, and what is wrong with it for `kind` (null: nothing). */
+/** Run `draw` (which renders the form afresh) keeping the labels ticked and the note typed. */
+export function keepingForm(draw) {
+  const ticked = [...document.querySelectorAll('#labels input:checked')].map((i) => i.value);
+  const note = $('#note').value;
+  draw();
+  for (const box of document.querySelectorAll('#labels input')) box.checked = ticked.includes(box.value);
+  $('#note').value = note;
+}
+
+/** The form as the API takes it, and the catalogue key of what is wrong with it for `kind`
+ * (null: nothing). */
 export function readForm(kind) {
   const labels = [...document.querySelectorAll('#labels input[name="label"]:checked')].map((i) => i.value);
   const other = Boolean(document.querySelector('#labels input[name="other"]:checked'));
   const note = $('#note').value.trim();
   let problem = null;
-  if (other && !note) problem = 'You ticked "other": say in the note what is wrong.';
-  else if (kind === 'reject' && labels.length === 0 && !other) {
-    problem = 'To reject, tick the defects you see (or "other" and say what in the note): the artisan is told why, and the next model learns from it.';
-  }
+  if (other && !note) problem = 'qc.problem.other';
+  else if (kind === 'reject' && labels.length === 0 && !other) problem = 'qc.problem.reject';
   return { labels, note, problem };
-}
-
-export function orderLine(order) {
-  const accepted = order.pieces.filter((p) => p.state === 'accepted').length;
-  const payout = order.payout ? `payout ${order.payout.status}` : 'no payout yet';
-  const fmt = (minor) => money(minor, order.currency, 'en-KE');
-  return `Order ${order.id} is ${order.status}: ${accepted} of ${order.pieces.length} pieces accepted, ${fmt(order.accepted_minor)} of ${fmt(order.total_minor)}; ${payout}.`;
-}
-
-/** Whether the order waits only for someone to release its payout (KITO_AUTO_PAYOUT off). */
-export function releasable(order) {
-  return order.status !== 'paid' && !order.payout && order.pieces.every((p) => p.state === 'accepted');
 }

@@ -1,10 +1,11 @@
 // One review item on the QC desk: photos zoomed to the located piece (the crop the model saw,
 // heatmap over it; the full photo on demand), why it is here, model scores against their review
 // bands, spec checks. Colours: green pass, amber review / borderline, red fail, everywhere.
-import { $, el, show } from './dom.js';
+import { $, el, money, show } from './dom.js';
+import { ago, callWord, checkLabel, defectName, lang, reasonWord, t, unitWord } from './qc-lang.js';
+import { reasonLine } from './words.js';
 
 const num = (v, digits = 2) => (v === null || v === undefined ? '—' : Number(v).toFixed(digits));
-export const checkName = (name) => name.replace(/^size_/, 'size: ').replaceAll('_', ' ');
 
 /** The call of one score against its band [t_low, t_high]: pass, review or fail. */
 export function call(score, band) {
@@ -15,9 +16,25 @@ export function call(score, band) {
 /** The class or check that brought the item here, as a few words ("scratch 0.92"). */
 export function topFinding(result) {
   const v = result.verdict || {};
-  if ((v.checks || []).length) return checkName(v.checks[0]);
+  if ((v.checks || []).length) return checkLabel(v.checks[0]);
   const scores = Object.entries(v.scores || {}).sort((a, b) => b[1] - a[1]);
-  return scores.length ? `${scores[0][0]} ${num(scores[0][1])}` : 'no model score';
+  return scores.length ? `${defectName(scores[0][0])} ${num(scores[0][1])}` : t('qc.top.none');
+}
+
+/** The line under the item's title: artisan, order, why queued, the model's verdict, age, pay. */
+export function itemMeta(item) {
+  const bits = [
+    t('qc.meta.artisan', { name: item.artisan_name }),
+    item.order_id ? t('qc.meta.order', { id: item.order_id }) : t('qc.meta.no_order'),
+    t('qc.meta.reason', { reason: reasonWord(item.reason) }),
+    t('qc.meta.verdict', { verdict: callWord(item.inspection?.verdict ?? 'none') }),
+    t('qc.meta.priority', { p: Number(item.priority).toFixed(2) }),
+    ago(item.created_at),
+  ];
+  if (item.payout_minor !== null && item.payout_minor !== undefined) {
+    bits.push(t('qc.meta.pays', { amount: money(item.payout_minor, 'KES', 'en-KE') }));
+  }
+  return bits.join(' · ');
 }
 
 // ---- photos ---------------------------------------------------------------------------------
@@ -29,14 +46,14 @@ export function topFinding(result) {
  */
 export function photoFigure({ photo, entry, label, zoomed, heatmapOn, load }) {
   const n = photo.position;
-  const img = el('img', { class: 'photo-img', alt: `Photo ${n + 1} of ${label}` });
+  const img = el('img', { class: 'photo-img', alt: t('qc.photo.alt', { n: n + 1, piece: label }) });
   const frame = el('div', { class: 'frame' }, img);
   load(img, photo.url);
   if (entry) {
     const [w, h] = entry.image_size;
     const [x0, y0, x1, y1] = entry.crop_box;
     const [cw, ch] = [x1 - x0, y1 - y0];
-    const heat = el('img', { class: 'heat', alt: `Heatmap of ${entry.class} over photo ${n + 1}` });
+    const heat = el('img', { class: 'heat', alt: t('qc.heat.alt', { cls: defectName(entry.class), n: n + 1 }) });
     heat.hidden = !heatmapOn;
     if (zoomed) {
       frame.classList.add('zoomed');
@@ -60,19 +77,23 @@ export function photoFigure({ photo, entry, label, zoomed, heatmapOn, load }) {
     frame.append(heat);
     load(heat, `${photo.url}/heatmap`);
   }
-  const what = entry && zoomed ? 'the piece' : 'full photo';
-  const caption = `Photo ${n + 1} · ${what} · ${photo.width}×${photo.height} px`;
+  const what = t(entry && zoomed ? 'qc.photo.piece' : 'qc.photo.full');
+  const caption = t('qc.photo.caption', { n: n + 1, what, w: photo.width, h: photo.height });
   return el('figure', { class: 'photo' }, frame, el('figcaption', {}, caption));
 }
 
 // ---- reasons, scores, spec checks -----------------------------------------------------------
 
-export function renderReasons(result) {
-  const lines = (result.verdict?.reasons || []).map((r) => r.text);
+/** Why the item is here. English: the verdict's own words for QC staff; Kiswahili: the
+ * catalogue's sentence for the same reason (the one the artisan reads). */
+export function renderReasons(result, designId) {
+  const sw = lang() !== 'en';
+  const lines = (result.verdict?.reasons || []).map((r) => (sw ? reasonLine(r, result, designId, lang()) : r.text));
   for (const [i, gate] of (result.gate || []).entries()) {
-    for (const m of gate.messages?.en || []) lines.push(`Photo ${i + 1}: ${m}`);
+    const messages = gate.messages?.[lang()] || gate.messages?.en || [];
+    for (const m of messages) lines.push(t('qc.reasons.photo', { n: i + 1, message: m }));
   }
-  if (!lines.length) lines.push('The model gave no reason (audit sample or no model result).');
+  if (!lines.length) lines.push(t('qc.reasons.none'));
   $('#item-reasons').replaceChildren(...lines.map((l) => el('li', {}, l)));
 }
 
@@ -94,8 +115,8 @@ function bandBar(score, band) {
 
 /** The band in few characters: review from t_low, fail from t_high ("fail ≥ 0.99" if equal). */
 function bandText(band) {
-  if (!band) return 'no band';
-  if (band[0] >= band[1]) return `fail ≥ ${num(band[1])}`;
+  if (!band) return t('qc.band.none');
+  if (band[0] >= band[1]) return t('qc.band.fail_only', { t: num(band[1]) });
   return `${num(band[0])} / ${num(band[1])}`;
 }
 
@@ -111,36 +132,43 @@ export function renderScores(result, modelLabels) {
       return el(
         'tr',
         { class: flagged ? 'flagged' : null, dataset: { class: name } },
-        el('th', { scope: 'row', class: flagged ? `call ${c}` : null }, name),
+        el('th', { scope: 'row', class: flagged ? `call ${c}` : null }, defectName(name)),
         el('td', {}, el('span', { class: 'score-cell' }, el('span', { class: `score ${c}` }, num(score, 3)), bandBar(score, band))),
         el('td', { class: 'band-text' }, bandText(band)),
-        el('td', { class: `call ${c}` }, c),
+        el('td', { class: `call ${c}` }, callWord(c)),
       );
     });
   $('#scores tbody').replaceChildren(
-    ...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 4 }, 'No model scores.'))]),
+    ...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 4 }, t('qc.scores.none')))]),
   );
 }
 
-export function renderSpec(checks) {
+export function renderSpec(result, designId) {
+  const checks = result.spec_checks || [];
   const rows = [];
   for (const c of checks) {
-    const unit = c.unit ? ` ${c.unit}` : '';
+    const unit = c.unit ? ` ${unitWord(c.unit)}` : '';
     const expected = c.tolerance ? `${num(c.expected)} ± ${num(c.tolerance)}${unit}` : `${num(c.expected)}${unit}`;
     rows.push(
       el(
         'tr',
         { class: `spec-${c.result}`, dataset: { check: c.name } },
-        el('th', { scope: 'row' }, checkName(c.name)),
+        el('th', { scope: 'row' }, checkLabel(c.name)),
         el('td', {}, `${num(c.measured)}${unit}`),
         el('td', {}, expected),
-        el('td', { class: `call ${c.result}` }, c.result.replace('_', ' ')),
+        el('td', { class: `call ${c.result}` }, callWord(c.result)),
       ),
     );
     // Why, only where there is something to explain: a full-width line under the check.
-    if (c.result !== 'pass') rows.push(el('tr', { class: 'why' }, el('td', { colspan: 4 }, c.reason)));
+    if (c.result !== 'pass') rows.push(el('tr', { class: 'why' }, el('td', { colspan: 4 }, checkWhy(c, result, designId))));
   }
   $('#spec tbody').replaceChildren(...rows);
   show($('#spec'), checks.length > 0);
   show($('#spec-empty'), checks.length === 0);
+}
+
+/** Why a check did not pass: its own English words, or the catalogue's sentence in Kiswahili. */
+function checkWhy(check, result, designId) {
+  if (lang() === 'en') return check.reason;
+  return reasonLine({ code: `${check.name}_${check.result}` }, result, designId, lang()) || check.reason;
 }

@@ -2,6 +2,7 @@
 // heatmap overlay, and the object URLs of its images, revoked when the item closes.
 import { $, el } from './dom.js';
 import { photoFigure } from './qc-item.js';
+import { defectName, t } from './qc-lang.js';
 
 const HEATMAP_KEY = 'kito.qc.heatmap';
 
@@ -28,12 +29,14 @@ export class PhotoPane {
     const insp = item.inspection || {};
     const heatmaps = insp.result?.heatmaps || [];
     const top = heatmaps.find(Boolean);
-    $('#heatmap-class').textContent = top ? `${top.class}, score ${Number(top.score).toFixed(2)}` : 'no heatmap for this item';
+    $('#heatmap-class').textContent = top
+      ? t('qc.heat.class', { cls: defectName(top.class), score: Number(top.score).toFixed(2) })
+      : t('qc.heat.none');
     $('#heatmap-toggle').disabled = !top;
     $('#heatmap-toggle').checked = this.heatmap;
     $('#full-toggle').disabled = !top;
     $('#full-toggle').setAttribute('aria-pressed', String(full));
-    $('#full-toggle').textContent = full || !top ? 'Zoom to the piece (F)' : 'Full photo (F)';
+    $('#full-toggle').textContent = t(full || !top ? 'qc.zoom' : 'qc.full');
     const figures = (insp.photos || []).map((photo) =>
       photoFigure({
         photo,
@@ -68,7 +71,7 @@ export class PhotoPane {
       this.urls.push(url);
       img.src = url;
     } catch (err) {
-      img.replaceWith(el('p', { class: 'error' }, `Image not available: ${err.message}`));
+      img.replaceWith(el('p', { class: 'error' }, t('qc.photo.missing', { message: err.message })));
     }
   }
 }

@@ -1,13 +1,18 @@
-// The QC desk: the review queue with filters, one item at a time (qc-item.js), approve / reject
-// with labels and a note (qc-decide.js), driven by the keyboard.
+// The QC desk: the review queue with filters (qc-queue.js), one item at a time (qc-item.js),
+// approve / reject with labels and a note (qc-decide.js), driven by the keyboard (qc-keys.js),
+// in English or Kiswahili (qc-lang.js).
 import { Api } from './api.js';
-import { $, age, el, money, show } from './dom.js';
-import { Stopwatch, orderLine, readForm, releasable, renderDecision } from './qc-decide.js';
-import { renderReasons, renderScores, renderSpec, topFinding } from './qc-item.js';
+import { $, show } from './dom.js';
+import { Stopwatch, keepingForm, readForm, renderDecision } from './qc-decide.js';
+import { itemMeta, renderReasons, renderScores, renderSpec } from './qc-item.js';
+import { listenForKeys } from './qc-keys.js';
+import { designLabel, errorText, sayIn, signInError, startLang, t } from './qc-lang.js';
+import { orderLine, releasable, renderOrder } from './qc-order.js';
 import { PhotoPane } from './qc-photos.js';
+import { renderArtisanFilter, renderDesignFilter, renderQueue } from './qc-queue.js';
+import { loadWords } from './words.js';
 
 const api = new Api('kito.qc.token');
-const REASONS = { fail: 'Model: fail', review: 'Model: unsure', audit: 'Audit sample (passed)' };
 const watch = new Stopwatch(); // time on the open item, sent with the decision
 const photos = new PhotoPane(api);
 const state = {
@@ -20,30 +25,32 @@ const state = {
   busy: false,
   loadSeq: 0,
   releaseOrderId: null, // an order the last decision completed, when payouts are released by hand
+  problem: null, // the catalogue key of what is wrong with the decision form, if anything
 };
 
 const current = () => state.items[state.index] || null;
 
-function say(text, isError = false) {
+/** The status line: `make()` gives its text in the current language (again after a switch). */
+function say(make, isError = false) {
   show($('#release-done'), false);
   const node = $('#item-status');
-  node.textContent = text;
+  sayIn(node, make);
   node.classList.toggle('error', isError);
 }
 
 function failed(err) {
   if (err.status === 401) {
     signOut();
-    $('#signin-error').textContent = 'Your token is no longer valid; sign in again.';
+    sayIn($('#signin-error'), () => t('qc.signin.expired'));
     return;
   }
-  say(err.status === 0 ? 'No connection to the server.' : err.message, true);
+  say(() => errorText(err), true);
 }
 
 // ---- sign in --------------------------------------------------------------------------------
 
 async function signIn(token) {
-  const me = await api.signIn(token, ['qc', 'admin'], 'This desk is for QC staff (role qc or admin).');
+  const me = await api.signIn(token, ['qc', 'admin'], t('qc.signin.role'));
   state.user = me;
   $('#me').textContent = `${me.name} (${me.role})`;
   show($('#signout'));
@@ -55,10 +62,7 @@ async function signIn(token) {
   ]);
   state.taxonomy = taxonomy.defects;
   state.designs = new Map(designs.data.map((d) => [d.id, d.name]));
-  $('#f-design').replaceChildren(
-    el('option', { value: '' }, 'Any'),
-    ...designs.data.map((d) => el('option', { value: d.id }, `${d.id} · ${d.name}`)),
-  );
+  renderDesignFilter(state.designs);
   await loadQueue();
 }
 
@@ -75,12 +79,11 @@ function signOut() {
 
 async function onSignIn(event) {
   event.preventDefault();
-  $('#signin-error').textContent = '';
+  sayIn($('#signin-error'), null);
   try {
     await signIn($('#token').value.trim());
   } catch (err) {
-    $('#signin-error').textContent =
-      err.status === 401 ? 'Unknown or revoked token.' : err.message || 'Sign-in failed.';
+    sayIn($('#signin-error'), () => signInError(err));
   }
 }
 
@@ -107,53 +110,14 @@ async function loadQueue(keepId = current()?.id) {
   if (seq !== state.loadSeq) return; // a newer filter change answered first
   state.items = page.data;
   for (const item of page.data) state.artisans.set(String(item.artisan_id), item.artisan_name);
-  renderArtisanFilter();
+  renderArtisanFilter(state.artisans);
   $('#queue-count').textContent = `(${page.count})`;
   const keep = state.items.findIndex((i) => i.id === keepId);
-  renderQueue();
+  drawQueue();
   openItem(keep >= 0 ? keep : 0);
 }
 
-function renderArtisanFilter() {
-  const select = $('#f-artisan');
-  const chosen = select.value;
-  const names = [...state.artisans].sort((a, b) => a[1].localeCompare(b[1]));
-  select.replaceChildren(
-    el('option', { value: '' }, 'Any'),
-    ...names.map(([id, name]) => el('option', { value: id }, `${name} (#${id})`)),
-  );
-  select.value = chosen;
-}
-
-function renderQueue() {
-  show($('#queue-empty'), state.items.length === 0);
-  $('#queue').replaceChildren(
-    ...state.items.map((item, i) =>
-      el(
-        'li',
-        {},
-        el(
-          'button',
-          {
-            type: 'button',
-            class: `queue-item reason-${item.reason}`,
-            'aria-current': i === state.index ? 'true' : null,
-            dataset: { id: item.id },
-            onclick: () => openItem(i),
-          },
-          el('span', { class: 'qi-piece' }, `${item.piece_id} · ${state.designs.get(item.design_id) || item.design_id}`),
-          el('span', { class: 'qi-artisan' }, item.artisan_name),
-          el(
-            'span',
-            { class: 'qi-meta' },
-            el('span', { class: `qi-reason ${item.reason}` }, REASONS[item.reason] || item.reason),
-            ` · ${topFinding(item.inspection?.result || {})} · ${age(item.created_at)} ago`,
-          ),
-        ),
-      ),
-    ),
-  );
-}
+const drawQueue = () => renderQueue(state.items, state.index, state.designs, openItem);
 
 // ---- one item -------------------------------------------------------------------------------
 
@@ -180,51 +144,25 @@ function openItem(index) {
 function renderItem(item) {
   const insp = item.inspection || {};
   const result = insp.result || {};
-  const design = state.designs.get(item.design_id) || item.design_id;
+  const design = designLabel(item.design_id, state.designs.get(item.design_id));
   $('#item-title').textContent = `${item.piece_id} · ${design}`;
-  const bits = [
-    `artisan ${item.artisan_name}`,
-    item.order_id ? `order ${item.order_id}` : 'no order',
-    `queued for: ${REASONS[item.reason] || item.reason}`,
-    `model verdict: ${insp.verdict ?? 'none'}`,
-    `priority ${Number(item.priority).toFixed(2)}`,
-    `${age(item.created_at)} ago`,
-  ];
-  if (item.payout_minor !== null && item.payout_minor !== undefined) bits.push(`pays ${money(item.payout_minor, 'KES', 'en-KE')}`);
-  $('#item-meta').textContent = bits.join(' · ');
-  photos.show(item);
-  renderReasons(result);
+  $('#item-meta').textContent = itemMeta(item);
+  photos.show(item, photos.item === item && photos.full);
+  renderReasons(result, item.design_id);
   renderScores(result, item.model_labels || []);
-  renderSpec(result.spec_checks || []);
+  renderSpec(result, item.design_id);
   renderDecision(item, state.taxonomy);
-  renderOrder(item);
-}
-
-async function renderOrder(item) {
-  show($('#order-box'), Boolean(item.order_id));
-  $('#order-line').textContent = '';
-  show($('#release'), false);
-  if (!item.order_id) return;
-  let order;
-  try {
-    order = await api.get(`/api/v1/orders/${encodeURIComponent(item.order_id)}`);
-  } catch (err) {
-    $('#order-line').textContent = `Order ${item.order_id}: ${err.message}`;
-    return;
-  }
-  if (current() !== item) return;
-  $('#order-line').textContent = orderLine(order);
-  show($('#release'), releasable(order));
+  renderOrder(api, item, () => current() === item);
 }
 
 async function release(orderId) {
   try {
     const order = await api.post(`/api/v1/orders/${encodeURIComponent(orderId)}/release`);
-    say(`Payout released. ${orderLine(order)}`);
+    say(() => t('qc.released', { order: orderLine(order) }));
     show($('#release-done'), false);
     const item = current();
     if (item && item.order_id === orderId) {
-      $('#order-line').textContent = orderLine(order);
+      sayIn($('#order-line'), () => orderLine(order));
       show($('#release'), false);
     }
   } catch (err) {
@@ -238,7 +176,8 @@ async function decide(kind) {
   const item = current();
   if (!item || item.decision || item.status === 'replaced' || state.busy) return;
   const { labels, note, problem } = readForm(kind);
-  $('#decide-error').textContent = problem || '';
+  state.problem = problem;
+  sayIn($('#decide-error'), problem && (() => t(problem)));
   if (problem) {
     $('#labels input').focus();
     return;
@@ -251,25 +190,28 @@ async function decide(kind) {
     const decision = await api.post(`/api/v1/reviews/${encodeURIComponent(item.id)}/decision`, body);
     item.decision = decision;
     item.status = 'decided';
-    let message = `${kind === 'approve' ? 'Approved' : 'Rejected'} ${item.piece_id}.`;
+    let order = null;
     let complete = null;
     if (item.order_id) {
       try {
-        const order = await api.get(`/api/v1/orders/${encodeURIComponent(item.order_id)}`);
-        message += ` ${orderLine(order)}`;
+        order = await api.get(`/api/v1/orders/${encodeURIComponent(item.order_id)}`);
         if (releasable(order)) complete = order.id;
       } catch {
         /* the decision stands; the order line is only information */
       }
     }
-    say(message);
+    say(() => {
+      const done = t(`qc.done.${kind}`, { piece: item.piece_id });
+      return order ? `${done} ${orderLine(order)}` : done;
+    });
     // The item leaves the view; keep the one follow-up it may need next to the message.
     state.releaseOrderId = complete;
     show($('#release-done'), complete !== null);
     advanceAfterDecision(item);
   } catch (err) {
     if (err.status === 409) {
-      say(err.code === 'replaced' ? err.message : 'Someone else decided this item; here is their decision.', true);
+      const key = err.code === 'replaced' ? 'qc.conflict.replaced' : 'qc.conflict';
+      say(() => t(key, { message: err.message }), true);
       await reloadItem(item);
     } else failed(err);
   } finally {
@@ -284,7 +226,7 @@ function advanceAfterDecision(item) {
     const at = state.items.indexOf(item);
     state.items.splice(at, 1);
     $('#queue-count').textContent = `(${state.items.length})`;
-    renderQueue();
+    drawQueue();
     openItem(at);
   } else {
     renderItem(item);
@@ -303,33 +245,35 @@ async function reloadItem(item) {
 
 // ---- keyboard -------------------------------------------------------------------------------
 
-function onKey(event) {
-  if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+const KEYS = {
+  a: () => decide('approve'),
+  r: () => decide('reject'),
+  j: () => openItem(state.index + 1),
+  k: () => openItem(state.index - 1),
+  h: () => !$('#heatmap-toggle').disabled && photos.setHeatmap(!photos.heatmap),
+  f: () => photos.toggleFull(),
+};
+
+// ---- language -------------------------------------------------------------------------------
+
+/** Draw the desk again in the language just chosen, keeping what the reviewer ticked and typed. */
+function redraw() {
   if (!state.user) return;
-  const target = event.target;
-  // Letters typed into the note (or a select's type-ahead) are text, not commands.
-  if (target.closest && target.closest('textarea, select, input:not([type="checkbox"])')) {
-    if (event.key === 'Escape') target.blur();
-    return;
-  }
-  const actions = {
-    a: () => decide('approve'),
-    r: () => decide('reject'),
-    j: () => openItem(state.index + 1),
-    k: () => openItem(state.index - 1),
-    h: () => !$('#heatmap-toggle').disabled && photos.setHeatmap(!photos.heatmap),
-    f: () => photos.toggleFull(),
-  };
-  const action = actions[event.key.toLowerCase()];
-  if (action) {
-    event.preventDefault();
-    action();
-  }
+  renderDesignFilter(state.designs);
+  renderArtisanFilter(state.artisans);
+  drawQueue();
+  const item = current();
+  if (!item) return;
+  const problem = $('#decide-error').textContent ? state.problem : null;
+  keepingForm(() => renderItem(item));
+  if (problem) sayIn($('#decide-error'), () => t(problem));
 }
 
 // ---- start ----------------------------------------------------------------------------------
 
-function main() {
+async function main() {
+  startLang(redraw);
+  await loadWords(); // defect and design names in Kiswahili (the artisan page's catalogue)
   $('#signin-form').addEventListener('submit', onSignIn);
   $('#signout').addEventListener('click', signOut);
   $('#filters').addEventListener('change', () => loadQueue());
@@ -340,11 +284,11 @@ function main() {
   $('#reject').addEventListener('click', () => decide('reject'));
   $('#release').addEventListener('click', () => current() && release(current().order_id));
   $('#release-done').addEventListener('click', () => state.releaseOrderId && release(state.releaseOrderId));
-  document.addEventListener('keydown', onKey);
+  listenForKeys(KEYS, () => state.user !== null);
   if (api.token) {
     signIn(api.token).catch((err) => {
       show($('#signin'));
-      if (err.status !== 401) $('#signin-error').textContent = err.message;
+      if (err.status !== 401) sayIn($('#signin-error'), () => signInError(err));
     });
   } else {
     show($('#signin'));

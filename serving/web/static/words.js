@@ -20,7 +20,8 @@ export async function loadWords() {
   if (saved) table = JSON.parse(saved);
 }
 
-function phrase(key, lang, vars = {}) {
+/** One phrase of the catalogue in `lang` (English if missing there), or null if there is none. */
+export function phrase(key, lang, vars = {}) {
   const s = table.phrases[lang]?.[key] ?? table.phrases.en?.[key];
   if (s === undefined) return null;
   return s.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ''));

@@ -116,6 +116,9 @@ def test_qc_desk_has_no_serious_accessibility_violation(
     page.keyboard.press("r")
     expect(page.locator("#decide-error")).not_to_be_empty()
     _axe(page, axe_js, "qc-reject-needs-label")
+    page.get_by_role("button", name="Kiswahili").click()
+    expect(page.locator("html")).to_have_attribute("lang", "sw")
+    _axe(page, axe_js, "qc-reject-needs-label-sw")
 
 
 def test_artisan_first_load_is_under_100_kb(live: LiveServer, browser: Browser) -> None:
