@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from qc_model.catalog import Design
 from qc_model.decode import SERVICE_DECODE_LONG_SIDE, DecodedPhoto, reduce_whole
 from qc_model.errors import DataError
+from qc_model.fingerprint import fingerprint_details
 from qc_model.gate import GateConfig, GateResult, check_photo, decode_long_side
 from qc_model.inference import Inferencer, Prediction
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
@@ -133,6 +134,9 @@ class ModelInspector:
             ],
         }
         timings["verdict"] = _ms(t0)
+        t0 = time.perf_counter()
+        details["fingerprints"] = fingerprint_details([c for c, _ in copies], gates)
+        timings["fingerprint"] = _ms(t0)
         return InspectionOutcome(
             verdict=verdict.decision,
             model_version=self.model_version,

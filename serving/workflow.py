@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from serving.audit import record
 from serving.db.models import Inspection, Order, OrderPiece, ReviewItem, User
+from serving.fingerprints import REASON as PHOTO_REUSED
+from serving.fingerprints import check_reused
 from serving.payouts import existing_payout, pay_if_complete
 from serving.pieces import JUDGED, refresh_piece
 from serving.review_queue import enqueue, replace_open_items
@@ -57,10 +59,14 @@ class Workflow:
             model_version=row.model_version,
         )
         order = lock_order(session, row.order_id) if row.order_id else None
+        # A photo already sent for another piece holds this one for QC (serving.fingerprints).
+        reused = check_reused(session, row) if row.status == "inspected" else []
         if order is not None and row.status == "inspected" and row.verdict in JUDGED:
             replace_open_items(session, row)
         reason = None
-        if row.verdict in ("fail", "review"):
+        if reused and row.verdict in JUDGED:
+            reason = PHOTO_REUSED
+        elif row.verdict in ("fail", "review"):
             reason = row.verdict
         elif row.verdict == "pass" and self.sample_audit():
             reason = "audit"

@@ -276,6 +276,9 @@ function renderVerdict() {
   const serverReasons = (result.verdict?.reasons || []).map((r) => r.text);
   let lines = v === 'retake' ? retakeMessages(result) : serverReasons;
   if (lines.length === 0) lines = serverReasons;
+  // A photo held for a person to check (reused photo): the server's line in both languages.
+  const held = result.integrity?.messages?.[lang()];
+  if (held) lines = [held, ...lines.filter((l) => l !== result.integrity.messages.en)];
   show($('#retake'), v === 'retake');
   reasons.replaceChildren(...lines.map((text) => el('li', {}, text)));
 }

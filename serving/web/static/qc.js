@@ -2,6 +2,7 @@
 // checks, model scores), approve / reject with labels and a note, driven by the keyboard.
 import { Api } from './api.js';
 import { $, age, el, money, show } from './dom.js';
+import { reusedPhotos } from './integrity.js';
 
 const api = new Api('kito.qc.token');
 const HEATMAP_KEY = 'kito.qc.heatmap';
@@ -226,7 +227,8 @@ function renderPhotos(item, insp, result) {
     }
     return el('figure', { class: 'photo' }, frame, el('figcaption', {}, `Photo ${n + 1} · ${photo.width}×${photo.height} px`));
   });
-  $('#photos').replaceChildren(...figures);
+  const reused = reusedPhotos(item, insp, result, (img, path) => loadImage(item, img, path));
+  $('#photos').replaceChildren(...figures, ...(reused ? [reused] : []));
 }
 
 async function loadImage(item, img, path) {
