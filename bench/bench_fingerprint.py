@@ -26,6 +26,7 @@ def main() -> None:
     look.add_argument("--sizes", default="10000,100000,1000000")
     look.add_argument("--queries", type=int, default=200)
     look.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    look.add_argument("--bits", type=int, default=None, help="match radius (default: MATCH_BITS)")
     a = p.parse_args()
     if a.mode == "accuracy":
         from fingerprint_accuracy import run
@@ -34,7 +35,10 @@ def main() -> None:
     else:
         from fingerprint_lookup import run as run_lookup
 
-        run_lookup([int(s) for s in a.sizes.split(",")], a.queries, a.db)
+        from qc_model.fingerprint import MATCH_BITS
+
+        sizes = [int(s) for s in a.sizes.split(",")]
+        run_lookup(sizes, a.queries, a.db, a.bits if a.bits is not None else MATCH_BITS)
 
 
 if __name__ == "__main__":

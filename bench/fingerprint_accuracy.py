@@ -161,9 +161,4 @@ def why(a: Fingerprint, b: Fingerprint) -> str:
         if a.cells is not None and b.cells is not None
         else "-"
     )
-    tint = (
-        f"{max(abs(x - y) for x, y in zip(a.tint, b.tint, strict=True)):.3f}"
-        if a.tint is not None and b.tint is not None
-        else "-"
-    )
-    return f"cells overlap {overlap}, tint difference {tint}, frames {a.frame}/{b.frame}"
+    return f"cells overlap {overlap}, frames {a.frame}/{b.frame}"

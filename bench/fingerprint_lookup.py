@@ -1,7 +1,7 @@
 """Lookup time of the reused-photo index (serving.fingerprints) at growing sizes.
 
 The table is filled with random 64-bit hashes; each query is a fresh random hash with a
-near-duplicate planted at a random distance up to MATCH_BITS (spread over the chunks), so every
+near-duplicate planted at a random distance up to the radius (random bits flipped), so every
 query has one true match to find. Reported: the lookup's wall time (p50 / p95) and how many
 candidate rows the chunk indexes returned, and whether every planted match was found.
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from qc_model.fingerprint import MATCH_BITS, Fingerprint
 from serving.db.models import Base, PhotoFingerprint
-from serving.fingerprints import chunks, find_matches, to_signed
+from serving.fingerprints import candidate_filter, chunks, find_matches, to_signed
 
 BATCH = 50_000
 
@@ -43,11 +43,10 @@ def _rows(hashes: np.ndarray, start: int) -> list[dict[str, object]]:
                 "piece_id": f"p{start + i}",
                 "frame": "mat",
                 "phash": to_signed(h),
-                "detail": {"cells": None, "tint": None},
+                "detail": {"cells": None},
                 "c0": c[0],
                 "c1": c[1],
                 "c2": c[2],
-                "c3": c[3],
             }
         )
     return out
@@ -59,7 +58,7 @@ def _near(h: int, d: int, rng: np.random.Generator) -> int:
     return h
 
 
-def run(sizes: list[int], queries: int, db: str | None) -> None:
+def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) -> None:
     rng = np.random.default_rng(0)
     url = db or f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-fp-')) / 'fp.db'}"
     engine = create_engine(url)
@@ -75,7 +74,7 @@ def run(sizes: list[int], queries: int, db: str | None) -> None:
                     f"{table.name}_owner_id_fkey"
                 )
             )
-    print(f"database: {engine.dialect.name}; {queries} queries per size; radius {MATCH_BITS} bits")
+    print(f"database: {engine.dialect.name}; {queries} queries per size; radius {bits} bits")
     print("| stored | lookup ms p50 | p95 | candidates p50 | p95 | planted found |")
     print("|---|---|---|---|---|---|")
     filled = 0
@@ -98,7 +97,7 @@ def run(sizes: list[int], queries: int, db: str | None) -> None:
             planted = []
             for q in range(queries):
                 h = int(rng.integers(0, 2**64, dtype=np.uint64))
-                near = _near(h, int(rng.integers(0, MATCH_BITS + 1)), rng)
+                near = _near(h, int(rng.integers(0, bits + 1)), rng)
                 planted.append((h, f"planted-{size}-{q}"))
                 s.execute(insert(table), _rows(np.array([near], np.uint64), 10**9 + q))
                 s.execute(
@@ -108,10 +107,10 @@ def run(sizes: list[int], queries: int, db: str | None) -> None:
             s.commit()
             for h, piece in planted:
                 t0 = time.perf_counter()
-                matches = find_matches(s, Fingerprint(h, "mat"))
+                matches = find_matches(s, Fingerprint(h, "mat"), bits=bits)
                 times.append((time.perf_counter() - t0) * 1000)
                 found += any(m.piece_id == piece for m in matches)
-                candidates.append(_candidates(s, h))
+                candidates.append(_candidates(s, h, bits))
             s.execute(table.delete().where(table.c.piece_id.like(f"planted-{size}-%")))
             s.commit()
         t, c = np.array(times), np.array(candidates)
@@ -122,13 +121,7 @@ def run(sizes: list[int], queries: int, db: str | None) -> None:
     engine.dispose()
 
 
-def _candidates(s: Session, h: int) -> int:
+def _candidates(s: Session, h: int, bits: int) -> int:
     """Rows the chunk indexes return for `h` (before the exact distance filter)."""
-    from sqlalchemy import or_
-
-    from serving.fingerprints import CHUNKS, neighbours
-
-    cols = (PhotoFingerprint.c0, PhotoFingerprint.c1, PhotoFingerprint.c2, PhotoFingerprint.c3)
-    radius = MATCH_BITS // CHUNKS
-    where = [col.in_(neighbours(c, radius)) for col, c in zip(cols, chunks(h), strict=True)]
-    return int(s.scalar(select(func.count()).select_from(PhotoFingerprint).where(or_(*where))) or 0)
+    where = candidate_filter(h, bits)
+    return int(s.scalar(select(func.count()).select_from(PhotoFingerprint).where(where)) or 0)

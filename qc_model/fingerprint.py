@@ -4,7 +4,7 @@ stripping and brightness changes.
 
 Everything is measured in the calibration mat's own frame: the mat's homography (found by the
 photo gate) maps the card's placement area to fixed grids, so a crop, rotation or resize of the
-photo changes nothing there but resampling noise. Three parts:
+photo changes nothing there but resampling noise. Two parts:
 
 - `phash`, 64 bits: the classic DCT hash of the placement area (its 8 x 8 lowest frequencies,
   each bit one coefficient above or below their median: blind to brightness and contrast and to
@@ -12,13 +12,14 @@ photo changes nothing there but resampling noise. Three parts:
 - `cells`: where something differs from the paper (the piece) on a 64 x 40 grid of the area
   (~3.6 mm cells). Two photos of one piece design laid the same way can share a hash; a copy
   has the piece on the very same cells.
-- `tint`: the paper's colour balance (blue / green, red / green), which a brightness change
-  keeps and another photo, under other light, hardly ever repeats.
 
 Two fingerprints are one photo (`same_photo`) when the hashes are within MATCH_BITS and, where
-measured, the piece cells overlap and the tints agree. Without a mat with two markers (a photo
-the gate refuses anyway) only the hash of the whole photo is taken, which survives re-encoding
-and resizing only. Pure numpy / OpenCV, a few ms per photo beside the gate (docs/BENCHMARKS.md).
+measured, the piece cells overlap. (A paper-tint check was tried and dropped: brightening a
+photo clips white paper, and the tint of what is left moved more than between two photos.)
+Without a mat with two markers (a photo the gate refuses anyway) only the hash of the whole
+photo is taken, which survives re-encoding and resizing only.
+
+Pure numpy / OpenCV, about a millisecond per photo beside the gate (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -47,15 +48,12 @@ PIECE_CONTRAST, NOISE_K = 0.10, 6.0
 MIN_PIECE_CELLS = 4
 MAX_PIECE_FRACTION = 0.25
 MAX_SUPERSAMPLE = 6  # samples per cell side when rectifying
-CLIPPED = 250.0  # a paper cell with a channel this bright gives no tint
-MIN_PAPER_FRACTION = 0.2  # the tint needs this much unclipped paper
 
 # One photo: hashes within MATCH_BITS of 64, piece cells overlapping by at least MIN_OVERLAP
-# (each grid's cells that touch the other's, the smaller of the two fractions), paper tints
-# within TINT_TOL. Chosen on rendered photos (docs/CHECKS.md, "Reused photos").
-MATCH_BITS = 10
+# (each grid's cells that touch the other's, the smaller of the two fractions). Chosen on
+# rendered photos (docs/CHECKS.md, "Reused photos").
+MATCH_BITS = 8
 MIN_OVERLAP = 0.6
-TINT_TOL = 0.03
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,6 @@ class Fingerprint:
     phash: int  # unsigned 64-bit
     frame: str  # "mat" (rectified) or "photo" (no usable mat)
     cells: tuple[int, ...] | None = field(default=None)  # piece cells, row-major; None: unknown
-    tint: tuple[float, float] | None = None
 
     @property
     def hex(self) -> str:
@@ -74,17 +71,15 @@ class Fingerprint:
             "phash": self.hex,
             "frame": self.frame,
             "cells": list(self.cells) if self.cells is not None else None,
-            "tint": [round(t, 4) for t in self.tint] if self.tint is not None else None,
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Fingerprint:
-        cells, tint = doc.get("cells"), doc.get("tint")
+        cells = doc.get("cells")
         return cls(
             phash=int(doc["phash"], 16),
             frame=str(doc.get("frame", "photo")),
             cells=tuple(int(c) for c in cells) if cells is not None else None,
-            tint=(float(tint[0]), float(tint[1])) if tint is not None else None,
         )
 
 
@@ -96,15 +91,9 @@ def same_photo(a: Fingerprint, b: Fingerprint, bits: int = MATCH_BITS) -> bool:
     """Whether `a` and `b` are one photo (see the module's docstring)."""
     if hamming(a.phash, b.phash) > bits:
         return False
-    if a.tint is not None and b.tint is not None and tint_difference(a.tint, b.tint) > TINT_TOL:
-        return False
     if a.cells is not None and b.cells is not None:
         return cell_overlap(a.cells, b.cells) >= MIN_OVERLAP
     return True
-
-
-def tint_difference(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return max(abs(a[0] - b[0]), abs(a[1] - b[1]))
 
 
 def cell_overlap(a: Sequence[int], b: Sequence[int]) -> float:
@@ -137,32 +126,23 @@ def photo_fingerprint(
     x0, y0, x1, y1 = spec.placement_area_mm
     inset = (x0 + CELLS_INSET_MM, y0 + CELLS_INSET_MM, x1 - CELLS_INSET_MM, y1 - CELLS_INSET_MM)
     colour = rectified(image_bgr, mat, inset, (CELLS_W, CELLS_H)).astype(np.float32)
-    grey = colour.mean(axis=2)
+    grey = colour.mean(axis=2)  # no colour conversion of the whole photo: only of the grid
     phash = dct_hash(cv2.resize(grey, (GRID, GRID), interpolation=cv2.INTER_AREA))
-    cells, paper = _piece_cells(grey)
-    # The tint of paper no channel of which is clipped: brightening a photo saturates white
-    # paper, and a clipped channel says nothing of the light.
-    paper &= colour.max(axis=2) < CLIPPED
-    tint = None
-    if paper.mean() >= MIN_PAPER_FRACTION:
-        b, g, r = (float(np.median(colour[..., i][paper])) for i in range(3))
-        tint = (b / max(g, 1.0), r / max(g, 1.0))
-    return Fingerprint(phash, "mat", cells, tint)
+    cells = _piece_cells(grey)
+    return Fingerprint(phash, "mat", cells)
 
 
-def _piece_cells(
-    grey: NDArray[np.float32],
-) -> tuple[tuple[int, ...] | None, NDArray[np.bool_]]:
-    """(piece cells, or None when there are too few to compare or the grid is mostly noise;
-    the paper cells)."""
+def _piece_cells(grey: NDArray[np.float32]) -> tuple[int, ...] | None:
+    """The piece cells, or None when there are too few to compare or the grid is mostly
+    noise."""
     paper_level = cv2.GaussianBlur(grey, (0, 0), 5)
     dev = np.abs(grey / np.maximum(paper_level, 1.0) - 1.0)
     noise = float(np.median(np.abs(dev - np.median(dev))))
     piece = dev > max(PIECE_CONTRAST, NOISE_K * noise)
     n = int(piece.sum())
     if n < MIN_PIECE_CELLS or n > MAX_PIECE_FRACTION * piece.size:
-        return None, ~piece
-    return tuple(int(i) for i in np.flatnonzero(piece.ravel())), ~piece
+        return None
+    return tuple(int(i) for i in np.flatnonzero(piece.ravel()))
 
 
 def dct_hash(grid: NDArray[Any]) -> int:

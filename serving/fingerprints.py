@@ -2,12 +2,18 @@
 of an earlier photo of ANOTHER piece (any artisan, any time) is not passed: the inspection goes
 to review with reason `photo_reused`, naming the earlier inspection, and its piece waits for QC.
 
-The lookup is multi-index hashing in the database: the 64-bit hash is split into four 16-bit
-chunks, each an indexed column. Two hashes within `r` bits differ in at most floor(r / 4) bits
-in at least one chunk (pigeonhole), so the candidates are the rows whose chunk equals one of the
-new chunk's values within that many bits, fetched by index; the exact Hamming distance then
-filters them, and the piece cells and paper tint verify the match (qc_model.fingerprint). The work depends on how many stored hashes share a chunk neighbourhood, not on
-how many there are (bench/bench_fingerprint.py lookup, docs/BENCHMARKS.md).
+The lookup is multi-index hashing in the database: the 64-bit hash is split into three chunks
+of 22, 21 and 21 bits (about log2 of a million photos each), each an indexed column. Two hashes
+within `r` bits differ in at most floor(r / 3) bits in at least one chunk (pigeonhole), so the
+candidates are the rows whose chunk equals one of the new chunk's values within that many bits,
+fetched by index; the exact Hamming distance then
+filters them, and the piece cells verify the match (qc_model.fingerprint.same_photo). The work
+grows with how many stored hashes share a chunk neighbourhood (about n * 760 / 2^21.3 random
+ones at an 8-bit radius: ~360 at a million), far slower than n (bench/bench_fingerprint.py
+lookup, docs/BENCHMARKS.md).
+
+Two uploads of one photo committed at the same instant can each miss the other (neither is
+stored when the other looks); the order lock of the same order serialises them within an order.
 """
 
 from __future__ import annotations
@@ -16,15 +22,14 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from qc_model.fingerprint import MATCH_BITS, Fingerprint, hamming, same_photo
 from qc_model.messages import INTEGRITY_MESSAGES
 from serving.db.models import Inspection, PhotoFingerprint
 
-CHUNKS = 4
-CHUNK_BITS = 16
+CHUNK_WIDTHS = (22, 21, 21)  # bits, most significant first
 REASON = "photo_reused"
 # How many earlier photos an inspection's result names (closest first).
 MAX_NAMED = 5
@@ -61,15 +66,18 @@ def to_unsigned(value: int) -> int:
 
 
 def chunks(phash: int) -> list[int]:
-    mask = (1 << CHUNK_BITS) - 1
-    return [(phash >> (CHUNK_BITS * (CHUNKS - 1 - i))) & mask for i in range(CHUNKS)]
+    out, shift = [], 64
+    for width in CHUNK_WIDTHS:
+        shift -= width
+        out.append((phash >> shift) & ((1 << width) - 1))
+    return out
 
 
-def neighbours(value: int, radius: int) -> list[int]:
-    """`value` and every CHUNK_BITS-bit value within `radius` bits of it."""
+def neighbours(value: int, radius: int, width: int) -> list[int]:
+    """`value` and every `width`-bit value within `radius` bits of it."""
     out = [value]
     for r in range(1, radius + 1):
-        for bits in combinations(range(CHUNK_BITS), r):
+        for bits in combinations(range(width), r):
             flipped = value
             for b in bits:
                 flipped ^= 1 << b
@@ -77,17 +85,28 @@ def neighbours(value: int, radius: int) -> list[int]:
     return out
 
 
+def candidate_filter(phash: int, bits: int) -> ColumnElement[bool]:
+    """The WHERE clause that finds, by the chunk indexes, every row within `bits` of `phash`."""
+    radius = bits // len(CHUNK_WIDTHS)
+    columns = (PhotoFingerprint.c0, PhotoFingerprint.c1, PhotoFingerprint.c2)
+    return or_(
+        *(
+            col.in_(neighbours(c, radius, width))
+            for col, c, width in zip(columns, chunks(phash), CHUNK_WIDTHS, strict=True)
+        )
+    )
+
+
 def row_for(fp: Fingerprint, **fields: Any) -> PhotoFingerprint:
     c = chunks(fp.phash)
     doc = fp.as_json()
     return PhotoFingerprint(
         phash=to_signed(fp.phash),
-        detail={"cells": doc["cells"], "tint": doc["tint"]},
+        detail={"cells": doc["cells"]},
         frame=fp.frame,
         c0=c[0],
         c1=c[1],
         c2=c[2],
-        c3=c[3],
         **fields,
     )
 
@@ -102,32 +121,31 @@ def find_matches(
     """Stored photos that are `fp`'s photo (qc_model.fingerprint.same_photo), closest hash
     first; `not_piece` (order id, piece id) leaves out that piece's own photos (its earlier
     uploads and retakes)."""
-    radius = bits // CHUNKS
-    columns = (PhotoFingerprint.c0, PhotoFingerprint.c1, PhotoFingerprint.c2, PhotoFingerprint.c3)
-    where = [
-        col.in_(neighbours(c, radius)) for col, c in zip(columns, chunks(fp.phash), strict=True)
-    ]
-    rows = session.execute(
-        select(
-            PhotoFingerprint.phash,
-            PhotoFingerprint.frame,
-            PhotoFingerprint.detail,
-            PhotoFingerprint.inspection_id,
-            PhotoFingerprint.position,
-            PhotoFingerprint.piece_id,
-            PhotoFingerprint.order_id,
-            PhotoFingerprint.owner_id,
-        ).where(or_(*where))
+    # Two steps: the chunk indexes give candidates (id and hash only), the exact distance
+    # keeps a few, and only those few rows are read whole to verify.
+    candidates = session.execute(
+        select(PhotoFingerprint.id, PhotoFingerprint.phash).where(candidate_filter(fp.phash, bits))
     ).all()
+    close = [i for i, stored in candidates if hamming(fp.phash, to_unsigned(stored)) <= bits]
+    if not close:
+        return []
     found = []
-    for stored, frame, detail, inspection_id, position, piece_id, order_id, owner_id in rows:
-        if not_piece is not None and (order_id, piece_id) == not_piece:
+    for row in session.scalars(select(PhotoFingerprint).where(PhotoFingerprint.id.in_(close))):
+        if not_piece is not None and (row.order_id, row.piece_id) == not_piece:
             continue
-        phash = to_unsigned(stored)
-        other = Fingerprint.from_json({"phash": f"{phash:016x}", "frame": frame, **(detail or {})})
-        if same_photo(fp, other, bits):
-            d = hamming(fp.phash, phash)
-            found.append(Match(inspection_id, position, piece_id, order_id, owner_id, d))
+        phash = to_unsigned(row.phash)
+        doc = {"phash": f"{phash:016x}", "frame": row.frame, **(row.detail or {})}
+        if same_photo(fp, Fingerprint.from_json(doc), bits):
+            found.append(
+                Match(
+                    row.inspection_id,
+                    row.position,
+                    row.piece_id,
+                    row.order_id,
+                    row.owner_id,
+                    hamming(fp.phash, phash),
+                )
+            )
     return sorted(found, key=lambda m: (m.distance, m.inspection_id))
 
 

@@ -345,9 +345,9 @@ class ShadowResult(Base):
 
 
 class PhotoFingerprint(Base):
-    """One inspected photo's perceptual hash (qc_model.fingerprint), split into four 16-bit
-    chunks, each indexed: multi-index hashing finds every hash within a few bits of a new one
-    by exact chunk lookups (serving.fingerprints)."""
+    """One inspected photo's perceptual hash (qc_model.fingerprint), split into three chunks
+    (22, 21, 21 bits), each indexed: multi-index hashing finds every hash within a few bits of
+    a new one by exact chunk lookups (serving.fingerprints)."""
 
     __tablename__ = "photo_fingerprints"
 
@@ -361,10 +361,9 @@ class PhotoFingerprint(Base):
     piece_id: Mapped[str] = mapped_column(String(64))
     frame: Mapped[str] = mapped_column(String(8))
     phash: Mapped[int] = mapped_column(BigInteger())  # the 64 bits as a signed integer
-    # What verifies a hash match: {"cells": [...] | null, "tint": [b/g, r/g] | null}.
+    # What verifies a hash match: {"cells": [piece cells] | null} (qc_model.fingerprint).
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     c0: Mapped[int] = mapped_column(index=True)
     c1: Mapped[int] = mapped_column(index=True)
     c2: Mapped[int] = mapped_column(index=True)
-    c3: Mapped[int] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

@@ -19,7 +19,14 @@ from qc_model.decode import DecodedPhoto
 from qc_model.fingerprint import MATCH_BITS, Fingerprint, fingerprint_details
 from qc_model.gate import check_photo
 from serving.db.models import Inspection, PhotoFingerprint, User
-from serving.fingerprints import find_matches, neighbours, row_for, to_signed, to_unsigned
+from serving.fingerprints import (
+    chunks,
+    find_matches,
+    neighbours,
+    row_for,
+    to_signed,
+    to_unsigned,
+)
 from serving.pipeline import InspectionOutcome
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "qc_model"))
@@ -27,8 +34,13 @@ from fingerprint_scenes import cheat_copy, jpeg, scene
 
 
 def test_neighbours_and_signed_storage() -> None:
-    assert len(neighbours(0x1234, 0)) == 1
-    assert len(set(neighbours(0x1234, 2))) == 1 + 16 + 120
+    assert len(neighbours(0x1234, 0, 21)) == 1
+    assert len(set(neighbours(0x1234, 2, 21))) == 1 + 21 + 210
+    h = 0x0123_4567_89AB_CDEF
+    widths = (22, 21, 21)
+    parts = chunks(h)
+    assert (parts[0] << 42) | (parts[1] << 21) | parts[2] == h
+    assert all(p < 1 << w for p, w in zip(parts, widths, strict=True))
     for h in (0, 1, (1 << 63) - 1, 1 << 63, (1 << 64) - 1):
         assert to_unsigned(to_signed(h)) == h
         assert -(1 << 63) <= to_signed(h) < 1 << 63
@@ -42,10 +54,10 @@ def test_lookup_finds_exactly_the_hashes_within_the_radius(db_url: str) -> None:
         s.add(user)
         s.flush()
         for d in range(MATCH_BITS + 4):
-            # d bits flipped, spread over the four chunks (the pigeonhole's worst case).
+            # d bits flipped, spread over the three chunks (the pigeonhole's worst case).
             h = query
             for k in range(d):
-                h ^= 1 << ((k % 4) * 16 + k // 4)
+                h ^= 1 << ((k % 3) * 21 + k // 3)
             insp = Inspection(
                 owner_id=user.id,
                 design_id=DESIGN,

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-07 12:40:00.000000
 
-Four indexed 16-bit chunks of each 64-bit hash: multi-index hashing (serving.fingerprints).
+Three indexed chunks (22, 21, 21 bits) of each 64-bit hash: multi-index hashing (serving.fingerprints).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-CHUNKS = ("c0", "c1", "c2", "c3")
+CHUNKS = ("c0", "c1", "c2")
 
 
 def upgrade() -> None:
