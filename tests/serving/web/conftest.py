@@ -97,6 +97,7 @@ def live_manual_payout(
 @pytest.fixture(autouse=True)
 def _reset_inspector(scripted: ScriptedInspector) -> None:
     scripted.verdict = "pass"
+    scripted.fingerprint = None
     scripted.calls.clear()
 
 

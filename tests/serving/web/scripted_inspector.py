@@ -79,6 +79,8 @@ class ScriptedInspector:
     def __init__(self) -> None:
         self.verdict = "pass"
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
+        # Each photo's fingerprint (qc_model.fingerprint), when a test scripts one.
+        self.fingerprint: dict[str, Any] | None = None
 
     def inspect(self, photos: list[DecodedPhoto], design: Design) -> InspectionOutcome:
         self.calls.append((photos, design))
@@ -108,6 +110,8 @@ class ScriptedInspector:
             },
             "heatmaps": [_heatmap(p.size, top) for p in photos],
         }
+        if self.fingerprint is not None:
+            details["fingerprints"] = [self.fingerprint for _ in photos]
         return InspectionOutcome(
             verdict=verdict.decision,
             model_version=self.model_version,
