@@ -26,9 +26,8 @@ def scene(seed: int, px_per_mm: float = 3.5) -> NDArray[np.uint8]:
         cv2.circle(img, (int(x), int(y)), int(rng.uniform(2, 5) * px_per_mm), colour, -1)
     # Light: brighter towards one side.
     gx = np.linspace(-1, 1, w)[None, :, None] * rng.uniform(-0.08, 0.08)
-    img = img * (1 + gx)
-    img = cv2.GaussianBlur(np.clip(img, 0, 255).astype(np.uint8), (3, 3), 0)
-    return np.asarray(img, np.uint8)
+    lit = np.clip(img * (1 + gx), 0, 255).astype(np.uint8)
+    return np.asarray(cv2.GaussianBlur(lit, (3, 3), 0), np.uint8)
 
 
 def jpeg(img: NDArray[np.uint8], quality: int = 92) -> bytes:

@@ -4,7 +4,8 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-07 12:40:00.000000
 
-Three indexed chunks (22, 21, 21 bits) of each 64-bit hash: multi-index hashing (serving.fingerprints).
+Three indexed chunks (22, 21, 21 bits) of each 64-bit hash: multi-index hashing
+(serving.fingerprints).
 """
 
 from __future__ import annotations
