@@ -103,3 +103,14 @@ def retake_message(code: str, lang: str = "en") -> str:
             f"unknown retake code {code!r}; known: {', '.join(RETAKE_CODES)}"
         ) from None
     return message.text(lang)
+
+
+# Said to the artisan when a photo is held for a person to check (serving.fingerprints). It
+# accuses no one: a person looks, and decides.
+INTEGRITY_MESSAGES: Final[dict[str, RetakeMessage]] = {
+    "photo_reused": RetakeMessage(
+        "photo_reused",
+        "This photo looks like one already sent; a person will check",
+        "Picha hii inafanana na picha iliyokwisha kutumwa; mtu ataikagua",
+    ),
+}

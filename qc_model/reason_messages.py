@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 from qc_model.catalog import Measure, PieceType
-from qc_model.messages import LANGUAGES, RETAKE_MESSAGES
+from qc_model.messages import INTEGRITY_MESSAGES, LANGUAGES, RETAKE_MESSAGES, REVIEW_MESSAGES
 from qc_model.taxonomy import DEFECT_LABELS
 
 Phrase = dict[str, str]  # language -> text
@@ -226,6 +226,9 @@ def phrases() -> dict[str, Phrase]:
     out: dict[str, Phrase] = {}
     for code, m in RETAKE_MESSAGES.items():
         out[f"retake.{code}"] = {"en": m.en, "sw": m.sw}
+    # A person looks: an unusual surface (anomaly model), a photo sent before (fingerprints).
+    for code, m in (REVIEW_MESSAGES | INTEGRITY_MESSAGES).items():
+        out[f"reason.{code}"] = {"en": m.en, "sw": m.sw}
     for label, levels in DEFECT_PHRASES.items():
         for level, phrase in levels.items():
             out[f"defect.{label}.{level}"] = phrase

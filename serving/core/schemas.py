@@ -240,7 +240,7 @@ class DecisionPublic(BaseModel):
 
 class ReviewItemPublic(BaseModel):
     id: str
-    reason: str = Field(description="fail | review | audit")
+    reason: str = Field(description="fail | review | audit | photo_reused")
     priority: float
     status: str = Field(
         description="open | decided | replaced (a newer inspection of the piece replaced it)"

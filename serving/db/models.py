@@ -31,7 +31,7 @@ ROLES = ("artisan", "qc", "admin")
 # failed: the inspector raised, the photos and the error are kept for a re-run.
 STATUSES = ("received", "inspected", "failed")
 PIECE_STATES = ("pending", "accepted", "rejected")
-REVIEW_REASONS = ("fail", "review", "audit")
+REVIEW_REASONS = ("fail", "review", "audit", "photo_reused")
 REVIEW_STATUSES = ("open", "decided")
 DECISIONS = ("approve", "reject")
 # candidate: registered, not serving; shadow: scored beside the champion, never decides;
@@ -174,7 +174,7 @@ class ReviewItem(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
     inspection_id: Mapped[str] = mapped_column(ForeignKey("inspections.id"), unique=True)
-    reason: Mapped[str] = mapped_column(String(8), index=True)
+    reason: Mapped[str] = mapped_column(String(16), index=True)
     status: Mapped[str] = mapped_column(String(8))
     # Priority without its age term, and the queue's sort key (serving.review.review_queue).
     priority_base: Mapped[float] = mapped_column(Float())
@@ -342,3 +342,28 @@ class ShadowResult(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     elapsed_ms: Mapped[float] = mapped_column(Float(), default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, index=True)
+
+
+class PhotoFingerprint(Base):
+    """One inspected photo's perceptual hash (qc_model.fingerprint), split into three chunks
+    (22, 21, 21 bits), each indexed: multi-index hashing finds every hash within a few bits of
+    a new one by exact chunk lookups (serving.fingerprints)."""
+
+    __tablename__ = "photo_fingerprints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[str] = mapped_column(
+        ForeignKey("inspections.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int]
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    piece_id: Mapped[str] = mapped_column(String(64))
+    frame: Mapped[str] = mapped_column(String(8))
+    phash: Mapped[int] = mapped_column(BigInteger())  # the 64 bits as a signed integer
+    # What verifies a hash match: {"cells": [piece cells] | null} (qc_model.fingerprint).
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    c0: Mapped[int] = mapped_column(index=True)
+    c1: Mapped[int] = mapped_column(index=True)
+    c2: Mapped[int] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

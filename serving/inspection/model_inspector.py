@@ -28,6 +28,7 @@ from qc_model.catalog import Design
 from qc_model.decode import SERVICE_DECODE_LONG_SIDE, DecodedPhoto
 from qc_model.decode_plan import DecodePlan, carried_up, plan_decode
 from qc_model.errors import DataError
+from qc_model.fingerprint import fingerprint_details
 from qc_model.gate import GateConfig, GateResult, check_photo
 from qc_model.inference import Inferencer, Prediction
 from qc_model.messages import UNUSUAL_SURFACE, review_message
@@ -168,6 +169,9 @@ class ModelInspector:
         if self.anomaly is not None:
             details["anomaly"] = self._anomaly_details(anomalies, verdict.reasons)
         timings["verdict"] = _ms(t0)
+        t0 = time.perf_counter()
+        details["fingerprints"] = fingerprint_details([c for c, _ in copies], gates)
+        timings["fingerprint"] = _ms(t0)
         return InspectionOutcome(
             verdict=verdict.decision,
             model_version=self.model_version,

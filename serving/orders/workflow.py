@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from serving.core.audit import record
 from serving.core.settings import Settings
 from serving.db.models import Inspection, Order, OrderPiece, ReviewItem, User
+from serving.inspection.fingerprints import REASON as PHOTO_REUSED
+from serving.inspection.fingerprints import check_reused
 from serving.orders.order_lock import lock_order
 from serving.orders.payouts import existing_payout, pay_if_complete
 from serving.orders.pieces import JUDGED, refresh_piece
@@ -62,10 +64,14 @@ class Workflow:
         )
         # The intake locked the order already (and checked it is not paid) before the insert.
         order = lock_order(session, row.order_id) if row.order_id else None
+        # A photo already sent for another piece holds this one for QC (serving.fingerprints).
+        reused = check_reused(session, row) if row.status == "inspected" else []
         if order is not None and row.status == "inspected" and row.verdict in JUDGED:
             replace_open_items(session, row)
         reason = None
-        if row.verdict in ("fail", "review"):
+        if reused and row.verdict in JUDGED:
+            reason = PHOTO_REUSED
+        elif row.verdict in ("fail", "review"):
             reason = row.verdict
         elif row.verdict == "pass" and self.sample_audit():
             reason = "audit"

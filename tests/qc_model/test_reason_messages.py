@@ -43,6 +43,8 @@ def test_every_reason_code_the_verdict_can_give_has_phrases() -> None:
         for outcome in ("fail", "borderline"):
             assert f"check.{check}.{outcome}" in keys
     assert {"reason.photos_disagree", "reason.unknown", "check.size_unsure"} <= keys
+    # Held for a person by the anomaly model or the fingerprints: said plainly, both languages.
+    assert {"reason.unusual_surface", "reason.photo_reused"} <= keys
     assert {f"word.{t}" for t in PIECE_WORDS} <= keys
 
 

@@ -65,7 +65,8 @@ def test_photo_without_mat_is_a_retake(inspector: ModelInspector, catalog_dir: P
     assert out.verdict == "retake"
     assert "no_mat" in out.details["gate"][0]["retake_codes"]
     assert out.details["gate"][0]["messages"]["sw"]  # the artisan is told what to fix
-    assert set(out.timings_ms) == {"gate", "model", "spec", "verdict"}
+    assert set(out.timings_ms) == {"gate", "model", "spec", "verdict", "fingerprint"}
+    assert out.details["fingerprints"][0]["frame"] == "photo"  # no mat: the whole photo
 
 
 def test_right_and_wrong_size_on_the_mat(inspector: ModelInspector, catalog_dir: Path) -> None:
@@ -75,6 +76,9 @@ def test_right_and_wrong_size_on_the_mat(inspector: ModelInspector, catalog_dir:
     size = next(c for c in good.details["spec_checks"] if c["name"] == "size_outer_diameter")
     assert size["result"] == "pass" and abs(size["measured"] - 30.0) < 1.0
     assert good.verdict != "retake"
+    # Each photo's fingerprint, taken in the mat's frame, for serving.fingerprints.
+    (fp,) = good.details["fingerprints"]
+    assert fp["frame"] == "mat" and len(fp["phash"]) == 16 and fp["cells"]
     big = inspector.inspect([decode_photo(_jpeg(mat_photo(4.0, 36.0)))], design)
     size = next(c for c in big.details["spec_checks"] if c["name"] == "size_outer_diameter")
     assert size["result"] == "fail" and big.verdict == "fail"

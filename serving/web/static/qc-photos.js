@@ -1,6 +1,7 @@
 // The QC desk's photo pane: the open item's photos (zoomed to the piece or in full), its
 // heatmap overlay, and the object URLs of its images, revoked when the item closes.
 import { $, el } from './dom.js';
+import { reusedPhotos } from './qc-reused.js';
 import { photoFigure } from './qc-item.js';
 import { defectName, t } from './qc-lang.js';
 
@@ -47,7 +48,8 @@ export class PhotoPane {
         load: (img, path) => this.load(item, img, path),
       }),
     );
-    $('#photos').replaceChildren(...figures);
+    const reused = reusedPhotos(item, insp, (img, path) => this.load(item, img, path));
+    $('#photos').replaceChildren(...figures, ...(reused ? [reused] : []));
   }
 
   toggleFull() {

@@ -71,7 +71,8 @@ export function reasonLine(reason, result, designId, lang) {
     const line = phrase(`check.${name}.${outcome}`, lang, { piece });
     if (line) return line;
   }
-  if (code === 'photos_disagree') return phrase('reason.photos_disagree', lang);
+  // Held for a person (photos disagree, unusual surface, a photo sent before): one sentence.
+  if (code !== 'unknown' && phrase(`reason.${code}`, lang)) return phrase(`reason.${code}`, lang);
   const band = result.thresholds?.bands?.[code];
   const score = result.verdict?.scores?.[code];
   if (band && score != null) {

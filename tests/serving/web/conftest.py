@@ -99,6 +99,7 @@ def live_manual_payout(
 def _reset_inspector(scripted: ScriptedInspector) -> None:
     scripted.verdict = "pass"
     scripted.size_off_mm = None
+    scripted.fingerprint = None
     scripted.calls.clear()
 
 

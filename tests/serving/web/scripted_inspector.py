@@ -86,6 +86,8 @@ class ScriptedInspector:
         self.verdict = "pass"
         self.size_off_mm: float | None = None  # the size check's error; None: a pass
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
+        # Each photo's fingerprint (qc_model.fingerprint), when a test scripts one.
+        self.fingerprint: dict[str, Any] | None = None
 
     def inspect(
         self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
@@ -117,6 +119,8 @@ class ScriptedInspector:
             },
             "heatmaps": [_heatmap(p.size, top) for p in photos],
         }
+        if self.fingerprint is not None:
+            details["fingerprints"] = [self.fingerprint for _ in photos]
         return InspectionOutcome(
             verdict=verdict.decision,
             model_version=self.model_version,

@@ -54,7 +54,8 @@ def _verdict_cases() -> list[dict[str, Any]]:
         for outcome in ("fail", "borderline"):
             check = {"name": "component_count", "measured": 33.0, "expected": 36.0, "unit": unit}
             cases.append({"code": f"component_count_{outcome}", "checks": [check]})
-    cases += [{"code": "photos_disagree"}, {"code": "some_future_code"}]
+    cases += [{"code": c} for c in ("photos_disagree", "unusual_surface", "photo_reused")]
+    cases += [{"code": "some_future_code"}]
     return cases
 
 

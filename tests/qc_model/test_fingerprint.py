@@ -1,0 +1,76 @@
+"""Photo fingerprints: one photo re-shot by a cheat keeps its hash, other pieces do not share it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qc_model.decode import decode_photo
+from qc_model.fingerprint import MATCH_BITS, dct_hash, fingerprint_details, hamming
+from qc_model.gate import check_photo
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fingerprint_scenes import cheat_copy, jpeg, scene
+
+
+def _fingerprint(data: bytes) -> dict[str, str]:
+    photo = decode_photo(data)
+    return fingerprint_details([photo.image], [check_photo(photo.image)])[0]
+
+
+def _bits(fp: dict[str, str]) -> int:
+    return int(fp["phash"], 16)
+
+
+@pytest.fixture(scope="module")
+def originals() -> list[dict[str, str]]:
+    return [_fingerprint(jpeg(scene(seed))) for seed in range(6)]
+
+
+def test_hash_is_taken_in_the_mat_frame(originals: list[dict[str, str]]) -> None:
+    assert all(fp["frame"] == "mat" for fp in originals)
+    assert all(len(fp["phash"]) == 16 for fp in originals)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"angle": 9.0, "crop": 0.0, "scale": 1.0, "brightness": 0.0, "quality": 90},
+        {"angle": 0.0, "crop": 0.10, "scale": 1.0, "brightness": 0.0, "quality": 90},
+        {"angle": 0.0, "crop": 0.0, "scale": 0.5, "brightness": 0.0, "quality": 90},
+        {"angle": 0.0, "crop": 0.0, "scale": 1.0, "brightness": -0.2, "quality": 60},
+        {"angle": -7.0, "crop": 0.08, "scale": 0.6, "brightness": 0.15, "quality": 65},
+    ],
+)
+def test_a_cheats_copy_matches_its_original(
+    originals: list[dict[str, str]], change: dict[str, float]
+) -> None:
+    for seed in (0, 3):
+        copy = _fingerprint(cheat_copy(scene(seed), **change))  # type: ignore[arg-type]
+        assert copy["frame"] == "mat"
+        assert hamming(_bits(copy), _bits(originals[seed])) <= MATCH_BITS, (seed, change)
+
+
+def test_photos_of_other_pieces_do_not_match(originals: list[dict[str, str]]) -> None:
+    bits = [_bits(fp) for fp in originals]
+    for i in range(len(bits)):
+        for j in range(i + 1, len(bits)):
+            assert hamming(bits[i], bits[j]) > MATCH_BITS, (i, j)
+
+
+def test_without_a_mat_the_whole_photo_is_hashed() -> None:
+    rng = np.random.default_rng(1)
+    image = (rng.random((300, 400, 3)) * 255).astype(np.uint8)
+    fp = _fingerprint(jpeg(image))
+    assert fp["frame"] == "photo"
+    assert hamming(_bits(fp), _bits(_fingerprint(jpeg(image, quality=70)))) <= MATCH_BITS
+
+
+def test_dct_hash_ignores_brightness_and_contrast() -> None:
+    rng = np.random.default_rng(2)
+    grid = (rng.random((32, 32)) * 200).astype(np.uint8)
+    brighter = np.clip(grid.astype(np.float32) * 1.2 + 10, 0, 255).astype(np.uint8)
+    assert hamming(dct_hash(grid), dct_hash(brighter)) <= 2

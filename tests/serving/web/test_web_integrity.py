@@ -1,0 +1,55 @@
+"""A photo already sent for another piece: the QC desk shows it beside the earlier photo, and
+the artisan reads a plain line in the chosen language."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from live_server import LiveServer
+from playwright.sync_api import Locator, Page, expect
+from scripted_inspector import ScriptedInspector
+from web_helpers import HOOP, clear_queue, get_order, make_order, sign_in_qc, upload
+
+pytestmark = pytest.mark.browser
+
+FINGERPRINT = {"phash": "0123456789abcdef", "frame": "mat", "cells": [100, 101, 164, 165]}
+
+
+def _expect_loaded(img: Locator) -> None:
+    """The <img> shows the authenticated image: a blob: URL that decoded to real pixels."""
+    expect(img).to_have_attribute("src", re.compile(r"^blob:"))
+    width = img.evaluate(
+        """img => img.complete ? img.naturalWidth
+          : new Promise(done => img.addEventListener('load', () => done(img.naturalWidth)))"""
+    )
+    assert width > 0
+
+
+def test_desk_shows_the_reused_photo_beside_the_earlier_one(
+    live: LiveServer, desk: Page, scripted: ScriptedInspector
+) -> None:
+    _, qc = live.user("qc", "Njeri")
+    clear_queue(live, qc)
+    artisan_id, artisan = live.user("artisan", "Wambui")
+    order = make_order(live, qc, artisan_id, [("R1", HOOP, 45000), ("R2", HOOP, 30000)])
+    scripted.fingerprint = FINGERPRINT
+    first = upload(live, artisan, order["id"], "R1", HOOP)
+    second = upload(live, artisan, order["id"], "R2", HOOP)
+    assert first["verdict"] == "pass" and second["verdict"] == "review"
+    assert get_order(live, qc, order["id"])["payout"] is None
+
+    sign_in_qc(desk, live, qc)
+    item = desk.locator(".queue-item")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text("Photo reused")
+    pair = desk.locator("#photos .reused-pair")
+    expect(pair).to_have_count(1)
+    expect(pair).to_contain_text(first["id"])
+    expect(pair).to_contain_text("R1")
+    expect(pair).to_contain_text("Earlier: inspection")
+    imgs = pair.locator("img.photo-img")
+    expect(imgs).to_have_count(2)
+    _expect_loaded(imgs.nth(0))
+    _expect_loaded(imgs.nth(1))
+    expect(desk.locator("#item-reasons")).to_contain_text("looks like one already sent")
