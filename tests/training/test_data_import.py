@@ -265,7 +265,7 @@ def test_good_label_option_names_the_good_class(tmp_path: Path) -> None:
 
 def test_two_good_looking_labels_need_the_option(tmp_path: Path) -> None:
     src = _folder(tmp_path / "src", {"ok": 2, "normal": 2, "bad": 2})
-    with pytest.raises(DataError, match="several labels could mean 'no defect'.*--good-label"):
+    with pytest.raises(DataError, match=r"several labels could mean 'no defect'.*--good-label"):
         import_batch(src, tmp_path / "out")
     m = import_batch(src, tmp_path / "out2", good_label="normal").manifest
     assert m.header.classes == ["bad", "good", "ok"] and m.header.good_label == "normal"
