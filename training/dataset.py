@@ -272,9 +272,12 @@ class FeatureDataset(Dataset):
         targets: NDArray[Any],
         random_view: bool,
         cells: tuple[torch.Tensor, torch.Tensor] | None = None,
+        flip: bool = False,
     ) -> None:
         self.feats, self.targets, self.random_view = feats, targets, random_view
         self.cells = cells  # (N, V, K, h, w) uint8 per view, (N, K) bool
+        # Only without cell targets: those would have to turn with the map.
+        self.flip = flip and cells is None
 
     def __len__(self) -> int:
         return int(self.feats.shape[0])
@@ -283,6 +286,11 @@ class FeatureDataset(Dataset):
         views = int(self.feats.shape[1])
         v = int(torch.randint(views, ()).item()) if self.random_view and views > 1 else 0
         x, y = self.feats[i, v].float(), torch.as_tensor(self.targets[i])
+        if self.flip:
+            # (C, h, w): a mirror and 0-3 quarter turns, like flip_rotate on the photo.
+            if torch.rand(()) < 0.5:
+                x = x.flip(-1)
+            x = torch.rot90(x, int(torch.randint(4, ()).item()), dims=(-2, -1))
         if self.cells is None:
             return x, y
         return x, y, self.cells[0][i, v], self.cells[1][i]
