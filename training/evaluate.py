@@ -41,6 +41,7 @@ from training.report import (
     plot_threshold_sweep,
     write_html,
 )
+from training.single_label_metrics import report_section, single_label_scores
 
 PROVENANCE = ("checkpoint", "package", "model_version", "manifest", "manifest_version", "split")
 
@@ -137,6 +138,7 @@ def score(
         m = confusion_matrix(probs.argmax(axis=1), truth, len(classes))
         out["confusion"] = m.tolist()
         out["accuracy"] = float(np.trace(m) / max(m.sum(), 1))
+        out["single_label"] = single_label_scores(probs, targets, classes, thresholds)
     return out
 
 
@@ -226,6 +228,7 @@ def write_report(
         ("Reliability", img_tag(pngs["rel"])),
         ("Thresholds", img_tag(pngs["sweep"])),
         ("Confusion", img_tag(pngs["cm"])),
+        *report_section(s, probs, targets, classes, out),
         ("By design", html_table(s["by_design"])),
         *_within_design_section(s.get("within_design"), out),
         ("By capture condition", html_table(s["by_capture"])),
