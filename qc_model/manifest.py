@@ -80,6 +80,10 @@ class Header(BaseModel):
     taxonomy_version: str = TAXONOMY_VERSION
     # How the data set was made: command, options, seed, parent versions.
     recipe: dict[str, Any] = Field(default_factory=dict)
+    # Single-label imports: the source's name for "no defect" (e.g. "functional"), stored as
+    # the class GOOD so every consumer knows which class is not a defect. None: not imported
+    # that way (manifests written before this field load unchanged, with the same version).
+    good_label: str | None = None
 
 
 class ManifestError(ValueError):
@@ -118,6 +122,8 @@ class Manifest(BaseModel):
     def content_hash(self) -> str:
         h = hashlib.sha256()
         head = self.header.model_dump(exclude={"version"})
+        if head.get("good_label") is None:
+            head.pop("good_label", None)  # older manifests keep the version they were written with
         h.update(json.dumps(head, sort_keys=True, separators=(",", ":")).encode())
         for r in self.records:
             h.update(b"\n")
@@ -178,7 +184,8 @@ class Manifest(BaseModel):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(m.header.model_dump_json() + "\n")
+                exclude = {"good_label"} if m.header.good_label is None else set()
+                f.write(m.header.model_dump_json(exclude=exclude) + "\n")
                 for r in m.records:
                     f.write(r.model_dump_json() + "\n")
             os.replace(tmp, path)

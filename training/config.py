@@ -29,6 +29,9 @@ class AugmentConfig(BaseModel):
     )  # the phone is never quite parallel to the mat
     shadow: float = Field(default=0.3, ge=0, le=1)  # hand or phone shadow over part of the piece
     flip_rotate: bool = True  # a piece has no preferred orientation on the mat
+    # Frozen-trunk runs: flip / quarter-turn each cached feature map at random (training only),
+    # a new view each epoch without another pass of the trunk.
+    feature_flip: bool = False
 
 
 class TrainConfig(BaseModel):
@@ -56,6 +59,8 @@ class TrainConfig(BaseModel):
     drop_rate: float = Field(default=0.2, ge=0, lt=1)
     imbalance: Literal["pos_weight", "sampler", "none"] = "pos_weight"
     max_pos_weight: float = Field(default=20.0, ge=1)
+    # Single-label cross-entropy only: share of the target spread over the other classes.
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = torch's default

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from training.image_integrity import BadImage, ImageInfo, check_image
 from training.import_sources import Candidate, Skipped, scan_source
 
 TASKS = ("auto", "multilabel", "single_label")
+# Names a labelled batch commonly gives its defect-free photos; each becomes the class GOOD.
+GOOD_ALIASES = ("good", "ok", "pass", "normal", "functional", "no_defect")
 REPORT_NAME = "import_report.json"
 
 
@@ -55,6 +57,13 @@ class ImportResult:
         lines += [f"  {c}: {counts.get(c, 0)}" for c in classes]
         splits = Counter(r.split for r in m.records)
         lines.append("splits: " + ", ".join(f"{s} {n}" for s, n in sorted(splits.items())))
+        if m.header.good_label is not None:
+            lines.append(f"'{m.header.good_label}' means no defect: stored as class '{GOOD}'")
+        elif m.header.task == "single_label" and GOOD not in m.header.classes:
+            lines.append(
+                "warning: no label means 'no defect', so every photo counts as defective; "
+                "name the good label with --good-label"
+            )
         lines.append(f"manifest {self.manifest_path} (version {m.header.version})")
         return "\n".join(lines)
 
@@ -62,6 +71,35 @@ class ImportResult:
 def _key(label: str) -> str:
     """Spelling-tolerant form for matching the taxonomy: 'Broken link' -> 'broken_link'."""
     return label.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def find_good_label(candidates: list[Candidate], good_label: str | None) -> str | None:
+    """The batch's own spelling of "no defect": `good_label` (must occur) or the one label
+    that matches GOOD_ALIASES (case-insensitive); None when no label means "no defect"."""
+    seen = sorted({lab for c in candidates for lab in c.labels})
+    if good_label is not None:
+        hits = [lab for lab in seen if _key(lab) == _key(good_label)]
+        if not hits:
+            raise DataError(
+                f"--good-label {good_label!r}: no photo carries that label; "
+                f"labels found: {', '.join(seen) or '(none)'}"
+            )
+    else:
+        hits = [lab for lab in seen if _key(lab) in GOOD_ALIASES]
+    if len(hits) > 1:
+        raise DataError(
+            f"several labels could mean 'no defect' ({', '.join(hits)}); "
+            "name the one with --good-label"
+        )
+    return hits[0] if hits else None
+
+
+def _as_good(candidates: list[Candidate], good: str) -> list[Candidate]:
+    """Candidates with the batch's "no defect" label spelt GOOD."""
+    return [
+        replace(c, labels=tuple(GOOD if lab == good else lab for lab in c.labels))
+        for c in candidates
+    ]
 
 
 def resolve_labels(
@@ -114,12 +152,21 @@ def _read_checked(c: Candidate) -> tuple[bytes, ImageInfo]:
     return data, check_image(data)
 
 
-def import_batch(source: Path, out: Path, task: str = "auto", seed: int = 0) -> ImportResult:
-    """Check, copy and register every image of a labelled batch; see README 'Data sets'."""
+def import_batch(
+    source: Path, out: Path, task: str = "auto", seed: int = 0, good_label: str | None = None
+) -> ImportResult:
+    """Check, copy and register every image of a labelled batch; see README 'Data sets'.
+
+    The label that means "no defect" (`good_label`, else one of GOOD_ALIASES) is stored as the
+    class GOOD, its original spelling in the header, so the any-defect decision, false-hold rate
+    and verdict know which photos are good."""
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     source, out = Path(source), Path(out)
     kind, candidates, skipped = scan_source(source)
+    good = find_good_label(candidates, good_label)
+    if good is not None:
+        candidates = _as_good(candidates, good)
     new_task, classes, labels = resolve_labels(candidates, task)
     _check_out(out, source)
     images = out / "images"
@@ -162,6 +209,7 @@ def import_batch(source: Path, out: Path, task: str = "auto", seed: int = 0) -> 
         "source_kind": kind,
         "task": task,
         "seed": seed,
+        "good_label": good_label,
     }
     _write_report(out, source, kind, len(records), skipped)
     if not records:
@@ -169,7 +217,10 @@ def import_batch(source: Path, out: Path, task: str = "auto", seed: int = 0) -> 
             f"no importable images in {source} ({len(skipped)} files skipped; "
             f"see {out / REPORT_NAME})"
         )
-    header = Header(name=out.resolve().name, task=new_task, classes=classes, recipe=recipe)
+    header = Header(
+        name=out.resolve().name, task=new_task, classes=classes, recipe=recipe,
+        good_label=good if new_task == "single_label" and good is not None else None,
+    )  # fmt: skip
     manifest = Manifest(header=header, records=assign_splits(records, seed=seed))
     written = manifest.write(out / "manifest.jsonl")
     return ImportResult(written, out, source, kind, skipped)

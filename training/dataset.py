@@ -258,8 +258,11 @@ class FeatureDataset(Dataset):
     In training each item is a random view, so a few cached augmentations still vary per epoch.
     """
 
-    def __init__(self, feats: torch.Tensor, targets: NDArray[Any], random_view: bool) -> None:
+    def __init__(
+        self, feats: torch.Tensor, targets: NDArray[Any], random_view: bool, flip: bool = False
+    ) -> None:
         self.feats, self.targets, self.random_view = feats, targets, random_view
+        self.flip = flip
 
     def __len__(self) -> int:
         return int(self.feats.shape[0])
@@ -267,7 +270,13 @@ class FeatureDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         views = int(self.feats.shape[1])
         v = int(torch.randint(views, ()).item()) if self.random_view and views > 1 else 0
-        return self.feats[i, v].float(), torch.as_tensor(self.targets[i])
+        x, y = self.feats[i, v].float(), torch.as_tensor(self.targets[i])
+        if self.flip:
+            # (C, h, w): a mirror and 0-3 quarter turns, like flip_rotate on the photo.
+            if torch.rand(()) < 0.5:
+                x = x.flip(-1)
+            x = torch.rot90(x, int(torch.randint(4, ()).item()), dims=(-2, -1))
+        return x, y
 
 
 @torch.no_grad()

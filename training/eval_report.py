@@ -20,6 +20,7 @@ from training.report import (
     plot_threshold_sweep,
     write_html,
 )
+from training.single_label_metrics import report_section
 
 PROVENANCE = ("checkpoint", "package", "model_version", "manifest", "manifest_version", "split")
 
@@ -100,6 +101,7 @@ def write_report(
         ("Reliability", img_tag(pngs["rel"])),
         ("Thresholds", img_tag(pngs["sweep"])),
         ("Confusion", img_tag(pngs["cm"])),
+        *report_section(s, probs, targets, classes, out),
         ("By design", html_table(s["by_design"])),
         *_within_design_section(s.get("within_design"), out),
         ("By capture condition", html_table(s["by_capture"])),

@@ -32,6 +32,7 @@ from training.metrics import (
     per_class_metrics,
     stratified_auroc,
 )
+from training.single_label_metrics import single_label_scores
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def score(
         m = confusion_matrix(probs.argmax(axis=1), truth, len(classes))
         out["confusion"] = m.tolist()
         out["accuracy"] = float(np.trace(m) / max(m.sum(), 1))
+        out["single_label"] = single_label_scores(probs, targets, classes, thresholds)
     return out
 
 

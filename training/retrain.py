@@ -108,14 +108,29 @@ def combine(base: Path, reviewed: Path, out: Path) -> tuple[Manifest, int]:
     return merged.write(out / "manifest.jsonl"), dropped
 
 
-def retrain_config(champion: PackageMeta, plan: RetrainPlan, path: Path) -> list[str]:
-    """Write the challenger's training config to `path`; notes on what was changed and why."""
+def retrain_config(
+    champion: PackageMeta, plan: RetrainPlan, path: Path, manifest: Path | None = None
+) -> list[str]:
+    """Write the challenger's training config to `path`; notes on what was changed and why.
+
+    The champion's own config when it carries one (the recipe its data was given); otherwise
+    the recipe `kito train` would choose for `manifest` (training.recipe)."""
     notes = []
     if plan.config is not None:
         cfg: dict[str, Any] = yaml.safe_load(plan.config.read_text(encoding="utf-8")) or {}
     else:
         cfg = dict(champion.training.get("config") or {})
-        if not cfg:
+        if not cfg and manifest is not None:
+            from training.config import load_config
+            from training.recipe import choose_recipe
+
+            recipe = choose_recipe(manifest)
+            cfg = load_config(recipe.config, recipe.overrides).model_dump(mode="json")
+            notes.append(
+                f"the champion carries no training config: recipe {recipe.config.name} "
+                f"({'; '.join(recipe.reasons)})"
+            )
+        elif not cfg:
             notes.append("the champion carries no training config: using the defaults")
         gone = sorted(set(cfg) & set(REMOVED))
         if gone:  # the champion's full config: they were written, not chosen, so no warning
@@ -207,7 +222,7 @@ def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
     counts = {s: len(merged.split(s)) for s in ("train", "val", "test")}
     echo(f"      {counts} photos, {relabelled} base photos relabelled by QC")
     cfg_path = plan.out / "retrain_config.yaml"
-    notes = retrain_config(champion, plan, cfg_path)
+    notes = retrain_config(champion, plan, cfg_path, data / "manifest.jsonl")
     for note in notes:
         echo(f"      {note}")
     run_dir = plan.out / "run"

@@ -78,7 +78,7 @@ def make_criterion(cfg: TrainConfig, targets: NDArray[Any], task: str, k: int) -
             counts = np.bincount(targets, minlength=k).astype(np.float64)
             w = counts.sum() / np.maximum(counts, 1) / k
             weight = torch.tensor(np.minimum(w, cfg.max_pos_weight), dtype=torch.float32)
-        return nn.CrossEntropyLoss(weight=weight)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     pos_weight = None
     if cfg.imbalance == "pos_weight":
         pos = targets.sum(axis=0)

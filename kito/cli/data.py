@@ -71,11 +71,18 @@ def data_import(
     out: Annotated[Path, typer.Option(help="Output data set folder")],
     task: Annotated[str, typer.Option(help="auto, multilabel or single_label")] = "auto",
     seed: int = 0,
+    good_label: Annotated[
+        str | None,
+        typer.Option(
+            help="The label that means no defect (default: good, ok, pass, normal, functional "
+            "or no_defect, any case)"
+        ),
+    ] = None,
 ) -> None:
     """Import a labelled batch; unreadable files are listed in a report and skipped."""
     from training.data_import import import_batch
 
-    result = import_batch(source, out, task=task, seed=seed)
+    result = import_batch(source, out, task=task, seed=seed, good_label=good_label)
     typer.echo(result.summary())
 
 

@@ -58,6 +58,7 @@ def eval_cmd(
     """Score a split and write metrics and an HTML report: a checkpoint gets temperature and
     thresholds fitted on val; a package (--package) is scored as serving runs it."""
     from qc_model.errors import DataError
+    from training.eval_summary import summary_lines
     from training.evaluate import evaluate, evaluate_package
 
     if (checkpoint is None) == (package is None):
@@ -79,19 +80,8 @@ def eval_cmd(
         s = evaluate(
             checkpoint, manifest, out, split=split, target_recall=target_recall, workers=workers
         ).metrics
-    d = s["scores"]["any_defect"]
-    typer.echo(
-        f"{split}: {s['scores']['photos']} photos, macro-F1 {s['scores']['macro_f1']:.3f}, "
-        f"any-defect recall {d['recall']:.3f}, false-hold {d['false_hold_rate']:.3f}, "
-        f"T {s['calibration']['temperature']:.3f}; report {out / 'index.html'}"
-    )
-    if s.get("judged"):
-        j = s["judged"]["scores"]
-        typer.echo(
-            f"  the {j['photos']} photos the gate passes: macro-F1 {j['macro_f1']:.3f}, "
-            f"any-defect recall {j['any_defect']['recall']:.3f}, "
-            f"false-hold {j['any_defect']['false_hold_rate']:.3f}"
-        )
+    for line in summary_lines(s, split, out):
+        typer.echo(line)
     if s.get("anomaly"):
         from training.anomaly.evaluate import summary_line
 

@@ -60,8 +60,10 @@ def test_imagefolder_with_taxonomy_labels_is_multilabel(tmp_path: Path) -> None:
 def test_imagefolder_with_other_names_is_single_label(tmp_path: Path) -> None:
     src = _folder(tmp_path / "src", {"ok": 2, "reject": 3})
     m = import_batch(src, tmp_path / "out").manifest
-    assert (m.header.task, m.header.classes) == ("single_label", ["ok", "reject"])
-    assert m.class_counts() == {"ok": 2, "reject": 3}
+    # "ok" is a common name for "no defect": stored as the class good, its spelling kept.
+    assert (m.header.task, m.header.classes) == ("single_label", ["good", "reject"])
+    assert m.class_counts() == {"good": 2, "reject": 3}
+    assert m.header.good_label == "ok"
 
 
 def test_csv_multilabel_with_ids(tmp_path: Path) -> None:
@@ -92,9 +94,10 @@ def test_csv_single_label_and_explicit_task(tmp_path: Path) -> None:
         _write(tmp_path / f"{i}.png", cv2.imencode(".png", np.full((8, 8, 3), i * 50, np.uint8))[1])
     (tmp_path / "b.csv").write_text("path,label\n0.png,pass\n1.png,fail\n2.png,\n")
     m = import_batch(tmp_path / "b.csv", tmp_path / "out").manifest
-    assert (m.header.task, m.header.classes) == ("single_label", ["fail", "good", "pass"])
+    assert (m.header.task, m.header.classes) == ("single_label", ["fail", "good"])
+    assert m.header.good_label == "pass" and m.class_counts() == {"fail": 1, "good": 2}
     assert all(r.image.endswith(".png") for r in m.records)
-    with pytest.raises(DataError, match="not in the defect taxonomy: fail, pass"):
+    with pytest.raises(DataError, match="not in the defect taxonomy: fail "):
         import_batch(tmp_path / "b.csv", tmp_path / "out2", task="multilabel")
 
 
@@ -240,3 +243,55 @@ def test_cli_prints_counts_and_exits_2_on_bad_input(tmp_path: Path) -> None:
     stats = runner.invoke(app, ["data", "stats", str(tmp_path / "out")], env={"COLUMNS": "120"})
     assert stats.exit_code == 0, stats.output
     assert "tarnish" in stats.output and "photos" in stats.output
+
+
+@pytest.mark.parametrize("name", ["Functional", "NORMAL", "no-defect", "Pass", "good"])
+def test_common_good_names_are_recognised_in_any_case(tmp_path: Path, name: str) -> None:
+    src = _folder(tmp_path / "src", {name: 2, "defective": 3})
+    m = import_batch(src, tmp_path / "out").manifest
+    assert m.header.classes == ["defective", "good"] and m.class_counts()["good"] == 2
+    assert m.header.good_label == name
+    assert Manifest.read(tmp_path / "out") == m  # the header field survives a round trip
+
+
+def test_good_label_option_names_the_good_class(tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", {"mono_ok_cells": 2, "cracked": 3})
+    m = import_batch(src, tmp_path / "out", good_label="Mono OK cells").manifest
+    assert m.header.classes == ["cracked", "good"] and m.header.good_label == "mono_ok_cells"
+    assert m.header.recipe["good_label"] == "Mono OK cells"
+    with pytest.raises(DataError, match="--good-label 'fine': no photo carries that label"):
+        import_batch(src, tmp_path / "out2", good_label="fine")
+
+
+def test_two_good_looking_labels_need_the_option(tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", {"ok": 2, "normal": 2, "bad": 2})
+    with pytest.raises(DataError, match=r"several labels could mean 'no defect'.*--good-label"):
+        import_batch(src, tmp_path / "out")
+    m = import_batch(src, tmp_path / "out2", good_label="normal").manifest
+    assert m.header.classes == ["bad", "good", "ok"] and m.header.good_label == "normal"
+
+
+def test_without_a_good_label_the_summary_warns(tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", {"crack": 2, "chip": 2})
+    result = import_batch(src, tmp_path / "out")
+    assert result.manifest.header.good_label is None
+    assert "warning: no label means 'no defect'" in result.summary()
+
+
+def test_manifest_without_good_label_keeps_its_version(tmp_path: Path) -> None:
+    """A manifest written before the header had good_label loads with the same version."""
+    src = _folder(tmp_path / "src", {"good": 2, "scratch": 2})
+    m = import_batch(src, tmp_path / "out").manifest
+    line = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[0]
+    assert "good_label" not in json.loads(line)
+    assert Manifest.read(tmp_path / "out").header.version == m.header.version
+
+
+def test_cli_good_label_option(tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src", {"fine": 2, "dented": 2})
+    res = CliRunner().invoke(
+        app, ["data", "import", str(src), "--out", str(tmp_path / "out"), "--good-label", "FINE"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "'fine' means no defect: stored as class 'good'" in res.output
+    assert Manifest.read(tmp_path / "out").header.good_label == "fine"

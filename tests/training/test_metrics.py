@@ -202,4 +202,6 @@ def test_evaluation_report(task: str, tmp_path) -> None:  # type: ignore[no-unty
         assert (tmp_path / "within_design_auroc.png").stat().st_size > 1000
         assert page.count("data:image/png;base64,") == 5 and "auroc within design" in page
     else:
-        assert "within_design" not in s and page.count("data:image/png;base64,") == 4
+        # One more plot: the ROC of defective vs good (training.single_label_metrics).
+        assert "within_design" not in s and page.count("data:image/png;base64,") == 5
+        assert (tmp_path / "roc.png").stat().st_size > 1000

@@ -181,3 +181,32 @@ def test_report_shows_gate_deltas_confusions_and_flipped_photos(tmp_path: Path) 
     assert (
         metrics["gate"]["passed"] is True and metrics["holdout"]["challenger"]["version"] == "m@2"
     )
+
+
+def test_champion_without_a_config_gets_the_recipe_of_the_data(tmp_path: Path) -> None:
+    """Like kito train without --config: grey photos without the mat are used whole."""
+    import hashlib
+
+    import cv2
+
+    from qc_model.manifest import Header, Manifest, Record
+    from training.config import load_config
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(4):
+        name = f"p{i}.png"
+        cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (256, 256), np.uint8))
+        sha = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        records.append(
+            Record(id=name, image=name, sha256=sha, width=256, height=256, piece_id=name,
+                   labels=["good" if i % 2 else "bad"], source="imported", split="train")
+        )  # fmt: skip
+    header = Header(name="t", task="single_label", classes=["bad", "good"])
+    Manifest(header=header, records=records).write(tmp_path / "manifest.jsonl")
+    plan = RetrainPlan(tmp_path, tmp_path / "champion.pt", tmp_path, tmp_path, tmp_path, tmp_path)
+    notes = retrain_config(_meta({}), plan, tmp_path / "c.yaml", tmp_path / "manifest.jsonl")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.preprocess.crop == "none" and cfg.preprocess.input_size == 256
+    assert cfg.augment.colour == 0 and cfg.weights == str(tmp_path / "champion.pt")
+    assert notes[0].startswith("the champion carries no training config: recipe train_photo_grey")

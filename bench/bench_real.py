@@ -1,0 +1,131 @@
+"""Learning from real photos, through the CLI as a user runs it: ELPV solar cells, binary task.
+
+    nice -n 10 .venv/bin/python bench/bench_real.py --work /tmp/elpv-real
+
+ELPV (pip install elpv-dataset, the `bench` extra; CC BY-NC-SA 4.0: benchmarks and tests only,
+never in a bundled model) holds 2,624 electroluminescence photos of solar cells (300 x 300 px,
+grey), each with the share of experts who judged it defective. A cell is defective when that
+share is >= 0.5. Split 75 / 25, stratified by label (and cell type), seed 0, as in Deitsch et al.
+(Solar Energy 2019: fine-tuned VGG-19 88.42 % accuracy). Each part is written as an ImageFolder
+(functional/, defective/), then, as the README says:
+
+    kito data import  (train part -> its own train/val/test; test part)
+    kito data merge   (train part: test=train, so all of it learns or calibrates; test part: *=test)
+    kito train        (no --config: the recipe the data calls for)
+    kito eval         (--split test)
+
+Prints accuracy, balanced accuracy, AUROC and the wall time of each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PUBLISHED = 0.8842  # Deitsch et al. 2019, fine-tuned VGG-19, same kind of split
+
+
+def elpv_cells() -> tuple[Path, list[tuple[str, float, str]]]:
+    """(data folder, [(image path relative to it, defect probability, cell type)])."""
+    try:
+        import elpv_dataset
+    except ImportError:
+        sys.exit("error: ELPV is not installed: .venv/bin/pip install -e '.[bench]'")
+    data = Path(elpv_dataset.__file__).parent / "data"
+    rows = []
+    for line in (data / "labels.csv").read_text().splitlines():
+        path, prob, kind = line.split()
+        rows.append((path, float(prob), kind))
+    return data, rows
+
+
+def stratified_split(
+    rows: list[tuple[str, float, str]], seed: int, test_share: float = 0.25
+) -> dict[str, list[tuple[str, str]]]:
+    """{"train", "test"} -> [(path, label)], stratified by (label, cell type)."""
+    rng = np.random.default_rng(seed)
+    strata: dict[tuple[str, str], list[str]] = {}
+    for path, prob, kind in rows:
+        strata.setdefault(("defective" if prob >= 0.5 else "functional", kind), []).append(path)
+    out: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+    for (label, _), paths in sorted(strata.items()):
+        order = rng.permutation(len(paths))
+        n_test = round(len(paths) * test_share)
+        for rank, i in enumerate(order):
+            out["test" if rank < n_test else "train"].append((paths[i], label))
+    return out
+
+
+def write_imagefolder(data: Path, cells: list[tuple[str, str]], folder: Path) -> None:
+    for path, label in cells:
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / path, folder / label / Path(path).name)
+
+
+def kito(*args: str) -> float:
+    """Run one kito command with this checkout's code; its wall time in seconds."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kito", *args], check=True, env=env)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="empty or new scratch folder")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed to kito train (default: none, the recipe as chosen)")  # fmt: skip
+    args = ap.parse_args(argv)
+    w = args.work
+    if w.exists() and any(w.iterdir()):
+        sys.exit(f"error: {w} is not empty")
+    data, rows = elpv_cells()
+    parts = stratified_split(rows, args.seed)
+    times: dict[str, float] = {}
+    t_all = time.perf_counter()
+    for name, cells in parts.items():
+        write_imagefolder(data, cells, w / "folders" / name)
+        times[f"import {name}"] = kito(
+            "data", "import", str(w / "folders" / name), "--out", str(w / name),
+            "--seed", str(args.seed),
+        )  # fmt: skip
+    times["merge"] = kito(
+        "data", "merge", "--out", str(w / "all.jsonl"), f"{w / 'train'}:test=train",
+        f"{w / 'test'}:*=test",
+    )  # fmt: skip
+    sets = [x for s in args.set for x in ("--set", s)]
+    times["train"] = kito(
+        "train", "--manifest", str(w / "all.jsonl"), "--out", str(w / "run"), *sets
+    )
+    times["eval"] = kito(
+        "eval", "--checkpoint", str(w / "run" / "best.pt"), "--manifest", str(w / "all.jsonl"),
+        "--split", "test", "--out", str(w / "report"),
+    )  # fmt: skip
+    total = time.perf_counter() - t_all
+    s = json.loads((w / "report" / "metrics.json").read_text())["scores"]
+    one = s.get("single_label", {})
+    recipe = json.loads((w / "run" / "recipe.json").read_text())
+    print(f"recipe: {recipe['config']} {' '.join(recipe['overrides'])}")
+    print(
+        f"ELPV test: {s['photos']} cells, accuracy {s['accuracy']:.4f} "
+        f"(published VGG-19 {PUBLISHED:.4f}), balanced accuracy "
+        f"{one.get('balanced_accuracy', float('nan')):.4f}, AUROC defective vs good "
+        f"{one.get('auroc_defective', float('nan')):.4f}"
+    )
+    for step, sec in times.items():
+        print(f"{step}: {sec:.1f} s wall")
+    print(f"total: {total / 60:.1f} min wall")
+
+
+if __name__ == "__main__":
+    main()
