@@ -19,47 +19,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def elpv_cells() -> tuple[Path, list[tuple[str, float, str]]]:
-    """(data folder, [(image path relative to it, defect probability, cell type)])."""
-    try:
-        import elpv_dataset
-    except ImportError:
-        sys.exit("error: ELPV is not installed: .venv/bin/pip install -e '.[bench]'")
-    data = Path(elpv_dataset.__file__).parent / "data"
-    rows = []
-    for line in (data / "labels.csv").read_text().splitlines():
-        path, prob, kind = line.split()
-        rows.append((path, float(prob), kind))
-    return data, rows
-
-
-def split_cells(
-    rows: list[tuple[str, float, str]], seed: int, test_share: float = 0.25
-) -> dict[str, list[tuple[str, str, str]]]:
-    """{"train", "test"} -> [(path, label, type)], stratified by (label, type)."""
-    rng = np.random.default_rng(seed)
-    strata: dict[tuple[str, str], list[str]] = {}
-    for path, prob, kind in rows:
-        strata.setdefault(("defective" if prob >= 0.5 else "good", kind), []).append(path)
-    out: dict[str, list[tuple[str, str, str]]] = {"train": [], "test": []}
-    for (label, kind), paths in sorted(strata.items()):
-        order = rng.permutation(len(paths))
-        n_test = round(len(paths) * test_share)
-        for rank, i in enumerate(order):
-            out["test" if rank < n_test else "train"].append((paths[i], label, kind))
-    return out
+from elpv_data import elpv_cells, kito, stratified_split
 
 
 def write_batch(data: Path, cells: list[tuple[str, str, str]], folder: Path) -> Path:
@@ -75,14 +39,6 @@ def write_batch(data: Path, cells: list[tuple[str, str, str]], folder: Path) -> 
     return csv_path
 
 
-def kito(*args: str) -> float:
-    """Run one kito command with this checkout's code; its wall time in seconds."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kito", *args], check=True, env=env)
-    return time.perf_counter() - t0
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True, help="empty or new scratch folder")
@@ -94,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.work.exists() and any(args.work.iterdir()):
         sys.exit(f"error: {args.work} is not empty")
     data, rows = elpv_cells()
-    splits = split_cells(rows, args.seed)
+    splits = stratified_split(rows, args.seed, good="good")
     if args.no_design:
         splits = {k: [(p, lab, "") for p, lab, _ in v] for k, v in splits.items()}
     times: dict[str, float] = {}

@@ -21,62 +21,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from elpv_data import elpv_cells, kito, stratified_split
 
-REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = 0.8842  # Deitsch et al. 2019, fine-tuned VGG-19, same kind of split
 
 
-def elpv_cells() -> tuple[Path, list[tuple[str, float, str]]]:
-    """(data folder, [(image path relative to it, defect probability, cell type)])."""
-    try:
-        import elpv_dataset
-    except ImportError:
-        sys.exit("error: ELPV is not installed: .venv/bin/pip install -e '.[bench]'")
-    data = Path(elpv_dataset.__file__).parent / "data"
-    rows = []
-    for line in (data / "labels.csv").read_text().splitlines():
-        path, prob, kind = line.split()
-        rows.append((path, float(prob), kind))
-    return data, rows
-
-
-def stratified_split(
-    rows: list[tuple[str, float, str]], seed: int, test_share: float = 0.25
-) -> dict[str, list[tuple[str, str]]]:
-    """{"train", "test"} -> [(path, label)], stratified by (label, cell type)."""
-    rng = np.random.default_rng(seed)
-    strata: dict[tuple[str, str], list[str]] = {}
-    for path, prob, kind in rows:
-        strata.setdefault(("defective" if prob >= 0.5 else "functional", kind), []).append(path)
-    out: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
-    for (label, _), paths in sorted(strata.items()):
-        order = rng.permutation(len(paths))
-        n_test = round(len(paths) * test_share)
-        for rank, i in enumerate(order):
-            out["test" if rank < n_test else "train"].append((paths[i], label))
-    return out
-
-
-def write_imagefolder(data: Path, cells: list[tuple[str, str]], folder: Path) -> None:
-    for path, label in cells:
+def write_imagefolder(data: Path, cells: list[tuple[str, str, str]], folder: Path) -> None:
+    for path, label, _ in cells:
         (folder / label).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data / path, folder / label / Path(path).name)
-
-
-def kito(*args: str) -> float:
-    """Run one kito command with this checkout's code; its wall time in seconds."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kito", *args], check=True, env=env)
-    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     if w.exists() and any(w.iterdir()):
         sys.exit(f"error: {w} is not empty")
     data, rows = elpv_cells()
-    parts = stratified_split(rows, args.seed)
+    parts = stratified_split(rows, args.seed, good="functional")
     times: dict[str, float] = {}
     t_all = time.perf_counter()
     for name, cells in parts.items():
