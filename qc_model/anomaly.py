@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from qc_model.anomaly_input import AnomalyInput, piece_cells, prepare_input
 from qc_model.errors import DataError
 from qc_model.locate import PieceLocation
-from qc_model.manifest import sha256_file
+from qc_model.manifest import checksum_mismatch
 from qc_model.mat import MatDetection
 
 ANOMALY_META = "anomaly.json"
@@ -178,11 +178,8 @@ def read_anomaly_meta(folder: Path | str) -> AnomalyMeta:
 def _checked(path: Path, expected: str) -> Path:
     if not path.is_file():
         raise AnomalyError(f"{path.parent}: {ANOMALY_META} names {path.name}, which is missing")
-    digest = sha256_file(path)
-    if digest != expected:
-        raise AnomalyError(
-            f"{path}: checksum {digest[:12]}… does not match {ANOMALY_META} ({expected[:12]}…)"
-        )
+    if why := checksum_mismatch(path, expected, ANOMALY_META):
+        raise AnomalyError(why)
     return path
 
 

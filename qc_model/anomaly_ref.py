@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from qc_model.anomaly import ANOMALY_META, AnomalyError, AnomalyModel
-from qc_model.manifest import sha256_file
+from qc_model.manifest import checksum_mismatch
 
 
 class AnomalyRef(BaseModel):
@@ -32,10 +32,6 @@ def open_anomaly(folder: Path, ref: AnomalyRef, threads: int) -> AnomalyModel:
         raise AnomalyError(
             f"{folder}: package.json names an anomaly model, {ANOMALY_META} is missing"
         )
-    digest = sha256_file(path)
-    if digest != ref.meta_sha256:
-        raise AnomalyError(
-            f"{path}: checksum {digest[:12]}… does not match package.json "
-            f"({ref.meta_sha256[:12]}…); the file is corrupt or was replaced"
-        )
+    if why := checksum_mismatch(path, ref.meta_sha256, "package.json"):
+        raise AnomalyError(why)
     return AnomalyModel(folder, threads)

@@ -243,6 +243,17 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def checksum_mismatch(path: Path, expected: str, named_in: str) -> str | None:
+    """Why `path` is not the file `named_in` (package.json, anomaly.json) vouches for, or None."""
+    digest = sha256_file(path)
+    if digest == expected:
+        return None
+    return (
+        f"{path}: checksum {digest[:12]}… does not match {named_in} ({expected[:12]}…); "
+        "the file is corrupt or was replaced"
+    )
+
+
 def _prefix(src: Path, base: Path) -> str:
     """The path from `base` (a folder that will hold a manifest) to data set `src`'s folder."""
     folder = (src if src.is_dir() else src.parent).resolve()

@@ -35,7 +35,7 @@ from pydantic import (
 from qc_model.anomaly import AnomalyError, AnomalyModel
 from qc_model.anomaly_ref import AnomalyRef, open_anomaly
 from qc_model.errors import DataError
-from qc_model.manifest import sha256_file
+from qc_model.manifest import checksum_mismatch
 from qc_model.preprocess import PreprocessConfig
 from qc_model.surface import BranchRunner, SurfaceConfig
 from qc_model.taxonomy import DEFECT_LABELS, TAXONOMY_VERSION
@@ -234,12 +234,8 @@ def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
     model = folder / MODEL_FILE
     if not model.is_file():
         raise PackageError(f"{folder}: {MODEL_FILE} is missing")
-    digest = sha256_file(model)
-    if digest != meta.onnx_sha256:
-        raise PackageError(
-            f"{model}: checksum {digest[:12]}… does not match package.json "
-            f"({meta.onnx_sha256[:12]}…); the file is corrupt or was replaced"
-        )
+    if why := checksum_mismatch(model, meta.onnx_sha256, "package.json"):
+        raise PackageError(why)
     if meta.taxonomy_version != TAXONOMY_VERSION:
         raise PackageError(
             f"{folder}: built for taxonomy version {meta.taxonomy_version}, this code has "
@@ -268,12 +264,8 @@ def _load_surface(folder: Path, meta: SurfaceMeta, threads: int) -> Any:
         raise PackageError(
             f"{folder}: package.json names a surface branch, {SURFACE_FILE} is missing"
         )
-    digest = sha256_file(path)
-    if digest != meta.onnx_sha256:
-        raise PackageError(
-            f"{path}: checksum {digest[:12]}… does not match package.json "
-            f"({meta.onnx_sha256[:12]}…); the file is corrupt or was replaced"
-        )
+    if why := checksum_mismatch(path, meta.onnx_sha256, "package.json"):
+        raise PackageError(why)
     session = open_session(path, threads)
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != SURFACE_INPUT or len(inputs[0].shape) != 4:
