@@ -35,7 +35,10 @@ def plot_pr_curves(probs: NDArray, targets: NDArray, classes: Sequence[str], pat
         ax.step(np.r_[0, recall], np.r_[1, precision], where="post", label=name)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.02), title="PR curves")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    if ax.get_lines():
+        ax.legend(fontsize=7, loc="lower left")
+    else:  # a split with no positive photo of any class: say so instead of an empty legend
+        ax.text(0.5, 0.5, "no defective photos in this split", ha="center", va="center")
     return _save(fig, path)
 
 
