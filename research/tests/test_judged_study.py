@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from judged_data import write_mixed
 from tiny_package import build_tiny_package
 
 from qc_model.catalog import default_catalog_dir
-from qc_model.manifest import Header, Manifest
+from qc_model.manifest import Manifest
 from training.judged import gate_passed
 from training.synth.generate import SynthOptions, generate_dataset
 
@@ -18,23 +19,7 @@ from training.synth.generate import SynthOptions, generate_dataset
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 clean 1024 px photos and 4 defocused ones, every photo in val and in test."""
-    root = tmp_path_factory.mktemp("judged")
-    records = []
-    for name, force, count in (("clean", (), 8), ("blurred", ("defocus_blur",), 4)):
-        opts = SynthOptions(
-            count=count, size=1024, defect_rate=0.5, difficulty=0.0, seed=5,
-            designs=("KQ-CUFF-BR-65",), force_capture=force,
-        )  # fmt: skip
-        m = generate_dataset(default_catalog_dir(), root / name, opts, workers=1)
-        # Half of each group's pieces in val, half in test (two photos per piece).
-        for i, r in enumerate(m.records):
-            split = "val" if i < count // 2 else "test"
-            new = {"id": f"{name}-{r.id}", "image": f"{name}/{r.image}", "split": split}
-            records.append(r.model_copy(update=new))
-    Manifest(header=Header(name="mixed", classes=m.header.classes), records=records).write(
-        root / "manifest.jsonl"
-    )
-    return root
+    return write_mixed(tmp_path_factory.mktemp("judged"))
 
 
 def test_the_threshold_study_scores_both_populations(
