@@ -2,7 +2,7 @@
 
 The verdict stores reasons by code (`qc_model.verdict.Reason.code`): a photo-gate code, a defect
 class, `<check>_<fail|borderline>` for a spec check, or `photos_disagree`. The artisan page looks
-each code up here (served as JSON by serving/routers/web.py) and fills in the few numbers that
+each code up here (served as JSON by serving/web/routes.py) and fills in the few numbers that
 help ("about 13 mm too long"); the English `text` stored with the reason is for QC staff.
 
 Kiswahili phrases are built so that no adjective agrees with the piece's noun ("Urefu wa
