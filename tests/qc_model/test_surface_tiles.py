@@ -10,6 +10,7 @@ from qc_model.decode import reduce_whole, reduction_factor
 from qc_model.locate import PieceLocation
 from qc_model.mat import MatDetection
 from qc_model.surface import (
+    TILES_PER_RUN,
     SurfaceConfig,
     branch_scores,
     counted_cells,
@@ -63,9 +64,14 @@ def test_tiles_reproduce_the_whole_crop_where_cells_count_and_ignore_the_paper()
     assert z_whole[0] == pytest.approx(10.0 * (255 / 127.5 - 1.0), abs=1e-4)
     assert z_tiled[0] < z_whole[0] - 1.0
     assert z_tiled[0] == pytest.approx(np.log(p_tiled[0].max() / (1 - p_tiled[0].max())), abs=1e-3)
-    # Only the tiles that reach the piece ran, all of the training patch's size, in one batch.
+    # Only the tiles that reach the piece ran, all of the training patch's size, in runs of
+    # at most TILES_PER_RUN.
     tiles = tile_origins(count, 6)
-    assert runner.batches == [(len(tiles), 3, 48, 48)]
+    assert len(tiles) > TILES_PER_RUN
+    assert [b[0] for b in runner.batches] == [
+        min(TILES_PER_RUN, len(tiles) - i) for i in range(0, len(tiles), TILES_PER_RUN)
+    ]
+    assert all(b[1:] == (3, 48, 48) for b in runner.batches)
     assert len(tiles) < 5 * 7  # the whole grid is 5 x 7 tiles
 
 
