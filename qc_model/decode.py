@@ -318,12 +318,14 @@ def decode_photo(
     content_type: str | None = None,
     limits: DecodeLimits | None = None,
     budget: DecodeBudget | None = None,
+    sha256: str | None = None,
 ) -> DecodedPhoto:
     """Check and decode one uploaded photo; raise `DecodeError` (a `DataError`) if it is refused.
 
     `filename` and `content_type` are what the client declared; they are checked against the
     file's signature but never used as a path. `budget`: the decode's peak memory is reserved
-    there (from the header, before any pixel is allocated) for as long as it runs.
+    there (from the header, before any pixel is allocated) for as long as it runs. `sha256`:
+    the bytes' hex digest when the caller has hashed them already.
     """
     limits = limits or DecodeLimits()
     if filename is not None:
@@ -365,6 +367,6 @@ def decode_photo(
         media_type=MEDIA_TYPES[fmt],
         original_size=im.size,
         scale=scale,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
         byte_size=len(data),
     )

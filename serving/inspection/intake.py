@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -62,6 +63,12 @@ class UploadedPhoto:
     filename: str | None
     content_type: str | None
 
+    @cached_property
+    def sha256(self) -> str:
+        """The bytes' sha256, hashed once for the request's idempotency hash, the photo's store
+        key and its decoded record (2 ms of CPU for a 3 MB photo each time)."""
+        return content_key(self.data)
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -77,7 +84,7 @@ class Submission:
             "design_id": self.design_id,
             "piece_id": self.piece_id,
             "order_id": self.order_id,
-            "photos": [hashlib.sha256(p.data).hexdigest() for p in self.photos],
+            "photos": [p.sha256 for p in self.photos],
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
@@ -120,7 +127,7 @@ class Intake:
             raise ApiError(422, "unknown_design", f"no design {sub.design_id!r}", "design_id")
         if sub.order_id is not None:
             self._check_order(owner, sub)
-        keys = [content_key(p.data) for p in sub.photos]
+        keys = [p.sha256 for p in sub.photos]
         lost: ApiError | None = None
         earlier: Inspection | None = None
         with IN_FLIGHT.hold(keys):
@@ -268,6 +275,7 @@ class Intake:
                     content_type=p.content_type,
                     limits=limits,
                     budget=self.decode_budget,
+                    sha256=p.sha256,
                 )
             except DecodeError as exc:
                 self.metrics.refused.labels(exc.code).inc()
