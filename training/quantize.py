@@ -13,13 +13,15 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from qc_model.errors import DataError
-from qc_model.manifest import Manifest, Record
+from qc_model.manifest import Manifest, Record, sha256_file
 from qc_model.package import (
     HEATMAPS_NAME,
     MODEL_FILE,
     PROBS_NAME,
+    SURFACE_FILE,
     PackageMeta,
     load_package,
+    read_meta,
 )
 from qc_model.preprocess import PreprocessConfig, preprocess
 from training.metrics import macro_f1
@@ -46,24 +48,27 @@ def load_inputs(
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over preprocessed inputs, one photo a call."""
+    """onnxruntime's CalibrationDataReader protocol over preprocessed inputs, `batch` a call."""
 
-    def __init__(self, inputs: NDArray[np.float32]) -> None:
+    def __init__(self, inputs: NDArray[np.float32], name: str = "input", batch: int = 1) -> None:
         self._iter: Iterator[dict[str, NDArray[np.float32]]] = iter(
-            {"input": x[None]} for x in inputs
+            {name: inputs[i : i + batch]} for i in range(0, len(inputs), batch)
         )
 
     def get_next(self) -> dict[str, NDArray[np.float32]] | None:
         return next(self._iter, None)
 
 
-def head_nodes(model_path: Path) -> list[str]:
+def head_nodes(
+    model_path: Path, outputs: tuple[str, str] = (PROBS_NAME, HEATMAPS_NAME)
+) -> list[str]:
     """The nodes from the class map on: what turns the trunk's features into the outputs.
 
-    The class map is the last tensor that both `probs` and `heatmaps` are computed from; the
-    node that makes it (the classifier) and every node after it stay in float. Quantizing them
-    would round the logits to the classifier's INT8 step and the probabilities to 1/255, and move
-    photos across their thresholds for no speed gain: they are a 7-channel 7 x 7 map.
+    The class map is the last tensor that both `outputs` (the network's `probs` and `heatmaps`,
+    or a surface branch's `logits` and `cell_logits`) are computed from; the node that makes it
+    (the classifier) and every node after it stay in float. Quantizing them would round the
+    logits to the classifier's INT8 step and the probabilities to 1/255, and move photos across
+    their thresholds for no speed gain: they are a 7-channel map.
     """
     import onnx
 
@@ -80,7 +85,7 @@ def head_nodes(model_path: Path) -> list[str]:
                 stack.extend(producer[t] for t in nodes[i].input if t in producer)
         return seen
 
-    common = ancestors(PROBS_NAME) & ancestors(HEATMAPS_NAME)
+    common = ancestors(outputs[0]) & ancestors(outputs[1])
     if not common:
         return []
     cam = max(common)  # nodes are in topological order: the latest shared node
@@ -123,6 +128,9 @@ def quantize_onnx(
     reduce_range: bool = True,
     op_types: Sequence[str] = TRUNK_OPS,
     keep_float: Sequence[str] = (),
+    input_name: str = "input",
+    head_outputs: tuple[str, str] = (PROBS_NAME, HEATMAPS_NAME),
+    batch: int = 1,
 ) -> None:
     """Static INT8 of the trunk: per-channel 7-bit weights, MinMax ranges from `calibration`.
 
@@ -142,6 +150,8 @@ def quantize_onnx(
     convolutions are not faster than the float ones.
     reduce_range, op_types and keep_float (more node names left in float) exist for
     bench/bench_int8.py, which measures the alternatives; packages use the defaults.
+    input_name, head_outputs and batch (calibration inputs per run) fit another graph, a
+    surface branch (training.quantize_branch).
     """
     if fmt not in INT8_FORMATS:
         raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")
@@ -155,14 +165,14 @@ def quantize_onnx(
         quantize_static(
             str(prepared),
             str(int8),
-            _Reader(calibration),  # type: ignore[arg-type]
+            _Reader(calibration, input_name, batch),  # type: ignore[arg-type]
             quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
             per_channel=True,
             reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=list(op_types),
-            nodes_to_exclude=head_nodes(prepared) + list(keep_float),
+            nodes_to_exclude=head_nodes(prepared, head_outputs) + list(keep_float),
         )
 
 
@@ -199,21 +209,23 @@ def quantize_package(
     max_drop: float = MAX_F1_DROP,
     fmt: str = "qoperator",
 ) -> PackageMeta:
-    """INT8 copy of an FP32 package, calibrated on training photos, checked on validation."""
+    """INT8 copy of an FP32 package, calibrated on training photos, checked on validation.
+
+    A surface branch is quantized too and the check compares the fused probabilities, photo by
+    photo as serving scores them (training.quantize_branch); an anomaly model is copied as it is.
+    """
     from training.dataset import for_classes
     from training.evaluate import targets_for
+    from training.quantize_branch import branch_tiles, copy_anomaly, quantize_branch, served_probs
 
     if fmt not in INT8_FORMATS:
         raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")
     fp32 = load_package(package_dir)
     if fp32.meta.precision != "fp32":
         raise DataError(f"{package_dir}: already {fp32.meta.precision}; quantize an FP32 package")
-    if fp32.meta.surface is not None:
-        # Its thresholds were chosen on the fused scores, which the check below cannot see.
-        raise DataError(
-            f"{package_dir}: has a surface branch; quantize the package it was attached to, "
-            "then attach the branch to the INT8 package (kito surface attach)"
-        )
+    branch = fp32.meta.surface
+    if branch is not None and branch.config.tile is None:
+        raise DataError(f"{package_dir}: its surface branch scores whole crops, not tiles")
     if out.exists():
         raise DataError(f"{out}: already exists; choose a new package folder")
     manifest = for_classes(Manifest.read(manifest_path), fp32.meta.classes, manifest_path)
@@ -222,16 +234,26 @@ def quantize_package(
     if not train or not val:
         raise DataError(f"{manifest_path}: INT8 needs photos in both 'train' and 'val'")
     cfg, meta = fp32.meta.preprocess, fp32.meta
-    calib = load_inputs(root, spread(train, calibration_count), cfg, "int8 calibration")
-    val_x = load_inputs(root, val, cfg, "int8 check")
+    calib_records = spread(train, calibration_count)
+    calib = load_inputs(root, calib_records, cfg, "int8 calibration")
     targets = targets_for(val, meta.classes, meta.task)
     thresholds = [meta.thresholds[c].threshold for c in meta.classes]
     thr = np.asarray(thresholds, dtype=np.float32)
 
     with staged_package(out) as tmp:
         quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib, fmt=fmt)
-        p_fp32 = run_probs(fp32.session, val_x)
-        p_int8 = run_probs(_session(tmp / MODEL_FILE), val_x)
+        copy_anomaly(package_dir, tmp)
+        if branch is None:
+            val_x = load_inputs(root, val, cfg, "int8 check")
+            p_fp32 = run_probs(fp32.session, val_x)
+            p_int8 = run_probs(_session(tmp / MODEL_FILE), val_x)
+        else:
+            quantize_branch(package_dir, tmp, branch_tiles(package_dir, root, calib_records), fmt)
+            surface = branch.model_copy(update={"onnx_sha256": sha256_file(tmp / SURFACE_FILE)})
+            finish_package(tmp, meta.model_copy(update={"surface": surface}))
+            p_fp32 = served_probs(package_dir, root, val)
+            p_int8 = served_probs(tmp, root, val)
+            meta = read_meta(tmp)
         f1_fp32 = macro_f1(p_fp32, targets, thresholds)
         f1_int8 = macro_f1(p_int8, targets, thresholds)
         dp = np.abs(p_fp32 - p_int8)
@@ -252,8 +274,11 @@ def quantize_package(
             "photos_crossing_a_threshold": int(((p_fp32 >= thr) != (p_int8 >= thr)).any(1).sum()),
             "calibration_photos": len(calib),
             "validation_photos": len(val),
-            "fp32_sha256": meta.onnx_sha256,
+            "fp32_sha256": fp32.meta.onnx_sha256,
         }
+        if branch is not None:
+            report["surface_fp32_sha256"] = branch.onnx_sha256
+            report["checked_on"] = "fused probabilities, each photo as serving scores it"
         new = meta.model_copy(
             update={
                 "name": out.name,

@@ -3,29 +3,89 @@ branch, INT8."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from qc_model.catalog import default_catalog_dir
-from qc_model.errors import DataError
 from qc_model.inference import Inferencer
 from qc_model.manifest import Manifest
 from qc_model.package import SURFACE_FILE, PackageError, load_package, read_meta
 from training.surface import attach
 
 
-def test_int8_refuses_a_package_with_a_branch(
+def _tiny_anomaly() -> Any:
+    """tests/qc_model/tiny_anomaly.py (an 8 x 8 average-pool extractor and given banks)."""
+    name = "kito_tests_tiny_anomaly"
+    if name not in sys.modules:
+        path = Path(__file__).parents[2] / "qc_model" / "tiny_anomaly.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec and spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.mark.slow  # ~55 s on the 2-core VM: calibrates and scores both packages photo by photo
+def test_int8_quantizes_the_branch_and_keeps_the_anomaly_model(
     synth: Path, trained: Path, tiny: Path, tmp_path: Path
 ) -> None:
+    import onnx
+
+    from qc_model.anomaly import ANOMALY_BANKS, ANOMALY_META, ANOMALY_ONNX, AnomalyModel
+    from training.anomaly.package import attach as attach_anomaly
     from training.quantize import quantize_package
 
     pkg = tmp_path / "with-branch"
     attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
-    with pytest.raises(DataError, match="has a surface branch; quantize the package"):
-        quantize_package(pkg, synth / "manifest.jsonl", tmp_path / "int8")
+    tiny_anomaly = _tiny_anomaly()
+    tiny_anomaly.write_tiny_anomaly(pkg, {"KQ-CUFF-BR-65": tiny_anomaly.grey_bank()})
+    attach_anomaly(pkg, AnomalyModel(pkg, threads=1).meta)
+    fp32 = read_meta(pkg)
+    assert fp32.surface is not None and fp32.anomaly is not None
+
+    # Half the photos calibrate, the other half (some of them scratched) check.
+    m = Manifest.read(synth / "manifest.jsonl")
+    halves = [
+        r.model_copy(update={"split": ("train", "val")[i % 2]}) for i, r in enumerate(m.records)
+    ]
+    assert any("scratch" in r.labels for r in halves if r.split == "val")
+    Manifest(header=m.header, records=halves).write(synth / "halves.jsonl")
+    meta = quantize_package(
+        pkg, synth / "halves.jsonl", tmp_path / "int8", calibration_count=4, max_drop=1.0
+    )
+    out = tmp_path / "int8"
+    assert meta.precision == "int8" and meta.surface is not None
+    # The branch is INT8 now, its checksum the new file's; its fusion and tiles are unchanged.
+    assert meta.surface.onnx_sha256 != fp32.surface.onnx_sha256
+    assert meta.surface.fusion == fp32.surface.fusion and meta.surface.config == fp32.surface.config
+    report = meta.metrics["int8"]
+    assert report["surface_fp32_sha256"] == fp32.surface.onnx_sha256
+    assert report["validation_photos"] == 8 and report["calibration_photos"] == 4
+    assert report["macro_f1_drop"] == pytest.approx(
+        report["macro_f1_fp32"] - report["macro_f1_int8"]
+    )
+    graph = onnx.load(str(out / SURFACE_FILE)).graph
+    ops = [n.op_type for n in graph.node]
+    assert "QLinearConv" in ops
+    # The cell classifier stays float: it makes `cell_logits`, which the fusion reads.
+    assert next(n for n in graph.node if "cell_logits" in n.output).op_type == "Conv"
+    # The anomaly model travels unchanged, and the package still points at it.
+    assert meta.anomaly == fp32.anomaly
+    for name in (ANOMALY_META, ANOMALY_ONNX, ANOMALY_BANKS):
+        assert (out / name).read_bytes() == (pkg / name).read_bytes()
+    assert load_package(out).anomaly is not None
+    # Served scores move by quantization only.
+    rec = Manifest.read(synth / "calib.jsonl").records[0]
+    a = Inferencer(pkg).predict(synth / rec.image, [rec.design_id])[0].probs
+    b = Inferencer(out).predict(synth / rec.image, [rec.design_id])[0].probs
+    assert max(abs(a[c] - b[c]) for c in a) < 0.1
 
 
 def test_the_service_scores_with_the_branch(
