@@ -11,7 +11,8 @@ stored with each inspection (and the database write, from the Server-Timing head
 Without --model and without models/default, a tiny package is exported to a temp dir the way
 tests/serving does (and the output says so). With --baseline, a second source tree's service
 (e.g. main's checkout) is measured the same way, alternating with this one, and the medians are
-printed side by side. Results are recorded in docs/BENCHMARKS.md.
+printed side by side; without --model each tree serves its own models/default. Results are
+recorded in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -319,10 +320,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
         trees = {"baseline": args.baseline.resolve(), "this tree": REPO}
+        # Without --model each tree serves its own bundled package: a change to models/default
+        # is part of what is compared.
+        own = args.baseline.resolve() / "models" / "default"
+        models = {"baseline": own if args.model is None and own.is_dir() else model}
+        models["this tree"] = model
+        print(f"baseline model package: {models['baseline']}")
         for i in range(args.rounds):
             # ABBA order: neither tree always runs right after the other's service.
             for name in sorted(trees, reverse=i % 2 == 1):
-                runs[name].append(measure(args, tmp, model, photos, trees[name]))
+                runs[name].append(measure(args, tmp, models[name], photos, trees[name]))
         compare(runs, args.clients)
     return 0
 

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -34,6 +34,45 @@ from serving.core.ratelimit import FailedAuthLimiter
 log = logging.getLogger("kito.serving")
 
 
+class FifoSemaphore:
+    """A counting semaphore that serves its waiters in arrival order: a released slot goes to
+    the longest waiter, never to a newcomer. threading.Semaphore lets a thread arriving as a
+    slot frees take it before the woken waiter runs, so under load an unlucky upload can lose
+    several turns in a row, and the p99 latency is that upload's."""
+
+    def __init__(self, value: int) -> None:
+        self._lock = threading.Lock()
+        self._value = value
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """A slot: at once if one is free and nobody waits, else in turn (False after
+        `timeout` seconds; 0: do not wait)."""
+        with self._lock:
+            if self._value > 0 and not self._waiters:
+                self._value -= 1
+                return True
+            if timeout is not None and timeout <= 0:
+                return False
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        if turn.acquire(timeout=-1 if timeout is None else timeout):
+            return True
+        with self._lock:
+            if turn in self._waiters:
+                self._waiters.remove(turn)
+                return False
+        return True  # handed a slot between the timeout and the lock: it is ours
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()  # the slot passes on without being free
+            else:
+                self._value += 1
+
+
 class InspectSlots:
     """`capacity` uploads decoded and inspected at once; at most `max_waiting` more wait for a
     slot, each for at most `max_wait_s`. Decoding and inspecting are CPU-bound: more at once
@@ -43,7 +82,7 @@ class InspectSlots:
         self.capacity = capacity
         self.max_waiting = max_waiting
         self.max_wait_s = max_wait_s
-        self._free = threading.Semaphore(capacity)
+        self._free = FifoSemaphore(capacity)
         self._lock = threading.Lock()
         self.waiting = 0
         self.admitted = 0  # uploads in the service, anywhere between arrival and answer
@@ -75,7 +114,7 @@ class InspectSlots:
             self.release()
 
     def acquire(self) -> None:
-        if self._free.acquire(blocking=False):
+        if self._free.acquire(timeout=0):
             return
         with self._lock:
             if self.waiting >= self.max_waiting:

@@ -9,12 +9,54 @@ from fastapi.testclient import TestClient
 from upload_helpers import counts, post
 
 from serving.core.errors import ApiError
-from serving.inspection.admission import InspectSlots
+from serving.inspection.admission import FifoSemaphore, InspectSlots
 
 
 def _refusal(exc: pytest.ExceptionInfo[ApiError]) -> tuple[int, str, str]:
     headers = exc.value.headers or {}
     return exc.value.status, exc.value.code, headers.get("Retry-After", "")
+
+
+def _queued(sem: FifoSemaphore, n: int) -> None:
+    while len(sem._waiters) < n:
+        threading.Event().wait(0.005)
+
+
+def test_slots_go_to_waiters_in_arrival_order_and_never_to_a_newcomer() -> None:
+    sem = FifoSemaphore(1)
+    assert sem.acquire(timeout=0)
+    order: list[int] = []
+    go = threading.Event()
+
+    def take(i: int) -> None:
+        assert sem.acquire(timeout=30)
+        order.append(i)
+        go.wait(10)  # the first one holds its slot until the test has looked
+        sem.release()
+
+    threads = []
+    for i in range(4):
+        t = threading.Thread(target=take, args=(i,))
+        t.start()
+        _queued(sem, i + 1)  # each waits behind the ones before it
+        threads.append(t)
+    sem.release()
+    # The freed slot went to the first waiter: a newcomer asking now finds none.
+    assert not sem.acquire(timeout=0)
+    go.set()
+    for t in threads:
+        t.join(10)
+    assert order == [0, 1, 2, 3]
+    assert sem.acquire(timeout=0)  # all done: the slot is free again
+
+
+def test_a_waiter_that_times_out_leaves_the_queue() -> None:
+    sem = FifoSemaphore(1)
+    assert sem.acquire()
+    assert not sem.acquire(timeout=0.05)
+    assert not sem._waiters
+    sem.release()
+    assert sem.acquire(timeout=0)
 
 
 def test_slots_admit_capacity_then_queue_then_refuse() -> None:
