@@ -236,6 +236,12 @@ def measure(
         "KITO_HOST": "127.0.0.1",
         "KITO_PORT": str(port),
         "KITO_LOG_LEVEL": "warning",
+        # Every client uploads with the one bench token from one address: the per-token (4)
+        # and per-address (16) bounds would answer some uploads with 429 instead of measuring
+        # them. Twice the clients: an answered upload is counted until its handler returns,
+        # while its client may already have sent the next.
+        "KITO_UPLOADS_PER_TOKEN": str(max(4, 2 * args.clients)),
+        "KITO_UPLOADS_PER_ADDRESS": str(max(16, 2 * args.clients)),
     }
     if tree is not None:
         # The source tree's packages come before the installed (editable) ones.
