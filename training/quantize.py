@@ -216,7 +216,7 @@ def quantize_package(
     """
     from training.dataset import for_classes
     from training.evaluate import targets_for
-    from training.quantize_branch import branch_tiles, copy_anomaly, quantize_branch, served_probs
+    from training.quantize_branch import BRANCH, branch_tiles, copy_anomaly, served_probs
 
     if fmt not in INT8_FORMATS:
         raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")
@@ -248,7 +248,8 @@ def quantize_package(
             p_fp32 = run_probs(fp32.session, val_x)
             p_int8 = run_probs(_session(tmp / MODEL_FILE), val_x)
         else:
-            quantize_branch(package_dir, tmp, branch_tiles(package_dir, root, calib_records), fmt)
+            tiles = branch_tiles(package_dir, root, calib_records)
+            quantize_onnx(package_dir / SURFACE_FILE, tmp / SURFACE_FILE, tiles, fmt, **BRANCH)
             surface = branch.model_copy(update={"onnx_sha256": sha256_file(tmp / SURFACE_FILE)})
             finish_package(tmp, meta.model_copy(update={"surface": surface}))
             p_fp32 = served_probs(package_dir, root, val)

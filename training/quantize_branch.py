@@ -1,4 +1,5 @@
-"""INT8 of a package's surface branch, and the scores the guard compares: as serving makes them.
+"""What INT8 of a package's surface branch needs: calibration tiles, and the scores its guard
+compares, as serving makes them.
 
 The branch's convolutions are most of a 12 MP photo's model time (docs/BENCHMARKS.md); they are
 quantized like the trunk's (training.quantize.quantize_onnx), calibrated on the tiles the service
@@ -12,6 +13,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,9 +22,16 @@ from tqdm import tqdm
 from qc_model.anomaly import ANOMALY_BANKS, ANOMALY_META, ANOMALY_ONNX
 from qc_model.inference import Inferencer, read_image
 from qc_model.manifest import Record
-from qc_model.package import SURFACE_CELLS, SURFACE_FILE, SURFACE_INPUT, SURFACE_LOGITS
+from qc_model.package import SURFACE_CELLS, SURFACE_INPUT, SURFACE_LOGITS
 from qc_model.surface import piece_cells, tile_inputs, tile_origins
 
+# How training.quantize.quantize_onnx reads the branch's graph: its input, the two outputs
+# its float head ends in, and 16 tiles a calibration run.
+BRANCH: dict[str, Any] = {
+    "input_name": SURFACE_INPUT,
+    "head_outputs": (SURFACE_LOGITS, SURFACE_CELLS),
+    "batch": 16,
+}
 # Calibration tiles: enough to cover every design's surfaces, few enough to calibrate in
 # seconds. Tiles are taken evenly from each photo's own.
 MAX_CALIBRATION_TILES = 512
@@ -50,21 +59,6 @@ def branch_tiles(
         if sum(len(x) for x in out) >= most:
             break
     return np.concatenate(out)[:most]
-
-
-def quantize_branch(package: Path, dest: Path, tiles: NDArray[np.float32], fmt: str) -> None:
-    """`package`'s surface.onnx quantized into `dest`/surface.onnx, calibrated on `tiles`."""
-    from training.quantize import quantize_onnx
-
-    quantize_onnx(
-        package / SURFACE_FILE,
-        dest / SURFACE_FILE,
-        tiles,
-        fmt,
-        input_name=SURFACE_INPUT,
-        head_outputs=(SURFACE_LOGITS, SURFACE_CELLS),
-        batch=16,
-    )
 
 
 def served_probs(package: Path, root: Path, records: Sequence[Record]) -> NDArray[np.float32]:
