@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from qc_model.fingerprint import MATCH_BITS, Fingerprint
 from serving.db.models import PhotoFingerprint
-from serving.inspection.fingerprints import candidate_filter, chunks, find_matches, to_signed
+from serving.inspection.fingerprints import candidate_query, chunks, find_matches, to_signed
 
 BATCH = 50_000
 
@@ -81,7 +81,7 @@ def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) 
         *(Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns),
     )
     for index in table.indexes:
-        Index(index.name, *(copy.c[c.name] for c in index.columns))
+        Index(index.name, *(copy.c[c.name] for c in index.columns), **index.dialect_kwargs)
     with engine.begin() as conn:
         bare.drop_all(conn)
         bare.create_all(conn)
@@ -134,5 +134,5 @@ def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) 
 
 def _candidates(s: Session, h: int, bits: int) -> int:
     """Rows the chunk indexes return for `h` (before the exact distance filter)."""
-    where = candidate_filter(h, bits, s.get_bind().dialect.name)
-    return int(s.scalar(select(func.count()).select_from(PhotoFingerprint).where(where)) or 0)
+    query = candidate_query(h, bits, s.get_bind().dialect.name).subquery()
+    return int(s.scalar(select(func.count(func.distinct(query.c.id)))) or 0)

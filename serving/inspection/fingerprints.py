@@ -18,11 +18,23 @@ stored when the other looks); the order lock of the same order serialises them w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Integer, any_, literal, or_, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    any_,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from qc_model.fingerprint import MATCH_BITS, Fingerprint, hamming, same_photo
@@ -73,32 +85,43 @@ def chunks(phash: int) -> list[int]:
     return out
 
 
+@cache
+def flip_masks(radius: int, width: int) -> tuple[int, ...]:
+    """0 and every `width`-bit mask of 1..`radius` set bits (made once per radius and width:
+    building them took most of a lookup's Python time)."""
+    out = [0]
+    for r in range(1, radius + 1):
+        out += [sum(1 << b for b in bits) for bits in combinations(range(width), r)]
+    return tuple(out)
+
+
 def neighbours(value: int, radius: int, width: int) -> list[int]:
     """`value` and every `width`-bit value within `radius` bits of it."""
-    out = [value]
-    for r in range(1, radius + 1):
-        for bits in combinations(range(width), r):
-            flipped = value
-            for b in bits:
-                flipped ^= 1 << b
-            out.append(flipped)
-    return out
+    return [value ^ m for m in flip_masks(radius, width)]
 
 
-def candidate_filter(phash: int, bits: int, dialect: str = "sqlite") -> ColumnElement[bool]:
-    """The WHERE clause that finds, by the chunk indexes, every row within `bits` of `phash`.
-    On PostgreSQL each chunk's values go as one array parameter (`= ANY`): hundreds of separate
-    IN parameters cost more to plan than the lookup itself."""
+def candidate_query(phash: int, bits: int, dialect: str = "sqlite") -> CompoundSelect:
+    """(id, phash) of every row within `bits` of `phash` (and a few more), found by the chunk
+    indexes: one SELECT per chunk, joined by UNION ALL (a row near in two chunks comes twice).
+
+    Each SELECT is answered from its index alone (chunk, hash, row id; migration 0005); an OR
+    of the three made SQLite collect row ids and read every candidate row. Each chunk's few
+    hundred values go as ONE parameter: an array (`= ANY`) on PostgreSQL, a JSON list read by
+    `json_each` on SQLite; as hundreds of IN parameters, building and planning the statement
+    cost more than the lookups."""
     radius = bits // len(CHUNK_WIDTHS)
     columns = (PhotoFingerprint.c0, PhotoFingerprint.c1, PhotoFingerprint.c2)
-    conds = []
+    parts = []
     for col, c, width in zip(columns, chunks(phash), CHUNK_WIDTHS, strict=True):
         values = neighbours(c, radius, width)
+        cond: ColumnElement[bool]
         if dialect == "postgresql":
-            conds.append(col == any_(literal(values, ARRAY(Integer()))))
+            cond = col == any_(literal(values, ARRAY(Integer())))
         else:
-            conds.append(col.in_(values))
-    return or_(*conds)
+            listed = func.json_each(json.dumps(values)).table_valued("value")
+            cond = col.in_(select(listed.c.value))
+        parts.append(select(PhotoFingerprint.id, PhotoFingerprint.phash).where(cond))
+    return union_all(*parts)
 
 
 def row_for(fp: Fingerprint, **fields: Any) -> PhotoFingerprint:
@@ -127,12 +150,9 @@ def find_matches(
     uploads and retakes)."""
     # Two steps: the chunk indexes give candidates (id and hash only), the exact distance
     # keeps a few, and only those few rows are read whole to verify.
-    candidates = session.execute(
-        select(PhotoFingerprint.id, PhotoFingerprint.phash).where(
-            candidate_filter(fp.phash, bits, session.get_bind().dialect.name)
-        )
-    ).all()
-    close = [i for i, stored in candidates if hamming(fp.phash, to_unsigned(stored)) <= bits]
+    query = candidate_query(fp.phash, bits, session.get_bind().dialect.name)
+    candidates = session.execute(query).all()
+    close = {i for i, stored in candidates if hamming(fp.phash, to_unsigned(stored)) <= bits}
     if not close:
         return []
     found = []
