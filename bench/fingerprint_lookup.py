@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from qc_model.fingerprint import MATCH_BITS, Fingerprint
+from qc_model.fingerprint import FRAME_MAT, MATCH_BITS, Fingerprint
 from serving.db.models import PhotoFingerprint
 from serving.inspection.fingerprints import candidate_query, chunks, find_matches, to_signed
 
@@ -51,7 +51,7 @@ def _rows(hashes: np.ndarray, start: int) -> list[dict[str, object]]:
                 "owner_id": 1,
                 "order_id": None,
                 "piece_id": f"p{start + i}",
-                "frame": "mat",
+                "frame": FRAME_MAT,
                 "phash": to_signed(h),
                 "detail": {"cells": None},
                 "c0": c[0],
@@ -118,7 +118,7 @@ def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) 
             s.commit()
             for h, piece in planted:
                 t0 = time.perf_counter()
-                matches = find_matches(s, Fingerprint(h, "mat"), bits=bits)
+                matches = find_matches(s, Fingerprint(h, FRAME_MAT), bits=bits)
                 times.append((time.perf_counter() - t0) * 1000)
                 found += any(m.piece_id == piece for m in matches)
                 candidates.append(_candidates(s, h, bits))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qc_model.decode import decode_photo
-from qc_model.fingerprint import MATCH_BITS, dct_hash, fingerprint_details, hamming
+from qc_model.fingerprint import FRAME_MAT, MATCH_BITS, dct_hash, fingerprint_details, hamming
 from qc_model.gate import check_photo
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,7 +31,7 @@ def originals() -> list[dict[str, str]]:
 
 
 def test_hash_is_taken_in_the_mat_frame(originals: list[dict[str, str]]) -> None:
-    assert all(fp["frame"] == "mat" for fp in originals)
+    assert all(fp["frame"] == FRAME_MAT for fp in originals)
     assert all(len(fp["phash"]) == 16 for fp in originals)
 
 
@@ -50,7 +50,7 @@ def test_a_cheats_copy_matches_its_original(
 ) -> None:
     for seed in (0, 3):
         copy = _fingerprint(cheat_copy(scene(seed), **change))  # type: ignore[arg-type]
-        assert copy["frame"] == "mat"
+        assert copy["frame"] == FRAME_MAT
         assert hamming(_bits(copy), _bits(originals[seed])) <= MATCH_BITS, (seed, change)
 
 
