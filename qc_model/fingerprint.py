@@ -6,9 +6,11 @@ Everything is measured in the calibration mat's own frame: the mat's homography 
 photo gate) maps the card's placement area to fixed grids, so a crop, rotation or resize of the
 photo changes nothing there but resampling noise. Two parts:
 
-- `phash`, 64 bits: the classic DCT hash of the placement area (its 8 x 8 lowest frequencies,
-  each bit one coefficient above or below their median: blind to brightness and contrast and to
-  JPEG's high-frequency losses). It is what the index looks up.
+- `phash`, 64 bits: the DCT hash (8 x 8 lowest frequencies, each bit one coefficient above or
+  below their median: blind to contrast and to JPEG's high-frequency losses) of how much darker
+  than the paper around it each cell of the placement area is. Dividing by the paper's level
+  removes the light's gradient and the photo's brightness; leaving out what is brighter than
+  the paper leaves out what a brightened copy clips to white. It is what the index looks up.
 - `cells`: where something differs from the paper (the piece) on a 64 x 40 grid of the area
   (~3.6 mm cells). Two photos of one piece design laid the same way can share a hash; a copy
   has the piece on the very same cells.
