@@ -24,17 +24,7 @@ from functools import cache
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
-    CompoundSelect,
-    Integer,
-    any_,
-    func,
-    literal,
-    select,
-    union_all,
-)
+from sqlalchemy import Executable, TextClause, select, text
 from sqlalchemy.orm import Session
 
 from qc_model.fingerprint import MATCH_BITS, Fingerprint, hamming, same_photo
@@ -42,6 +32,7 @@ from qc_model.messages import INTEGRITY_MESSAGES
 from serving.db.models import Inspection, PhotoFingerprint
 
 CHUNK_WIDTHS = (22, 21, 21)  # bits, most significant first
+CHUNK_COLUMNS = ("c0", "c1", "c2")
 REASON = "photo_reused"
 # How many earlier photos an inspection's result names (closest first).
 MAX_NAMED = 5
@@ -100,28 +91,37 @@ def neighbours(value: int, radius: int, width: int) -> list[int]:
     return [value ^ m for m in flip_masks(radius, width)]
 
 
-def candidate_query(phash: int, bits: int, dialect: str = "sqlite") -> CompoundSelect:
+@cache
+def _candidate_sql(dialect: str) -> TextClause:
+    """One SELECT per chunk, joined by UNION ALL; each chunk's values as one parameter."""
+    if dialect == "postgresql":
+        where = "{c} = ANY(:{c})"
+    else:
+        where = "{c} IN (SELECT value FROM json_each(:{c}))"
+    table = PhotoFingerprint.__tablename__
+    return text(
+        " UNION ALL ".join(
+            f"SELECT id, phash FROM {table} WHERE " + where.format(c=c) for c in CHUNK_COLUMNS
+        )
+    )
+
+
+def candidate_query(phash: int, bits: int, dialect: str = "sqlite") -> Executable:
     """(id, phash) of every row within `bits` of `phash` (and a few more), found by the chunk
     indexes: one SELECT per chunk, joined by UNION ALL (a row near in two chunks comes twice).
 
     Each SELECT is answered from its index alone (chunk, hash, row id; migration 0005); an OR
     of the three made SQLite collect row ids and read every candidate row. Each chunk's few
     hundred values go as ONE parameter: an array (`= ANY`) on PostgreSQL, a JSON list read by
-    `json_each` on SQLite; as hundreds of IN parameters, building and planning the statement
-    cost more than the lookups."""
+    `json_each` on SQLite. The statement is written once per dialect: as hundreds of IN
+    parameters, or built anew by the SQL expression language, making the statement cost more
+    than the index lookups."""
     radius = bits // len(CHUNK_WIDTHS)
-    columns = (PhotoFingerprint.c0, PhotoFingerprint.c1, PhotoFingerprint.c2)
-    parts = []
-    for col, c, width in zip(columns, chunks(phash), CHUNK_WIDTHS, strict=True):
+    params: dict[str, Any] = {}
+    for name, c, width in zip(CHUNK_COLUMNS, chunks(phash), CHUNK_WIDTHS, strict=True):
         values = neighbours(c, radius, width)
-        cond: ColumnElement[bool]
-        if dialect == "postgresql":
-            cond = col == any_(literal(values, ARRAY(Integer())))
-        else:
-            listed = func.json_each(json.dumps(values)).table_valued("value")
-            cond = col.in_(select(listed.c.value))
-        parts.append(select(PhotoFingerprint.id, PhotoFingerprint.phash).where(cond))
-    return union_all(*parts)
+        params[name] = values if dialect == "postgresql" else json.dumps(values)
+    return _candidate_sql(dialect).bindparams(**params)
 
 
 def row_for(fp: Fingerprint, **fields: Any) -> PhotoFingerprint:
