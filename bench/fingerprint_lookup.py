@@ -25,9 +25,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     create_engine,
-    func,
     insert,
-    select,
     text,
 )
 from sqlalchemy.orm import Session
@@ -134,5 +132,5 @@ def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) 
 
 def _candidates(s: Session, h: int, bits: int) -> int:
     """Rows the chunk indexes return for `h` (before the exact distance filter)."""
-    query = candidate_query(h, bits, s.get_bind().dialect.name).subquery()
-    return int(s.scalar(select(func.count(func.distinct(query.c.id)))) or 0)
+    rows = s.execute(candidate_query(h, bits, s.get_bind().dialect.name)).all()
+    return len({row_id for row_id, _ in rows})
