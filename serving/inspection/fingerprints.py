@@ -94,24 +94,27 @@ def neighbours(value: int, radius: int, width: int) -> list[int]:
 @cache
 def _candidate_sql(dialect: str) -> TextClause:
     """One SELECT per chunk, joined by UNION ALL; each chunk's values as one parameter."""
-    if dialect == "postgresql":
-        where = "{c} = ANY(:{c})"
-    else:
-        where = "{c} IN (SELECT value FROM json_each(:{c}))"
     table = PhotoFingerprint.__tablename__
+    if dialect == "postgresql":
+        # One bitmap OR over the three indexes; a UNION ALL made PostgreSQL plan parallel
+        # workers, whose start cost more than the lookup.
+        where = " OR ".join(f"{c} = ANY(:{c})" for c in CHUNK_COLUMNS)
+        return text(f"SELECT id, phash FROM {table} WHERE {where}")
     return text(
         " UNION ALL ".join(
-            f"SELECT id, phash FROM {table} WHERE " + where.format(c=c) for c in CHUNK_COLUMNS
+            f"SELECT id, phash FROM {table} WHERE {c} IN (SELECT value FROM json_each(:{c}))"
+            for c in CHUNK_COLUMNS
         )
     )
 
 
 def candidate_query(phash: int, bits: int, dialect: str = "sqlite") -> Executable:
-    """(id, phash) of every row within `bits` of `phash` (and a few more), found by the chunk
-    indexes: one SELECT per chunk, joined by UNION ALL (a row near in two chunks comes twice).
+    """(id, phash) of every row within `bits` of `phash` (and a few more; a row may come
+    twice), found by the chunk indexes.
 
-    Each SELECT is answered from its index alone (chunk, hash, row id; migration 0005); an OR
-    of the three made SQLite collect row ids and read every candidate row. Each chunk's few
+    On SQLite one SELECT per chunk, joined by UNION ALL: each is answered from its index alone
+    (chunk, hash, row id; migration 0005); an OR of the three made SQLite collect row ids and
+    read every candidate row. Each chunk's few
     hundred values go as ONE parameter: an array (`= ANY`) on PostgreSQL, a JSON list read by
     `json_each` on SQLite. The statement is written once per dialect: as hundreds of IN
     parameters, or built anew by the SQL expression language, making the statement cost more
