@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from qc_model.decode import DecodeError, decode_photo
 from qc_model.fingerprint import (
+    FRAME_MAT,
     Fingerprint,
     cell_overlap,
     hamming,
@@ -119,7 +120,7 @@ def run(data: Path, copies: int, seed: int, thresholds: list[int], limit: int = 
     n_diff = int(different.sum())
     near = [(int(a), int(b)) for a, b in np.argwhere(different & (dist <= max(thresholds)))]
     passed = np.array([p for _, _, p, _ in pairs])
-    mat_frame = sum(f.frame == "mat" for f in originals)
+    mat_frame = sum(f.frame == FRAME_MAT for f in originals)
     print(
         f"{len(records)} photos ({mat_frame} hashed in the mat frame), {len(pairs)} copies"
         f" ({int(passed.sum())} passed by the gate; {refused} more refused by decode as too"

@@ -25,17 +25,15 @@ from sqlalchemy import (
     MetaData,
     Table,
     create_engine,
-    func,
     insert,
-    select,
     text,
 )
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from qc_model.fingerprint import MATCH_BITS, Fingerprint
+from qc_model.fingerprint import FRAME_MAT, MATCH_BITS, Fingerprint
 from serving.db.models import PhotoFingerprint
-from serving.inspection.fingerprints import candidate_filter, chunks, find_matches, to_signed
+from serving.inspection.fingerprints import candidate_query, chunks, find_matches, to_signed
 
 BATCH = 50_000
 
@@ -51,7 +49,7 @@ def _rows(hashes: np.ndarray, start: int) -> list[dict[str, object]]:
                 "owner_id": 1,
                 "order_id": None,
                 "piece_id": f"p{start + i}",
-                "frame": "mat",
+                "frame": FRAME_MAT,
                 "phash": to_signed(h),
                 "detail": {"cells": None},
                 "c0": c[0],
@@ -81,7 +79,7 @@ def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) 
         *(Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns),
     )
     for index in table.indexes:
-        Index(index.name, *(copy.c[c.name] for c in index.columns))
+        Index(index.name, *(copy.c[c.name] for c in index.columns), **index.dialect_kwargs)
     with engine.begin() as conn:
         bare.drop_all(conn)
         bare.create_all(conn)
@@ -118,7 +116,7 @@ def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) 
             s.commit()
             for h, piece in planted:
                 t0 = time.perf_counter()
-                matches = find_matches(s, Fingerprint(h, "mat"), bits=bits)
+                matches = find_matches(s, Fingerprint(h, FRAME_MAT), bits=bits)
                 times.append((time.perf_counter() - t0) * 1000)
                 found += any(m.piece_id == piece for m in matches)
                 candidates.append(_candidates(s, h, bits))
@@ -134,5 +132,5 @@ def run(sizes: list[int], queries: int, db: str | None, bits: int = MATCH_BITS) 
 
 def _candidates(s: Session, h: int, bits: int) -> int:
     """Rows the chunk indexes return for `h` (before the exact distance filter)."""
-    where = candidate_filter(h, bits, s.get_bind().dialect.name)
-    return int(s.scalar(select(func.count()).select_from(PhotoFingerprint).where(where)) or 0)
+    rows = s.execute(candidate_query(h, bits, s.get_bind().dialect.name)).all()
+    return len({row_id for row_id, _ in rows})

@@ -6,9 +6,11 @@ Everything is measured in the calibration mat's own frame: the mat's homography 
 photo gate) maps the card's placement area to fixed grids, so a crop, rotation or resize of the
 photo changes nothing there but resampling noise. Two parts:
 
-- `phash`, 64 bits: the classic DCT hash of the placement area (its 8 x 8 lowest frequencies,
-  each bit one coefficient above or below their median: blind to brightness and contrast and to
-  JPEG's high-frequency losses). It is what the index looks up.
+- `phash`, 64 bits: the DCT hash (8 x 8 lowest frequencies, each bit one coefficient above or
+  below their median: blind to contrast and to JPEG's high-frequency losses) of how much darker
+  than the paper around it each cell of the placement area is. Dividing by the paper's level
+  removes the light's gradient and the photo's brightness; leaving out what is brighter than
+  the paper leaves out what a brightened copy clips to white. It is what the index looks up.
 - `cells`: where something differs from the paper (the piece) on a 64 x 40 grid of the area
   (~3.6 mm cells). Two photos of one piece design laid the same way can share a hash; a copy
   has the piece on the very same cells.
@@ -48,6 +50,11 @@ PIECE_CONTRAST, NOISE_K = 0.10, 6.0
 MIN_PIECE_CELLS = 4
 MAX_PIECE_FRACTION = 0.25
 MAX_SUPERSAMPLE = 6  # samples per cell side when rectifying
+PAPER_SIGMA = 5.0  # cells: the blur that gives the paper's level around each cell
+# The frames a hash is taken in: the mat's ("mat2": the second hash, darker-than-paper; the
+# first, "mat", hashed the grey level itself) or the whole photo's. Hashes of two frames are
+# never one photo.
+FRAME_MAT, FRAME_PHOTO = "mat2", "photo"
 
 # One photo: hashes within MATCH_BITS of 64, piece cells overlapping by at least MIN_OVERLAP
 # (each grid's cells that touch the other's, the smaller of the two fractions). Chosen on
@@ -59,7 +66,7 @@ MIN_OVERLAP = 0.6
 @dataclass(frozen=True)
 class Fingerprint:
     phash: int  # unsigned 64-bit
-    frame: str  # "mat" (rectified) or "photo" (no usable mat)
+    frame: str  # FRAME_MAT (rectified) or FRAME_PHOTO (no usable mat)
     cells: tuple[int, ...] | None = field(default=None)  # piece cells, row-major; None: unknown
 
     @property
@@ -89,7 +96,7 @@ def hamming(a: int, b: int) -> int:
 
 def same_photo(a: Fingerprint, b: Fingerprint, bits: int = MATCH_BITS) -> bool:
     """Whether `a` and `b` are one photo (see the module's docstring)."""
-    if hamming(a.phash, b.phash) > bits:
+    if a.frame != b.frame or hamming(a.phash, b.phash) > bits:
         return False
     if a.cells is not None and b.cells is not None:
         return cell_overlap(a.cells, b.cells) >= MIN_OVERLAP
@@ -122,21 +129,23 @@ def photo_fingerprint(
     """The fingerprint of a decoded photo, using the mat the gate found on it."""
     if mat is None or len(mat.marker_ids) < 2:  # one marker fixes the scale, not the view
         small = cv2.resize(image_bgr, (GRID, GRID), interpolation=cv2.INTER_AREA)
-        return Fingerprint(dct_hash(small.astype(np.float32).mean(axis=2)), "photo")
+        return Fingerprint(dct_hash(small.astype(np.float32).mean(axis=2)), FRAME_PHOTO)
     x0, y0, x1, y1 = spec.placement_area_mm
     inset = (x0 + CELLS_INSET_MM, y0 + CELLS_INSET_MM, x1 - CELLS_INSET_MM, y1 - CELLS_INSET_MM)
     colour = rectified(image_bgr, mat, inset, (CELLS_W, CELLS_H)).astype(np.float32)
     grey = colour.mean(axis=2)  # no colour conversion of the whole photo: only of the grid
-    phash = dct_hash(cv2.resize(grey, (GRID, GRID), interpolation=cv2.INTER_AREA))
-    cells = _piece_cells(grey)
-    return Fingerprint(phash, "mat", cells)
+    # Each cell against the paper around it: the light's gradient and the photo's brightness
+    # divide out. Only what is darker than the paper is hashed: brightening a photo clips the
+    # paper and the piece's highlights to white, and those cells moved the hash's bits most.
+    contrast = grey / np.maximum(cv2.GaussianBlur(grey, (0, 0), PAPER_SIGMA), 1.0) - 1.0
+    dark = np.minimum(contrast, 0.0)
+    phash = dct_hash(cv2.resize(dark, (GRID, GRID), interpolation=cv2.INTER_AREA))
+    return Fingerprint(phash, FRAME_MAT, _piece_cells(np.abs(contrast)))
 
 
-def _piece_cells(grey: NDArray[np.float32]) -> tuple[int, ...] | None:
-    """The piece cells, or None when there are too few to compare or the grid is mostly
-    noise."""
-    paper_level = cv2.GaussianBlur(grey, (0, 0), 5)
-    dev = np.abs(grey / np.maximum(paper_level, 1.0) - 1.0)
+def _piece_cells(dev: NDArray[np.float32]) -> tuple[int, ...] | None:
+    """The piece cells (where the grid differs from the paper around it by `dev`, a fraction),
+    or None when there are too few to compare or the grid is mostly noise."""
     noise = float(np.median(np.abs(dev - np.median(dev))))
     piece = dev > max(PIECE_CONTRAST, NOISE_K * noise)
     n = int(piece.sum())

@@ -350,6 +350,13 @@ class PhotoFingerprint(Base):
     a new one by exact chunk lookups (serving.fingerprints)."""
 
     __tablename__ = "photo_fingerprints"
+    # Each chunk's index carries the hash too, so the candidate query (chunk -> hash) is
+    # answered from the index alone, without a read of the row per candidate (migration 0005;
+    # SQLite's index entries hold the row id already, PostgreSQL's include it).
+    __table_args__ = tuple(
+        Index(f"ix_photo_fingerprints_{c}_phash", c, "phash", postgresql_include=["id"])
+        for c in ("c0", "c1", "c2")
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     inspection_id: Mapped[str] = mapped_column(
@@ -363,7 +370,7 @@ class PhotoFingerprint(Base):
     phash: Mapped[int] = mapped_column(BigInteger())  # the 64 bits as a signed integer
     # What verifies a hash match: {"cells": [piece cells] | null} (qc_model.fingerprint).
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    c0: Mapped[int] = mapped_column(index=True)
-    c1: Mapped[int] = mapped_column(index=True)
-    c2: Mapped[int] = mapped_column(index=True)
+    c0: Mapped[int]
+    c1: Mapped[int]
+    c2: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

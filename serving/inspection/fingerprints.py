@@ -18,11 +18,13 @@ stored when the other looks); the order lock of the same order serialises them w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Integer, any_, literal, or_, select
+from sqlalchemy import Executable, TextClause, select, text
 from sqlalchemy.orm import Session
 
 from qc_model.fingerprint import MATCH_BITS, Fingerprint, hamming, same_photo
@@ -30,6 +32,7 @@ from qc_model.messages import INTEGRITY_MESSAGES
 from serving.db.models import Inspection, PhotoFingerprint
 
 CHUNK_WIDTHS = (22, 21, 21)  # bits, most significant first
+CHUNK_COLUMNS = ("c0", "c1", "c2")
 REASON = "photo_reused"
 # How many earlier photos an inspection's result names (closest first).
 MAX_NAMED = 5
@@ -73,32 +76,55 @@ def chunks(phash: int) -> list[int]:
     return out
 
 
+@cache
+def flip_masks(radius: int, width: int) -> tuple[int, ...]:
+    """0 and every `width`-bit mask of 1..`radius` set bits (made once per radius and width:
+    building them took most of a lookup's Python time)."""
+    out = [0]
+    for r in range(1, radius + 1):
+        out += [sum(1 << b for b in bits) for bits in combinations(range(width), r)]
+    return tuple(out)
+
+
 def neighbours(value: int, radius: int, width: int) -> list[int]:
     """`value` and every `width`-bit value within `radius` bits of it."""
-    out = [value]
-    for r in range(1, radius + 1):
-        for bits in combinations(range(width), r):
-            flipped = value
-            for b in bits:
-                flipped ^= 1 << b
-            out.append(flipped)
-    return out
+    return [value ^ m for m in flip_masks(radius, width)]
 
 
-def candidate_filter(phash: int, bits: int, dialect: str = "sqlite") -> ColumnElement[bool]:
-    """The WHERE clause that finds, by the chunk indexes, every row within `bits` of `phash`.
-    On PostgreSQL each chunk's values go as one array parameter (`= ANY`): hundreds of separate
-    IN parameters cost more to plan than the lookup itself."""
+@cache
+def _candidate_sql(dialect: str) -> TextClause:
+    """One SELECT per chunk, joined by UNION ALL; each chunk's values as one parameter."""
+    table = PhotoFingerprint.__tablename__
+    if dialect == "postgresql":
+        # One bitmap OR over the three indexes; a UNION ALL made PostgreSQL plan parallel
+        # workers, whose start cost more than the lookup.
+        where = " OR ".join(f"{c} = ANY(:{c})" for c in CHUNK_COLUMNS)
+        return text(f"SELECT id, phash FROM {table} WHERE {where}")
+    return text(
+        " UNION ALL ".join(
+            f"SELECT id, phash FROM {table} WHERE {c} IN (SELECT value FROM json_each(:{c}))"
+            for c in CHUNK_COLUMNS
+        )
+    )
+
+
+def candidate_query(phash: int, bits: int, dialect: str = "sqlite") -> Executable:
+    """(id, phash) of every row within `bits` of `phash` (and a few more; a row may come
+    twice), found by the chunk indexes.
+
+    On SQLite one SELECT per chunk, joined by UNION ALL: each is answered from its index alone
+    (chunk, hash, row id; migration 0005); an OR of the three made SQLite collect row ids and
+    read every candidate row. Each chunk's few
+    hundred values go as ONE parameter: an array (`= ANY`) on PostgreSQL, a JSON list read by
+    `json_each` on SQLite. The statement is written once per dialect: as hundreds of IN
+    parameters, or built anew by the SQL expression language, making the statement cost more
+    than the index lookups."""
     radius = bits // len(CHUNK_WIDTHS)
-    columns = (PhotoFingerprint.c0, PhotoFingerprint.c1, PhotoFingerprint.c2)
-    conds = []
-    for col, c, width in zip(columns, chunks(phash), CHUNK_WIDTHS, strict=True):
+    params: dict[str, Any] = {}
+    for name, c, width in zip(CHUNK_COLUMNS, chunks(phash), CHUNK_WIDTHS, strict=True):
         values = neighbours(c, radius, width)
-        if dialect == "postgresql":
-            conds.append(col == any_(literal(values, ARRAY(Integer()))))
-        else:
-            conds.append(col.in_(values))
-    return or_(*conds)
+        params[name] = values if dialect == "postgresql" else json.dumps(values)
+    return _candidate_sql(dialect).bindparams(**params)
 
 
 def row_for(fp: Fingerprint, **fields: Any) -> PhotoFingerprint:
@@ -127,12 +153,9 @@ def find_matches(
     uploads and retakes)."""
     # Two steps: the chunk indexes give candidates (id and hash only), the exact distance
     # keeps a few, and only those few rows are read whole to verify.
-    candidates = session.execute(
-        select(PhotoFingerprint.id, PhotoFingerprint.phash).where(
-            candidate_filter(fp.phash, bits, session.get_bind().dialect.name)
-        )
-    ).all()
-    close = [i for i, stored in candidates if hamming(fp.phash, to_unsigned(stored)) <= bits]
+    query = candidate_query(fp.phash, bits, session.get_bind().dialect.name)
+    candidates = session.execute(query).all()
+    close = {i for i, stored in candidates if hamming(fp.phash, to_unsigned(stored)) <= bits}
     if not close:
         return []
     found = []

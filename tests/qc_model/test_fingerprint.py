@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from qc_model.decode import decode_photo
-from qc_model.fingerprint import MATCH_BITS, dct_hash, fingerprint_details, hamming
+from qc_model.fingerprint import (
+    FRAME_MAT,
+    FRAME_PHOTO,
+    MATCH_BITS,
+    Fingerprint,
+    dct_hash,
+    fingerprint_details,
+    hamming,
+    same_photo,
+)
 from qc_model.gate import check_photo
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,7 +40,7 @@ def originals() -> list[dict[str, str]]:
 
 
 def test_hash_is_taken_in_the_mat_frame(originals: list[dict[str, str]]) -> None:
-    assert all(fp["frame"] == "mat" for fp in originals)
+    assert all(fp["frame"] == FRAME_MAT for fp in originals)
     assert all(len(fp["phash"]) == 16 for fp in originals)
 
 
@@ -50,7 +59,7 @@ def test_a_cheats_copy_matches_its_original(
 ) -> None:
     for seed in (0, 3):
         copy = _fingerprint(cheat_copy(scene(seed), **change))  # type: ignore[arg-type]
-        assert copy["frame"] == "mat"
+        assert copy["frame"] == FRAME_MAT
         assert hamming(_bits(copy), _bits(originals[seed])) <= MATCH_BITS, (seed, change)
 
 
@@ -74,3 +83,12 @@ def test_dct_hash_ignores_brightness_and_contrast() -> None:
     grid = (rng.random((32, 32)) * 200).astype(np.uint8)
     brighter = np.clip(grid.astype(np.float32) * 1.2 + 10, 0, 255).astype(np.uint8)
     assert hamming(dct_hash(grid), dct_hash(brighter)) <= 2
+
+
+def test_hashes_of_different_frames_never_match() -> None:
+    # The same 64 bits in the mat's frame and the whole photo's (or a stored first-version
+    # hash) say nothing about each other.
+    h = 0x0123_4567_89AB_CDEF
+    assert same_photo(Fingerprint(h, FRAME_MAT), Fingerprint(h, FRAME_MAT))
+    assert not same_photo(Fingerprint(h, FRAME_MAT), Fingerprint(h, FRAME_PHOTO))
+    assert not same_photo(Fingerprint(h, FRAME_MAT), Fingerprint(h, "mat"))

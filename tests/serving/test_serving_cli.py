@@ -34,8 +34,8 @@ def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 
 def test_db_upgrade_and_users_create(env: dict[str, str], db_url: str) -> None:
     code, out, _ = run(env, "db", "upgrade")
-    assert code == 0 and "at revision 0004" in out
-    assert current_revision(db_url) == "0004"
+    assert code == 0 and "at revision 0005" in out
+    assert current_revision(db_url) == "0005"
     code, out, _ = run(env, "users", "create", "--name", "Wanjiru", "--role", "qc")
     assert code == 0, out
     token = out.strip().splitlines()[-1]

@@ -65,4 +65,4 @@ def test_app_start_migrates_a_fresh_database(tmp_path, catalog_dir) -> None:  # 
     assert s.migrate_on_start
     with TestClient(create_app(s)) as c:
         assert c.get("/readyz").json()["checks"]["database"]["ok"] is True
-    assert current_revision(s.db_url) == "0004"
+    assert current_revision(s.db_url) == "0005"

@@ -20,7 +20,7 @@ def test_upgrade_matches_models_and_is_repeatable(db_url: str) -> None:
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     upgrade(db_url)
     upgrade(db_url)  # at head already: a no-op, as on every service start
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == "0005"
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         tables = set(inspect(conn).get_table_names())
