@@ -94,6 +94,11 @@ def test_thresholds_choose_the_review_level_for_a_recall(tmp_path: Path) -> None
     with pytest.raises(DataError, match="needs good and defective photos"):
         choose_review(model, manifest, tmp_path / "x", 0.9, split="val", judged_only=False)
     assert not (tmp_path / "x").exists()
+    # in place: the folder is replaced once the new one is complete, nothing else is left
+    before = set(tmp_path.iterdir())
+    choose_review(model, manifest, model, 1.0, split="test", judged_only=False)
+    assert AnomalyModel(model, threads=1).meta.review == r
+    assert set(tmp_path.iterdir()) == before
 
 
 def test_kito_anomaly_thresholds_command(tmp_path: Path) -> None:

@@ -92,8 +92,10 @@ def write_anomaly(
 @contextmanager
 def staged(out: Path, base: Path | None) -> Iterator[Path]:
     """A hidden folder beside `out` holding a copy of `base` (if given); renamed to `out` only
-    when the block ends without error and what it holds loads as the service would load it."""
-    if out.exists():
+    when the block ends without error and what it holds loads as the service would load it.
+    `out` may be `base` itself: it is then replaced, only once the new folder is complete."""
+    replace = out.exists() and base is not None and out.resolve() == base.resolve()
+    if out.exists() and not replace:
         raise DataError(f"{out}: already exists; choose a new package folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
@@ -110,7 +112,13 @@ def staged(out: Path, base: Path | None) -> Iterator[Path]:
         else:
             AnomalyModel(tmp, threads=1)
         tmp.chmod(0o755)
-        tmp.rename(out)
+        if replace:
+            old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
