@@ -169,6 +169,10 @@ def test_evaluate_package_adds_anomaly_and_fused_numbers(tmp_path: Path) -> None
     # held if either holds: the fused recall is at least each one's
     assert a["fused"]["fused"]["recall"] >= a["fused"]["classifier"]["recall"]
     assert a["fused"]["fused"]["recall"] >= a["fused"]["anomaly"]["recall"]
+    with np.load(tmp_path / "r" / "anomaly_scores.npz") as npz:  # per photo, for studies
+        assert len(npz["levels"]) == len(npz["ids"]) == 10 and npz["probs"].shape[0] == 10
+    # the gate refuses these mat-less photos: no judged numbers, rather than empty ones
+    assert "judged" not in a
 
 
 @pytest.mark.slow

@@ -26,6 +26,8 @@ from training.anomaly.fit import design_of, is_good
 from training.metrics import auroc, average_precision, defect_columns
 from training.report import html_table, img_tag, plot_anomaly_roc, write_html
 
+SCORES_FILE = "anomaly_scores.npz"  # kito eval --package: per-photo levels beside the classifier
+
 
 def anomaly_levels(
     model: AnomalyModel, records: Sequence[Record], root: Path, desc: str = "anomaly"
@@ -189,6 +191,17 @@ def package_anomaly(
     thr = np.array([meta.thresholds[c].threshold for c in classes])
     held = (np.asarray(probs)[:, cols] >= thr[cols]).any(axis=1)
     review = model.meta.review_level
+    # Per photo, for studies of other operating points (research/anomaly_fusion.py).
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out / SCORES_FILE,
+        ids=np.array([r.id for r in records]),
+        levels=levels,
+        probs=np.asarray(probs, np.float32),
+        thresholds=thr,
+        classes=np.array(list(classes)),
+        passed=passed if passed is not None else np.ones(len(records), bool),
+    )
     a = anomaly_metrics(records, levels, banks, review, held)
     if not a["covered"]:
         return a, [("Anomaly model", "<p>No bank covers the designs of these photos.</p>")]
