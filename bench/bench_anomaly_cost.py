@@ -4,7 +4,8 @@
         --photos 30 --banks 8192,4096,2048,1024
 
 For `--photos` photos of the manifest (those whose design has a bank), one thread (the
-service's SERVICE_THREADS_PER_INSPECTION): the process CPU milliseconds (median per photo) of
+service's SERVICE_THREADS_PER_INSPECTION; numpy's OpenBLAS too unless OPENBLAS_NUM_THREADS says
+otherwise): the process CPU milliseconds (median per photo) of
 the input (locate + crop + resample), the ONNX extractor, and the nearest-neighbour search
 against the first N rows of the design's bank for each N of `--banks` (a coreset is chosen
 greedily, so its first N rows are the coreset of size N). With `--auroc`, also the AUROC of
@@ -18,12 +19,16 @@ the photos the photo gate passes (the service scores no other).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+# As `kito serve` runs (kito.cli.common.one_blas_thread): set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 

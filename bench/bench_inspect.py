@@ -24,6 +24,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+# As `kito serve` runs (kito.cli.common.one_blas_thread): set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import cv2
 
 REPO = Path(__file__).resolve().parent.parent
