@@ -47,6 +47,13 @@ FUNCTIONS = [
     ("model: whole (crop + ONNX)", "serving/inspection/model_inspector.py", "_predict"),
     ("model: preprocess (crop)", "qc_model/preprocess.py", "preprocess"),
     ("model: ONNX run", "qc_model/inference.py", "run"),
+    (
+        "anomaly: whole (input, extractor, search)",
+        "serving/inspection/model_inspector.py",
+        "_anomalies",
+    ),
+    ("anomaly: extractor (ONNX)", "qc_model/anomaly.py", "run_extractor"),
+    ("anomaly: nearest-neighbour search", "qc_model/anomaly.py", "distance_map"),
     ("verdict: decide", "qc_model/verdict.py", "decide"),
     ("spec: whole (run_spec_checks)", "qc_model/spec_checks.py", "run_spec_checks"),
     ("spec: measurement_mask", "qc_model/measure.py", "measurement_mask"),
