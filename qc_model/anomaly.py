@@ -14,79 +14,54 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qc_model.anomaly_input import AnomalyInput, piece_cells, prepare_input
-from qc_model.errors import DataError
+from qc_model.anomaly_meta import (
+    ANOMALY_BANKS,
+    ANOMALY_META,
+    ANOMALY_ONNX,
+    FEATURES_INPUT,
+    FEATURES_OUTPUT,
+    NO_DESIGN,
+    PROJECTION,
+    AnomalyConfig,
+    AnomalyError,
+    AnomalyMeta,
+    BankMeta,
+    ReviewChoice,
+    read_anomaly_meta,
+)
+from qc_model.anomaly_search import image_score, level_of, nearest_distances, score_at_level
 from qc_model.locate import PieceLocation
 from qc_model.manifest import checksum_mismatch
 from qc_model.mat import MatDetection
 
-ANOMALY_META = "anomaly.json"
-ANOMALY_ONNX = "anomaly.onnx"
-ANOMALY_BANKS = "anomaly_banks.npz"
-FEATURES_INPUT, FEATURES_OUTPUT = "image", "features"
-NO_DESIGN = "*"  # the bank of photos that declare no design (e.g. an imported data set)
-SHA = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-class AnomalyError(DataError):
-    """An anomaly model that cannot be used; the message names the file and the problem."""
-
-
-class AnomalyConfig(BaseModel):
-    """How a photo becomes the extractor's input and a patch map becomes a score."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_side: int = Field(default=320, ge=32, le=2048)  # longest input side in pixels
-    stride: int = Field(default=8, ge=1, le=64)  # input pixels per feature cell
-    pad_to: int = Field(default=16, ge=1, le=64)  # the input is padded to a multiple
-    top_k: int = Field(default=3, ge=1, le=1000)  # image score: mean of the k largest patches
-    piece_margin: int = Field(default=16, ge=0, le=256)  # cells within this of the piece count
-    crop_margin: float = Field(default=0.1, ge=0.0, le=1.0)  # as qc_model.preprocess's
-
-
-class BankMeta(BaseModel):
-    """One bank: whose photos it holds and how their held-out scores are distributed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    photos: int = Field(ge=1)  # good photos whose patches the bank was drawn from
-    patches: int = Field(ge=1)  # rows of the bank
-    px_per_mm: float | None = Field(default=None, gt=0)  # crop scale for photos on the mat
-    calibration_photos: int = Field(ge=1)
-    log_mu: float  # mean and spread of log(score) over the held-out good photos
-    log_sigma: float = Field(gt=0)
-
-
-class AnomalyMeta(BaseModel):
-    """anomaly.json: the extractor, the banks and their calibration."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["kito-anomaly-model"] = "kito-anomaly-model"
-    format_version: Literal[1] = 1
-    config: AnomalyConfig = Field(default_factory=AnomalyConfig)
-    feature_dim: int = Field(ge=1)
-    extractor: dict[str, Any] = Field(default_factory=dict)  # trunk, stages: how it was made
-    onnx_sha256: SHA
-    banks_sha256: SHA
-    designs: dict[str, BankMeta] = Field(default_factory=dict)
-    families: dict[str, BankMeta] = Field(default_factory=dict)  # "piece_type/material"
-    family_of: dict[str, str] = Field(default_factory=dict)  # design -> its family
-    false_hold: float = Field(default=0.02, gt=0.0, lt=1.0)  # target share of good photos held
-    training: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def review_level(self) -> float:
-        """The default review threshold on `level`: 1 - the target false-hold rate."""
-        return 1.0 - self.false_hold
+__all__ = [
+    "ANOMALY_BANKS",
+    "ANOMALY_META",
+    "ANOMALY_ONNX",
+    "FEATURES_INPUT",
+    "FEATURES_OUTPUT",
+    "NO_DESIGN",
+    "AnomalyConfig",
+    "AnomalyError",
+    "AnomalyMeta",
+    "AnomalyModel",
+    "AnomalyResult",
+    "BankMeta",
+    "ReviewChoice",
+    "bank_key",
+    "image_score",
+    "level_of",
+    "nearest_distances",
+    "projection_key",
+    "read_anomaly_meta",
+    "score_at_level",
+]
 
 
 @dataclass(frozen=True)
@@ -107,46 +82,9 @@ def bank_key(kind: str, name: str) -> str:
     return f"{kind}:{name}"
 
 
-def level_of(score: float, bank: BankMeta) -> float:
-    """The calibrated level of a raw score: the log-normal tail fitted on held-out goods."""
-    z = (np.log(max(score, 1e-12)) - bank.log_mu) / bank.log_sigma
-    return float(NormalDist().cdf(float(z)))
-
-
-def score_at_level(level: float, bank: BankMeta) -> float:
-    """The raw score whose level is `level` (the inverse of `level_of`)."""
-    z = NormalDist().inv_cdf(min(max(level, 1e-9), 1 - 1e-9))
-    return float(np.exp(bank.log_mu + z * bank.log_sigma))
-
-
-def nearest_distances(
-    queries: NDArray[np.float32],
-    bank: NDArray[np.float32],
-    bank_sq: NDArray[np.float32] | None = None,
-    max_elements: int = 1 << 22,
-) -> NDArray[np.float32]:
-    """(N, D) x (M, D) -> (N,) Euclidean distance of each query to its nearest bank row,
-    in chunks of queries so at most `max_elements` distances are held at once (16 MB)."""
-    if queries.ndim != 2 or bank.ndim != 2 or queries.shape[1] != bank.shape[1]:
-        raise ValueError(f"queries {queries.shape} and bank {bank.shape} do not match")
-    if len(bank) == 0:
-        raise ValueError("the bank is empty")
-    sq = (bank * bank).sum(1) if bank_sq is None else bank_sq
-    rows = max(1, max_elements // len(bank))
-    out = np.empty(len(queries), np.float32)
-    for s in range(0, len(queries), rows):
-        q = queries[s : s + rows]
-        d2 = sq[None, :] - 2.0 * (q @ bank.T)  # (r, M): |b|^2 - 2 q.b; |q|^2 added after min
-        out[s : s + rows] = d2.min(axis=1) + (q * q).sum(1)
-    return np.sqrt(np.maximum(out, 0.0)).astype(np.float32)
-
-
-def image_score(distances: NDArray[np.float32], top_k: int) -> float:
-    """Mean of the `top_k` largest patch distances (all of them when fewer)."""
-    if distances.size == 0:
-        raise ValueError("no patches to score")
-    k = min(top_k, distances.size)
-    return float(np.partition(distances.ravel(), -k)[-k:].mean())
+def projection_key(key: str) -> str:
+    """The npz key of bank `key`'s projection (D, d): its rows are stored projected."""
+    return f"{PROJECTION}:{key}"
 
 
 def run_extractor(
@@ -161,18 +99,6 @@ def run_extractor(
     inside = np.zeros((gh, gw), np.bool_)
     inside[: -(-inp.size[0] // cfg.stride), : -(-inp.size[1] // cfg.stride)] = True
     return cells, counted & inside
-
-
-def read_anomaly_meta(folder: Path | str) -> AnomalyMeta:
-    path = Path(folder) / ANOMALY_META
-    if not path.is_file():
-        raise AnomalyError(f"{folder}: no {ANOMALY_META}; no anomaly model here")
-    try:
-        return AnomalyMeta.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, UnicodeDecodeError) as exc:
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        why = f"{'.'.join(map(str, first['loc']))}: {first['msg']}" if first else str(exc)
-        raise AnomalyError(f"{path}: {why}") from None
 
 
 def _checked(path: Path, expected: str) -> Path:
@@ -220,9 +146,19 @@ class AnomalyModel:
         missing = [k for k in wanted if k not in arrays]
         if missing:
             raise AnomalyError(f"{self.folder / ANOMALY_BANKS}: no bank {missing[0]!r}")
-        bad = [k for k in wanted if arrays[k].ndim != 2 or arrays[k].shape[1] != m.feature_dim]
-        if bad:
-            raise AnomalyError(f"{self.folder / ANOMALY_BANKS}: bank {bad[0]!r} is not (N, D)")
+        # A bank stored in a projection (D, d) is searched there: cost grows with d, not D.
+        self.projections = {
+            k: arrays[projection_key(k)] for k in wanted if projection_key(k) in arrays
+        }
+        for k in wanted:
+            p = self.projections.get(k)
+            dim = m.feature_dim if p is None else p.shape[1]
+            if p is not None and (p.ndim != 2 or p.shape[0] != m.feature_dim):
+                raise AnomalyError(
+                    f"{self.folder / ANOMALY_BANKS}: projection of {k!r} is not (D, d)"
+                )
+            if arrays[k].ndim != 2 or arrays[k].shape[1] != dim:
+                raise AnomalyError(f"{self.folder / ANOMALY_BANKS}: bank {k!r} is not (N, {dim})")
         self.banks = {k: arrays[k] for k in wanted}
         self.bank_sq = {k: (b * b).sum(1) for k, b in self.banks.items()}
 
@@ -265,8 +201,15 @@ class AnomalyModel:
     ) -> NDArray[np.float32]:
         """(gh, gw) nearest-neighbour distance of each counted cell to bank `key` (0 elsewhere)."""
         out = np.zeros(counted.shape, np.float32)
-        out[counted] = nearest_distances(cells[counted], self.banks[key], self.bank_sq[key])
+        out[counted] = nearest_distances(
+            self.project(cells[counted], key), self.banks[key], self.bank_sq[key]
+        )
         return out
+
+    def project(self, cells: NDArray[np.float32], key: str) -> NDArray[np.float32]:
+        """(n, D) patch features -> the space bank `key` is stored in."""
+        p = self.projections.get(key)
+        return cells if p is None else np.ascontiguousarray(cells @ p)
 
     def score(
         self,

@@ -50,3 +50,27 @@ def test_user_error_is_one_line_and_exit_2(tmp_path) -> None:
         and lines[0].startswith("error: ")
         and "catalog folder not found" in lines[0]
     )
+
+
+_BLAS_PROBE = """
+import os, sys
+os.environ.pop("OPENBLAS_NUM_THREADS", None)
+from kito.cli import service
+from kito.cli.common import one_blas_thread
+assert "numpy" not in sys.modules, "numpy loaded before kito serve could set its threads"
+one_blas_thread()
+print("THREADS=" + os.environ["OPENBLAS_NUM_THREADS"])
+os.environ["OPENBLAS_NUM_THREADS"] = "3"
+one_blas_thread()
+print("KEPT=" + os.environ["OPENBLAS_NUM_THREADS"])
+"""
+
+
+def test_kito_serve_can_still_put_numpy_blas_on_one_thread() -> None:
+    # OpenBLAS reads its thread count when numpy loads: kito serve sets it before any import
+    # loads numpy, and a value the operator set is kept.
+    proc = subprocess.run(
+        [sys.executable, "-c", _BLAS_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "THREADS=1\n" in proc.stdout and "KEPT=3\n" in proc.stdout, proc.stdout

@@ -303,7 +303,9 @@ def evaluate_package(
     if meta.anomaly is not None:
         from training.anomaly.evaluate import package_anomaly
 
-        metrics["anomaly"], extra = package_anomaly(package, records, root, probs, classes, out)
+        metrics["anomaly"], extra = package_anomaly(
+            package, records, root, probs, classes, out, passed
+        )
     metrics = _json_safe(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     panels = [(val_probs, val_targets, "val"), (probs, targets, split)]

@@ -199,6 +199,24 @@ def _carry_surface(
     return note
 
 
+def _carry_anomaly(plan: RetrainPlan, package: Path, echo: Echo) -> str:
+    """The champion's anomaly model on the challenger, each design's bank refreshed from the
+    batch's accepted (good) photos of it (training.anomaly.update)."""
+    from training.anomaly.update import update_designs
+
+    staged_out = package.with_name(f".{package.name}-anomaly")
+    _, added = update_designs(plan.champion, plan.reviewed, None, staged_out, base=package)
+    shutil.rmtree(package)
+    staged_out.rename(package)
+    if added:
+        done = ", ".join(f"{d} (+{n})" for d, n in sorted(added.items()))
+        note = f"anomaly model carried over, banks refreshed with accepted photos: {done}"
+    else:
+        note = "anomaly model carried over unchanged: no accepted photo of a design it has"
+    echo(f"      {note}")
+    return note
+
+
 def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
     """Train, export and judge one challenger; raises (and registers nothing) on failure."""
     from training.compare import compare
@@ -244,6 +262,9 @@ def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
     if champion.surface:
         with _stage(wall, "surface", echo, "      carrying the champion's surface branch over"):
             notes.append(_carry_surface(plan, plain, package, data / "manifest.jsonl", echo))
+    if champion.anomaly is not None:
+        with _stage(wall, "anomaly", echo, "      refreshing the champion's anomaly banks"):
+            notes.append(_carry_anomaly(plan, package, echo))
     with _stage(wall, "compare", echo, "[4/5] champion vs challenger: holdout, reviewed batch"):
         comparison = compare(plan.champion, package, holdout, plan.reviewed)
     with _stage(wall, "report", echo, "[5/5] writing the comparison report"):

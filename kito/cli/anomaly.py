@@ -47,6 +47,15 @@ def fit_cmd(
     false_hold: Annotated[
         float, typer.Option(min=0.0001, max=0.5, help="Target share of good photos held")
     ] = 0.02,
+    proj_dim: Annotated[
+        int,
+        typer.Option(
+            min=0, max=4096, help="Store banks in this many principal directions (0: all)"
+        ),
+    ] = 0,
+    judged_only: Annotated[
+        bool, typer.Option(help="Only good photos the photo gate passes (photos on the mat)")
+    ] = False,
     catalog: Annotated[Path | None, typer.Option(help="Design catalog (families)")] = None,
     seed: int = 0,
 ) -> None:
@@ -58,6 +67,7 @@ def fit_cmd(
     opts = FitOptions(
         config=AnomalyConfig(max_side=max_side, top_k=top_k),
         bank_size=bank_size,
+        proj_dim=proj_dim or None,
         min_photos=min_photos,
         false_hold=false_hold,
         seed=seed,
@@ -71,6 +81,7 @@ def fit_cmd(
         bank_splits=tuple(_names(bank_splits)),
         calibration_split=calibration_split,
         catalog_dir=catalog,
+        judged_only=judged_only,
     )
     for name, b in sorted(meta.designs.items()):
         typer.echo(
@@ -98,3 +109,32 @@ def update_cmd(
     meta = update_design(package, manifest, design, out)
     b = meta.designs[design]
     typer.echo(f"design {design}: {b.photos} photos -> {b.patches} patches; wrote {out}")
+
+
+@anomaly_app.command("thresholds")
+@user_errors
+def thresholds_cmd(
+    package: Annotated[Path, typer.Option(help="Package (or anomaly model folder)")],
+    manifest: Annotated[Path, typer.Option(help="Labelled photos: good and defective")],
+    out: Annotated[Path, typer.Option(help="New package folder to write")],
+    target_recall: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Share of defective photos held")
+    ] = 0.5,
+    split: Annotated[str, typer.Option(help="Split to choose on")] = "val",
+    all_photos: Annotated[
+        bool, typer.Option(help="Every photo, not only those the photo gate passes")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Processes for the photo gate")] = 1,
+) -> None:
+    """Choose the review level on labelled val photos for a target recall of the anomaly model."""
+    from training.anomaly.thresholds import choose_review
+
+    meta = choose_review(
+        package, manifest, out, target_recall, split, judged_only=not all_photos, workers=workers
+    )
+    r = meta.review
+    assert r is not None
+    typer.echo(
+        f"review level {r.level:.4f} on {r.defective} defective and {r.good} good photos: "
+        f"recall {r.recall:.3f}, false-hold {r.false_hold:.3f}; wrote {out}"
+    )

@@ -3,6 +3,7 @@ options several commands take. Nothing heavy is imported here."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -27,6 +28,15 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_blas_thread() -> None:
+    """numpy's OpenBLAS on one thread in the service, as OpenCV and onnxruntime are
+    (SERVICE_THREADS_PER_INSPECTION): concurrent requests already use the cores, and on a busy
+    2-core VM OpenBLAS's threads spinning on the anomaly search's small products cost 3 to 15
+    times its CPU (docs/BENCHMARKS.md, "Anomaly model"). Read by OpenBLAS when numpy loads, so
+    called before anything imports numpy; a value set in the environment wins."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 CatalogOpt = Annotated[

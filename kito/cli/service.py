@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kito.cli.common import user_errors
+from kito.cli.common import one_blas_thread, user_errors
 
 # Commands at the top level of `kito` (merged into the root app by kito/cli/__init__.py).
 commands = typer.Typer()
@@ -21,6 +21,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default KITO_PORT, 8000)")] = None,
 ) -> None:
     """Run the inspection service (FastAPI under uvicorn); settings from KITO_* variables."""
+    one_blas_thread()
     import uvicorn
 
     from serving.app import create_app
@@ -52,6 +53,7 @@ def demo(
 ) -> None:
     """Start the service with the bundled model, seed users, an order and three inspections
     (pass, fail, retake), print the tokens and the page URLs, and keep serving."""
+    one_blas_thread()
     from kito.demo import run_demo
     from serving.core.settings import load_settings
 

@@ -5,37 +5,22 @@ fitting logic is tested in seconds; the real Lite0 extractor has its own slow te
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 import pytest
+from anomaly_data import fitted_model, record, tiny_module, write_photos
 from tiny_package import build_tiny_package
 
 from qc_model.anomaly import ANOMALY_META, ANOMALY_ONNX, AnomalyError, AnomalyModel
 from qc_model.errors import DataError
-from qc_model.manifest import Header, Manifest, Record
+from qc_model.manifest import Header, Manifest
 from qc_model.package import PackageError, load_package, read_meta
 from training.anomaly.coreset import kcenter_coreset
 from training.anomaly.evaluate import anomaly_metrics
 from training.anomaly.fit import Extractor, FitOptions, fit_banks, split_photos
-from training.anomaly.package import attach, staged, write_anomaly
-
-
-def _tiny() -> Any:
-    name = "kito_tests_tiny_anomaly"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "qc_model" / "tiny_anomaly.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+from training.anomaly.package import attach, staged
 
 
 def test_kcenter_keeps_one_patch_of_every_cluster_however_small() -> None:
@@ -56,34 +41,8 @@ def test_kcenter_returns_everything_when_the_pool_is_small() -> None:
         kcenter_coreset(x, 0)
 
 
-def _record(i: int, design: str | None, split: str, labels: list[str] | None = None) -> Record:
-    return Record(
-        id=f"p{i}",
-        image=f"images/p{i}.png",
-        sha256="0" * 64,
-        width=64,
-        height=64,
-        design_id=design,
-        piece_id=f"piece{i}",
-        labels=labels or [],
-        split=split,  # type: ignore[arg-type]
-        source="imported",
-    )
-
-
-def _photos(root: Path, records: list[Record], seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    for r in records:
-        grey = 120 if r.design_id != "B" else 60
-        img = np.clip(grey + rng.normal(0, 4, (64, 64, 3)), 0, 255).astype(np.uint8)
-        if r.labels:
-            img[24:40, 24:40] = 250  # a bright blotch: the defect
-        cv2.imwrite(str(root / r.image), img)
-
-
 def test_split_photos_holds_out_every_fifth_when_val_is_too_small() -> None:
-    records = [_record(i, "A", "train") for i in range(20)]
+    records = [record(i, "A", "train") for i in range(20)]
     bank, held = split_photos(records, ("train",), "val", FitOptions(min_photos=10))
     assert len(held) == 4 and len(bank) == 16
     assert not {r.id for r in held} & {r.id for r in bank}
@@ -93,11 +52,11 @@ def test_split_photos_holds_out_every_fifth_when_val_is_too_small() -> None:
 
 
 def test_fit_banks_per_design_and_a_family_for_the_design_with_too_few(tmp_path: Path) -> None:
-    tiny = _tiny()
+    tiny = tiny_module()
     tiny.write_pool_extractor(tmp_path / ANOMALY_ONNX)
-    records = [_record(i, "A", "train" if i < 14 else "val") for i in range(18)]
-    records += [_record(100 + i, "B", "train" if i < 3 else "val") for i in range(4)]
-    _photos(tmp_path, records)
+    records = [record(i, "A", "train" if i < 14 else "val") for i in range(18)]
+    records += [record(100 + i, "B", "train" if i < 3 else "val") for i in range(4)]
+    write_photos(tmp_path, records)
     opts = FitOptions(bank_size=32, pool_size=400, min_photos=10, min_calibration=3)
     ex = Extractor(tmp_path / ANOMALY_ONNX, tmp_path, opts.config)
     families = {"A": "ring/silver", "B": "ring/silver", "C": "ring/silver"}
@@ -109,25 +68,8 @@ def test_fit_banks_per_design_and_a_family_for_the_design_with_too_few(tmp_path:
     assert a.meta.px_per_mm is None  # no mat in these photos: used whole
 
 
-def _fitted_model(tmp_path: Path) -> tuple[Path, Path, list[Record]]:
-    tiny = _tiny()
-    data = tmp_path / "data"
-    records = [_record(i, "A", "train" if i < 14 else "val") for i in range(18)]
-    records += [_record(50 + i, "A", "test", ["scratch"] if i % 2 else []) for i in range(10)]
-    _photos(data, records)
-    Manifest(header=Header(name="t"), records=records).write(data / "manifest.jsonl")
-    out = tmp_path / "model"
-    opts = FitOptions(bank_size=32, pool_size=400, min_photos=10, min_calibration=3)
-    with staged(out, None) as tmp:
-        tiny.write_pool_extractor(tmp / ANOMALY_ONNX)
-        ex = Extractor(tmp / ANOMALY_ONNX, data, opts.config)
-        designs, fams, family_of = fit_banks(ex, records, opts)
-        write_anomaly(tmp, designs, fams, family_of, opts, {}, 3, {})
-    return out, data, records
-
-
 def test_a_fitted_model_holds_the_blotched_photos_and_passes_the_clean(tmp_path: Path) -> None:
-    out, data, records = _fitted_model(tmp_path)
+    out, data, records = fitted_model(tmp_path)
     from training.anomaly.evaluate import anomaly_levels
 
     model = AnomalyModel(out, threads=1)
@@ -141,7 +83,7 @@ def test_a_fitted_model_holds_the_blotched_photos_and_passes_the_clean(tmp_path:
 
 
 def test_anomaly_metrics_leave_out_photos_no_bank_covers() -> None:
-    recs = [_record(i, "A", "test", ["scratch"] if i < 2 else []) for i in range(5)]
+    recs = [record(i, "A", "test", ["scratch"] if i < 2 else []) for i in range(5)]
     levels = np.array([0.99, np.nan, 0.1, 0.2, 0.995])
     m = anomaly_metrics(recs, levels, ["design:A", None, "design:A", "design:A", "design:A"], 0.98)
     assert m["covered"] == 4 and m["photos"] == 5
@@ -153,7 +95,7 @@ def test_attach_adds_the_model_to_a_package_and_old_packages_still_load(tmp_path
     base = build_tiny_package(tmp_path / "base")
     assert "anomaly" not in json.loads((base / "package.json").read_text())
     assert load_package(base, threads=1).anomaly is None
-    model, _, _ = _fitted_model(tmp_path)
+    model, _, _ = fitted_model(tmp_path)
     out = tmp_path / "with-anomaly"
     with staged(out, base) as tmp:
         for f in model.iterdir():
@@ -178,10 +120,10 @@ def test_staged_leaves_nothing_when_the_model_does_not_load(tmp_path: Path) -> N
 def test_update_adds_new_good_photos_to_a_design_bank(tmp_path: Path) -> None:
     from training.anomaly.update import update_design
 
-    model, _, _ = _fitted_model(tmp_path)
+    model, _, _ = fitted_model(tmp_path)
     new = tmp_path / "accepted"
-    records = [_record(200 + i, "A", "train") for i in range(10)]
-    _photos(new, records, seed=5)
+    records = [record(200 + i, "A", "train") for i in range(10)]
+    write_photos(new, records, seed=5)
     Manifest(header=Header(name="new"), records=records).write(new / "manifest.jsonl")
     out = tmp_path / "updated"
     meta = update_design(model, new / "manifest.jsonl", "A", out, FitOptions(bank_size=32))
@@ -197,7 +139,7 @@ def test_kito_eval_reports_an_anomaly_only_model(tmp_path: Path) -> None:
 
     from kito.cli import app
 
-    model, data, _ = _fitted_model(tmp_path)
+    model, data, _ = fitted_model(tmp_path)
     out = tmp_path / "report"
     args = ["eval", "--package", str(model), "--manifest", str(data / "manifest.jsonl")]
     result = CliRunner().invoke(app, [*args, "--split", "test", "--out", str(out)])
@@ -214,7 +156,7 @@ def test_evaluate_package_adds_anomaly_and_fused_numbers(tmp_path: Path) -> None
     from training.evaluate import evaluate_package
 
     base = build_tiny_package(tmp_path / "base")
-    model, data, _ = _fitted_model(tmp_path)
+    model, data, _ = fitted_model(tmp_path)
     pkg = tmp_path / "pkg"
     with staged(pkg, base) as tmp:
         for f in model.iterdir():
@@ -227,6 +169,10 @@ def test_evaluate_package_adds_anomaly_and_fused_numbers(tmp_path: Path) -> None
     # held if either holds: the fused recall is at least each one's
     assert a["fused"]["fused"]["recall"] >= a["fused"]["classifier"]["recall"]
     assert a["fused"]["fused"]["recall"] >= a["fused"]["anomaly"]["recall"]
+    with np.load(tmp_path / "r" / "anomaly_scores.npz") as npz:  # per photo, for studies
+        assert len(npz["levels"]) == len(npz["ids"]) == 10 and npz["probs"].shape[0] == 10
+    # the gate refuses these mat-less photos: no judged numbers, rather than empty ones
+    assert "judged" not in a
 
 
 @pytest.mark.slow
@@ -246,7 +192,7 @@ def test_kito_anomaly_fit_without_good_photos_is_a_one_line_error(tmp_path: Path
 
     from kito.cli import app
 
-    records = [_record(i, "A", "train", ["scratch"]) for i in range(3)]
+    records = [record(i, "A", "train", ["scratch"]) for i in range(3)]
     Manifest(header=Header(name="bad"), records=records).write(tmp_path / "manifest.jsonl")
     args = ["anomaly", "fit", "--manifest", str(tmp_path / "manifest.jsonl")]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])

@@ -26,6 +26,8 @@ from training.anomaly.fit import design_of, is_good
 from training.metrics import auroc, average_precision, defect_columns
 from training.report import html_table, img_tag, plot_anomaly_roc, write_html
 
+SCORES_FILE = "anomaly_scores.npz"  # kito eval --package: per-photo levels beside the classifier
+
 
 def anomaly_levels(
     model: AnomalyModel, records: Sequence[Record], root: Path, desc: str = "anomaly"
@@ -174,9 +176,12 @@ def package_anomaly(
     probs: NDArray,
     classes: Sequence[str],
     out: Path,
+    passed: NDArray[np.bool_] | None = None,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """A full package's anomaly numbers beside its classifier's (probs at its thresholds):
-    metrics and report sections for training.evaluate.evaluate_package."""
+    metrics and report sections for training.evaluate.evaluate_package. With `passed` (the
+    photo gate's flags), the same numbers again for the judged photos under "judged": the
+    service runs the anomaly model on no other photo."""
     from qc_model.package import read_meta
 
     meta = read_meta(package)
@@ -185,10 +190,39 @@ def package_anomaly(
     cols = defect_columns(classes)
     thr = np.array([meta.thresholds[c].threshold for c in classes])
     held = (np.asarray(probs)[:, cols] >= thr[cols]).any(axis=1)
-    a = anomaly_metrics(records, levels, banks, model.meta.review_level, held)
+    review = model.meta.review_level
+    # Per photo, for studies of other operating points (research/anomaly_fusion.py).
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out / SCORES_FILE,
+        ids=np.array([r.id for r in records]),
+        levels=levels,
+        probs=np.asarray(probs, np.float32),
+        thresholds=thr,
+        classes=np.array(list(classes)),
+        passed=passed if passed is not None else np.ones(len(records), bool),
+    )
+    a = anomaly_metrics(records, levels, banks, review, held)
     if not a["covered"]:
         return a, [("Anomaly model", "<p>No bank covers the designs of these photos.</p>")]
-    return a, anomaly_sections(a, roc_curves(records, levels), out)
+    sections = anomaly_sections(a, roc_curves(records, levels), out)
+    if passed is not None and passed.any():
+        keep = np.flatnonzero(passed)
+        judged = anomaly_metrics(
+            [records[i] for i in keep], levels[keep], [banks[i] for i in keep], review, held[keep]
+        )
+        a["judged"] = judged
+        if judged["covered"]:
+            sections += [(f"{h} (judged photos)", html) for h, html in _judged_tables(judged)]
+    return a, sections
+
+
+def _judged_tables(a: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [("Anomaly model by defect class", html_table([a["overall"], *a["by_class"]]))]
+    if "fused" in a:
+        rows = [{"decision": k, **v} for k, v in a["fused"].items()]
+        out.append(("Classifier, anomaly model and both", html_table(rows)))
+    return out
 
 
 def summary_line(a: dict[str, Any]) -> str:
@@ -201,6 +235,14 @@ def summary_line(a: dict[str, Any]) -> str:
     if "fused" in a:
         f = a["fused"]["fused"]
         line += f"; fused recall {_fmt(f['recall'])}, false-hold {_fmt(f['false_hold_rate'])}"
+    j = a.get("judged")
+    if j and "fused" in j:
+        f, c = j["fused"]["fused"], j["fused"]["classifier"]
+        line += (
+            f"; judged: AUROC {_fmt(j['overall']['auroc'])}, classifier recall "
+            f"{_fmt(c['recall'])} / false-hold {_fmt(c['false_hold_rate'])}, fused "
+            f"{_fmt(f['recall'])} / {_fmt(f['false_hold_rate'])}"
+        )
     return line
 
 

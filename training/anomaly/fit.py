@@ -27,6 +27,7 @@ from qc_model.anomaly import (
     run_extractor,
 )
 from qc_model.anomaly_input import photo_scale, prepare_input
+from qc_model.anomaly_search import pca_projection
 from qc_model.errors import DataError
 from qc_model.inference import read_image
 from qc_model.manifest import GOOD, Record
@@ -47,6 +48,7 @@ def design_of(r: Record) -> str:
 class FitOptions:
     config: AnomalyConfig = field(default_factory=AnomalyConfig)
     bank_size: int = 8192  # rows per bank (coreset), bounding package size and serving time
+    proj_dim: int | None = None  # banks stored in their pool's top principal directions
     pool_size: int = 60_000  # patches drawn at random per bank before the coreset
     min_photos: int = 10  # fewer good photos: the design falls back to its family's bank
     min_calibration: int = 5  # fewer held-out good photos: hold out some bank photos
@@ -57,8 +59,9 @@ class FitOptions:
 
 @dataclass
 class Fitted:
-    bank: NDArray[np.float32]
+    bank: NDArray[np.float32]  # (N, d): in the projection's space when there is one
     meta: BankMeta
+    projection: NDArray[np.float32] | None = None  # (D, d)
 
 
 @dataclass
@@ -112,7 +115,13 @@ def build_bank(
     px_per_mm: float | None,
     opts: FitOptions,
 ) -> Fitted:
-    """Coreset of the pool, calibrated on the held-out photos' cells."""
+    """Coreset of the pool (in the projection when asked for one), calibrated on the held-out
+    photos' cells."""
+    proj = None
+    if opts.proj_dim is not None and opts.proj_dim < pool.shape[1]:
+        proj = pca_projection(pool, opts.proj_dim)
+        pool = np.ascontiguousarray(pool @ proj)
+        calibration = [c @ proj for c in calibration]
     rows = kcenter_coreset(pool, opts.bank_size, seed=opts.seed, progress=True)
     bank = np.ascontiguousarray(pool[rows])
     sq = (bank * bank).sum(1)
@@ -126,7 +135,7 @@ def build_bank(
         log_mu=mu,
         log_sigma=sigma,
     )
-    return Fitted(bank, meta)
+    return Fitted(bank, meta, proj)
 
 
 def split_photos(

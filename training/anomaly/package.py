@@ -25,6 +25,7 @@ from qc_model.anomaly import (
     AnomalyMeta,
     AnomalyModel,
     bank_key,
+    projection_key,
 )
 from qc_model.anomaly_ref import AnomalyRef
 from qc_model.errors import DataError
@@ -39,6 +40,14 @@ def catalog_families(catalog_dir: Path | None) -> dict[str, str]:
 
     designs = load_catalog(catalog_dir or default_catalog_dir())
     return {d: f"{x.piece_type}/{x.material}" for d, x in designs.items()}
+
+
+def save_banks(path: Path, banks: dict[str, Any], projections: dict[str, Any]) -> None:
+    """Banks as float16 (half the size; a distance moves by less than the spread between good
+    photos), projections as float32 (they multiply every patch)."""
+    arrays = {k: np.asarray(v, np.float16) for k, v in banks.items()}
+    arrays |= {projection_key(k): np.asarray(p, np.float32) for k, p in projections.items()}
+    np.savez(path, **arrays)
 
 
 def write_anomaly(
@@ -57,9 +66,13 @@ def write_anomaly(
             f"no design has {opts.min_photos} good photos in the bank splits and a held-out "
             "good photo to calibrate on; nothing to fit"
         )
-    arrays = {bank_key("design", d): f.bank for d, f in designs.items()}
-    arrays |= {bank_key("family", k): f.bank for k, f in families.items()}
-    np.savez(folder / ANOMALY_BANKS, **{k: v.astype(np.float16) for k, v in arrays.items()})
+    fitted = {bank_key("design", d): f for d, f in designs.items()}
+    fitted |= {bank_key("family", k): f for k, f in families.items()}
+    save_banks(
+        folder / ANOMALY_BANKS,
+        {k: f.bank for k, f in fitted.items()},
+        {k: f.projection for k, f in fitted.items() if f.projection is not None},
+    )
     meta = AnomalyMeta(
         config=opts.config,
         feature_dim=feature_dim,
@@ -79,8 +92,10 @@ def write_anomaly(
 @contextmanager
 def staged(out: Path, base: Path | None) -> Iterator[Path]:
     """A hidden folder beside `out` holding a copy of `base` (if given); renamed to `out` only
-    when the block ends without error and what it holds loads as the service would load it."""
-    if out.exists():
+    when the block ends without error and what it holds loads as the service would load it.
+    `out` may be `base` itself: it is then replaced, only once the new folder is complete."""
+    replace = out.exists() and base is not None and out.resolve() == base.resolve()
+    if out.exists() and not replace:
         raise DataError(f"{out}: already exists; choose a new package folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
@@ -97,7 +112,13 @@ def staged(out: Path, base: Path | None) -> Iterator[Path]:
         else:
             AnomalyModel(tmp, threads=1)
         tmp.chmod(0o755)
-        tmp.rename(out)
+        if replace:
+            old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -126,8 +147,10 @@ def fit_anomaly(
     calibration_split: str = "val",
     catalog_dir: Path | None = None,
     stages: tuple[int, ...] = (2, 4),
+    judged_only: bool = False,
 ) -> AnomalyMeta:
-    """Fit from the manifest's good photos and write the model (see the module docstring)."""
+    """Fit from the manifest's good photos and write the model (see the module docstring);
+    `judged_only`: only the photos the photo gate passes, the only ones the service scores."""
     from training.anomaly.features import PatchFeatures, export_extractor
     from training.predict import resolve_root
 
@@ -147,6 +170,13 @@ def fit_anomaly(
     if designs:
         families = {d: f for d, f in families.items() if d in designs}
     root = resolve_root(manifest_path, None)
+    if judged_only:
+        from training.judged import gate_passed
+
+        passed = gate_passed(goods, root, 1, "photo gate (good photos)")
+        goods = [r for r, ok in zip(goods, passed, strict=True) if ok]
+        if not goods:
+            raise DataError(f"{manifest_path}: the photo gate passes none of the good photos")
     with staged(out, base) as tmp:
         module = PatchFeatures(stages)
         export_extractor(module, tmp / ANOMALY_ONNX)
@@ -160,7 +190,9 @@ def fit_anomaly(
             "manifest_version": manifest.header.version,
             "bank_splits": list(bank_splits),
             "calibration_split": calibration_split,
+            "judged_only": judged_only,
             "bank_size": opts.bank_size,
+            "proj_dim": opts.proj_dim,
             "pool_size": opts.pool_size,
             "min_photos": opts.min_photos,
             "seed": opts.seed,

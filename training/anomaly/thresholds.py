@@ -1,0 +1,102 @@
+"""`kito anomaly thresholds`: the review level chosen on labelled val photos for a target recall.
+
+The level fitted at `kito anomaly fit` is a false-hold quantile of held-out good photos, which
+needs no defect at all. When labelled photos exist, the level can be chosen like the
+classifier's thresholds instead: the highest level at which the anomaly model alone holds
+`target_recall` of the defective val photos (those the photo gate passes, the only ones the
+service scores). The level is one number for every design, because levels are calibrated per
+design. Settings still override it (KITO_THRESHOLD_OVERRIDES, "unusual_surface").
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from qc_model.anomaly import (
+    ANOMALY_BANKS,
+    ANOMALY_META,
+    ANOMALY_ONNX,
+    AnomalyMeta,
+    AnomalyModel,
+    ReviewChoice,
+)
+from qc_model.errors import DataError
+from qc_model.manifest import Manifest
+from training.anomaly.fit import is_good
+from training.anomaly.package import attach, staged
+
+LEVEL_CEILING = 1.0 - 1e-6  # levels are a normal CDF: strictly inside (0, 1)
+
+
+def level_for_recall(
+    levels: NDArray[np.float64], bad: NDArray[np.bool_], target_recall: float
+) -> float:
+    """The highest level t with mean(levels[bad] >= t) >= target_recall."""
+    if not bad.any():
+        raise DataError("no defective photos to choose a level for a recall on")
+    ranked = np.sort(levels[bad])[::-1]
+    k = max(1, math.ceil(target_recall * len(ranked) - 1e-9))
+    return float(min(max(ranked[k - 1], 1e-6), LEVEL_CEILING))
+
+
+def choose_review(
+    package: Path,
+    manifest_path: Path,
+    out: Path,
+    target_recall: float,
+    split: str = "val",
+    judged_only: bool = True,
+    workers: int = 1,
+) -> AnomalyMeta:
+    """A copy of `package` at `out` whose anomaly review level is chosen on `split`."""
+    from training.anomaly.evaluate import anomaly_levels
+    from training.judged import gate_passed
+    from training.predict import resolve_root
+
+    model = AnomalyModel(package, threads=2)
+    manifest = Manifest.read(manifest_path)
+    if (package / "package.json").is_file():
+        # Defective means what kito eval --package counts: the classifier's classes (a wrong
+        # size or colour alone is the spec checks' to find).
+        from qc_model.package import read_meta
+        from training.dataset import for_classes
+
+        manifest = for_classes(manifest, read_meta(package).classes, manifest_path)
+    root = resolve_root(manifest_path, None)
+    records = [r for r in manifest.split(split) if model.covers(r.design_id)]
+    if judged_only and records:
+        passed = gate_passed(records, root, workers, f"photo gate ({split})")
+        records = [r for r, ok in zip(records, passed, strict=True) if ok]
+    bad = np.array([not is_good(r) for r in records], bool)
+    if not bad.any() or bad.all():
+        raise DataError(
+            f"{manifest_path}: split '{split}' needs good and defective photos of designs "
+            f"the model covers{' that the photo gate passes' if judged_only else ''} "
+            f"({int(bad.sum())} defective, {int((~bad).sum())} good)"
+        )
+    levels, _ = anomaly_levels(model, records, root, f"anomaly ({split})")
+    level = level_for_recall(levels, bad, target_recall)
+    held = levels >= level
+    review = ReviewChoice(
+        level=level,
+        target_recall=target_recall,
+        manifest_version=manifest.header.version,
+        good=int((~bad).sum()),
+        defective=int(bad.sum()),
+        recall=float(held[bad].mean()),
+        false_hold=float(held[~bad].mean()),
+    )
+    meta = model.meta.model_copy(update={"review": review})
+    with staged(out, package) as tmp:
+        for name in (ANOMALY_ONNX, ANOMALY_BANKS):
+            shutil.copyfile(package / name, tmp / name)
+        text = meta.model_dump_json(indent=2) + "\n"
+        (tmp / ANOMALY_META).write_text(text, encoding="utf-8")
+        if (tmp / "package.json").is_file():
+            attach(tmp, meta)
+    return meta
