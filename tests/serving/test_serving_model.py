@@ -15,6 +15,7 @@ from model_package import build_tiny_package, mat_photo
 
 from qc_model.catalog import load_catalog
 from qc_model.decode import decode_photo
+from qc_model.fingerprint import FRAME_MAT
 from serving.app import create_app
 from serving.core.auth import create_user
 from serving.core.settings import Settings
@@ -78,7 +79,7 @@ def test_right_and_wrong_size_on_the_mat(inspector: ModelInspector, catalog_dir:
     assert good.verdict != "retake"
     # Each photo's fingerprint, taken in the mat's frame, for serving.fingerprints.
     (fp,) = good.details["fingerprints"]
-    assert fp["frame"] == "mat" and len(fp["phash"]) == 16 and fp["cells"]
+    assert fp["frame"] == FRAME_MAT and len(fp["phash"]) == 16 and fp["cells"]
     big = inspector.inspect([decode_photo(_jpeg(mat_photo(4.0, 36.0)))], design)
     size = next(c for c in big.details["spec_checks"] if c["name"] == "size_outer_diameter")
     assert size["result"] == "fail" and big.verdict == "fail"
