@@ -109,4 +109,4 @@ def test_whole_photo_recipes_let_more_of_the_trunk_learn_than_the_mat_recipe() -
         cfg = load_config(root / name)
         assert cfg.freeze_blocks == 4 < on_mat.freeze_blocks
         assert cfg.preprocess.crop == "none" and cfg.augment.flip_rotate
-        assert not cfg.dihedral_tta  # measured, not adopted: 8-20x the head's cost
+        assert not cfg.dihedral_tta  # measured, not adopted: eight passes of the head
