@@ -64,6 +64,10 @@ class DefectNet(nn.Module):
             raise DataError(f"pool must be 'avg' or 'lse', got {pool!r}")
         self.pool, self.pool_r = pool, float(pool_r)
         self.freeze_blocks = 0
+        # Test-time augmentation: in eval mode the head sees the eight flips and quarter turns
+        # of the trunk's output and the logits (and class maps, turned back) are averaged. For
+        # photos with no preferred orientation; square inputs only.
+        self.dihedral_tta = False
         self.bn_frozen = False  # BatchNorm layers keep their running statistics in train mode
         # Set when loaded from a checkpoint, so the model carries how its inputs were made.
         self.preprocess_config: PreprocessConfig | None = None
@@ -117,7 +121,18 @@ class DefectNet(nn.Module):
         return x
 
     def forward_head(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Trunk output -> (logits (B, K), cam (B, K, h, w))."""
+        """Trunk output -> (logits (B, K), cam (B, K, h, w)); with `dihedral_tta` in eval mode
+        the mean over the eight dihedral views of `z` (one batch of 8 B through the head)."""
+        if not self.dihedral_tta or self.training:
+            return self._head(z)
+        if not torch.jit.is_tracing() and z.shape[-1] != z.shape[-2]:
+            raise DataError(f"dihedral test-time augmentation needs square inputs, got {z.shape}")
+        b = z.shape[0]
+        logits, cam = self._head(torch.cat([dihedral(z, k) for k in range(8)]))
+        cams = [undo_dihedral(cam[k * b : (k + 1) * b], k) for k in range(8)]
+        return logits.reshape(8, b, -1).mean(0), torch.stack(cams).mean(0)
+
+    def _head(self, z: Tensor) -> tuple[Tensor, Tensor]:
         b: Any = self.backbone
         if self.freeze_blocks == 0:
             z = b.bn1(b.conv_stem(z))
@@ -138,6 +153,25 @@ class DefectNet(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.forward_head(self.forward_trunk(x))
+
+
+def dihedral(z: Tensor, k: int) -> Tensor:
+    """The k-th (0-7) of the eight flips and quarter turns of (..., h, w); 0 is z itself.
+    Transposes and flips only: ONNX has no rot90."""
+    if k >= 4:
+        z = z.transpose(-2, -1)
+    if k & 1:
+        z = z.flip(-1)
+    return z.flip(-2) if k & 2 else z
+
+
+def undo_dihedral(z: Tensor, k: int) -> Tensor:
+    """The inverse of `dihedral(., k)`."""
+    if k & 2:
+        z = z.flip(-2)
+    if k & 1:
+        z = z.flip(-1)
+    return z.transpose(-2, -1) if k >= 4 else z
 
 
 def _load_bundled_imagenet(model: nn.Module) -> None:
@@ -165,6 +199,7 @@ def build_model(
     pool: str = "avg",
     pool_r: float = 4.0,
     bn_stats: str = "train",
+    dihedral_tta: bool = False,
 ) -> DefectNet:
     """A DefectNet with `weights` "imagenet" (bundled), "none" or a checkpoint.pt path.
 
@@ -189,6 +224,7 @@ def build_model(
     if bn_stats not in ("train", "frozen"):
         raise DataError(f"bn_stats must be 'train' or 'frozen', got {bn_stats!r}")
     model.bn_frozen = bn_stats == "frozen"
+    model.dihedral_tta = bool(dihedral_tta)
     model.freeze(freeze_blocks)
     return model
 

@@ -10,9 +10,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from qc_model.gate import GateResult
+from qc_model.manifest import GOOD
 from qc_model.messages import UNUSUAL_SURFACE, retake_message
 from qc_model.spec_checks import CheckResult
-from qc_model.taxonomy import DEFECT_DESCRIPTIONS
+from qc_model.taxonomy import DEFECT_DESCRIPTIONS, DEFECT_LABELS
 
 Decision = Literal["pass", "fail", "review", "retake"]
 PhotoCall = Literal["fail", "review", "pass", "unusable"]
@@ -66,6 +67,16 @@ class Verdict(BaseModel):
     scores: dict[str, float]  # piece-level score per class: max over usable photos
     photos: list[PhotoDetail]
     anomaly: float | None = None  # the highest anomaly level over usable photos
+
+
+def defect_classes(task: str, classes: Sequence[str]) -> list[str]:
+    """The classes of a model whose score can hold a piece: the taxonomy's defects, and in a
+    single-label model that has a "good" class every other class (an imported set's own names,
+    e.g. "defective"). A single-label model without "good" cannot say which class is a defect:
+    only taxonomy classes count."""
+    if task == "single_label" and GOOD in classes:
+        return [c for c in classes if c != GOOD]
+    return [c for c in classes if c in DEFECT_LABELS]
 
 
 def as_bands(thresholds: Mapping[str, Band | tuple[float, float]]) -> dict[str, Band]:

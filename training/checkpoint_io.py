@@ -90,6 +90,7 @@ def load_trained(path: Path | str) -> Trained:
         # Written before `pool` left TrainConfig, a run may hold lse: rebuilt as it was trained.
         pool=str(state["config"].get("pool", "avg")),
         pool_r=float(state["config"].get("pool_r", 4.0)),
+        dihedral_tta=bool(state["config"].get("dihedral_tta", False)),
     )
     model.load_state_dict(state["model"])
     model.eval()

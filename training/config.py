@@ -61,6 +61,9 @@ class TrainConfig(BaseModel):
     max_pos_weight: float = Field(default=20.0, ge=1)
     # Single-label cross-entropy only: share of the target spread over the other classes.
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    # Evaluation and the exported model average the eight flips / quarter turns of the trunk's
+    # output (qc_model.network.DefectNet.dihedral_tta): photos with no preferred orientation.
+    dihedral_tta: bool = False
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(default=0, ge=0)  # torch CPU threads; 0 = torch's default

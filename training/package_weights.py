@@ -100,6 +100,7 @@ def network_from_package(package: Path) -> DefectNet:
         # Written before `pool` left TrainConfig, a run may hold lse: rebuilt as it was trained.
         pool=str(cfg.get("pool", "avg")),
         pool_r=float(cfg.get("pool_r", 4.0)),
+        dihedral_tta=bool(cfg.get("dihedral_tta", False)),
     ).eval()
     params = _conv_params(package / "model.onnx")
     pairs = _conv_bn_pairs(net)

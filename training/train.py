@@ -213,6 +213,7 @@ def main(args: argparse.Namespace) -> Path:
     net = build_model(
         cfg.backbone, len(manifest.header.classes), manifest.header.task, cfg.weights,
         freeze_blocks=cfg.freeze_blocks, drop_rate=cfg.drop_rate, bn_stats=cfg.bn_stats,
+        dihedral_tta=cfg.dihedral_tta,
     ).to(device, memory_format=torch.channels_last)  # fmt: skip
     data = load_data(cfg, Path(args.manifest), net, device, d)
     if resume is not None and (resume["classes"] != data.classes or resume["task"] != data.task):

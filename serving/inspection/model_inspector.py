@@ -33,8 +33,7 @@ from qc_model.gate import GateConfig, GateResult, check_photo
 from qc_model.inference import Inferencer, Prediction
 from qc_model.messages import UNUSUAL_SURFACE, review_message
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
-from qc_model.taxonomy import DEFECT_LABELS
-from qc_model.verdict import Band, PhotoInput, decide, merge_thresholds
+from qc_model.verdict import Band, PhotoInput, decide, defect_classes, merge_thresholds
 from serving.inspection.pipeline import InspectionOutcome, InspectorStatus
 from serving.registry.model_store import model_version
 
@@ -67,10 +66,11 @@ class ModelInspector:
         meta = self.inferencer.meta
         self.model_version = model_version(meta)
         # A single-label package also scores "good"; only defect classes can fail a piece.
+        defects = defect_classes(meta.task, meta.classes)
         base = {
             name: Band(t_low=t.review_low, t_high=t.review_high)
             for name, t in meta.thresholds.items()
-            if name in DEFECT_LABELS
+            if name in defects
         }
         # The anomaly model's review level is overridden like a class's band, under the name
         # of its reason: {"unusual_surface": [review_from, 1.0]} (it never fails a piece alone).

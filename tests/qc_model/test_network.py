@@ -115,3 +115,34 @@ def test_other_timm_backbone_works() -> None:
     with torch.no_grad():
         logits, cam = model(torch.from_numpy(np.zeros((1, 3, 64, 64), np.float32)))
     assert logits.shape == (1, 2) and cam.shape[:2] == (1, 2)
+
+
+def test_dihedral_tta_is_invariant_to_flips_and_turns() -> None:
+    torch.manual_seed(0)
+    model = build_model(num_classes=3, weights="none", dihedral_tta=True).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, cam = model(x)
+        turned, turned_cam = model(torch.rot90(x.flip(-1), 1, dims=(-2, -1)))
+    torch.testing.assert_close(turned, logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(turned_cam, torch.rot90(cam.flip(-1), 1, dims=(-2, -1)),
+                               atol=1e-5, rtol=1e-4)  # fmt: skip
+    torch.testing.assert_close(cam.mean(dim=(2, 3)), logits)
+    # Without it the same network is not invariant (the test above could not pass by accident).
+    model.dihedral_tta = False
+    with torch.no_grad():
+        one, _ = model(x)
+        other, _ = model(torch.rot90(x.flip(-1), 1, dims=(-2, -1)))
+    assert not torch.allclose(one, other, atol=1e-3)
+
+
+def test_dihedral_tta_only_in_eval_and_square() -> None:
+    model = build_model(num_classes=2, weights="none", freeze_blocks=4, dihedral_tta=True)
+    x = torch.randn(2, 3, 64, 64)
+    z = model.forward_trunk(x)
+    model.train()
+    logits, _ = model.forward_head(z)  # one view while learning
+    assert logits.shape == (2, 2) and logits.requires_grad
+    model.eval()
+    with pytest.raises(DataError, match="square"):
+        model(torch.randn(1, 3, 64, 96))

@@ -8,7 +8,14 @@ import pytest
 
 from qc_model.gate import GateCheck, GateResult
 from qc_model.spec_checks import CheckResult
-from qc_model.verdict import Band, PhotoInput, call_photo, decide, merge_thresholds
+from qc_model.verdict import (
+    Band,
+    PhotoInput,
+    call_photo,
+    decide,
+    defect_classes,
+    merge_thresholds,
+)
 
 BANDS = {"scratch": (0.3, 0.7), "tarnish": (0.4, 0.8)}
 
@@ -172,3 +179,22 @@ def test_photo_without_gate_or_scores_counts_as_clean_usable() -> None:
     verdict = decide([PhotoInput()], BANDS)
     assert verdict.decision == "pass"
     assert verdict.model_dump()["photos"][0]["call"] == "pass"
+
+
+def test_defect_classes_of_a_single_label_model_with_good() -> None:
+    # An imported set's own class names: every class but "good" can hold a piece.
+    assert defect_classes("single_label", ["defective", "good"]) == ["defective"]
+    assert defect_classes("single_label", ["good", "scratch", "chipped"]) == ["scratch", "chipped"]
+    # Without "good" nothing says which class is a defect: the taxonomy's only.
+    assert defect_classes("single_label", ["keep", "scratch"]) == ["scratch"]
+    assert defect_classes("multilabel", ["scratch", "tarnish"]) == ["scratch", "tarnish"]
+
+
+def test_an_imported_class_name_holds_the_piece() -> None:
+    bands = {"defective": (0.3, 0.6)}
+    held = decide([PhotoInput(gate=_gate(), probs={"defective": 0.9})], bands)
+    assert held.decision == "fail" and held.defects == ["defective"]
+    assert held.reasons[0].code == "defective" and "defective" in held.reasons[0].text
+    unsure = decide([PhotoInput(gate=_gate(), probs={"defective": 0.4})], bands)
+    assert unsure.decision == "review"
+    assert decide([PhotoInput(gate=_gate(), probs={"defective": 0.1})], bands).decision == "pass"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -26,9 +27,16 @@ def mat_photo(px_per_mm: float = 4.0, diameter_mm: float = 30.0, pair: bool = Tr
     return np.asarray(cv2.GaussianBlur(img, (3, 3), 0), np.uint8)
 
 
-def build_tiny_package(out: Path, version: str = "tiny-1", seed: int = 0) -> Path:
+def build_tiny_package(
+    out: Path,
+    version: str = "tiny-1",
+    seed: int = 0,
+    classes: list[str] | None = None,
+    task: Literal["multilabel", "single_label"] = "multilabel",
+) -> Path:
     """Export a small random conv net through the project's own export path (the seed sets
-    its weights, the version names it: tiny@<version>)."""
+    its weights, the version names it: tiny@<version>; CLASSES multi-label unless given)."""
+    classes = classes or CLASSES
     import torch
     from torch import nn
 
@@ -42,7 +50,7 @@ def build_tiny_package(out: Path, version: str = "tiny-1", seed: int = 0) -> Pat
             super().__init__()
             torch.manual_seed(seed)
             self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
-            self.fc = nn.Linear(8, len(CLASSES))
+            self.fc = nn.Linear(8, len(classes))
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             f = self.features(x)  # (B, C, h, w)
@@ -62,15 +70,15 @@ def build_tiny_package(out: Path, version: str = "tiny-1", seed: int = 0) -> Pat
         name="tiny",
         version=version,
         taxonomy_version=TAXONOMY_VERSION,
-        task="multilabel",
-        classes=CLASSES,
+        task=task,
+        classes=classes,
         preprocess=cfg,
         heatmap_size=(INPUT // 4, INPUT // 4),
         temperature=1.0,
-        thresholds={c: th for c in CLASSES},
+        thresholds={c: th for c in classes},
         onnx_sha256="0" * 64,
     )
-    build_package(CalibratedNet(TinyNet(), 1.0, "multilabel"), meta, out, paths, inputs)
+    build_package(CalibratedNet(TinyNet(), 1.0, task), meta, out, paths, inputs)
     return out
 
 

@@ -85,6 +85,17 @@ def test_right_and_wrong_size_on_the_mat(inspector: ModelInspector, catalog_dir:
     assert size["result"] == "fail" and big.verdict == "fail"
 
 
+def test_a_single_label_package_holds_on_its_own_defect_class(tmp_path: Path) -> None:
+    # An imported set's classes (kito data import stores its good label as "good"): the other
+    # class may hold a piece although the taxonomy does not name it; "good" never does.
+    pkg = build_tiny_package(
+        tmp_path / "single", classes=["defective", "good"], task="single_label"
+    )
+    inspector = load_inspector(pkg).inspector
+    assert isinstance(inspector, ModelInspector)
+    assert sorted(inspector.bands) == ["defective"]
+
+
 def test_service_with_model_package(settings: Settings, model_dir: Path) -> None:
     s = settings.model_copy(update={"model_dir": model_dir})
     app = create_app(s)

@@ -407,3 +407,27 @@ def test_kito_quantize_writes_an_int8_package_and_refuses_bad_input(
     code, _ = quantize(package, "m", "--max-drop", "2")
     assert code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q"]
+
+
+def test_export_keeps_dihedral_test_time_augmentation(dataset: Path, tmp_path: Path) -> None:
+    """A whole-photo recipe's eight-view mean is part of the graph: the package scores what
+    kito eval scored (parity), and the checkpoint restores the setting."""
+    from qc_model.network import build_model
+    from training.checkpoint_io import load_trained, save_checkpoint
+    from training.config import TrainConfig
+    from training.export import export_package
+
+    pre = PreprocessConfig(input_size=64, crop="none")
+    cfg = TrainConfig(preprocess=pre, freeze_blocks=4, dihedral_tta=True)
+    torch.manual_seed(0)
+    model = build_model(num_classes=len(CLASSES), weights="none", freeze_blocks=4).eval()
+    ckpt = tmp_path / "checkpoint.pt"
+    save_checkpoint(
+        ckpt, model, cfg, classes=CLASSES, task="multilabel", epoch=1,
+        dataset_versions={"train": "v0"}, metrics={},
+    )  # fmt: skip
+    assert load_trained(ckpt).model.dihedral_tta
+    meta = export_package(ckpt, dataset / "manifest.jsonl", tmp_path / "tta", parity_samples=3)
+    assert meta.metrics["parity"]["samples"] == 3
+    assert meta.metrics["parity"]["max_abs_probs"] <= 1e-4
+    assert meta.training["config"]["dihedral_tta"] is True

@@ -209,4 +209,5 @@ def test_champion_without_a_config_gets_the_recipe_of_the_data(tmp_path: Path) -
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.preprocess.crop == "none" and cfg.preprocess.input_size == 256
     assert cfg.augment.colour == 0 and cfg.weights == str(tmp_path / "champion.pt")
+    assert cfg.freeze_blocks == 4  # the whole-photo recipe's cut, as kito train would use
     assert notes[0].startswith("the champion carries no training config: recipe train_photo_grey")
