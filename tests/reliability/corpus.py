@@ -460,7 +460,7 @@ def raw_cases() -> list[Case]:
                 "GET /api/v1/users/me HTTP/1.1\nHost: {host}\nAuthorization: {auth}\n"
                 f"X-Padding: {'p' * 200_000}\n"
             ),
-            why="refused before the app routes it: by uvicorn with h11, by the URL guard with httptools",
+            why="refused before routing: by uvicorn with h11, by the URL guard with httptools",
         ),
         Case(
             "garbage_request_line",
