@@ -254,6 +254,9 @@ function upload(record) {
   }).finally(() => show($('#progress-box'), false));
 }
 
+// Seconds before a photo is sent again by itself while the phone says it is online.
+const retryLater = queue.backoff([3000, 10000, 30000, 60000]);
+
 async function flush() {
   if (state.sending || !state.user) return;
   state.sending = true;
@@ -279,6 +282,10 @@ async function flush() {
   }
   // Only offline: online, the worker's sync would fire at once and race the page's own retry.
   if (waiting && offline()) requestSync();
+  // Online and still waiting (a dropped connection, a busy server, a network that says it is
+  // back before it is): send again by itself, later each time; the button sends at once.
+  if (waiting && !offline()) retryLater(flush);
+  else retryLater.cancel();
   if (last) await showSent(last);
 }
 

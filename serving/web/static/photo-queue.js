@@ -119,3 +119,23 @@ export async function drain(send, onChange = () => {}) {
   }
   return sent;
 }
+
+/**
+ * `later(fn)` runs fn after the next delay of `steps` (the last one repeats); `later.cancel()`
+ * clears what is pending and starts again from the first delay. For sending again by itself.
+ */
+export function backoff(steps) {
+  let timer = null;
+  let tries = 0;
+  const later = (fn) => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, steps[Math.min(tries, steps.length - 1)]);
+    tries += 1;
+  };
+  later.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+    tries = 0;
+  };
+  return later;
+}

@@ -133,28 +133,31 @@ def test_dropped_connection_retry_sends_the_same_key_and_inspects_once(
     _, qc = live.user("qc", "Njeri")
     order = make_order(live, qc, artisan_id, [("D1", HOOP, 30000)])
     keys: list[str] = []
-    dropped = []
+    tapped: list[bool] = []
 
-    def drop_first_answer(route: Route) -> None:
+    def drop_until_tapped(route: Route) -> None:
         keys.append(route.request.headers["idempotency-key"])
-        if not dropped:
+        if len(keys) == 1:
             # The server receives and inspects the photo; the answer is lost on the way back.
             route.fetch()
-            dropped.append(True)
             route.abort("connectionreset")
+        elif not tapped:
+            route.abort("connectionreset")  # the page's own retries find no network either
         else:
             route.continue_()
 
-    phone.route("**/api/v1/inspections", drop_first_answer)
+    phone.route("**/api/v1/inspections", drop_until_tapped)
     sign_in_app(phone, live, token)
     phone.get_by_label("Order", exact=True).select_option(order["id"])
     phone.set_input_files("#photo", files=[_file("d1.jpg")])
     phone.get_by_role("button", name="Send photo").click()
     expect(phone.locator("#status")).to_contain_text("The connection dropped")
+    tapped.append(True)
     phone.get_by_role("button", name="Try again").click()
-    expect(phone.locator("#verdict")).to_have_text("Accepted")
+    # A tap while a retry of the page's own is on the way is not lost: that one is sent again.
+    expect(phone.locator("#verdict")).to_have_text("Accepted", timeout=30_000)
 
-    assert len(keys) == 2 and keys[0] == keys[1] and UUID.match(keys[0])
+    assert len(keys) >= 2 and set(keys) == {keys[0]} and UUID.match(keys[0])
     assert len(_stored(live, "D1")) == 1  # the retry was answered from the first inspection
     assert len(scripted.calls) == 1
 
