@@ -202,6 +202,14 @@ def make_user(client: TestClient) -> Any:
     return make
 
 
+@pytest.fixture
+def people(make_user: Any) -> dict[str, Any]:
+    """The review tests' artisan (Wanjiru) and QC reviewer (Njeri): ids and token headers."""
+    artisan, ha = make_user("artisan", "Wanjiru")
+    qc, hq = make_user("qc", "Njeri")
+    return {"artisan": artisan, "ha": ha, "qc": qc, "hq": hq}
+
+
 @pytest.fixture(scope="session")
 def tiny_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real exported packages: "A" (tiny@tiny-1), "B" (tiny@tiny-2, other weights), and copies
