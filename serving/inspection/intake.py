@@ -173,7 +173,9 @@ class Intake:
             plan = decode_plan_for(self.limits, design, self.inspector)
             limits = plan.limits(self.limits)
             decoded = self._timed(timings, "decode", lambda: self._decode(sub.photos, limits))
-            self._timed(timings, "store", lambda: [self.store.put(p.data) for p in sub.photos])
+            self._timed(
+                timings, "store", lambda: [self.store.put(p.data, p.sha256) for p in sub.photos]
+            )
             outcome, error = self._timed(
                 timings, "inspect", lambda: self._inspect(decoded, design, plan)
             )

@@ -33,10 +33,12 @@ def check_key(key: str) -> str:
 
 
 class ObjectStore(Protocol):
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, key: str | None = None) -> str:
         """Store `data` under its sha256 key and return the key. If the key is present already
         only its last-modified time is renewed: the orphan sweep (serving.store.orphans) never
-        deletes a key younger than its minimum age, and an upload reusing it is young again."""
+        deletes a key younger than its minimum age, and an upload reusing it is young again.
+        `key`: `content_key(data)` where the caller has hashed the bytes already (an upload is
+        hashed once); it is not checked again."""
         ...
 
     def get(self, key: str) -> bytes:
@@ -68,8 +70,8 @@ class LocalObjectStore:
         check_key(key)
         return self.root / key[:2] / key[2:4] / key
 
-    def put(self, data: bytes) -> str:
-        key = content_key(data)
+    def put(self, data: bytes, key: str | None = None) -> str:
+        key = key or content_key(data)
         dest = self.path(key)
         if dest.is_file() and dest.stat().st_size == len(data):
             try:

@@ -74,8 +74,8 @@ class S3ObjectStore:
     def name(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def put(self, data: bytes) -> str:
-        key = content_key(data)
+    def put(self, data: bytes, key: str | None = None) -> str:
+        key = key or content_key(data)
         if self._size(key) == len(data):
             return key  # content-addressed: the same bytes are already there
         md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
