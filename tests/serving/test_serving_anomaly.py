@@ -3,7 +3,6 @@ message, the review level from settings, and a package without one working as be
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import tiny_anomaly
 from model_package import build_tiny_package, mat_photo
 
 from qc_model.anomaly import ANOMALY_BANKS, ANOMALY_META, AnomalyMeta, AnomalyModel, bank_key
@@ -25,18 +25,6 @@ from serving.inspection.model_inspector import ModelInspector
 DESIGN = "KQ-HOOP-BR-30"
 
 
-def _tiny() -> Any:
-    name = "kito_tests_tiny_anomaly"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "qc_model" / "tiny_anomaly.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
 def _jpeg(img: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
 
@@ -47,7 +35,7 @@ def _with_bank(base: Path, out: Path, photo: np.ndarray, usual: bool) -> Path:
     from training.anomaly.package import attach, staged
 
     with staged(out, base) as tmp:
-        _tiny().write_tiny_anomaly(tmp, {DESIGN: np.zeros((4, 3), np.float32)})
+        tiny_anomaly.write_tiny_anomaly(tmp, {DESIGN: np.zeros((4, 3), np.float32)})
         model = AnomalyModel(tmp, threads=1)
         cells, counted = model.features(model.prepare(photo, None))
         bank = cells[counted] if usual else np.full((4, 3), 5.0, np.float32)

@@ -1,32 +1,18 @@
-"""The anomaly tests' data: the tiny 8 x 8 average-pool extractor (tests/qc_model/tiny_anomaly.py),
+"""The anomaly tests' data: the tiny 8 x 8 average-pool extractor (tests/shared/tiny_anomaly.py),
 records and grey photos with a bright blotch as the defect, and a model fitted on them."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
+import tiny_anomaly as tiny
 
 from qc_model.anomaly import ANOMALY_ONNX
 from qc_model.manifest import Header, Manifest, Record
 from training.anomaly.fit import Extractor, FitOptions, fit_banks
 from training.anomaly.package import staged, write_anomaly
-
-
-def tiny_module() -> Any:
-    name = "kito_tests_tiny_anomaly"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "qc_model" / "tiny_anomaly.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def record(i: int, design: str | None, split: str, labels: list[str] | None = None) -> Record:
@@ -58,7 +44,6 @@ def write_photos(root: Path, records: list[Record], seed: int = 0) -> None:
 def fitted_model(tmp_path: Path, proj_dim: int | None = None) -> tuple[Path, Path, list[Record]]:
     """A model fitted on 14 good photos of design A (4 held out), and 10 test photos, half with
     the blotch; `proj_dim`: its bank stored in that many principal directions."""
-    tiny = tiny_module()
     data = tmp_path / "data"
     records = [record(i, "A", "train" if i < 14 else "val") for i in range(18)]
     records += [record(50 + i, "A", "test", ["scratch"] if i % 2 else []) for i in range(10)]

@@ -1,6 +1,6 @@
 """training.anomaly: coreset, fitting banks per design and family, metrics, packaging.
 
-The extractor here is the tiny 8 x 8 average pool (tests/qc_model/tiny_anomaly.py), so the
+The extractor here is the tiny 8 x 8 average pool (tests/shared/tiny_anomaly.py), so the
 fitting logic is tested in seconds; the real Lite0 extractor has its own slow test."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from anomaly_data import fitted_model, record, tiny_module, write_photos
+import tiny_anomaly as tiny
+from anomaly_data import fitted_model, record, write_photos
 from tiny_package import build_tiny_package
 
 from qc_model.anomaly import ANOMALY_META, ANOMALY_ONNX, AnomalyError, AnomalyModel
@@ -52,7 +53,6 @@ def test_split_photos_holds_out_every_fifth_when_val_is_too_small() -> None:
 
 
 def test_fit_banks_per_design_and_a_family_for_the_design_with_too_few(tmp_path: Path) -> None:
-    tiny = tiny_module()
     tiny.write_pool_extractor(tmp_path / ANOMALY_ONNX)
     records = [record(i, "A", "train" if i < 14 else "val") for i in range(18)]
     records += [record(100 + i, "B", "train" if i < 3 else "val") for i in range(4)]

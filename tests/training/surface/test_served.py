@@ -3,33 +3,18 @@ branch, INT8."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+import tiny_anomaly
 
 from qc_model.catalog import default_catalog_dir
 from qc_model.inference import Inferencer
 from qc_model.manifest import Manifest
 from qc_model.package import SURFACE_FILE, PackageError, load_package, read_meta
 from training.surface import attach
-
-
-def _tiny_anomaly() -> Any:
-    """tests/qc_model/tiny_anomaly.py (an 8 x 8 average-pool extractor and given banks)."""
-    name = "kito_tests_tiny_anomaly"
-    if name not in sys.modules:
-        path = Path(__file__).parents[2] / "qc_model" / "tiny_anomaly.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 @pytest.mark.slow  # ~55 s on the 2-core VM: calibrates and scores both packages photo by photo
@@ -44,7 +29,6 @@ def test_int8_quantizes_the_branch_and_keeps_the_anomaly_model(
 
     pkg = tmp_path / "with-branch"
     attach(tiny, trained / "surface.pt", synth / "calib.jsonl", pkg, fuse=["scratch"])
-    tiny_anomaly = _tiny_anomaly()
     tiny_anomaly.write_tiny_anomaly(pkg, {"KQ-CUFF-BR-65": tiny_anomaly.grey_bank()})
     attach_anomaly(pkg, AnomalyModel(pkg, threads=1).meta)
     fp32 = read_meta(pkg)
