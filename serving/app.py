@@ -37,6 +37,7 @@ from serving.orders.workflow import Workflow
 from serving.registry import routes as models
 from serving.registry.live_models import LiveModels, PackageLoader, RegistryWatcher
 from serving.registry.shadow import ShadowRunner
+from serving.review import matches_routes as photo_matches
 from serving.review import routes as reviews
 from serving.store.orphans import OrphanSweeper
 from serving.store.storage import LocalObjectStore, StorageError
@@ -166,7 +167,18 @@ def create_app(
     app.add_middleware(UrlGuardMiddleware)
     # Outermost, so that even the guards' own refusals carry the headers.
     app.add_middleware(SecurityHeadersMiddleware)
-    for module in (health, users, designs, inspections, orders, reviews, audit, models, taxonomy):
+    for module in (
+        health,
+        users,
+        photo_matches,
+        designs,
+        inspections,
+        orders,
+        reviews,
+        audit,
+        models,
+        taxonomy,
+    ):
         app.include_router(module.router)
     mount_web(app)
     return app
