@@ -4,6 +4,16 @@ import { $, el, show } from './dom.js';
 import { topFinding } from './qc-item.js';
 import { ago, designLabel, reasonWord, t } from './qc-lang.js';
 
+/** The queue's filters as the API takes them (GET /api/v1/reviews). */
+export function queueFilters() {
+  return {
+    status: $('#f-status').value,
+    reason: $('#f-reason').value,
+    design_id: $('#f-design').value,
+    artisan_id: $('#f-artisan').value,
+  };
+}
+
 /** The design filter: "Any", then "<id> · <name>" for each design of the catalogue. */
 export function renderDesignFilter(designs) {
   const select = $('#f-design');

@@ -2,9 +2,11 @@
 // Defect and design names come from the server's catalogue (words.js); "the model" is said
 // "kompyuta" in Kiswahili, the plain word staff use for the automatic check.
 import { addStrings } from './i18n.js';
+import { REUSED_STRINGS } from './qc-strings-reused.js';
 
 export const QC_STRINGS = {
   en: {
+    ...REUSED_STRINGS.en,
     'qc.title': 'Kito QC · review desk',
     'qc.signout': 'Sign out',
     'qc.signin.title': 'Sign in',
@@ -29,14 +31,6 @@ export const QC_STRINGS = {
     'qc.reason.review': 'Model: unsure',
     'qc.reason.audit': 'Audit sample',
     'qc.reason.photo_reused': 'Photo reused',
-    'qc.reused.title': 'Photo already sent for another piece',
-    'qc.reused.now': 'This photo {n}',
-    'qc.reused.then': 'Earlier: inspection {id} · {where} · {who} · {bits} of 64 bits differ',
-    'qc.reused.earlier.alt': 'Earlier photo {n} of {piece}',
-    'qc.reused.where.order': 'order {order}, piece {piece}',
-    'qc.reused.where.piece': 'piece {piece}',
-    'qc.reused.same': 'same artisan',
-    'qc.reused.other': 'another artisan',
     'qc.reason.audit.item': 'Audit sample (passed)',
     'qc.queue.empty': 'Nothing waiting for these filters.',
     'qc.ago.s': '{n} s ago',
@@ -144,6 +138,7 @@ export const QC_STRINGS = {
     'qc.released': 'Payout released. {order}',
   },
   sw: {
+    ...REUSED_STRINGS.sw,
     'qc.title': 'Kito QC · meza ya ukaguzi',
     'qc.signout': 'Toka',
     'qc.signin.title': 'Ingia',
@@ -168,14 +163,6 @@ export const QC_STRINGS = {
     'qc.reason.review': 'Kompyuta: haina uhakika',
     'qc.reason.audit': 'Ukaguzi wa kushtukiza',
     'qc.reason.photo_reused': 'Picha imerudiwa',
-    'qc.reused.title': 'Picha hii ilishatumwa kwa kipande kingine',
-    'qc.reused.now': 'Picha hii {n}',
-    'qc.reused.then': 'Ya awali: ukaguzi {id} · {where} · {who} · biti {bits} kati ya 64 zinatofautiana',
-    'qc.reused.earlier.alt': 'Picha ya awali {n} ya {piece}',
-    'qc.reused.where.order': 'oda {order}, kipande {piece}',
-    'qc.reused.where.piece': 'kipande {piece}',
-    'qc.reused.same': 'fundi yule yule',
-    'qc.reused.other': 'fundi mwingine',
     'qc.reason.audit.item': 'Ukaguzi wa kushtukiza (ilipita)',
     'qc.queue.empty': 'Hakuna kinachosubiri kwa machaguo haya.',
     'qc.ago.s': 'sekunde {n} zilizopita',

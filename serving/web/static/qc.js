@@ -1,20 +1,22 @@
 // The QC desk: the review queue with filters (qc-queue.js), one item at a time (qc-item.js),
 // approve / reject with labels and a note (qc-decide.js), driven by the keyboard (qc-keys.js),
-// in English or Kiswahili (qc-lang.js).
+// in English or Kiswahili (qc-lang.js); for admins, reused photos by artisan (qc-matches.js).
 import { Api } from './api.js';
 import { $, show } from './dom.js';
 import { Stopwatch, keepingForm, readForm, renderDecision } from './qc-decide.js';
 import { itemMeta, renderReasons, renderScores, renderSpec } from './qc-item.js';
 import { listenForKeys } from './qc-keys.js';
 import { designLabel, errorText, sayIn, signInError, startLang, t } from './qc-lang.js';
+import { MatchesPanel } from './qc-matches.js';
 import { orderLine, releasable, renderOrder } from './qc-order.js';
 import { PhotoPane } from './qc-photos.js';
-import { renderArtisanFilter, renderDesignFilter, renderQueue } from './qc-queue.js';
+import { queueFilters, renderArtisanFilter, renderDesignFilter, renderQueue } from './qc-queue.js';
 import { loadWords } from './words.js';
 
 const api = new Api('kito.qc.token');
 const watch = new Stopwatch(); // time on the open item, sent with the decision
 const photos = new PhotoPane(api);
+const matches = new MatchesPanel(api, (err) => failed(err)); // admins: reused photos by artisan
 const state = {
   user: null,
   taxonomy: [], // [{name, kind, description}]
@@ -54,6 +56,7 @@ async function signIn(token) {
   state.user = me;
   $('#me').textContent = `${me.name} (${me.role})`;
   show($('#signout'));
+  matches.signedIn(me);
   show($('#signin'), false);
   show($('#desk'));
   const [taxonomy, designs] = await Promise.all([
@@ -68,6 +71,7 @@ async function signIn(token) {
 
 function signOut() {
   api.token = null;
+  matches.signedOut();
   closeItem();
   Object.assign(state, { user: null, items: [], index: -1 });
   $('#me').textContent = '';
@@ -89,20 +93,11 @@ async function onSignIn(event) {
 
 // ---- queue ----------------------------------------------------------------------------------
 
-function filters() {
-  return {
-    status: $('#f-status').value,
-    reason: $('#f-reason').value,
-    design_id: $('#f-design').value,
-    artisan_id: $('#f-artisan').value,
-  };
-}
-
 async function loadQueue(keepId = current()?.id) {
   const seq = ++state.loadSeq;
   let page;
   try {
-    page = await api.get('/api/v1/reviews', { ...filters(), limit: 100 });
+    page = await api.get('/api/v1/reviews', { ...queueFilters(), limit: 100 });
   } catch (err) {
     failed(err);
     return;
@@ -259,6 +254,7 @@ const KEYS = {
 /** Draw the desk again in the language just chosen, keeping what the reviewer ticked and typed. */
 function redraw() {
   if (!state.user) return;
+  matches.redraw();
   renderDesignFilter(state.designs);
   renderArtisanFilter(state.artisans);
   drawQueue();
@@ -284,7 +280,8 @@ async function main() {
   $('#reject').addEventListener('click', () => decide('reject'));
   $('#release').addEventListener('click', () => current() && release(current().order_id));
   $('#release-done').addEventListener('click', () => state.releaseOrderId && release(state.releaseOrderId));
-  listenForKeys(KEYS, () => state.user !== null);
+  matches.attach();
+  listenForKeys(KEYS, () => state.user !== null && !matches.isOpen);
   if (api.token) {
     signIn(api.token).catch((err) => {
       show($('#signin'));
