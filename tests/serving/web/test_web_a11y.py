@@ -17,7 +17,16 @@ from live_server import LiveServer
 from photo_samples import jpeg
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from scripted_inspector import ScriptedInspector
-from web_helpers import HOOP, make_order, pick_piece, sign_in_app, sign_in_qc, upload
+from web_helpers import (
+    HOOP,
+    expect_loaded,
+    hold_reused_photos,
+    make_order,
+    pick_piece,
+    sign_in_app,
+    sign_in_qc,
+    upload,
+)
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[3]
@@ -119,6 +128,26 @@ def test_qc_desk_has_no_serious_accessibility_violation(
     page.get_by_role("button", name="Kiswahili").click()
     expect(page.locator("html")).to_have_attribute("lang", "sw")
     _axe(page, axe_js, "qc-reject-needs-label-sw")
+
+
+def test_reused_photos_by_artisan_has_no_serious_accessibility_violation(
+    live: LiveServer, a11y_context: BrowserContext, axe_js: Path, scripted: ScriptedInspector
+) -> None:
+    page = a11y_context.new_page()
+    page.set_viewport_size(DESK)
+    _, qc = live.user("qc", "Njeri")
+    held = hold_reused_photos(live, qc, scripted, "5a5a5a5a5a5a5a5a")
+    _, admin = live.user("admin", "Amina")
+    sign_in_qc(page, live, admin)
+    page.get_by_role("button", name="Reused photos by artisan").click()
+    page.get_by_label("Show the photos of").select_option(str(held["artisan_id"]))
+    expect(page.locator("#matches .held")).to_have_count(2)
+    for img in page.locator("#matches img.photo-img").all():
+        expect_loaded(img)
+    _axe(page, axe_js, "qc-matches")
+    page.get_by_role("button", name="Kiswahili").click()
+    expect(page.locator("#matches .held-decision").first).to_have_text("Bado kinasubiri QC")
+    _axe(page, axe_js, "qc-matches-sw")
 
 
 def test_artisan_first_load_is_under_100_kb(live: LiveServer, browser: Browser) -> None:

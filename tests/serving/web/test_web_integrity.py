@@ -3,27 +3,23 @@ the artisan reads a plain line in the chosen language."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from live_server import LiveServer
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 from scripted_inspector import ScriptedInspector
-from web_helpers import HOOP, clear_queue, get_order, make_order, sign_in_qc, upload
+from web_helpers import (
+    HOOP,
+    clear_queue,
+    expect_loaded,
+    get_order,
+    make_order,
+    sign_in_qc,
+    upload,
+)
 
 pytestmark = pytest.mark.browser
 
 FINGERPRINT = {"phash": "0123456789abcdef", "frame": "mat", "cells": [100, 101, 164, 165]}
-
-
-def _expect_loaded(img: Locator) -> None:
-    """The <img> shows the authenticated image: a blob: URL that decoded to real pixels."""
-    expect(img).to_have_attribute("src", re.compile(r"^blob:"))
-    width = img.evaluate(
-        """img => img.complete ? img.naturalWidth
-          : new Promise(done => img.addEventListener('load', () => done(img.naturalWidth)))"""
-    )
-    assert width > 0
 
 
 def test_desk_shows_the_reused_photo_beside_the_earlier_one(
@@ -50,6 +46,6 @@ def test_desk_shows_the_reused_photo_beside_the_earlier_one(
     expect(pair).to_contain_text("Earlier: inspection")
     imgs = pair.locator("img.photo-img")
     expect(imgs).to_have_count(2)
-    _expect_loaded(imgs.nth(0))
-    _expect_loaded(imgs.nth(1))
+    expect_loaded(imgs.nth(0))
+    expect_loaded(imgs.nth(1))
     expect(desk.locator("#item-reasons")).to_contain_text("looks like one already sent")

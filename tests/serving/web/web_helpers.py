@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from live_server import LiveServer
 from photo_samples import jpeg
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
+from scripted_inspector import ScriptedInspector
 
 HOOP = "KQ-HOOP-BR-30"
 CUFF = "KQ-CUFF-BR-65"
@@ -71,6 +73,46 @@ def clear_queue(live: LiveServer, staff_token: str) -> None:
                 f"/api/v1/reviews/{item['id']}/decision", json={"decision": "approve", "labels": []}
             )
             assert r.status_code in (201, 409), r.text
+
+
+def hold_reused_photos(
+    live: LiveServer, qc_token: str, scripted: ScriptedInspector, phash: str
+) -> dict[str, Any]:
+    """Photos held as reused (reason photo_reused): Halima sends a photo of N1; Zawadi sends the
+    same photo (fingerprint `phash`, distinct per test: the server is shared) for M1, which QC
+    rejects, and again for M2, still open. M1 matches N1; M2 matches N1 and M1."""
+    halima_id, halima = live.user("artisan", "Halima")
+    zawadi_id, zawadi = live.user("artisan", "Zawadi")
+    earlier = make_order(live, qc_token, halima_id, [("N1", HOOP, 30000)])
+    order = make_order(live, qc_token, zawadi_id, [("M1", HOOP, 30000), ("M2", HOOP, 30000)])
+    scripted.fingerprint = {"phash": phash, "frame": "mat", "cells": [100, 101, 164, 165]}
+    first = upload(live, halima, earlier["id"], "N1", HOOP)
+    m1 = upload(live, zawadi, order["id"], "M1", HOOP)
+    m2 = upload(live, zawadi, order["id"], "M2", HOOP)
+    assert (first["verdict"], m1["verdict"], m2["verdict"]) == ("pass", "review", "review")
+    with live.api(qc_token) as api:
+        r = api.get("/api/v1/reviews", params={"reason": "photo_reused", "artisan_id": zawadi_id})
+        (item,) = [i for i in r.json()["data"] if i["inspection"]["id"] == m1["id"]]
+        body = {"decision": "reject", "labels": [], "note": "Picha ile ile ya N1."}
+        r = api.post(f"/api/v1/reviews/{item['id']}/decision", json=body)
+    assert r.status_code == 201, r.text
+    return {
+        "artisan_id": zawadi_id,
+        "earlier_order": earlier["id"],
+        "order": order["id"],
+        "m1": m1["id"],
+        "m2": m2["id"],
+    }
+
+
+def expect_loaded(img: Locator) -> None:
+    """The <img> shows the authenticated image: a blob: URL that decoded to real pixels."""
+    expect(img).to_have_attribute("src", re.compile(r"^blob:"))
+    width = img.evaluate(
+        """img => img.complete ? img.naturalWidth
+          : new Promise(done => img.addEventListener('load', () => done(img.naturalWidth)))"""
+    )
+    assert width > 0
 
 
 def sign_in_app(page: Page, live: LiveServer, token: str) -> None:
