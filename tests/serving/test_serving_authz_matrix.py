@@ -63,6 +63,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/users"): admin_only(201),
     ("GET", "/api/v1/users"): admin_only(200),
     ("PATCH", "/api/v1/users/{user_id}"): admin_only(200),
+    ("GET", "/api/v1/users/{user_id}/photo-matches"): admin_only(200),
     # The model registry (the matrix's app has none: the admin's answers are the registry's).
     ("GET", "/api/v1/models"): admin_only(200),
     ("GET", "/api/v1/models/shadow-report"): admin_only(404),

@@ -184,7 +184,7 @@ def test_photo_store_failure_is_503_and_records_nothing(client: TestClient, make
     _, headers = make_user()
     store = client.app.state.store  # type: ignore[attr-defined]
 
-    def broken_put(data: bytes) -> str:
+    def broken_put(data: bytes, key: str | None = None) -> str:
         raise StorageError("disk full")
 
     store.put = broken_put
