@@ -10,23 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_data import SIZE, TinyNet, build_tiny, write_dataset
+from export_data import SIZE, TinyNet, build_tiny
 
 from qc_model.package import load_package
 from training.export import CalibratedNet, ExportError
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 photos on a mat-coloured card, 6 train / 6 val, random labels, with a manifest."""
-    return write_dataset(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def package(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pkg") / "tiny"
-    build_tiny(out, dataset)
-    return out
 
 
 def test_calibrated_net_outputs() -> None:

@@ -10,17 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from export_data import CLASSES, write_dataset
+from export_data import CLASSES
 from torch import nn
 
 from qc_model.preprocess import PreprocessConfig, preprocess
 from training.quantize import quantize_package
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 photos on a mat-coloured card, 6 train / 6 val, random labels, with a manifest."""
-    return write_dataset(tmp_path_factory.mktemp("data"))
 
 
 def test_export_from_a_real_checkpoint(dataset: Path, tmp_path: Path) -> None:

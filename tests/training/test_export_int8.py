@@ -8,24 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from export_data import SIZE, build_tiny, write_dataset
+from export_data import SIZE
 
 from qc_model.package import load_package
 from training.export import ExportError
 from training.quantize import quantize_package
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 photos on a mat-coloured card, 6 train / 6 val, random labels, with a manifest."""
-    return write_dataset(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def package(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pkg") / "tiny"
-    build_tiny(out, dataset)
-    return out
 
 
 @pytest.mark.parametrize("fmt", ["qoperator", "qdq"])
