@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,6 +32,19 @@ MIN_SIZE, MAX_SIZE = 224, 320  # input side for whole photos: ImageNet's floor, 
 # Below this share of the rarest class, weight the classes; above it, the plain loss keeps
 # accuracy at the argmax (the operating point is set by thresholds afterwards either way).
 RARE_CLASS = 0.1
+# Whole-photo configs fine-tune the whole network for FULL_TUNE_EPOCHS: measured on a real defect
+# set, it beat training stages 4-6 on cached trunk features by 2.7 points of test accuracy
+# (docs/BENCHMARKS.md, bench_real.py). On a CPU it costs a full pass per photo and epoch, about
+# 12 photos/s at 288 px on 2 cores, so it is kept while the run fits FULL_TUNE_PASSES photo passes
+# at 288 px (about 45 min there); a larger set trains stages 4-6 on cached features instead,
+# which passes each photo through the frozen trunk once. A GPU fine-tunes the whole network.
+FULL_TUNE_EPOCHS = 15
+FULL_TUNE_PASSES = 30_000
+CACHED_RECIPE = ["freeze_blocks=4", "epochs=10"]
+# A frozen, cached trunk (docs/MODEL.md): an epoch then costs the head only, and the features of
+# photos seen before come from the crop cache. A mat-recipe champion trained end to end on a GPU
+# host is fine-tuned this way on a CPU host (docs/BENCHMARKS.md has the numbers behind the choice).
+CPU_FREEZE_BLOCKS = 6
 
 
 @dataclass(frozen=True)
@@ -112,8 +126,14 @@ def measure(manifest: Manifest, root: Path, seed: int = 0) -> DataProperties:
     )
 
 
-def recipe_for(p: DataProperties) -> Recipe:
-    """The named config and data-derived settings for these properties (pure)."""
+def full_tune_passes(photos: int, size: int, epochs: int = FULL_TUNE_EPOCHS) -> int:
+    """Photo passes at 288 px that fine-tuning the whole network on `photos` photos costs."""
+    return round(photos * epochs * (size / 288) ** 2)
+
+
+def recipe_for(p: DataProperties, accelerated: bool = False) -> Recipe:
+    """The named config and data-derived settings for these properties (pure); `accelerated`:
+    a GPU trains, so the whole network fine-tunes whatever the size of the set."""
     if p.mat_share >= 0.5:
         why = f"the calibration mat is in {p.mat_share:.0%} of the sampled photos: piece crop"
         return Recipe(CONFIGS / ON_MAT, [], [why], p)
@@ -129,6 +149,20 @@ def recipe_for(p: DataProperties) -> Recipe:
     size = int(np.clip(p.native_side // 32 * 32, MIN_SIZE, MAX_SIZE))
     reasons.append(f"photos {p.native_side} px on the shorter side: input {size} px")
     overrides = [f"preprocess.input_size={size}"]
+    passes = full_tune_passes(p.photos, size)
+    if accelerated:
+        reasons.append("a GPU trains: the whole network learns")
+    elif passes <= FULL_TUNE_PASSES:
+        reasons.append(
+            f"{p.photos} photos x {FULL_TUNE_EPOCHS} epochs = {passes:,} passes at 288 px, within "
+            f"the CPU budget of {FULL_TUNE_PASSES:,}: the whole network learns"
+        )
+    else:
+        overrides.extend(CACHED_RECIPE)
+        reasons.append(
+            f"{p.photos} photos x {FULL_TUNE_EPOCHS} epochs = {passes:,} passes at 288 px, over "
+            f"the CPU budget of {FULL_TUNE_PASSES:,}: stages 4-6 learn on cached trunk features"
+        )
     if p.task == "single_label" and p.rarest_class_share < RARE_CLASS:
         overrides.append("imbalance=pos_weight")
         reasons.append(f"rarest class {p.rarest_class_share:.1%} of the photos: class weights")
@@ -140,7 +174,37 @@ def recipe_for(p: DataProperties) -> Recipe:
 
 def choose_recipe(manifest_path: Path) -> Recipe:
     """Measure the data set at `manifest_path` and return its recipe."""
+    import torch
+
     from training.dataset import load_manifest
 
     manifest, root = load_manifest(manifest_path)
-    return recipe_for(measure(manifest, root))
+    return recipe_for(measure(manifest, root), accelerated=torch.cuda.is_available())
+
+
+def trunk_on_this_host(cfg: dict[str, Any], manifest: Path | None) -> list[str]:
+    """A champion that fine-tuned its whole network: keep that on a GPU, and on a CPU for a
+    whole-photo recipe while the data fits its budget (above); otherwise freeze and
+    cache the trunk, as `kito train` would choose. Changes `cfg` in place; the notes say how."""
+    import torch
+
+    if torch.cuda.is_available():
+        return []
+    whole_photo = (cfg.get("preprocess") or {}).get("crop") == "none"
+    if not whole_photo or manifest is None:
+        cfg["freeze_blocks"] = CPU_FREEZE_BLOCKS
+        return [f"freeze_blocks 0 -> {CPU_FREEZE_BLOCKS}: frozen, cached trunk"]
+    data = Manifest.read(manifest)
+    photos = len(data.split("train") or data.records)
+    size = int((cfg.get("preprocess") or {}).get("input_size", 224))
+    epochs = int(cfg.get("epochs", 30))
+    passes = full_tune_passes(photos, size, epochs)
+    if passes <= FULL_TUNE_PASSES:
+        cost = f"{photos} photos x {epochs} epochs = {passes:,} passes at 288 px"
+        return [f"freeze_blocks 0 kept: {cost}, within the CPU budget of {FULL_TUNE_PASSES:,}"]
+    for item in CACHED_RECIPE:
+        key, value = item.split("=")
+        cfg[key] = int(value)
+    cost = f"{photos} photos x {epochs} epochs = {passes:,} passes at 288 px"
+    cut = ", ".join(CACHED_RECIPE)
+    return [f"{cost}, over the CPU budget of {FULL_TUNE_PASSES:,}: {cut} (cached trunk)"]

@@ -27,11 +27,8 @@ from qc_model.manifest import Manifest, Record
 from qc_model.package import PackageMeta, read_meta
 from training.compare import Comparison
 from training.config import REMOVED, drop_removed
+from training.recipe import CPU_FREEZE_BLOCKS, trunk_on_this_host
 
-# A frozen, cached trunk (docs/MODEL.md): an epoch then costs the head only, and the features of
-# photos seen before come from the crop cache. A champion trained end to end on a GPU host is
-# fine-tuned this way on a CPU host (docs/BENCHMARKS.md has the numbers behind the choice).
-CPU_FREEZE_BLOCKS = 6
 Echo = Callable[[str], Any]
 
 
@@ -139,8 +136,7 @@ def retrain_config(
                 cfg = drop_removed(cfg, f"{champion.name}@{champion.version}'s training config")
             notes.append(f"settings that were removed left out: {', '.join(gone)}")
     if int(cfg.get("freeze_blocks", CPU_FREEZE_BLOCKS)) == 0:
-        cfg["freeze_blocks"] = CPU_FREEZE_BLOCKS
-        notes.append(f"freeze_blocks 0 -> {CPU_FREEZE_BLOCKS}: frozen, cached trunk")
+        notes.extend(trunk_on_this_host(cfg, manifest))
     cfg["weights"] = "imagenet"
     if plan.init == "imagenet":
         notes.append("training from ImageNet weights (as asked)")

@@ -209,5 +209,42 @@ def test_champion_without_a_config_gets_the_recipe_of_the_data(tmp_path: Path) -
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.preprocess.crop == "none" and cfg.preprocess.input_size == 256
     assert cfg.augment.colour == 0 and cfg.weights == str(tmp_path / "champion.pt")
-    assert cfg.freeze_blocks == 4  # the whole-photo recipe's cut, as kito train would use
+    assert cfg.freeze_blocks == 0  # four photos: the whole network learns, as kito train would
     assert notes[0].startswith("the champion carries no training config: recipe train_photo_grey")
+    assert (
+        notes[1] == "freeze_blocks 0 kept: 4 photos x 15 epochs = 47 passes at 288 px, "
+        "within the CPU budget of 30,000"
+    )
+
+
+@pytest.mark.parametrize(("photos", "kept"), [(1500, True), (2500, False)])
+def test_a_whole_photo_champion_keeps_full_fine_tuning_while_the_data_fits_the_cpu(
+    tmp_path: Path, photos: int, kept: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grey-photo champion fine-tuned end to end: its retrain does the same on a CPU while
+    photos x epochs fits the budget (training.recipe), else stages 4-6 on cached features."""
+    import torch
+
+    from training.config import load_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    records = [
+        Record(id=f"p{i}", image=f"p{i}.png", sha256=f"{i:064x}", width=300, height=300,
+               piece_id=f"p{i}", labels=["good"], source="imported",
+               split="train" if i < photos else "val")
+        for i in range(photos + 50)
+    ]  # fmt: skip
+    header = Header(name="t", task="single_label", classes=["bad", "good"])
+    Manifest(header=header, records=records).write(tmp_path / "manifest.jsonl")
+    champion = {"freeze_blocks": 0, "epochs": 15, "preprocess": {"crop": "none", "input_size": 288}}
+    plan = RetrainPlan(tmp_path, tmp_path / "champion.pt", tmp_path, tmp_path, tmp_path, tmp_path)
+    notes = retrain_config(_meta(champion), plan, tmp_path / "c.yaml", tmp_path / "manifest.jsonl")
+    cfg = load_config(tmp_path / "c.yaml")
+    passes = f"{photos} photos x 15 epochs = {photos * 15:,} passes at 288 px"
+    if kept:
+        assert (cfg.freeze_blocks, cfg.epochs) == (0, 15)
+        assert notes[0] == f"freeze_blocks 0 kept: {passes}, within the CPU budget of 30,000"
+    else:
+        assert (cfg.freeze_blocks, cfg.epochs) == (4, 10)
+        assert notes[0] == (f"{passes}, over the CPU budget of 30,000: freeze_blocks=4, "
+                            "epochs=10 (cached trunk)")  # fmt: skip
