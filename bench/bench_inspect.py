@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     from qc_model.catalog import load_catalog
     from qc_model.decode import DecodeLimits, decode_photo
     from serving.core.settings import load_settings
-    from serving.inspection.intake import decode_plan_for
     from serving.inspection.model_inspector import ModelInspector, build_inspector
+    from serving.inspection.submission import decode_plan_for
 
     catalog = load_catalog(load_settings().catalog_dir)
     # Built as the service builds it (which may set OpenCV's thread count), then overridden.

@@ -23,7 +23,7 @@ from qc_model.catalog import Design
 from qc_model.decode import decode_photo
 from qc_model.errors import DataError
 from serving.core.settings import Settings
-from serving.inspection.intake import decode_plan_for
+from serving.inspection.submission import decode_plan_for
 
 DEMO_DESIGN = "KQ-BBR-MAASAI-190"  # beadwork: the bundled model's most reliable design
 PAYOUT_MINOR = 45_000  # KES 450.00 per piece

@@ -38,7 +38,7 @@ def compare(package: Path, data: Path, *, judged_only: bool, workers: int) -> di
     whole, served = [], []
     for r in tqdm(records, desc="photos", unit="photo"):
         data_bytes = (root / r.image).read_bytes()
-        # serving.inspection.intake.decode_plan_for, at KITO_DECODE_LONG_SIDE's default
+        # serving.inspection.submission.decode_plan_for, at KITO_DECODE_LONG_SIDE's default
         design = catalog.get(r.design_id or "")
         side = decode_long_side(
             design, floor=SERVICE_DECODE_LONG_SIDE, model_px_per_mm=inf.min_px_per_mm

@@ -61,6 +61,9 @@ class TrainConfig(BaseModel):
     max_pos_weight: float = Field(default=20.0, ge=1)
     # Single-label cross-entropy only: share of the target spread over the other classes.
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    # Which validation number picks best.pt: "loss" (lowest val loss), or "metric" (the task's
+    # own: accuracy single-label, mAP multi-label; the lower loss breaks a tie).
+    select_by: Literal["loss", "metric"] = "loss"
     # Evaluation and the exported model average the eight flips / quarter turns of the trunk's
     # output (qc_model.network.DefectNet.dihedral_tta): photos with no preferred orientation.
     dihedral_tta: bool = False

@@ -237,7 +237,7 @@ def main(args: argparse.Namespace) -> Path:
         if recipe is not None:
             recipe.write(out / "recipe.json")
             tqdm.write(f"recipe {recipe.config.name}: " + "; ".join(recipe.reasons))
-    best = _best_so_far(out) if resume is not None else float("inf")
+    best = _best_so_far(out, cfg.select_by) if resume is not None else WORST
     for epoch in range(start, cfg.epochs):
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(
@@ -246,8 +246,8 @@ def main(args: argparse.Namespace) -> Path:
         if data.val is not None:
             row |= evaluate(module, criterion, data.val, device, data.task, data.classes)
         if d.main:
-            loss = row.get("val_loss", row["train_loss"])
-            improved, best = loss < best, min(loss, best)
+            rank = selection_rank(row, cfg.select_by)
+            improved, best = rank < best, min(rank, best)
             # checkpoint.pt resumes (optimizer and schedule too); best.pt is for export.
             for path, resumable in ((out / "checkpoint.pt", True), (out / "best.pt", False)):
                 if resumable or improved:
@@ -267,12 +267,24 @@ def main(args: argparse.Namespace) -> Path:
     return out
 
 
-def _best_so_far(out: Path) -> float:
-    """The loss best.pt was chosen by, so a resumed run does not overwrite it with a worse one."""
+WORST = (float("inf"), float("inf"))
+
+
+def selection_rank(row: dict[str, Any], select_by: str) -> tuple[float, float]:
+    """How good an epoch's row is for best.pt, lower first: (loss, loss) by loss; (-metric,
+    loss) by the task's metric (val accuracy or val mAP; a row without one ranks by loss)."""
+    loss = float(row.get("val_loss", row.get("train_loss", float("inf"))))
+    metric = row.get("val_accuracy", row.get("val_map"))
+    if select_by == "metric" and metric is not None:
+        return (-float(metric), loss)
+    return (loss, loss)
+
+
+def _best_so_far(out: Path, select_by: str) -> tuple[float, float]:
+    """The rank of best.pt, so a resumed run does not overwrite it with a worse one."""
     if not (out / "best.pt").is_file():
-        return float("inf")
-    m = read_checkpoint(out / "best.pt")["metrics"]
-    return float(m.get("val_loss", m.get("train_loss", float("inf"))))
+        return WORST
+    return selection_rank(read_checkpoint(out / "best.pt")["metrics"], select_by)
 
 
 def _summary(row: dict[str, Any]) -> str:

@@ -9,14 +9,11 @@ An upload to an order is recorded under the order's lock, after checking it is n
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -26,67 +23,23 @@ from sqlalchemy.orm import Session
 
 from qc_model.catalog import Design
 from qc_model.decode import MB, DecodeBudget, DecodedPhoto, DecodeError, DecodeLimits, decode_photo
-from qc_model.decode_plan import DecodePlan, plan_decode
+from qc_model.decode_plan import DecodePlan
 from qc_model.errors import DataError
 from serving.core.errors import ApiError
 from serving.core.metrics import Metrics
 from serving.db.models import Inspection, Order, Photo, User
 from serving.inspection.admission import InspectSlots
 from serving.inspection.pipeline import InspectionOutcome, Inspector
+from serving.inspection.submission import Submission, UploadedPhoto, decode_plan_for
 from serving.orders.order_lock import lock_order
 from serving.orders.payouts import existing_payout
 from serving.orders.workflow import Workflow
 from serving.store.orphans import IN_FLIGHT, discard_unclaimed
-from serving.store.storage import ObjectStore, content_key
+from serving.store.storage import ObjectStore
 
 log = logging.getLogger("kito.serving")
 T = TypeVar("T")
 AfterCommit = Callable[[Inspection, list[DecodedPhoto], Design, InspectionOutcome], Any]
-
-
-def decode_plan_for(
-    limits: DecodeLimits, design: Design, inspector: Inspector | None
-) -> DecodePlan:
-    """The request's one decode plan: long side at least the service's (`limits`), raised for
-    the design's tightest tolerance and to the px/mm the live model reads photos at, so that
-    neither is fed an enlarged photo. The inspector measures by the same plan."""
-    return plan_decode(
-        design,
-        floor=limits.target_long_side,
-        model_px_per_mm=inspector.min_px_per_mm if inspector is not None else None,
-    )
-
-
-@dataclass(frozen=True)
-class UploadedPhoto:
-    data: bytes
-    filename: str | None
-    content_type: str | None
-
-    @cached_property
-    def sha256(self) -> str:
-        """The bytes' sha256, hashed once for the request's idempotency hash, the photo's store
-        key and its decoded record (2 ms of CPU for a 3 MB photo each time)."""
-        return content_key(self.data)
-
-
-@dataclass(frozen=True)
-class Submission:
-    design_id: str
-    piece_id: str
-    order_id: str | None
-    photos: list[UploadedPhoto]
-    idempotency_key: str | None
-
-    def content_hash(self) -> str:
-        """What makes two submissions "the same request" for idempotency: fields and photo bytes."""
-        doc = {
-            "design_id": self.design_id,
-            "piece_id": self.piece_id,
-            "order_id": self.order_id,
-            "photos": [p.sha256 for p in self.photos],
-        }
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass

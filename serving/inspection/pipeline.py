@@ -37,7 +37,7 @@ class InspectionOutcome:
 class Inspector(Protocol):
     model_version: str
     # The least px/mm the model reads photos at (a package's surface branch); None: any scale.
-    # The request's DecodePlan is decided from it and the design (intake.decode_plan_for).
+    # The request's DecodePlan is decided from it and the design (submission.decode_plan_for).
     min_px_per_mm: float | None
 
     def inspect(

@@ -33,7 +33,8 @@ from serving.core.schemas import (
 from serving.db.models import Inspection, User
 from serving.db.session import SessionDep
 from serving.inspection.heatmap import render_heatmap
-from serving.inspection.intake import Intake, Submission, UploadedPhoto
+from serving.inspection.intake import Intake
+from serving.inspection.submission import Submission, UploadedPhoto
 from serving.store.stores import photo_stream
 
 router = APIRouter(prefix="/api/v1/inspections", tags=["inspections"])

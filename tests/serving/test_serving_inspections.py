@@ -139,7 +139,7 @@ def test_idempotency_race_is_settled_by_the_unique_constraint(
 
 
 def _hash_of_default_post() -> str:
-    from serving.inspection.intake import Submission, UploadedPhoto
+    from serving.inspection.submission import Submission, UploadedPhoto
 
     up = UploadedPhoto(jpeg(), "a.jpg", "image/jpeg")
     return Submission(DESIGN, "P-001", None, [up], "race").content_hash()

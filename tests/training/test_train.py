@@ -96,7 +96,7 @@ def _rows(out: Path) -> list[dict]:
 
 
 def test_frozen_cached_training_learns(tiny: Path, tmp_path: Path) -> None:
-    out = run(tiny, tmp_path / "run", "epochs=6")
+    out = run(tiny, tmp_path / "run", "epochs=6", "freeze_blocks=4")
     rows = _rows(out)
     assert [r["epoch"] for r in rows] == list(range(6))
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
