@@ -14,7 +14,8 @@ share is >= 0.5. Split 75 / 25, stratified by label (and cell type), seed 0, as 
     kito train        (no --config: the recipe the data calls for)
     kito eval         (--split test)
 
-Prints accuracy, balanced accuracy, AUROC and the wall time of each step.
+Prints accuracy, balanced accuracy, AUROC, the wall time of each step and, after them, the
+test errors by how far the experts agreed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from elpv_data import elpv_cells, kito, stratified_split
+from elpv_data import elpv_cells, errors_by_agreement, kito, stratified_split
 
 PUBLISHED = 0.8842  # Deitsch et al. 2019, fine-tuned VGG-19, same kind of split
 
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     for step, sec in times.items():
         print(f"{step}: {sec:.1f} s wall")
     print(f"total: {total / 60:.1f} min wall")
+    print("test errors (after the timed steps):")
+    for line in errors_by_agreement(data, rows, w / "run" / "best.pt", w / "all.jsonl"):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

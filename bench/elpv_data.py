@@ -54,3 +54,25 @@ def kito(*args: str) -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "kito", *args], check=True, env=env)
     return time.perf_counter() - t0
+
+
+def errors_by_agreement(
+    data: Path, rows: list[tuple[str, float, str]], checkpoint: Path, manifest: Path
+) -> list[str]:
+    """One line per expert defect probability (0, 1/3, 2/3, 1): how many of the test cells at
+    it the checkpoint gets wrong at the argmax. Cells are matched to ELPV by their bytes."""
+    import hashlib
+
+    sys.path.insert(0, str(REPO))
+    from training.predict import predict_manifest
+
+    prob = {hashlib.sha256((data / p).read_bytes()).hexdigest(): pr for p, pr, _ in rows}
+    probs, targets, records = predict_manifest(checkpoint, manifest, "test")
+    wrong: dict[float, list[int]] = {}
+    for r, p, t in zip(records, probs.argmax(1), targets, strict=True):
+        if r.sha256 in prob:
+            wrong.setdefault(prob[r.sha256], []).append(int(p != t))
+    return [
+        f"experts' defect probability {k:.2f}: {sum(v)} wrong of {len(v)}"
+        for k, v in sorted(wrong.items())
+    ]

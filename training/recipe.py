@@ -33,7 +33,7 @@ MIN_SIZE, MAX_SIZE = 224, 320  # input side for whole photos: ImageNet's floor, 
 # accuracy at the argmax (the operating point is set by thresholds afterwards either way).
 RARE_CLASS = 0.1
 # Whole-photo configs fine-tune the whole network for FULL_TUNE_EPOCHS: measured on a real defect
-# set, it beat training stages 4-6 on cached trunk features by 2.7 points of test accuracy
+# set, it beat training stages 4-6 on cached trunk features by 3.0 points of test accuracy
 # (docs/BENCHMARKS.md, bench_real.py). On a CPU it costs a full pass per photo and epoch, about
 # 12 photos/s at 288 px on 2 cores, so it is kept while the run fits FULL_TUNE_PASSES photo passes
 # at 288 px (about 45 min there); a larger set trains stages 4-6 on cached features instead,
