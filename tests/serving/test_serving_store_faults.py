@@ -87,7 +87,7 @@ def test_upload_is_hashed_once_and_stored_under_that_hash(
     for a 3 MB photo each time it is hashed again); the object is stored under the true hash."""
     import hashlib
 
-    import serving.inspection.intake as intake
+    import serving.inspection.submission as submission
     import serving.store.storage as storage
 
     _, headers = make_user()
@@ -98,7 +98,7 @@ def test_upload_is_hashed_once_and_stored_under_that_hash(
         hashed.append(len(b))
         return hashlib.sha256(b).hexdigest()
 
-    monkeypatch.setattr(intake, "content_key", counting)
+    monkeypatch.setattr(submission, "content_key", counting)
     monkeypatch.setattr(storage, "content_key", counting)
     store = _inject(client, set())
     r = post(client, headers, [("a.jpg", data, "image/jpeg")], key="k-3")
