@@ -131,6 +131,12 @@ def full_tune_passes(photos: int, size: int, epochs: int = FULL_TUNE_EPOCHS) -> 
     return round(photos * epochs * (size / 288) ** 2)
 
 
+def _budget(photos: int, epochs: int, passes: int) -> str:
+    where = "within" if passes <= FULL_TUNE_PASSES else "over"
+    return (f"{photos} photos x {epochs} epochs = {passes:,} passes at 288 px, {where} the CPU "
+            f"budget of {FULL_TUNE_PASSES:,}")  # fmt: skip
+
+
 def recipe_for(p: DataProperties, accelerated: bool = False) -> Recipe:
     """The named config and data-derived settings for these properties (pure); `accelerated`:
     a GPU trains, so the whole network fine-tunes whatever the size of the set."""
@@ -150,19 +156,14 @@ def recipe_for(p: DataProperties, accelerated: bool = False) -> Recipe:
     reasons.append(f"photos {p.native_side} px on the shorter side: input {size} px")
     overrides = [f"preprocess.input_size={size}"]
     passes = full_tune_passes(p.photos, size)
+    budget = _budget(p.photos, FULL_TUNE_EPOCHS, passes)
     if accelerated:
         reasons.append("a GPU trains: the whole network learns")
     elif passes <= FULL_TUNE_PASSES:
-        reasons.append(
-            f"{p.photos} photos x {FULL_TUNE_EPOCHS} epochs = {passes:,} passes at 288 px, within "
-            f"the CPU budget of {FULL_TUNE_PASSES:,}: the whole network learns"
-        )
+        reasons.append(f"{budget}: the whole network learns")
     else:
         overrides.extend(CACHED_RECIPE)
-        reasons.append(
-            f"{p.photos} photos x {FULL_TUNE_EPOCHS} epochs = {passes:,} passes at 288 px, over "
-            f"the CPU budget of {FULL_TUNE_PASSES:,}: stages 4-6 learn on cached trunk features"
-        )
+        reasons.append(f"{budget}: stages 4-6 learn on cached trunk features")
     if p.task == "single_label" and p.rarest_class_share < RARE_CLASS:
         overrides.append("imbalance=pos_weight")
         reasons.append(f"rarest class {p.rarest_class_share:.1%} of the photos: class weights")
@@ -199,12 +200,10 @@ def trunk_on_this_host(cfg: dict[str, Any], manifest: Path | None) -> list[str]:
     size = int((cfg.get("preprocess") or {}).get("input_size", 224))
     epochs = int(cfg.get("epochs", 30))
     passes = full_tune_passes(photos, size, epochs)
+    budget = _budget(photos, epochs, passes)
     if passes <= FULL_TUNE_PASSES:
-        cost = f"{photos} photos x {epochs} epochs = {passes:,} passes at 288 px"
-        return [f"freeze_blocks 0 kept: {cost}, within the CPU budget of {FULL_TUNE_PASSES:,}"]
+        return [f"freeze_blocks 0 kept: {budget}"]
     for item in CACHED_RECIPE:
         key, value = item.split("=")
         cfg[key] = int(value)
-    cost = f"{photos} photos x {epochs} epochs = {passes:,} passes at 288 px"
-    cut = ", ".join(CACHED_RECIPE)
-    return [f"{cost}, over the CPU budget of {FULL_TUNE_PASSES:,}: {cut} (cached trunk)"]
+    return [f"{budget}: {', '.join(CACHED_RECIPE)} (cached trunk)"]
