@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Union, cast
 
@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qc_model.errors import DataError
+from qc_model.identity import EMBEDDING_NAME
 from qc_model.locate import PieceLocation
 from qc_model.mat import MatDetection
 from qc_model.package import (
@@ -43,6 +44,8 @@ class Prediction:
     timings_ms: dict[str, float] = field(default_factory=dict)
     # Finer maps (over the same crop) for the classes a surface branch scores.
     surface_heatmaps: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    # The network's crop embedding (qc_model.identity), when the package has design references.
+    embedding: NDArray[np.float32] | None = None
 
     def top(self) -> tuple[str, float]:
         name = max(self.probs, key=self.probs.__getitem__)
@@ -182,10 +185,18 @@ class Inferencer:
 
     def run(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """(B, 3, H, W) -> probs (B, K), heatmaps (B, K, h, w)."""
-        probs, heatmaps = self.package.session.run(
-            [PROBS_NAME, HEATMAPS_NAME], {INPUT_NAME: np.ascontiguousarray(batch, np.float32)}
-        )
+        probs, heatmaps, _ = self.run_all(batch)
         return probs, heatmaps
+
+    def run_all(
+        self, batch: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32] | None]:
+        """`run`, plus the embeddings (B, D) when the package has design references."""
+        names = [PROBS_NAME, HEATMAPS_NAME]
+        if self.package.identity is not None:
+            names.append(EMBEDDING_NAME)
+        out = self.package.session.run(names, {INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
+        return out[0], out[1], (out[2] if len(out) > 2 else None)
 
     def post_process(
         self,
@@ -229,7 +240,7 @@ class Inferencer:
     ) -> list[Prediction]:
         """Run both networks on photos already prepared; adds "inference" (and "surface") ms."""
         t0 = time.perf_counter()
-        probs, heatmaps = self.run(np.stack([p.tensor for p in prepared]))
+        probs, heatmaps, embeddings = self.run_all(np.stack([p.tensor for p in prepared]))
         # The batch ran as one call: each photo is charged its share.
         per_photo = (time.perf_counter() - t0) * 1e3 / len(prepared)
         surface: list[tuple[NDArray[np.float64], NDArray[np.float32]] | None] = []
@@ -243,7 +254,10 @@ class Inferencer:
                 surface.append(None)
         boxes = [p.box for p in prepared]
         designs = [p.design for p in prepared]
-        return self.post_process(probs, heatmaps, boxes, timings, surface, designs)
+        out = self.post_process(probs, heatmaps, boxes, timings, surface, designs)
+        if embeddings is None:
+            return out
+        return [replace(p, embedding=e) for p, e in zip(out, embeddings, strict=True)]
 
     def predict(
         self,

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from qc_model.errors import DataError
+from qc_model.identity import REFS_FILE
 from qc_model.manifest import sha256_file
 from qc_model.package import (
     MODEL_FILE,
@@ -49,6 +50,8 @@ def embed_metadata(path: Path, meta: PackageMeta) -> None:
     k, (h, w) = len(meta.classes), meta.heatmap_size
     shapes = {"probs": [None, k], "heatmaps": [None, k, h, w]}
     for out in model.graph.output:
+        if out.name not in shapes:  # the embedding (training.identity_graph) declares its own
+            continue
         for dim, value in zip(out.type.tensor_type.shape.dim, shapes[out.name], strict=True):
             if value is not None:
                 dim.dim_value = value
@@ -71,6 +74,7 @@ def network_alone(package: Path, folder: Path) -> PackageMeta:
     graph and metadata only (the fusion's data version goes with the branch)."""
     meta = read_meta(package)
     shutil.copyfile(package / MODEL_FILE, folder / MODEL_FILE)
+    copy_references(package, folder, meta)
     versions = {k: v for k, v in meta.dataset_versions.items() if k != "fusion"}
     update = {"surface": None, "dataset_versions": versions}
     return finish_package(folder, meta.model_copy(update=update))
@@ -106,10 +110,17 @@ def _umask() -> int:
 
 
 def copy_graphs(package: Path, dest: Path, meta: PackageMeta) -> None:
-    """The package's ONNX graphs (the network, and the surface branch if it has one)."""
+    """The package's ONNX graphs (the network, and the surface branch if it has one), and its
+    design references (the network's embeddings, valid while the network computes the same)."""
     shutil.copyfile(package / MODEL_FILE, dest / MODEL_FILE)
     if meta.surface is not None:
         shutil.copyfile(package / SURFACE_FILE, dest / SURFACE_FILE)
+    copy_references(package, dest, meta)
+
+
+def copy_references(package: Path, dest: Path, meta: PackageMeta) -> None:
+    if meta.identity is not None:
+        shutil.copyfile(package / REFS_FILE, dest / REFS_FILE)
 
 
 def git_commit() -> str | None:

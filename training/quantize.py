@@ -233,7 +233,9 @@ def quantize_package(
     train, val = manifest.split("train"), manifest.split("val")
     if not train or not val:
         raise DataError(f"{manifest_path}: INT8 needs photos in both 'train' and 'val'")
-    cfg, meta = fp32.meta.preprocess, fp32.meta
+    # Design references are the FP32 network's embeddings: an INT8 network's differ, so the
+    # copy goes without them (kito identity fit adds its own).
+    cfg, meta = fp32.meta.preprocess, fp32.meta.model_copy(update={"identity": None})
     calib_records = spread(train, calibration_count)
     calib = load_inputs(root, calib_records, cfg, "int8 calibration")
     targets = targets_for(val, meta.classes, meta.task)
@@ -277,6 +279,8 @@ def quantize_package(
             "validation_photos": len(val),
             "fp32_sha256": fp32.meta.onnx_sha256,
         }
+        if fp32.meta.identity is not None:
+            report["design_references"] = "not carried over: fit them again (kito identity fit)"
         if branch is not None:
             report["surface_fp32_sha256"] = branch.onnx_sha256
             report["checked_on"] = "fused probabilities, each photo as serving scores it"

@@ -213,6 +213,25 @@ def _carry_anomaly(plan: RetrainPlan, package: Path, echo: Echo) -> str:
     return note
 
 
+def _refit_identity(champion: PackageMeta, package: Path, manifest: Path, echo: Echo) -> str:
+    """Design references for the challenger's own network, from the merged data (its
+    embeddings are not the champion's), with the champion's false-flag target."""
+    from training.identity_fit import fit_identity
+
+    old = champion.identity
+    assert old is not None
+    try:
+        ref = fit_identity(
+            package, manifest, package, splits=("train", "val", "test"),
+            false_flag=old.false_flag, min_refs=old.min_refs,
+        )  # fmt: skip
+        note = f"design references fitted again: {sum(ref.references.values())} photos"
+    except DataError as exc:
+        note = f"design references NOT carried over: {exc}"
+    echo(f"      {note}")
+    return note
+
+
 def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
     """Train, export and judge one challenger; raises (and registers nothing) on failure."""
     from training.compare import compare
@@ -261,6 +280,9 @@ def run(plan: RetrainPlan, echo: Echo = print) -> RetrainResult:
     if champion.anomaly is not None:
         with _stage(wall, "anomaly", echo, "      refreshing the champion's anomaly banks"):
             notes.append(_carry_anomaly(plan, package, echo))
+    if champion.identity is not None:
+        with _stage(wall, "identity", echo, "      fitting the design references again"):
+            notes.append(_refit_identity(champion, package, data / "manifest.jsonl", echo))
     with _stage(wall, "compare", echo, "[4/5] champion vs challenger: holdout, reviewed batch"):
         comparison = compare(plan.champion, package, holdout, plan.reviewed)
     with _stage(wall, "report", echo, "[5/5] writing the comparison report"):

@@ -15,6 +15,7 @@ from kito.cli.anomaly import anomaly_app
 from kito.cli.catalog import catalog_app
 from kito.cli.common import user_errors
 from kito.cli.data import data_app
+from kito.cli.identity import identity_app
 from kito.cli.surface import surface_app
 
 __all__ = ["app", "main", "user_errors"]
@@ -36,6 +37,7 @@ app.add_typer(database.payouts_app, name="payouts", no_args_is_help=True)
 app.add_typer(registry.models_app, name="models", no_args_is_help=True)
 app.add_typer(surface_app, name="surface", no_args_is_help=True)
 app.add_typer(anomaly_app, name="anomaly", no_args_is_help=True)
+app.add_typer(identity_app, name="identity", no_args_is_help=True)
 
 
 def main() -> None:

@@ -155,6 +155,8 @@ def quantize_cmd(
         f"{r['mean_abs_dprob']:.4f}, max {r['max_abs_dprob']:.3f}; "
         f"{r['photos_crossing_a_threshold']} photos cross a threshold)"
     )
+    if "design_references" in r:
+        typer.echo(f"design references {r['design_references']}")
 
 
 @commands.command("repack")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qc_model.anomaly import ANOMALY_BANKS, ANOMALY_META, ANOMALY_ONNX, AnomalyMeta
+from qc_model.identity import REFS_FILE
 from qc_model.manifest import sha256_file
 from qc_model.package import (
     META_FILE,
@@ -86,6 +87,14 @@ def put_package(store: ObjectStore, folder: Path, checkpoint: Path | None = None
                 raise PackageError(f"{folder}: the package's anomaly model lacks {name}")
             if _put(store, path) != expected:
                 raise PackageError(f"{path}: its sha256 is not the one its package names")
+    if meta.identity is not None:
+        refs = Path(folder) / REFS_FILE
+        if not refs.is_file():
+            raise PackageError(
+                f"{folder}: package.json names design references, {REFS_FILE} is missing"
+            )
+        if _put(store, refs) != meta.identity.refs_sha256:
+            raise PackageError(f"{refs}: its sha256 is not the one package.json names")
     return StoredPackage(
         meta=meta,
         sha256=_put(store, model),
@@ -161,6 +170,8 @@ def unpack(store: ObjectStore, cache_root: Path, sha256: str, meta_sha256: str) 
         extra[ANOMALY_META] = _get(store, key, ANOMALY_META)
         for name, sha in _anomaly_files(None, key, extra[ANOMALY_META])[1:]:
             extra[name] = _get(store, sha, name)
+    if parsed is not None and parsed.identity is not None:
+        extra[REFS_FILE] = _get(store, parsed.identity.refs_sha256, REFS_FILE)
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".unpack-"))
