@@ -113,4 +113,9 @@ INTEGRITY_MESSAGES: Final[dict[str, RetakeMessage]] = {
         "This photo looks like one already sent; a person will check",
         "Picha hii inafanana na picha iliyokwisha kutumwa; mtu ataikagua",
     ),
+    "design_mismatch": RetakeMessage(
+        "design_mismatch",
+        "This piece looks like a different design from the one chosen; a person will check",
+        "Kipande hiki kinaonekana kuwa muundo tofauti na uliochaguliwa; mtu atakikagua",
+    ),
 }

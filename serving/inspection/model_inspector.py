@@ -34,6 +34,7 @@ from qc_model.inference import Inferencer, Prediction
 from qc_model.messages import UNUSUAL_SURFACE, review_message
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.verdict import Band, PhotoInput, decide, defect_classes, merge_thresholds
+from serving.inspection.design_check import design_checks, piece_check, with_design_check
 from serving.inspection.pipeline import InspectionOutcome, InspectorStatus
 from serving.registry.model_store import model_version
 
@@ -151,6 +152,12 @@ class ModelInspector:
             for g, pred, a in zip(gates, predictions, anomalies, strict=True)
         ]
         verdict = decide(inputs, self.bands, checks, anomaly_review=self.anomaly_review)
+        identity = self.inferencer.package.identity
+        design_check = None
+        if identity is not None:
+            per_photo = design_checks(identity, predictions, gates, design.id)
+            design_check = piece_check(per_photo, identity.ref.threshold)
+            verdict = with_design_check(verdict, design_check)
         details: dict[str, Any] = {
             "verdict": verdict.model_dump(mode="json"),
             "gate": [_gate_details(g) for g in gates],
@@ -168,6 +175,8 @@ class ModelInspector:
         }
         if self.anomaly is not None:
             details["anomaly"] = self._anomaly_details(anomalies, verdict.reasons)
+        if design_check is not None:
+            details["design_check"] = design_check
         timings["verdict"] = _ms(t0)
         t0 = time.perf_counter()
         details["fingerprints"] = fingerprint_details([c for c, _ in copies], gates)
