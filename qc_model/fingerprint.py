@@ -10,7 +10,9 @@ photo changes nothing there but resampling noise. Two parts:
   below their median: blind to contrast and to JPEG's high-frequency losses) of how much darker
   than the paper around it each cell of the placement area is. Dividing by the paper's level
   removes the light's gradient and the photo's brightness; leaving out what is brighter than
-  the paper leaves out what a brightened copy clips to white. It is what the index looks up.
+  the paper leaves out what a brightened copy clips to white. Cells of the area outside the
+  photo (a mat cut off by the frame) count as paper: rectified, they would hold the photo's
+  edge smeared outwards, different in every copy. It is what the index looks up.
 - `cells`: where something differs from the paper (the piece) on a 64 x 40 grid of the area
   (~3.6 mm cells). Two photos of one piece design laid the same way can share a hash; a copy
   has the piece on the very same cells.
@@ -134,10 +136,19 @@ def photo_fingerprint(
     inset = (x0 + CELLS_INSET_MM, y0 + CELLS_INSET_MM, x1 - CELLS_INSET_MM, y1 - CELLS_INSET_MM)
     colour = rectified(image_bgr, mat, inset, (CELLS_W, CELLS_H)).astype(np.float32)
     grey = colour.mean(axis=2)  # no colour conversion of the whole photo: only of the grid
+    # Cells outside the photo (a mat cut off by the frame, or by a cheat's crop) hold the
+    # photo's edge pixels smeared outwards, different in every copy: they count as paper.
+    outside = ~inside_photo(image_bgr.shape[:2], mat, inset, (CELLS_W, CELLS_H))
+    if outside.all():
+        small = cv2.resize(image_bgr, (GRID, GRID), interpolation=cv2.INTER_AREA)
+        return Fingerprint(dct_hash(small.astype(np.float32).mean(axis=2)), FRAME_PHOTO)
+    if outside.any():
+        grey[outside] = np.median(grey[~outside])
     # Each cell against the paper around it: the light's gradient and the photo's brightness
     # divide out. Only what is darker than the paper is hashed: brightening a photo clips the
     # paper and the piece's highlights to white, and those cells moved the hash's bits most.
     contrast = grey / np.maximum(cv2.GaussianBlur(grey, (0, 0), PAPER_SIGMA), 1.0) - 1.0
+    contrast[outside] = 0.0
     dark = np.minimum(contrast, 0.0)
     phash = dct_hash(cv2.resize(dark, (GRID, GRID), interpolation=cv2.INTER_AREA))
     return Fingerprint(phash, FRAME_MAT, _piece_cells(np.abs(contrast)))
@@ -152,6 +163,24 @@ def _piece_cells(dev: NDArray[np.float32]) -> tuple[int, ...] | None:
     if n < MIN_PIECE_CELLS or n > MAX_PIECE_FRACTION * piece.size:
         return None
     return tuple(int(i) for i in np.flatnonzero(piece.ravel()))
+
+
+def inside_photo(
+    shape: tuple[int, int],
+    mat: MatDetection,
+    rect: tuple[float, float, float, float],
+    size: tuple[int, int],
+) -> NDArray[np.bool_]:
+    """(h, w) grid over the (x0, y0, x1, y1) mm rectangle: True where all four corners of the
+    cell fall inside the (H, W) photo."""
+    x0, y0, x1, y1 = rect
+    w_out, h_out = size
+    xs, ys = np.linspace(x0, x1, w_out + 1), np.linspace(y0, y1, h_out + 1)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 1, 2)
+    px = cv2.perspectiveTransform(grid, mat.mat_to_image()).reshape(h_out + 1, w_out + 1, 2)
+    h, w = shape
+    ok = (px[..., 0] >= 0) & (px[..., 0] <= w - 1) & (px[..., 1] >= 0) & (px[..., 1] <= h - 1)
+    return np.asarray(ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:], np.bool_)
 
 
 def dct_hash(grid: NDArray[Any]) -> int:

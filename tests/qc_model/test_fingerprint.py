@@ -17,9 +17,11 @@ from qc_model.fingerprint import (
     dct_hash,
     fingerprint_details,
     hamming,
+    inside_photo,
     same_photo,
 )
 from qc_model.gate import check_photo
+from qc_model.mat import DEFAULT_MAT
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fingerprint_scenes import cheat_copy, jpeg, scene
@@ -92,3 +94,36 @@ def test_hashes_of_different_frames_never_match() -> None:
     assert same_photo(Fingerprint(h, FRAME_MAT), Fingerprint(h, FRAME_MAT))
     assert not same_photo(Fingerprint(h, FRAME_MAT), Fingerprint(h, FRAME_PHOTO))
     assert not same_photo(Fingerprint(h, FRAME_MAT), Fingerprint(h, "mat"))
+
+
+def _cut_left(img: np.ndarray, fraction: float) -> np.ndarray:
+    return np.ascontiguousarray(img[:, round(img.shape[1] * fraction) :])
+
+
+def test_what_lies_outside_the_photo_does_not_move_the_hash() -> None:
+    # A third of the placement area is cut off by the frame. The cells there would hold the
+    # photo's edge smeared outwards, so a dark edge (a shadow, a finger, a cheat's crop through
+    # the piece) changed many bits; they count as paper instead.
+    for seed in range(6):
+        cut = _cut_left(scene(seed), 0.3)
+        edge = cut.copy()
+        edge[:, :2] = 30
+        a, b = _fingerprint(jpeg(cut)), _fingerprint(jpeg(edge))
+        assert a["frame"] == b["frame"] == FRAME_MAT
+        assert hamming(_bits(a), _bits(b)) <= 2, seed
+    # And a cheat's copy of such a photo (rotated, cut further, smaller, darker) still matches.
+    cut = _cut_left(scene(3), 0.3)
+    original = Fingerprint.from_json(_fingerprint(jpeg(cut)))
+    copy = _fingerprint(cheat_copy(cut, angle=-6.0, crop=0.06, scale=0.8, brightness=-0.1))
+    assert same_photo(original, Fingerprint.from_json(copy))
+
+
+def test_cells_outside_the_photo_are_found() -> None:
+    img = scene(0)
+    mat = check_photo(img).mat
+    assert mat is not None
+    x0, y0, x1, y1 = DEFAULT_MAT.placement_area_mm
+    whole = inside_photo(img.shape[:2], mat, (x0, y0, x1, y1), (64, 40))
+    assert whole.all()
+    left = inside_photo((img.shape[0], img.shape[1] // 2), mat, (x0, y0, x1, y1), (64, 40))
+    assert left[:, :20].all() and not left[:, 40:].any()
