@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from qc_model.gate import GateResult
 from qc_model.identity import REASON, DesignCheck, DesignReferences, piece_size_mm
 from qc_model.inference import Prediction
 from qc_model.messages import INTEGRITY_MESSAGES
 from qc_model.verdict import Reason, Verdict
+from serving.db.models import Inspection
 
 
 def design_checks(
@@ -74,3 +77,26 @@ def with_design_check(verdict: Verdict, check: dict[str, Any] | None) -> Verdict
     )
     reasons = [Reason(code=REASON, text=text), *verdict.reasons]
     return verdict.model_copy(update={"decision": "review", "reasons": reasons})
+
+
+def attach_example(session: Session, row: Inspection) -> None:
+    """On a flagged inspection, name the latest photo of the likely design that the model
+    passed (`design_check.example`), for QC to see beside this one; nothing when none."""
+    result = row.result or {}
+    check = result.get("design_check")
+    if not isinstance(check, dict) or not check.get("flagged"):
+        return
+    found = session.execute(
+        select(Inspection.id, Inspection.piece_id)
+        .where(
+            Inspection.design_id == check.get("likely_design"),
+            Inspection.verdict == "pass",
+            Inspection.id != row.id,
+        )
+        .order_by(Inspection.created_at.desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        return
+    example = {"inspection_id": found.id, "position": 0, "piece_id": found.piece_id}
+    row.result = {**result, "design_check": {**check, "example": example}}

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from serving.core.audit import record
 from serving.core.settings import Settings
 from serving.db.models import Inspection, Order, OrderPiece, ReviewItem, User
+from serving.inspection.design_check import attach_example
 from serving.inspection.fingerprints import REASON as PHOTO_REUSED
 from serving.inspection.fingerprints import check_reused
 from serving.orders.order_lock import lock_order
@@ -66,6 +67,7 @@ class Workflow:
         order = lock_order(session, row.order_id) if row.order_id else None
         # A photo already sent for another piece holds this one for QC (serving.fingerprints).
         reused = check_reused(session, row) if row.status == "inspected" else []
+        attach_example(session, row)  # a piece that looks like another design: an example of it
         if order is not None and row.status == "inspected" and row.verdict in JUDGED:
             replace_open_items(session, row)
         reason = None

@@ -1,6 +1,7 @@
 // The QC desk's photo pane: the open item's photos (zoomed to the piece or in full), its
 // heatmap overlay, and the object URLs of its images, revoked when the item closes.
 import { $, el } from './dom.js';
+import { designPhotos } from './qc-design.js';
 import { reusedPhotos } from './qc-reused.js';
 import { photoFigure } from './qc-item.js';
 import { defectName, t } from './qc-lang.js';
@@ -48,8 +49,9 @@ export class PhotoPane {
         load: (img, path) => this.load(item, img, path),
       }),
     );
-    const reused = reusedPhotos(item, insp, (img, path) => this.load(item, img, path));
-    $('#photos').replaceChildren(...figures, ...(reused ? [reused] : []));
+    const load = (img, path) => this.load(item, img, path);
+    const extra = [reusedPhotos(item, insp, load), designPhotos(item, insp, load)].filter(Boolean);
+    $('#photos').replaceChildren(...figures, ...extra);
   }
 
   toggleFull() {

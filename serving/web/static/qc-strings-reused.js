@@ -1,6 +1,7 @@
 // The QC desk's words about reused photos, in English and Kiswahili: the pair on a held item
-// (qc-reused.js) and the admin's list of an artisan's held photos (qc-matches.js). Part of the
-// desk's catalogue: qc-strings.js spreads them into QC_STRINGS.
+// (qc-reused.js), the admin's list of an artisan's held photos (qc-matches.js), and a piece that
+// looks like another design (qc-design.js). Part of the desk's catalogue: qc-strings.js
+// spreads them into QC_STRINGS.
 
 export const REUSED_STRINGS = {
   en: {
@@ -31,6 +32,12 @@ export const REUSED_STRINGS = {
     'qc.matches.then': 'Earlier photo sent by {name} ({who}) · {where} · {bits} of 64 bits differ',
     'qc.matches.nobody': 'an unknown artisan',
     'qc.matches.more': 'Show more ({shown} of {count} shown)',
+    'qc.design.title': 'Looks like another design',
+    'qc.design.head': 'Sent as {declared}; the model finds it closer to {likely}.',
+    'qc.design.now': 'This photo (sent as {declared})',
+    'qc.design.example': 'A photo of {design} the model passed (inspection {id})',
+    'qc.design.example.alt': 'A photo of {design}, piece {piece}',
+    'qc.design.no_example': 'No photo of {design} has passed yet to compare with.',
   },
   sw: {
     'qc.reused.title': 'Picha hii ilishatumwa kwa kipande kingine',
@@ -60,5 +67,11 @@ export const REUSED_STRINGS = {
     'qc.matches.then': 'Picha ya awali iliyotumwa na {name} ({who}) · {where} · biti {bits} kati ya 64 zinatofautiana',
     'qc.matches.nobody': 'fundi asiyejulikana',
     'qc.matches.more': 'Onyesha zaidi ({shown} kati ya {count} zimeonyeshwa)',
+    'qc.design.title': 'Inaonekana kuwa muundo mwingine',
+    'qc.design.head': 'Kimetumwa kama {declared}; modeli inakiona kuwa karibu zaidi na {likely}.',
+    'qc.design.now': 'Picha hii (imetumwa kama {declared})',
+    'qc.design.example': 'Picha ya {design} ambayo modeli iliikubali (ukaguzi {id})',
+    'qc.design.example.alt': 'Picha ya {design}, kipande {piece}',
+    'qc.design.no_example': 'Bado hakuna picha ya {design} iliyokubaliwa ya kulinganisha.',
   },
 };

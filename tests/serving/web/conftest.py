@@ -100,6 +100,7 @@ def _reset_inspector(scripted: ScriptedInspector) -> None:
     scripted.verdict = "pass"
     scripted.size_off_mm = None
     scripted.fingerprint = None
+    scripted.design_check = None
     scripted.calls.clear()
 
 

@@ -18,6 +18,7 @@ from qc_model.gate import GateCheck, GateResult
 from qc_model.spec_checks import CheckResult, judge
 from qc_model.taxonomy import VISUAL_DEFECTS
 from qc_model.verdict import Band, PhotoInput, decide
+from serving.inspection.design_check import with_design_check
 from serving.inspection.pipeline import InspectionOutcome
 
 BANDS = {name: Band(t_low=0.3, t_high=0.8) for name in VISUAL_DEFECTS}
@@ -88,6 +89,8 @@ class ScriptedInspector:
         self.calls: list[tuple[list[DecodedPhoto], Design]] = []
         # Each photo's fingerprint (qc_model.fingerprint), when a test scripts one.
         self.fingerprint: dict[str, Any] | None = None
+        # The design check's piece call (serving.inspection.design_check), when scripted.
+        self.design_check: dict[str, Any] | None = None
 
     def inspect(
         self, photos: list[DecodedPhoto], design: Design, plan: DecodePlan | None = None
@@ -100,6 +103,7 @@ class ScriptedInspector:
         checks = [] if retake else _spec(design, self.size_off_mm)
         verdict = decide([PhotoInput(gate=g, probs=probs) for g in gates], BANDS, checks)
         assert verdict.decision == self.verdict, (verdict.decision, self.verdict)
+        verdict = with_design_check(verdict, self.design_check)
         details = {
             "verdict": verdict.model_dump(mode="json"),
             "gate": [
@@ -121,6 +125,8 @@ class ScriptedInspector:
         }
         if self.fingerprint is not None:
             details["fingerprints"] = [self.fingerprint for _ in photos]
+        if self.design_check is not None:
+            details["design_check"] = self.design_check
         return InspectionOutcome(
             verdict=verdict.decision,
             model_version=self.model_version,
