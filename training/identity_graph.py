@@ -22,18 +22,23 @@ TAP_STAGE = 5
 
 
 def stage_output(graph: Any, stage: int = TAP_STAGE) -> str:
-    """The name of the tensor `stage` ends with: the output of the last node in that stage."""
+    """The name of the tensor `stage` ends with: the output of the last node in that stage.
+    A network without such stages: the feature map its classifier pools (the input of its
+    last global mean)."""
     last = None
     for node in graph.node:
         m = _STAGE.search(node.name)
         if m and int(m.group(1)) == stage:
             last = node
-    if last is None:
+    if last is not None:
+        return str(last.output[0])
+    pools = [n for n in graph.node if n.op_type in ("ReduceMean", "GlobalAveragePool")]
+    if not pools:
         raise DataError(
-            f"the network has no stage {stage} (no node named '.../blocks.{stage}/...'); "
-            "only EfficientNet-style packages get an embedding"
+            f"the network has no stage {stage} (no node named '.../blocks.{stage}/...') and no "
+            "global mean to take its features from; it cannot give an embedding"
         )
-    return str(last.output[0])
+    return str(pools[-1].input[0])
 
 
 def add_embedding_output(path: Path, tap: str | None = None) -> int:
@@ -47,6 +52,8 @@ def add_embedding_output(path: Path, tap: str | None = None) -> int:
     if EMBEDDING_NAME in {o.name for o in model.graph.output}:
         return _dims(model)
     tap = tap or stage_output(model.graph)
+    if tap not in {o for n in model.graph.node for o in n.output}:
+        raise DataError(f"no tensor named '{tap}' in the network")
     pooled = f"{EMBEDDING_NAME}_pooled"
     model.graph.node.extend(
         [

@@ -188,9 +188,21 @@ def test_fit_errors_name_the_problem(packages: dict[str, Path], tmp_path: Path) 
         fit_identity(packages["none"], packages["data"], tmp_path / "a", splits=("val",), tap=TAP)
     with pytest.raises(DataError, match="need two or more"):
         fit_identity(packages["none"], packages["data"], tmp_path / "b", min_refs=7, tap=TAP)
-    with pytest.raises(DataError, match="no stage 5"):
-        fit_identity(packages["none"], packages["data"], tmp_path / "c")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(DataError, match="no tensor named 'nowhere'"):
+        fit_identity(packages["none"], packages["data"], tmp_path / "c", tap="nowhere")
+    assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def test_without_stages_the_pooled_feature_map_is_the_embedding(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    # The tiny network has no EfficientNet stages: the map its classifier averages is used.
+    import onnx
+
+    from training.identity_graph import stage_output
+
+    graph = onnx.load(str(packages["none"] / "model.onnx")).graph
+    assert stage_output(graph) == TAP
 
 
 def test_the_cli_reports_a_bad_false_flag_without_a_traceback(packages: dict[str, Path]) -> None:
@@ -227,3 +239,29 @@ def test_a_copy_of_the_network_keeps_its_references(
     with staged_package(tmp_path / "alone") as tmp:
         network_alone(packages["refs"], tmp)
     assert load_package(tmp_path / "alone", threads=1).identity is not None
+
+
+def test_retrain_fits_the_references_again_for_the_challenger(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from training.retrain import _refit_identity
+
+    champion = read_meta(packages["refs"])
+    challenger = tmp_path / "challenger"
+    shutil.copytree(packages["none"], challenger)
+    said: list[str] = []
+    note = _refit_identity(champion, challenger, packages["data"] / "manifest.jsonl", said.append)
+    assert note == "design references fitted again: 12 photos" and said == [f"      {note}"]
+    ref = load_package(challenger, threads=1).identity
+    assert ref is not None and ref.ref.false_flag == champion.identity.false_flag  # type: ignore[union-attr]
+    # Too few photos for the champion's minimum: the challenger goes without, and says so.
+    strict = champion.model_copy(
+        update={"identity": champion.identity.model_copy(update={"min_refs": 50})}  # type: ignore[union-attr]
+    )
+    bare = tmp_path / "bare"
+    shutil.copytree(packages["none"], bare)
+    note = _refit_identity(strict, bare, packages["data"] / "manifest.jsonl", said.append)
+    assert note.startswith("design references NOT carried over:") and "need two or more" in note
+    assert load_package(bare, threads=1).identity is None
