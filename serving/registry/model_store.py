@@ -73,13 +73,7 @@ def put_package(store: ObjectStore, folder: Path, checkpoint: Path | None = None
             )
         ckpt_key = _put(store, checkpoint)
     if meta.surface is not None:
-        surface = Path(folder) / SURFACE_FILE
-        if not surface.is_file():
-            raise PackageError(
-                f"{folder}: package.json names a surface branch, {SURFACE_FILE} is missing"
-            )
-        if _put(store, surface) != meta.surface.onnx_sha256:
-            raise PackageError(f"{surface}: its sha256 is not the one package.json names")
+        _put_named(store, Path(folder), SURFACE_FILE, meta.surface.onnx_sha256, "a surface branch")
     if meta.anomaly is not None:
         for name, expected in _anomaly_files(Path(folder), meta.anomaly.meta_sha256):
             path = Path(folder) / name
@@ -88,13 +82,7 @@ def put_package(store: ObjectStore, folder: Path, checkpoint: Path | None = None
             if _put(store, path) != expected:
                 raise PackageError(f"{path}: its sha256 is not the one its package names")
     if meta.identity is not None:
-        refs = Path(folder) / REFS_FILE
-        if not refs.is_file():
-            raise PackageError(
-                f"{folder}: package.json names design references, {REFS_FILE} is missing"
-            )
-        if _put(store, refs) != meta.identity.refs_sha256:
-            raise PackageError(f"{refs}: its sha256 is not the one package.json names")
+        _put_named(store, Path(folder), REFS_FILE, meta.identity.refs_sha256, "design references")
     return StoredPackage(
         meta=meta,
         sha256=_put(store, model),
@@ -118,6 +106,15 @@ def _anomaly_files(
         (ANOMALY_ONNX, meta.onnx_sha256),
         (ANOMALY_BANKS, meta.banks_sha256),
     ]
+
+
+def _put_named(store: ObjectStore, folder: Path, name: str, expected: str, what: str) -> None:
+    """Store the package's file `name`, which package.json names (as `what`) by its sha256."""
+    path = folder / name
+    if not path.is_file():
+        raise PackageError(f"{folder}: package.json names {what}, {name} is missing")
+    if _put(store, path) != expected:
+        raise PackageError(f"{path}: its sha256 is not the one package.json names")
 
 
 def _put(store: ObjectStore, path: Path) -> str:
