@@ -7,8 +7,9 @@ and upsampled stride-16 features the head sees (152-d), and `hidden`, the head's
 Per design, the counted cells (near the piece) of the good photos the gate passes fill a bank
 (at most `--bank-rows`, drawn at random); a photo's anomaly is its cells' nearest-neighbour
 distances to its design's bank: the highest (`max`) or the mean of the 3 highest (`top3`).
-Printed: AUROC of defective vs good judged test photos, per class and within each design, with
-the classifier's own margin (max over classes of logit(p) - logit(threshold)) beside it. With
+Printed: AUROC of defective vs good judged test photos, per class and over pairs within a
+design (training.metrics.stratified_auroc), with the classifier's own margin (max over classes
+of logit(p) - logit(threshold)) beside it. With
 `--val`, one fused score per layer, margin + w * log(distance / the good val photos' median),
 has w and its threshold chosen on the judged val photos for each target recall (w = 0: the
 classifier alone), then scored on test. `--save` keeps each test photo's scores.
@@ -30,11 +31,13 @@ import onnx
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from qc_model.anomaly_search import nearest_distances
 from qc_model.inference import Inferencer, read_image
 from qc_model.manifest import Manifest, Record
 from qc_model.package_graphs import open_session
-from qc_model.surface import TILES_PER_RUN, piece_cells, tile_inputs, tile_origins
+from qc_model.surface import counted_cells
 from training.judged import gate_passed
+from training.metrics import auroc, stratified_auroc
 
 LAYERS = {"concat": "/net/Concat_output_0", "hidden": "/net/head/head.2/Clip_output_0"}
 BANK_ROWS = 16384
@@ -56,32 +59,26 @@ def feature_session(package: Path) -> Any:
 def photo_cells(
     inf: Inferencer, sess: Any, image: NDArray[np.uint8], design: str | None
 ) -> tuple[dict[str, NDArray[np.float16]], NDArray[np.float32]]:
-    """({layer: (n, C) features of the counted cells}, the package's fused probabilities)."""
+    """({layer: (n, C) features of the counted cells}, the package's fused probabilities):
+    the tiles scored as the service scores them (qc_model.surface.counted_cells), with the
+    LAYERS stacked under the class logits."""
     sm = inf.meta.surface
     assert sm is not None
-    cfg = sm.config
     prep = inf.prepare(image, design=design)
     assert prep.surface is not None
-    t = (cfg.tile or 96) // cfg.stride
-    count = piece_cells(prep.surface_piece, prep.surface.shape[:2], cfg)
-    origins = tile_origins(count, t)
-    feats: dict[str, list[NDArray[np.float32]]] = {k: [] for k in LAYERS}
-    z = np.full(len(sm.classes), -np.inf)
-    for start in range(0, len(origins), TILES_PER_RUN):
-        chunk = origins[start : start + TILES_PER_RUN]
-        outs = sess.run(
-            ["cell_logits", *LAYERS.values()], {"crop": tile_inputs(prep.surface, chunk, cfg)}
-        )
-        for i, (y, x) in enumerate(chunk):
-            c = count[y : y + t, x : x + t]
-            dy, dx = c.shape
-            logits = outs[0][i][:, :dy, :dx][:, c]
-            z = np.maximum(z, logits.max(axis=1) if logits.size else z)
-            for k, out in zip(LAYERS, outs[1:], strict=True):
-                feats[k].append(out[i][:, :dy, :dx][:, c].T)
+    names = ["cell_logits", *LAYERS.values()]
+    widths: list[int] = []  # channels of each output, for splitting the stacked cells
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        outs = sess.run(names, {"crop": x})
+        widths[:] = [o.shape[1] for o in outs]
+        return np.concatenate(outs, axis=1)
+
+    cells, count = counted_cells(run, prep.surface, prep.surface_piece, sm.config)
+    logits, *feats = np.split(cells[:, count], np.cumsum(widths)[:-1])
     probs, _, _ = inf.run_all(prep.tensor[None])
-    fused = inf.fuse(probs[0], z, design)
-    return {k: np.concatenate(v).astype(np.float16) for k, v in feats.items()}, fused
+    fused = inf.fuse(probs[0], logits.max(axis=1), design)
+    return {k: f.T.astype(np.float16) for k, f in zip(LAYERS, feats, strict=True)}, fused
 
 
 def collect(
@@ -91,25 +88,6 @@ def collect(
         photo_cells(inf, sess, read_image(root / r.image), r.design_id)
         for r in tqdm(records, desc=desc)
     ]
-
-
-def nearest(q: NDArray[np.float32], bank: NDArray[np.float32]) -> NDArray[np.float32]:
-    """(n,) each row of q's Euclidean distance to its nearest bank row."""
-    out = np.empty(len(q), np.float32)
-    b2 = (bank * bank).sum(axis=1)
-    for s in range(0, len(q), 2048):
-        x = q[s : s + 2048]
-        d = b2[None] - 2.0 * x @ bank.T
-        out[s : s + 2048] = np.sqrt(np.maximum(d.min(axis=1) + (x * x).sum(axis=1), 0.0))
-    return out
-
-
-def auroc(pos: NDArray[np.floating], neg: NDArray[np.floating]) -> float:
-    if not len(pos) or not len(neg):
-        return float("nan")
-    allv = np.concatenate([pos, neg])
-    ranks = np.argsort(np.argsort(allv, kind="stable"), kind="stable") + 1.0
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def judged(manifest: Path, limit: int | None) -> tuple[Path, list[Record]]:
@@ -156,7 +134,7 @@ def scored(
         for i, (r, c) in enumerate(zip(records, cells, strict=True)):
             bank = banks[layer].get(r.design_id or "")
             if bank is not None:
-                dist = np.sort(nearest(c[0][layer].astype(np.float32), bank))[::-1]
+                dist = np.sort(nearest_distances(c[0][layer].astype(np.float32), bank))[::-1]
                 top[i] = dist[0], dist[:3].mean()
         out[f"{layer}:max"], out[f"{layer}:top3"] = top[:, 0], top[:, 1]
     probs = np.stack([c[1] for c in cells])
@@ -202,12 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     dids = np.array([r.design_id for r in test])
     for name, s in scores.items():
         ok = ~np.isnan(s)
-        row = [auroc(s[ok & bad], s[ok & ~bad])]
+        row = [auroc(s[ok], bad[ok])]
         for cl in classes:
             has = np.array([cl in r.labels for r in test])
-            row.append(auroc(s[ok & has], s[ok & ~bad]))
-        per = [auroc(s[ok & bad & (dids == d)], s[ok & ~bad & (dids == d)]) for d in set(dids)]
-        row.append(float(np.nanmean(per)))
+            sel = ok & (has | ~bad)  # the class's photos against the good ones
+            row.append(auroc(s[sel], has[sel]))
+        row.append(stratified_auroc(s[ok], bad[ok], list(dids[ok])))
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
     if a.val is not None:
         val, vs = scored(inf, sess, a.val, a.limit, banks)

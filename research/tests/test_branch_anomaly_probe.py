@@ -1,5 +1,4 @@
-"""research.branch_anomaly_probe: the branch graph's feature outputs, nearest-neighbour
-distances, AUROC and the fused chooser."""
+"""research.branch_anomaly_probe: the branch graph's feature outputs and the fused chooser."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 from qc_model.package_graphs import open_session
-from research.branch_anomaly_probe import LAYERS, auroc, feature_session, fused_choice, nearest
+from research.branch_anomaly_probe import LAYERS, feature_session, fused_choice
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "models" / "default"
@@ -26,23 +25,6 @@ def test_feature_outputs_leave_the_branch_logits_unchanged() -> None:
     assert concat.shape == (2, 152, 12, 12)  # 40 stride-8 + 112 stride-16 channels per cell
     assert hidden.shape == (2, 96, 12, 12)
     assert hidden.min() >= 0.0 and hidden.max() <= 6.0  # after the head's ReLU6
-
-
-def test_nearest_is_the_distance_to_the_closest_bank_row() -> None:
-    rng = np.random.default_rng(1)
-    bank = rng.normal(size=(50, 8)).astype(np.float32)
-    q = rng.normal(size=(3000, 8)).astype(np.float32)  # more than one chunk of 2048
-    brute = np.sqrt(((q[:, None] - bank[None]) ** 2).sum(-1)).min(axis=1)
-    np.testing.assert_allclose(nearest(q, bank), brute, rtol=1e-4, atol=1e-4)
-    # |b|^2 - 2 q.b + |q|^2 in float32: a row against itself is zero up to cancellation.
-    assert nearest(bank[:5], bank) == pytest.approx(np.zeros(5), abs=5e-3)
-
-
-def test_auroc_counts_ordered_pairs() -> None:
-    assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
-    assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
-    assert auroc(np.array([1.0, 3.0]), np.array([2.0, 4.0])) == 0.25
-    assert np.isnan(auroc(np.array([]), np.array([1.0])))
 
 
 def test_fused_choice_meets_the_recall_and_an_informative_anomaly_earns_a_weight() -> None:
