@@ -28,10 +28,13 @@ from qc_model.anomaly_meta import (
     FEATURES_OUTPUT,
     NO_DESIGN,
     PROJECTION,
+    SOURCE_BRANCH,
+    SOURCE_EXTRACTOR,
     AnomalyConfig,
     AnomalyError,
     AnomalyMeta,
     BankMeta,
+    FusedReview,
     ReviewChoice,
     read_anomaly_meta,
 )
@@ -39,6 +42,8 @@ from qc_model.anomaly_search import image_score, level_of, nearest_distances, sc
 from qc_model.locate import PieceLocation
 from qc_model.manifest import checksum_mismatch
 from qc_model.mat import MatDetection
+from qc_model.package_graphs import SURFACE_FILE
+from qc_model.surface import pool_max
 
 __all__ = [
     "ANOMALY_BANKS",
@@ -47,12 +52,15 @@ __all__ = [
     "FEATURES_INPUT",
     "FEATURES_OUTPUT",
     "NO_DESIGN",
+    "SOURCE_BRANCH",
+    "SOURCE_EXTRACTOR",
     "AnomalyConfig",
     "AnomalyError",
     "AnomalyMeta",
     "AnomalyModel",
     "AnomalyResult",
     "BankMeta",
+    "FusedReview",
     "ReviewChoice",
     "bank_key",
     "image_score",
@@ -73,6 +81,7 @@ class AnomalyResult:
     fallback: bool  # scored against the family's bank: the design had too few good photos
     score: float  # mean of the top_k patch distances
     level: float  # 0..1, the estimated share of the bank's good photos scoring lower
+    centred: float  # log(score) - the bank's log_mu: 0 at its good photos' median
     # (h, w) over `box`: each patch's distance / the bank's score at the review level, 0..1
     heatmap: NDArray[np.float32]
     box: tuple[int, int, int, int]  # the photo region the map covers
@@ -130,15 +139,11 @@ class AnomalyModel:
         self.folder = Path(folder)
         self.meta = read_anomaly_meta(self.folder)
         m = self.meta
-        self.session = open_session(_checked(self.folder / ANOMALY_ONNX, m.onnx_sha256), threads)
-        ins, outs = self.session.get_inputs(), self.session.get_outputs()
-        if [i.name for i in ins] != [FEATURES_INPUT] or FEATURES_OUTPUT not in {
-            o.name for o in outs
-        }:
-            raise AnomalyError(
-                f"{self.folder / ANOMALY_ONNX}: expected input '{FEATURES_INPUT}' and output "
-                f"'{FEATURES_OUTPUT}'"
-            )
+        self.session: Any = None
+        if m.branch_sha256 is not None:  # the banks hold this branch's features, no other's
+            _checked(self.folder / SURFACE_FILE, m.branch_sha256)
+        if m.onnx_sha256 is not None and m.source != SOURCE_BRANCH:
+            self.session = self._open_extractor(m.onnx_sha256, threads)
         with np.load(_checked(self.folder / ANOMALY_BANKS, m.banks_sha256)) as npz:
             arrays = {k: np.asarray(npz[k], np.float32) for k in npz.files}
         wanted = [bank_key("design", d) for d in m.designs]
@@ -161,6 +166,24 @@ class AnomalyModel:
                 raise AnomalyError(f"{self.folder / ANOMALY_BANKS}: bank {k!r} is not (N, {dim})")
         self.banks = {k: arrays[k] for k in wanted}
         self.bank_sq = {k: (b * b).sum(1) for k, b in self.banks.items()}
+
+    def _open_extractor(self, sha256: str, threads: int) -> Any:
+        session = open_session(_checked(self.folder / ANOMALY_ONNX, sha256), threads)
+        ins, outs = session.get_inputs(), session.get_outputs()
+        if [i.name for i in ins] != [FEATURES_INPUT] or FEATURES_OUTPUT not in {
+            o.name for o in outs
+        }:
+            raise AnomalyError(
+                f"{self.folder / ANOMALY_ONNX}: expected input '{FEATURES_INPUT}' and output "
+                f"'{FEATURES_OUTPUT}'"
+            )
+        return session
+
+    @property
+    def from_branch(self) -> bool:
+        """The features come from the package's surface branch run (`score_cells`), not from
+        an extractor of its own (`score`)."""
+        return self.meta.source == SOURCE_BRANCH
 
     def bank_for(self, design: str | None) -> tuple[str, BankMeta, bool] | None:
         """(bank key, its meta, fallback) for a photo of `design`; None: no bank for it."""
@@ -219,6 +242,8 @@ class AnomalyModel:
         mat: MatDetection | None = None,
     ) -> AnomalyResult | None:
         """The photo against its design's bank (or its family's); None: no bank covers it."""
+        if self.session is None:
+            raise AnomalyError(f"{self.folder}: this anomaly model scores the branch's cells")
         found = self.bank_for(design)
         if found is None:
             return None
@@ -231,7 +256,41 @@ class AnomalyModel:
         c = self.meta.config
         inside = dist[: -(-inp.size[0] // c.stride), : -(-inp.size[1] // c.stride)]
         heat = np.clip(inside / max(at_threshold, 1e-6), 0.0, 1.0).astype(np.float32)
-        return AnomalyResult(design, key, fallback, raw, level_of(raw, bank), heat, inp.box)
+        centred = float(np.log(max(raw, 1e-12)) - bank.log_mu)
+        return AnomalyResult(
+            design, key, fallback, raw, level_of(raw, bank), centred, heat, inp.box
+        )
+
+    def score_cells(
+        self,
+        features: NDArray[np.float32],
+        counted: NDArray[np.bool_],
+        design: str | None,
+        box: tuple[int, int, int, int],
+    ) -> AnomalyResult | None:
+        """A photo scored from the surface branch's cells (source "branch"): `features` (n, D)
+        of the `counted` cells of its (h, w) grid, row-major; `box` the crop the grid covers.
+        None: no bank covers the design, or no cell counts."""
+        found = self.bank_for(design)
+        if found is None or not counted.any():
+            return None
+        if features.shape != (int(counted.sum()), self.meta.feature_dim):
+            raise AnomalyError(
+                f"{self.folder}: {features.shape} cell features for {int(counted.sum())} cells "
+                f"of {self.meta.feature_dim} values"
+            )
+        key, bank, fallback = found
+        dist = np.zeros(counted.shape, np.float32)
+        dist[counted] = nearest_distances(
+            self.project(np.ascontiguousarray(features, np.float32), key),
+            self.banks[key],
+            self.bank_sq[key],
+        )
+        raw = image_score(dist[counted], self.meta.config.top_k)
+        at_threshold = score_at_level(self.meta.review_level, bank)
+        heat = np.clip(pool_max(dist) / max(at_threshold, 1e-6), 0.0, 1.0).astype(np.float32)
+        centred = float(np.log(max(raw, 1e-12)) - bank.log_mu)
+        return AnomalyResult(design, key, fallback, raw, level_of(raw, bank), centred, heat, box)
 
     def summary(self) -> dict[str, Any]:
         """For logs and the registry: which designs have banks, which fall back to a family."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qc_model.errors import DataError
 
@@ -15,6 +15,11 @@ ANOMALY_META = "anomaly.json"
 ANOMALY_ONNX = "anomaly.onnx"
 ANOMALY_BANKS = "anomaly_banks.npz"
 FEATURES_INPUT, FEATURES_OUTPUT = "image", "features"
+# Where the patch features come from: the ImageNet trunk exported as anomaly.onnx, or the
+# package's surface branch (surface.onnx's `cell_features`, read off the run the service makes
+# for the defect scores anyway).
+SOURCE_EXTRACTOR: Literal["extractor"] = "extractor"
+SOURCE_BRANCH: Literal["branch"] = "branch"
 NO_DESIGN = "*"  # the bank of photos that declare no design (e.g. an imported data set)
 PROJECTION = "proj"  # npz key prefix of a bank's projection: "proj:design:<id>"
 SHA = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -65,6 +70,33 @@ class ReviewChoice(BaseModel):
     false_hold: float
 
 
+class FusedReview(BaseModel):
+    """One review rule for the classifier and the anomaly model together, chosen on labelled
+    val photos for a target recall (kito anomaly thresholds): a photo goes to review when
+    margin + weight * log(score / centre) >= threshold, where margin is the classifier's
+    highest logit(p) - logit(review_low) over the defect classes and centre the design's
+    good photos' median score (exp(log_mu)). A normal-looking photo can so clear a weak class
+    score, and an unusual one be held below the class's band; a class at its fail threshold
+    still fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weight: float = Field(gt=0.0, le=100.0)
+    threshold: float
+    target_recall: float = Field(gt=0.0, le=1.0)
+    manifest_version: str
+    good: int = Field(ge=1)
+    defective: int = Field(ge=1)
+    recall: float  # on those val photos, fused
+    false_hold: float
+    classifier_recall: float  # the classifier alone at its own review bands, same photos
+    classifier_false_hold: float
+    # The classifier alone chosen the same way (its margin's threshold for the target recall on
+    # the same photos): the fair comparison for what the anomaly term adds.
+    classifier_threshold: float | None = None
+    classifier_threshold_false_hold: float | None = None
+
+
 class AnomalyMeta(BaseModel):
     """anomaly.json: the extractor, the banks and their calibration."""
 
@@ -75,14 +107,27 @@ class AnomalyMeta(BaseModel):
     config: AnomalyConfig = Field(default_factory=AnomalyConfig)
     feature_dim: int = Field(ge=1)
     extractor: dict[str, Any] = Field(default_factory=dict)  # trunk, stages: how it was made
-    onnx_sha256: SHA
+    source: Literal["extractor", "branch"] = SOURCE_EXTRACTOR
+    onnx_sha256: SHA | None = None  # anomaly.onnx (source "extractor")
+    # source "branch": surface.onnx's checksum when the banks were filled; a package whose
+    # branch changed since has banks of another network's features and does not load.
+    branch_sha256: SHA | None = None
     banks_sha256: SHA
     designs: dict[str, BankMeta] = Field(default_factory=dict)
     families: dict[str, BankMeta] = Field(default_factory=dict)  # "piece_type/material"
     family_of: dict[str, str] = Field(default_factory=dict)  # design -> its family
     false_hold: float = Field(default=0.02, gt=0.0, lt=1.0)  # target share of good photos held
     review: ReviewChoice | None = None  # a level chosen for a target recall instead
+    fused: FusedReview | None = None  # a fused rule chosen for a target recall (see above)
     training: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _graph_named(self) -> AnomalyMeta:
+        if self.source == SOURCE_EXTRACTOR and self.onnx_sha256 is None:
+            raise ValueError("an extractor anomaly model needs onnx_sha256 (of anomaly.onnx)")
+        if self.source == SOURCE_BRANCH and self.branch_sha256 is None:
+            raise ValueError("a branch anomaly model needs branch_sha256 (of surface.onnx)")
+        return self
 
     @property
     def review_level(self) -> float:

@@ -29,7 +29,17 @@ from qc_model.package import (
     surface_runner,
 )
 from qc_model.preprocess import crop_to_piece, normalize
-from qc_model.surface import branch_scores, fuse_probability, surface_view
+from qc_model.surface import (
+    SURFACE_HEATMAP_MAX as SURFACE_HEATMAP_MAX,
+)
+from qc_model.surface import (
+    branch_scores,
+    counted_cells,
+    fuse_probability,
+    pool_max,
+    scores_of_cells,
+    surface_view,
+)
 
 ImageInput = Union[str, Path, bytes, NDArray[np.uint8]]  # noqa: UP007 (a runtime alias)
 
@@ -46,6 +56,10 @@ class Prediction:
     surface_heatmaps: dict[str, NDArray[np.float32]] = field(default_factory=dict)
     # The network's crop embedding (qc_model.identity), when the package has design references.
     embedding: NDArray[np.float32] | None = None
+    # The surface branch's cell features (n, D) of the counted cells of its (h, w) grid over
+    # the crop, when the package's anomaly model reads them (qc_model.anomaly, source "branch").
+    cell_features: NDArray[np.float32] | None = None
+    cell_count: NDArray[np.bool_] | None = None
 
     def top(self) -> tuple[str, float]:
         name = max(self.probs, key=self.probs.__getitem__)
@@ -69,23 +83,6 @@ class Prepared:
     surface_piece: NDArray[np.bool_] | None = None
     # The design the piece is made to (catalog id): the fusion's design offsets apply to it.
     design: str | None = None
-
-
-# A surface heatmap is max-pooled to at most this many cells a side: enough to point at a
-# scratch on the overlay, small enough to keep with every inspection.
-SURFACE_HEATMAP_MAX = 32
-
-
-def pool_max(grid: NDArray[np.float32], most: int = SURFACE_HEATMAP_MAX) -> NDArray[np.float32]:
-    """(h, w) -> at most (most, most), each cell the maximum of the cells it covers."""
-    h, w = grid.shape
-    fy, fx = -(-h // most), -(-w // most)
-    if fy == 1 and fx == 1:
-        return grid
-    hp, wp = -(-h // fy) * fy, -(-w // fx) * fx
-    padded = np.full((hp, wp), -np.inf, np.float32)
-    padded[:h, :w] = grid
-    return padded.reshape(hp // fy, fy, wp // fx, fx).max(axis=(1, 3))
 
 
 def read_image(image: ImageInput) -> NDArray[np.uint8]:
@@ -125,6 +122,9 @@ class Inferencer:
         self.meta = self.package.meta
         self.classes = list(self.meta.classes)
         self.batch_size = batch_size
+        anomaly = self.package.anomaly
+        # The branch's run also yields the cells' features for the anomaly model.
+        self.branch_features = anomaly is not None and anomaly.from_branch
 
     @property
     def thresholds(self) -> dict[str, ClassThreshold]:
@@ -164,6 +164,21 @@ class Inferencer:
         assert self.meta.surface is not None
         run = surface_runner(self.package.surface_session)
         return branch_scores(run, crop_rgb, piece, self.meta.surface.config)
+
+    def run_surface_cells(
+        self, crop_rgb: NDArray[np.uint8], piece: NDArray[np.bool_] | None = None
+    ) -> tuple[
+        tuple[NDArray[np.float64], NDArray[np.float32]], NDArray[np.float32], NDArray[np.bool_]
+    ]:
+        """`run_surface`, plus from the same run the counted cells' features (n, D) and which
+        cells of the grid count (h, w)."""
+        sm = self.meta.surface
+        assert sm is not None
+        run = surface_runner(self.package.surface_session, features=True)
+        cells, count = counted_cells(run, crop_rgb, piece, sm.config)
+        k = len(sm.classes)
+        feats = np.ascontiguousarray(cells[k:][:, count].T, np.float32)
+        return scores_of_cells(cells[:k], count), feats, count
 
     def fuse(
         self,
@@ -244,17 +259,28 @@ class Inferencer:
         # The batch ran as one call: each photo is charged its share.
         per_photo = (time.perf_counter() - t0) * 1e3 / len(prepared)
         surface: list[tuple[NDArray[np.float64], NDArray[np.float32]] | None] = []
+        cells: list[tuple[NDArray[np.float32], NDArray[np.bool_]] | None] = []
         for p, t in zip(prepared, timings, strict=True):
             t["inference"] = per_photo
+            cells.append(None)
             if p.surface is not None:
                 t0 = time.perf_counter()
-                surface.append(self.run_surface(p.surface, p.surface_piece))
+                if self.branch_features:
+                    scores, feats, count = self.run_surface_cells(p.surface, p.surface_piece)
+                    surface.append(scores)
+                    cells[-1] = (feats, count)
+                else:
+                    surface.append(self.run_surface(p.surface, p.surface_piece))
                 t["surface"] = (time.perf_counter() - t0) * 1e3
             else:
                 surface.append(None)
         boxes = [p.box for p in prepared]
         designs = [p.design for p in prepared]
         out = self.post_process(probs, heatmaps, boxes, timings, surface, designs)
+        out = [
+            replace(p, cell_features=c[0], cell_count=c[1]) if c is not None else p
+            for p, c in zip(out, cells, strict=True)
+        ]
         if embeddings is None:
             return out
         return [replace(p, embedding=e) for p, e in zip(out, embeddings, strict=True)]

@@ -43,6 +43,7 @@ from qc_model.package_graphs import (
     PackageError,
     check_embedded,
     check_io,
+    has_cell_features,
     load_surface,
     open_session,
 )
@@ -255,6 +256,15 @@ def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
     check_io(model, session, meta)
     surface = load_surface(folder, meta.surface, threads) if meta.surface else None
     anomaly = _load_anomaly(folder, meta.anomaly, threads) if meta.anomaly else None
+    if (
+        anomaly is not None
+        and anomaly.from_branch
+        and (surface is None or not has_cell_features(surface))
+    ):
+        raise PackageError(
+            f"{folder}: its anomaly model reads the surface branch's cell features, and "
+            f"{SURFACE_FILE} has no such output"
+        )
     identity = None
     if meta.identity is not None:
         if EMBEDDING_NAME not in {o.name for o in session.get_outputs()}:

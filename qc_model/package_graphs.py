@@ -26,6 +26,8 @@ INPUT_NAME, PROBS_NAME, HEATMAPS_NAME = "input", "probs", "heatmaps"
 SURFACE_FILE = "surface.onnx"
 # The branch's graph: crop -> each class's highest cell logit and every cell's logit.
 SURFACE_INPUT, SURFACE_LOGITS, SURFACE_CELLS = "crop", "logits", "cell_logits"
+# Optional: each cell's features before the last layer, for an anomaly model of source "branch".
+SURFACE_FEATURES = "cell_features"
 
 
 class PackageError(DataError):
@@ -53,9 +55,10 @@ def load_surface(folder: Path, meta: Any, threads: int) -> Any:
         )
     outs = {o.name: o.shape for o in session.get_outputs()}
     k = len(meta.classes)
-    if set(outs) != {SURFACE_LOGITS, SURFACE_CELLS}:
+    if set(outs) - {SURFACE_FEATURES} != {SURFACE_LOGITS, SURFACE_CELLS}:
         raise PackageError(
-            f"{path}: outputs must be '{SURFACE_LOGITS}' and '{SURFACE_CELLS}', got "
+            f"{path}: outputs must be '{SURFACE_LOGITS}' and '{SURFACE_CELLS}' (and optionally "
+            f"'{SURFACE_FEATURES}'), got "
             f"{', '.join(sorted(outs))} (a branch exported before cell logits, with 'cells', "
             "must be attached again: kito surface attach)"
         )
@@ -67,15 +70,25 @@ def load_surface(folder: Path, meta: Any, threads: int) -> Any:
         raise PackageError(
             f"{path}: '{SURFACE_CELLS}' has shape {outs[SURFACE_CELLS]}, {k} classes"
         )
+    feats = outs.get(SURFACE_FEATURES)
+    if feats is not None and len(feats) != 4:
+        raise PackageError(f"{path}: '{SURFACE_FEATURES}' has shape {feats}, not (B, D, h, w)")
     return session
 
 
-def surface_runner(session: Any) -> BranchRunner:
-    """The branch graph's onnxruntime session as qc_model.surface.branch_scores runs it."""
+def has_cell_features(session: Any) -> bool:
+    return SURFACE_FEATURES in {o.name for o in session.get_outputs()}
+
+
+def surface_runner(session: Any, features: bool = False) -> BranchRunner:
+    """The branch graph's onnxruntime session as qc_model.surface.branch_scores runs it; with
+    `features`, each cell's features stacked under its K logits (B, K + D, h, w), from the
+    same run."""
+    names = [SURFACE_CELLS, SURFACE_FEATURES] if features else [SURFACE_CELLS]
 
     def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        (cells,) = session.run([SURFACE_CELLS], {SURFACE_INPUT: np.ascontiguousarray(x)})
-        return np.asarray(cells, np.float32)
+        out = session.run(names, {SURFACE_INPUT: np.ascontiguousarray(x)})
+        return np.asarray(out[0] if len(out) == 1 else np.concatenate(out, axis=1), np.float32)
 
     return run
 

@@ -241,11 +241,35 @@ def branch_scores(
     them). The highest cell, not a mean of the highest few: averaging ranked the validation
     photos no better (docs/MODEL.md, "One cell or several")."""
     cells, count = counted_cells(run, crop_rgb, piece, cfg)
+    return scores_of_cells(cells, count)
+
+
+def scores_of_cells(
+    cells: NDArray[np.float32], count: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    """`branch_scores` of cell logits (K, h, w) already run."""
     k = cells.shape[0]
     z = np.where(count[None], cells, -np.inf).reshape(k, -1).max(axis=1).astype(np.float64)
     with np.errstate(over="ignore"):
         probs = np.where(count[None], 1.0 / (1.0 + np.exp(-cells)), 0.0).astype(np.float32)
     return z, probs
+
+
+# A surface heatmap is max-pooled to at most this many cells a side: enough to point at a
+# scratch on the overlay, small enough to keep with every inspection.
+SURFACE_HEATMAP_MAX = 32
+
+
+def pool_max(grid: NDArray[np.float32], most: int = SURFACE_HEATMAP_MAX) -> NDArray[np.float32]:
+    """(h, w) -> at most (most, most), each cell the maximum of the cells it covers."""
+    h, w = grid.shape
+    fy, fx = -(-h // most), -(-w // most)
+    if fy == 1 and fx == 1:
+        return grid
+    hp, wp = -(-h // fy) * fy, -(-w // fx) * fx
+    padded = np.full((hp, wp), -np.inf, np.float32)
+    padded[:h, :w] = grid
+    return padded.reshape(hp // fy, fy, wp // fx, fx).max(axis=(1, 3))
 
 
 def surface_input(crop_rgb: NDArray[np.uint8]) -> NDArray[np.float32]:

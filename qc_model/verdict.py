@@ -38,6 +38,19 @@ class PhotoInput(BaseModel):
     # The anomaly model's level for the photo (0..1, calibrated on its design's good photos);
     # None: the package has no anomaly model for the design, or it was not asked.
     anomaly: float | None = None
+    # log(anomaly score / its design's median good score), for a fused review rule.
+    anomaly_centred: float | None = None
+
+
+class FusedRule(BaseModel):
+    """Review when margin + weight * anomaly_centred >= threshold (qc_model.anomaly_meta's
+    FusedReview, chosen on val photos): margin is the photo's highest logit(p) - logit(t_low)
+    over its classes, so 0 is the edge of the class's review band."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weight: float
+    threshold: float
 
 
 class Reason(BaseModel):
@@ -55,6 +68,8 @@ class PhotoDetail(BaseModel):
     retake_codes: list[str]
     probs: dict[str, float]
     anomaly: float | None = None
+    fused: float | None = None  # the fused rule's score, where one applied
+    in_band: bool = False  # some class at or above its review band on this photo
 
 
 class Verdict(BaseModel):
@@ -67,6 +82,8 @@ class Verdict(BaseModel):
     scores: dict[str, float]  # piece-level score per class: max over usable photos
     photos: list[PhotoDetail]
     anomaly: float | None = None  # the highest anomaly level over usable photos
+    # Classes in their review band only on photos the fused rule found normal for the design.
+    cleared: list[str] = []
 
 
 def defect_classes(task: str, classes: Sequence[str]) -> list[str]:
@@ -122,6 +139,19 @@ def call_photo(probs: Mapping[str, float], bands: Mapping[str, Band]) -> PhotoCa
     return "pass"
 
 
+def _logit(p: float) -> float:
+    q = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(q) - math.log1p(-q)
+
+
+def fused_score(
+    probs: Mapping[str, float], bands: Mapping[str, Band], centred: float, w: float
+) -> float:
+    """margin + w * centred (FusedRule): margin over the classes the photo has scores for."""
+    margin = max((_logit(p) - _logit(bands[c].t_low) for c, p in probs.items()), default=-30.0)
+    return margin + w * centred
+
+
 def validate_anomaly(level: float | None, name: str = "anomaly level") -> None:
     if level is None:
         return
@@ -134,6 +164,7 @@ def decide(
     thresholds: Mapping[str, Band | tuple[float, float]],
     spec_checks: Sequence[CheckResult] = (),
     anomaly_review: float | None = None,
+    fused: FusedRule | None = None,
 ) -> Verdict:
     """The piece's verdict from all its photos (1 to 6) and its spec checks.
 
@@ -142,6 +173,11 @@ def decide(
     a class in the review band, a borderline spec check, or a usable photo whose anomaly level
     is at or above `anomaly_review` (reason `unusual_surface`) -> review; otherwise pass. The
     anomaly model alone never fails a piece: what it finds has no name, so a person decides.
+
+    With a `fused` rule, on the photos that have an anomaly score, that rule replaces both the
+    review band and the anomaly level: the photo goes to review when its fused score reaches
+    the rule's threshold (reason: its classes in band, else `unusual_surface`), and a class in
+    band on photos the rule finds normal is `cleared` instead. t_high still fails.
     """
     validate_anomaly(anomaly_review, "anomaly_review")
     if not photos:
@@ -156,8 +192,23 @@ def decide(
         validate_anomaly(photo.anomaly)
         codes = photo.gate.retake_codes if photo.gate is not None else []
         call: PhotoCall = "unusable" if codes else call_photo(probs, bands)
+        score = None
+        if fused is not None and photo.anomaly_centred is not None and call != "unusable":
+            if not math.isfinite(photo.anomaly_centred):
+                raise ValueError(f"anomaly_centred must be finite, got {photo.anomaly_centred}")
+            score = fused_score(probs, bands, photo.anomaly_centred, fused.weight)
+            if call != "fail":
+                call = "review" if score >= fused.threshold else "pass"
         details.append(
-            PhotoDetail(index=i, call=call, retake_codes=codes, probs=probs, anomaly=photo.anomaly)
+            PhotoDetail(
+                index=i,
+                call=call,
+                retake_codes=codes,
+                probs=probs,
+                anomaly=photo.anomaly,
+                fused=score,
+                in_band=any(p >= bands[c].t_low for c, p in probs.items()),
+            )
         )
     usable = [d for d in details if d.call != "unusable"]
     if not usable:
@@ -172,13 +223,20 @@ def decide(
         for c, p in d.probs.items():
             scores[c] = max(scores.get(c, 0.0), p)
     failing = sorted(c for c, s in scores.items() if s >= bands[c].t_high)
-    in_band = sorted(c for c, s in scores.items() if bands[c].t_low <= s < bands[c].t_high)
+    band = {c for c, s in scores.items() if bands[c].t_low <= s < bands[c].t_high}
+    # A class in band counts on the photos that have no fused score or that the rule holds.
+    held = [d for d in usable if d.fused is None or d.call == "review"]
+    in_band = sorted(c for c in band if any(d.probs.get(c, 0.0) >= bands[c].t_low for d in held))
+    cleared = sorted(band - set(in_band))
     spec_fail = [c for c in spec_checks if c.result == "fail"]
     spec_border = [c for c in spec_checks if c.result == "borderline"]
     calls = {d.call for d in usable}
     levels = [d.anomaly for d in usable if d.anomaly is not None]
     anomaly = max(levels) if levels else None
     unusual = anomaly is not None and anomaly_review is not None and anomaly >= anomaly_review
+    fused_held = [d for d in usable if d.fused is not None and d.call == "review"]
+    if fused is not None:  # the rule replaces the level: held with no class in band
+        unusual = any(not d.in_band for d in fused_held)
 
     reasons = [_check_reason(c) for c in spec_fail + spec_border]
     if spec_fail:
@@ -194,7 +252,10 @@ def decide(
         decision = "pass"
     reasons += [_class_reason(c, scores[c], "fail") for c in failing]
     reasons += [_class_reason(c, scores[c], "review") for c in in_band]
-    if unusual and anomaly is not None and anomaly_review is not None:
+    if unusual and fused is not None and fused_held:
+        top = max(d.fused or 0.0 for d in fused_held)
+        reasons.append(_unusual_fused_reason(top, fused.threshold))
+    elif unusual and anomaly is not None and anomaly_review is not None:
         reasons.append(_unusual_reason(anomaly, anomaly_review))
     flagged = spec_fail + spec_border
     defects = list(dict.fromkeys([*failing, *in_band, *(c.defect for c in flagged if c.defect)]))
@@ -206,6 +267,15 @@ def decide(
         scores=scores,
         photos=details,
         anomaly=anomaly,
+        cleared=cleared if decision == "pass" else [],
+    )
+
+
+def _unusual_fused_reason(score: float, threshold: float) -> Reason:
+    return Reason(
+        code=UNUSUAL_SURFACE,
+        text=f"unusual for this design: fused score {score:.2f} at or above {threshold:.2f}"
+        " (the model has no name for it; a person should look)",
     )
 
 

@@ -212,7 +212,8 @@ def quantize_package(
     """INT8 copy of an FP32 package, calibrated on training photos, checked on validation.
 
     A surface branch is quantized too and the check compares the fused probabilities, photo by
-    photo as serving scores them (training.quantize_branch); an anomaly model is copied as it is.
+    photo as serving scores them (training.quantize_branch); an anomaly model is copied as it is,
+    unless it reads the branch's cells (then it goes without, like design references).
     """
     from training.dataset import for_classes
     from training.evaluate import targets_for
@@ -236,6 +237,11 @@ def quantize_package(
     # Design references are the FP32 network's embeddings: an INT8 network's differ, so the
     # copy goes without them (kito identity fit adds its own).
     cfg, meta = fp32.meta.preprocess, fp32.meta.model_copy(update={"identity": None})
+    # An anomaly model that reads the branch's cells holds the FP32 branch's features: the
+    # same goes for it (kito anomaly fit --source branch on the INT8 package adds its own).
+    anomaly_carried = fp32.anomaly is None or not fp32.anomaly.from_branch
+    if not anomaly_carried:
+        meta = meta.model_copy(update={"anomaly": None})
     calib_records = spread(train, calibration_count)
     calib = load_inputs(root, calib_records, cfg, "int8 calibration")
     targets = targets_for(val, meta.classes, meta.task)
@@ -244,7 +250,8 @@ def quantize_package(
 
     with staged_package(out) as tmp:
         quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib, fmt=fmt)
-        copy_anomaly(package_dir, tmp)
+        if anomaly_carried:
+            copy_anomaly(package_dir, tmp)
         if branch is None:
             val_x = load_inputs(root, val, cfg, "int8 check")
             p_fp32 = run_probs(fp32.session, val_x)
@@ -281,6 +288,11 @@ def quantize_package(
         }
         if fp32.meta.identity is not None:
             report["design_references"] = "not carried over: fit them again (kito identity fit)"
+        if not anomaly_carried:
+            report["anomaly_model"] = (
+                "not carried over: its banks hold the FP32 branch's features; fit them again "
+                "(kito anomaly fit --source branch)"
+            )
         if branch is not None:
             report["surface_fp32_sha256"] = branch.onnx_sha256
             report["checked_on"] = "fused probabilities, each photo as serving scores it"

@@ -198,8 +198,12 @@ def _carry_surface(
 def _carry_anomaly(plan: RetrainPlan, package: Path, echo: Echo) -> str:
     """The champion's anomaly model on the challenger, each design's bank refreshed from the
     batch's accepted (good) photos of it (training.anomaly.update)."""
-    from training.anomaly.update import update_designs
+    from qc_model.anomaly import read_anomaly_meta
+    from training.anomaly.update import branch_mismatch, update_designs
 
+    if why := branch_mismatch(read_anomaly_meta(plan.champion), package):
+        echo(f"      anomaly model left out: {why}")
+        return f"anomaly model left out: {why}"
     staged_out = package.with_name(f".{package.name}-anomaly")
     _, added = update_designs(plan.champion, plan.reviewed, None, staged_out, base=package)
     shutil.rmtree(package)

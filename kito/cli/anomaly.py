@@ -37,6 +37,9 @@ def fit_cmd(
         str, typer.Option(help="Split of held-out good photos for each design's threshold")
     ] = "val",
     bank_size: Annotated[int, typer.Option(min=16, max=65536, help="Rows per bank")] = 8192,
+    sampling: Annotated[
+        str, typer.Option(help="Bank rows: 'coreset' (greedy k-center) or 'random'")
+    ] = "coreset",
     max_side: Annotated[int, typer.Option(min=32, max=2048, help="Longest input side")] = 320,
     top_k: Annotated[
         int, typer.Option(min=1, max=1000, help="Image score: mean of the k largest patches")
@@ -57,6 +60,14 @@ def fit_cmd(
         bool, typer.Option(help="Only good photos the photo gate passes (photos on the mat)")
     ] = False,
     catalog: Annotated[Path | None, typer.Option(help="Design catalog (families)")] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="Features: 'branch' (the package's surface branch cells, read off the run "
+            "the service makes anyway), 'extractor' (the ImageNet trunk, anomaly.onnx), or "
+            "'auto': the branch's when --package has a tiled branch"
+        ),
+    ] = "auto",
     seed: int = 0,
 ) -> None:
     """Learn each design's good photos (banks per design, family banks for the rest)."""
@@ -67,6 +78,7 @@ def fit_cmd(
     opts = FitOptions(
         config=AnomalyConfig(max_side=max_side, top_k=top_k),
         bank_size=bank_size,
+        sampling=sampling,
         proj_dim=proj_dim or None,
         min_photos=min_photos,
         false_hold=false_hold,
@@ -82,6 +94,7 @@ def fit_cmd(
         calibration_split=calibration_split,
         catalog_dir=catalog,
         judged_only=judged_only,
+        source=source,
     )
     for name, b in sorted(meta.designs.items()):
         typer.echo(
@@ -125,10 +138,39 @@ def thresholds_cmd(
         bool, typer.Option(help="Every photo, not only those the photo gate passes")
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Processes for the photo gate")] = 1,
+    fused: Annotated[
+        bool,
+        typer.Option(
+            help="Choose the fused rule of classifier and anomaly model (a package whose "
+            "anomaly model reads its surface branch) instead of the anomaly level alone"
+        ),
+    ] = False,
 ) -> None:
-    """Choose the review level on labelled val photos for a target recall of the anomaly model."""
-    from training.anomaly.thresholds import choose_review
+    """Choose the review level on labelled val photos for a target recall of the anomaly model
+    (or, with --fused, the weight and threshold of the classifier and anomaly model together)."""
+    from training.anomaly.thresholds import choose_fused, choose_review
 
+    if fused:
+        meta = choose_fused(
+            package,
+            manifest,
+            out,
+            target_recall,
+            split,
+            judged_only=not all_photos,
+            workers=workers,
+        )
+        f = meta.fused
+        assert f is not None
+        typer.echo(
+            f"fused rule: margin + {f.weight:g} x log(score / median) >= {f.threshold:.3f} on "
+            f"{f.defective} defective and {f.good} good photos: recall {f.recall:.3f}, "
+            f"false-hold {f.false_hold:.3f} (the classifier alone at its review bands: "
+            f"{f.classifier_recall:.3f}, {f.classifier_false_hold:.3f}; at a margin threshold "
+            f"chosen for the same recall: false-hold {f.classifier_threshold_false_hold:.3f}); "
+            f"wrote {out}"
+        )
+        return
     meta = choose_review(
         package, manifest, out, target_recall, split, judged_only=not all_photos, workers=workers
     )

@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from qc_model.anomaly import AnomalyResult
 from qc_model.catalog import Design
 from qc_model.decode import SERVICE_DECODE_LONG_SIDE, DecodedPhoto
 from qc_model.decode_plan import DecodePlan, carried_up, plan_decode
@@ -31,9 +30,16 @@ from qc_model.errors import DataError
 from qc_model.fingerprint import fingerprint_details
 from qc_model.gate import GateConfig, GateResult, check_photo
 from qc_model.inference import Inferencer, Prediction
-from qc_model.messages import UNUSUAL_SURFACE, review_message
+from qc_model.messages import UNUSUAL_SURFACE
 from qc_model.spec_checks import CheckResult, SpecConfig, run_spec_checks
 from qc_model.verdict import Band, PhotoInput, decide, defect_classes, merge_thresholds
+from serving.inspection.anomaly_view import (
+    AnomalyRule,
+    anomaly_details,
+    anomaly_heatmap,
+    held_by_anomaly,
+    score_photos,
+)
 from serving.inspection.design_check import design_checks, piece_check, with_design_check
 from serving.inspection.pipeline import InspectionOutcome, InspectorStatus
 from serving.registry.model_store import model_version
@@ -78,10 +84,9 @@ class ModelInspector:
         overrides = dict(threshold_overrides or {})
         anomaly_band = overrides.pop(UNUSUAL_SURFACE, None)
         self.anomaly = self.inferencer.package.anomaly
-        self.anomaly_review: float | None = None
+        self.anomaly_rule: AnomalyRule | None = None
         if self.anomaly is not None:
-            review = anomaly_band[0] if anomaly_band else self.anomaly.meta.review_level
-            self.anomaly_review = float(review)
+            self.anomaly_rule = AnomalyRule.of(self.anomaly, anomaly_band)
         try:
             self.bands = merge_thresholds(base, overrides)
         except ValueError as exc:
@@ -129,7 +134,8 @@ class ModelInspector:
         timings["model"] = _ms(t0)
 
         t0 = time.perf_counter()
-        anomalies = self._anomalies(photos, gates, [f for _, f in copies], design.id)
+        factors = [f for _, f in copies]
+        anomalies = score_photos(self.anomaly, photos, gates, factors, predictions, design.id)
         if self.anomaly is not None:
             timings["anomaly"] = _ms(t0)
 
@@ -148,10 +154,18 @@ class ModelInspector:
                 gate=g,
                 probs={c: p for c, p in pred.probs.items() if c in self.bands},
                 anomaly=a.level if a is not None else None,
+                anomaly_centred=a.centred if a is not None else None,
             )
             for g, pred, a in zip(gates, predictions, anomalies, strict=True)
         ]
-        verdict = decide(inputs, self.bands, checks, anomaly_review=self.anomaly_review)
+        rule = self.anomaly_rule
+        verdict = decide(
+            inputs,
+            self.bands,
+            checks,
+            anomaly_review=rule.review if rule is not None else None,
+            fused=rule.fused if rule is not None else None,
+        )
         identity = self.inferencer.package.identity
         design_check = None
         if identity is not None:
@@ -166,15 +180,19 @@ class ModelInspector:
             "thresholds": {
                 "bands": {c: [b.t_low, b.t_high] for c, b in sorted(self.bands.items())},
                 "overridden": self.overridden,
-                "anomaly_review": self.anomaly_review,
+                # The level rule's, when it is the rule (details.anomaly.fused otherwise).
+                "anomaly_review": rule.review if rule and rule.fused is None else None,
             },
             "heatmaps": [
-                self._anomaly_heatmap(a, p.size) or self._heatmap(pred, p.size)
-                for pred, p, a in zip(predictions, photos, anomalies, strict=True)
+                anomaly_heatmap(a, held_by_anomaly(a, rule, d), p.size)
+                or self._heatmap(pred, p.size)
+                for pred, p, a, d in zip(
+                    predictions, photos, anomalies, verdict.photos, strict=True
+                )
             ],
         }
-        if self.anomaly is not None:
-            details["anomaly"] = self._anomaly_details(anomalies, verdict.reasons)
+        if rule is not None:
+            details["anomaly"] = anomaly_details(anomalies, rule, verdict.reasons)
         if design_check is not None:
             details["design_check"] = design_check
         timings["verdict"] = _ms(t0)
@@ -206,64 +224,6 @@ class ModelInspector:
             )
             timings.append({"preprocess": (time.perf_counter() - t0) * 1e3})
         return self.inferencer.predict_prepared(prepared, timings)
-
-    def _anomalies(
-        self, photos: list[DecodedPhoto], gates: list[GateResult], factors: list[int], design: str
-    ) -> list[AnomalyResult | None]:
-        """The anomaly model on each photo the gate passed, when it has a bank for the design
-        (its own or its family's); None for the others, and for every photo without a model."""
-        model = self.anomaly
-        if model is None or not model.covers(design):
-            return [None] * len(photos)
-        out: list[AnomalyResult | None] = []
-        for photo, gate, f in zip(photos, gates, factors, strict=True):
-            if not gate.passed:
-                out.append(None)
-                continue
-            loc, mat = gate.location, gate.mat
-            if f > 1:
-                loc = loc.enlarged(f, photo.image.shape[:2]) if loc is not None else None
-                mat = mat.enlarged(f) if mat is not None else None
-            out.append(model.score(photo.image, design, loc, mat))
-        return out
-
-    def _anomaly_heatmap(
-        self, a: AnomalyResult | None, image_size: tuple[int, int]
-    ) -> dict[str, Any] | None:
-        """The anomaly map replaces the class heatmap on a photo it sends to review."""
-        if a is None or self.anomaly_review is None or a.level < self.anomaly_review:
-            return None
-        return {
-            "class": UNUSUAL_SURFACE,
-            "score": round(a.level, 4),
-            "crop_box": list(a.box),
-            "image_size": list(image_size),
-            "grid": np.round(a.heatmap.astype(np.float64), 3).tolist(),
-        }
-
-    def _anomaly_details(
-        self, anomalies: list[AnomalyResult | None], reasons: list[Any]
-    ) -> dict[str, Any]:
-        unusual = any(r.code == UNUSUAL_SURFACE for r in reasons)
-        return {
-            "review_from": self.anomaly_review,
-            "photos": [
-                None
-                if a is None
-                else {
-                    "level": round(a.level, 4),
-                    "score": round(a.score, 4),
-                    "bank": a.bank,
-                    "fallback": a.fallback,
-                }
-                for a in anomalies
-            ],
-            "message": (
-                {lang: review_message(UNUSUAL_SURFACE, lang) for lang in ("en", "sw")}
-                if unusual
-                else None
-            ),
-        }
 
     def _heatmap(self, pred: Prediction, image_size: tuple[int, int]) -> dict[str, Any] | None:
         """The top defect class's heatmap (coarse grid over the crop), kept for the overlay."""

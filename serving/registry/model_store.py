@@ -101,11 +101,10 @@ def _anomaly_files(
         meta = AnomalyMeta.model_validate_json(text)
     except (OSError, ValueError) as exc:
         raise PackageError(f"{ANOMALY_META} of the package cannot be read: {exc}") from None
-    return [
-        (ANOMALY_META, meta_sha256),
-        (ANOMALY_ONNX, meta.onnx_sha256),
-        (ANOMALY_BANKS, meta.banks_sha256),
-    ]
+    files = [(ANOMALY_META, meta_sha256), (ANOMALY_BANKS, meta.banks_sha256)]
+    if meta.onnx_sha256 is not None:  # a model of source "branch" reads surface.onnx instead
+        files.insert(1, (ANOMALY_ONNX, meta.onnx_sha256))
+    return files
 
 
 def _put_named(store: ObjectStore, folder: Path, name: str, expected: str, what: str) -> None:

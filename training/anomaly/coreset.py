@@ -51,3 +51,17 @@ def random_rows(n: int, k: int, rng: np.random.Generator) -> NDArray[np.int64]:
     if n <= k:
         return np.arange(n, dtype=np.int64)
     return np.sort(rng.choice(n, size=k, replace=False)).astype(np.int64)
+
+
+SAMPLINGS = ("coreset", "random")
+
+
+def bank_rows(pool: NDArray[np.float32], size: int, sampling: str, seed: int) -> NDArray[np.int64]:
+    """The pool rows that form a bank of at most `size`: the greedy k-center coreset (covers
+    the pool's extremes) or rows drawn at random (keeps its density: a rare cell of a good
+    photo stays rare, so a defect resembling it still scores far)."""
+    if sampling == "random":
+        return np.sort(random_rows(len(pool), size, np.random.default_rng(seed)))
+    if sampling != "coreset":
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    return np.asarray(kcenter_coreset(pool, size, seed=seed, progress=True), np.int64)

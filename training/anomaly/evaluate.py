@@ -33,14 +33,27 @@ def anomaly_levels(
     model: AnomalyModel, records: Sequence[Record], root: Path, desc: str = "anomaly"
 ) -> tuple[NDArray[np.float64], list[str | None]]:
     """(levels (N,), NaN where no bank covers the photo's design; the bank that scored each)."""
-    levels = np.full(len(records), np.nan)
-    banks: list[str | None] = []
+    levels, _, banks = anomaly_scores(model, records, root, desc)
+    return levels, banks
+
+
+def anomaly_scores(
+    model: AnomalyModel, records: Sequence[Record], root: Path, desc: str = "anomaly"
+) -> tuple[NDArray[np.float64], NDArray[np.float64], list[str | None]]:
+    """`anomaly_levels`, with each photo's centred score (log(score) - its bank's log_mu)."""
+    if model.from_branch:  # the features come from the package's own branch run
+        from training.anomaly.fused import branch_scores_of
+
+        _, levels, centred, _, banks = branch_scores_of(model.folder, list(records), root, desc)
+        return levels, centred, banks
+    levels, centred = np.full(len(records), np.nan), np.full(len(records), np.nan)
+    banks = []
     for i, r in enumerate(tqdm(records, desc=desc, unit="photo", leave=False)):
         result = model.score(read_image(root / r.image), r.design_id)
         banks.append(result.bank if result is not None else None)
         if result is not None:
-            levels[i] = result.level
-    return levels, banks
+            levels[i], centred[i] = result.level, result.centred
+    return levels, centred, banks
 
 
 def _rates(held: NDArray[np.bool_], bad: NDArray[np.bool_]) -> dict[str, Any]:
@@ -67,9 +80,11 @@ def anomaly_metrics(
     banks: Sequence[str | None],
     review_level: float,
     classifier_held: NDArray[np.bool_] | None = None,
+    decisions: dict[str, NDArray[np.bool_]] | None = None,
 ) -> dict[str, Any]:
     """Overall, per design and per defect class (that class's photos against the good ones),
-    over the photos a bank covers."""
+    over the photos a bank covers. `decisions`: more held-or-not decisions by name (the fused
+    rule and the classifier alone, photo by photo as the service decides: anomaly/fused.py)."""
     covered = ~np.isnan(levels)
     recs = [r for r, c in zip(records, covered, strict=True) if c]
     lv = levels[covered]
@@ -99,6 +114,8 @@ def anomaly_metrics(
             "anomaly": _rates(lv >= review_level, bad),
             "fused": _rates(cls | (lv >= review_level), bad),
         }
+        for name, h in (decisions or {}).items():
+            out["fused"][name] = _rates(h[covered], bad)
     return out
 
 
@@ -186,7 +203,7 @@ def package_anomaly(
 
     meta = read_meta(package)
     model = AnomalyModel(package, threads=2)
-    levels, banks = anomaly_levels(model, records, root)
+    levels, centred, banks = anomaly_scores(model, records, root)
     cols = defect_columns(classes)
     thr = np.array([meta.thresholds[c].threshold for c in classes])
     held = (np.asarray(probs)[:, cols] >= thr[cols]).any(axis=1)
@@ -201,17 +218,36 @@ def package_anomaly(
         thresholds=thr,
         classes=np.array(list(classes)),
         passed=passed if passed is not None else np.ones(len(records), bool),
+        centred=centred,
     )
-    a = anomaly_metrics(records, levels, banks, review, held)
+    rule, fusion = None, None
+    if (f := model.meta.fused) is not None:
+        from training.anomaly.fused import classifier_scores, decisions_of
+
+        fusion = (classifier_scores(package, probs, list(classes)), f.weight)
+        rule = decisions_of(fusion[0], centred, f)
+    a = anomaly_metrics(records, levels, banks, review, held, rule)
     if not a["covered"]:
         return a, [("Anomaly model", "<p>No bank covers the designs of these photos.</p>")]
     sections = anomaly_sections(a, roc_curves(records, levels), out)
     if passed is not None and passed.any():
         keep = np.flatnonzero(passed)
         judged = anomaly_metrics(
-            [records[i] for i in keep], levels[keep], [banks[i] for i in keep], review, held[keep]
+            [records[i] for i in keep],
+            levels[keep],
+            [banks[i] for i in keep],
+            review,
+            held[keep],
+            {k: h[keep] for k, h in rule.items()} if rule is not None else None,
         )
         a["judged"] = judged
+        if rule is not None and fusion is not None and judged["covered"]:  # at one recall
+            from training.anomaly.fused import FUSED_RULE, matched_recall
+
+            sel = keep[~np.isnan(centred[keep])]
+            bad = np.array([not is_good(records[i]) for i in sel], bool)
+            cs, w = fusion[0].subset(sel), fusion[1]
+            judged["fused"] |= matched_recall(cs, centred[sel], w, bad, rule[FUSED_RULE][sel])
         if judged["covered"]:
             sections += [(f"{h} (judged photos)", html) for h, html in _judged_tables(judged)]
     return a, sections
@@ -243,6 +279,9 @@ def summary_line(a: dict[str, Any]) -> str:
             f"{_fmt(c['recall'])} / false-hold {_fmt(c['false_hold_rate'])}, fused "
             f"{_fmt(f['recall'])} / {_fmt(f['false_hold_rate'])}"
         )
+        for name, r in j["fused"].items():
+            if name not in ("classifier", "anomaly", "fused"):
+                line += f"; {name} {_fmt(r['recall'])} / {_fmt(r['false_hold_rate'])}"
     return line
 
 

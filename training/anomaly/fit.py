@@ -31,7 +31,7 @@ from qc_model.anomaly_search import pca_projection
 from qc_model.errors import DataError
 from qc_model.inference import read_image
 from qc_model.manifest import GOOD, Record
-from training.anomaly.coreset import kcenter_coreset, random_rows
+from training.anomaly.coreset import bank_rows, random_rows
 
 SIGMA_FLOOR = 0.05  # log-score spread below this is too few photos, not a real certainty
 
@@ -47,7 +47,8 @@ def design_of(r: Record) -> str:
 @dataclass(frozen=True)
 class FitOptions:
     config: AnomalyConfig = field(default_factory=AnomalyConfig)
-    bank_size: int = 8192  # rows per bank (coreset), bounding package size and serving time
+    bank_size: int = 8192  # rows per bank, bounding package size and serving time
+    sampling: str = "coreset"  # how the bank's rows are drawn from the pool (coreset.bank_rows)
     proj_dim: int | None = None  # banks stored in their pool's top principal directions
     pool_size: int = 60_000  # patches drawn at random per bank before the coreset
     min_photos: int = 10  # fewer good photos: the design falls back to its family's bank
@@ -122,7 +123,10 @@ def build_bank(
         proj = pca_projection(pool, opts.proj_dim)
         pool = np.ascontiguousarray(pool @ proj)
         calibration = [c @ proj for c in calibration]
-    rows = kcenter_coreset(pool, opts.bank_size, seed=opts.seed, progress=True)
+    calibration = [c for c in calibration if len(c)]  # a photo with no cell near a piece
+    if not calibration:
+        raise DataError("no held-out good photo has a cell to score; nothing to calibrate on")
+    rows = bank_rows(pool, opts.bank_size, opts.sampling, opts.seed)
     bank = np.ascontiguousarray(pool[rows])
     sq = (bank * bank).sum(1)
     scores = [image_score(nearest_distances(c, bank, sq), opts.config.top_k) for c in calibration]
@@ -149,7 +153,7 @@ def split_photos(
 
 
 def pool_cells(
-    ex: Extractor, records: list[Record], px: float | None, opts: FitOptions, desc: str
+    ex: Any, records: list[Record], px: float | None, opts: FitOptions, desc: str
 ) -> NDArray[np.float32]:
     """At most pool_size random cells over the photos, an equal share from each."""
     rng = np.random.default_rng(opts.seed)
@@ -164,7 +168,7 @@ def pool_cells(
 
 
 def fit_banks(
-    ex: Extractor,
+    ex: Any,
     goods: list[Record],
     opts: FitOptions,
     bank_splits: tuple[str, ...] = ("train",),

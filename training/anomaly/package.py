@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from qc_model.anomaly import (
     ANOMALY_BANKS,
     ANOMALY_META,
     ANOMALY_ONNX,
+    SOURCE_BRANCH,
+    SOURCE_EXTRACTOR,
     AnomalyMeta,
     AnomalyModel,
     bank_key,
@@ -29,8 +32,9 @@ from qc_model.anomaly import (
 )
 from qc_model.anomaly_ref import AnomalyRef
 from qc_model.errors import DataError
-from qc_model.manifest import Manifest, sha256_file
-from qc_model.package import MODEL_FILE, read_meta
+from qc_model.manifest import Manifest, Record, sha256_file
+from qc_model.package import MODEL_FILE, SURFACE_FILE, read_meta
+from training.anomaly.coreset import SAMPLINGS
 from training.anomaly.fit import Extractor, FitOptions, Fitted, design_of, fit_banks, is_good
 
 
@@ -59,8 +63,10 @@ def write_anomaly(
     extractor: dict[str, Any],
     feature_dim: int,
     training: dict[str, Any],
+    source: str = SOURCE_EXTRACTOR,
 ) -> AnomalyMeta:
-    """anomaly_banks.npz and anomaly.json beside an anomaly.onnx already in `folder`."""
+    """anomaly_banks.npz and anomaly.json beside an anomaly.onnx (source "extractor") or the
+    surface.onnx with cell features (source "branch") already in `folder`."""
     if not designs and not families:
         raise DataError(
             f"no design has {opts.min_photos} good photos in the bank splits and a held-out "
@@ -77,7 +83,9 @@ def write_anomaly(
         config=opts.config,
         feature_dim=feature_dim,
         extractor=extractor,
-        onnx_sha256=sha256_file(folder / ANOMALY_ONNX),
+        source=source,
+        onnx_sha256=sha256_file(folder / ANOMALY_ONNX) if source == SOURCE_EXTRACTOR else None,
+        branch_sha256=sha256_file(folder / SURFACE_FILE) if source == SOURCE_BRANCH else None,
         banks_sha256=sha256_file(folder / ANOMALY_BANKS),
         designs={d: f.meta for d, f in designs.items()},
         families={k: f.meta for k, f in families.items()},
@@ -148,16 +156,84 @@ def fit_anomaly(
     catalog_dir: Path | None = None,
     stages: tuple[int, ...] = (2, 4),
     judged_only: bool = False,
+    source: str = "auto",
 ) -> AnomalyMeta:
     """Fit from the manifest's good photos and write the model (see the module docstring);
-    `judged_only`: only the photos the photo gate passes, the only ones the service scores."""
-    from training.anomaly.features import PatchFeatures, export_extractor
+    `judged_only`: only the photos the photo gate passes, the only ones the service scores;
+    `source` "branch": the features are the base package's surface branch's cells
+    (training/anomaly/branch_source.py), "extractor": the ImageNet trunk's (anomaly.onnx),
+    "auto": the branch's when `base` has a tiled branch, else the extractor's."""
     from training.predict import resolve_root
 
     opts = opts or FitOptions()
+    if source == "auto":
+        sm = read_meta(base).surface if base is not None else None
+        tiled = sm is not None and sm.config.tile is not None
+        source = SOURCE_BRANCH if tiled else SOURCE_EXTRACTOR
+    if source not in (SOURCE_EXTRACTOR, SOURCE_BRANCH):
+        raise DataError(f"unknown feature source {source!r}: 'auto', 'extractor' or 'branch'")
+    if opts.sampling not in SAMPLINGS:
+        raise DataError(f"unknown sampling {opts.sampling!r}: one of {', '.join(SAMPLINGS)}")
+    if source == SOURCE_BRANCH and base is None:
+        raise DataError("--source branch reads a package's surface branch: give --package")
     if base is not None:
         read_meta(base)  # a clear error before minutes of fitting
     manifest = Manifest.read(manifest_path)
+    root = resolve_root(manifest_path, None)
+    goods, families = good_photos(manifest, manifest_path, root, designs, catalog_dir, judged_only)
+    with staged(out, base) as tmp:
+        ex, extractor, dim, opts = _extractor(tmp, root, opts, stages, source)
+        own, fams, family_of = fit_banks(ex, goods, opts, bank_splits, calibration_split, families)
+        training = {
+            "manifest": str(manifest_path),
+            "manifest_version": manifest.header.version,
+            "bank_splits": list(bank_splits),
+            "calibration_split": calibration_split,
+            "judged_only": judged_only,
+            "bank_size": opts.bank_size,
+            "sampling": opts.sampling,
+            "proj_dim": opts.proj_dim,
+            "pool_size": opts.pool_size,
+            "min_photos": opts.min_photos,
+            "seed": opts.seed,
+        }
+        meta = write_anomaly(tmp, own, fams, family_of, opts, extractor, dim, training, source)
+        if base is not None:
+            attach(tmp, meta)
+    return meta
+
+
+def _extractor(
+    tmp: Path, root: Path, opts: FitOptions, stages: tuple[int, ...], source: str
+) -> tuple[Any, dict[str, Any], int, FitOptions]:
+    """(what gives each photo's cells, how it was made, feature dimension, options with the
+    features' stride) for a fit in the staged folder `tmp`."""
+    if source == SOURCE_BRANCH:
+        from training.anomaly.branch_source import BranchExtractor, prepare_branch
+
+        dim, stride, _ = prepare_branch(tmp)
+        cfg = opts.config.model_copy(update={"stride": stride})
+        about = {"branch": "the package's surface branch, its last layer's input per cell"}
+        return BranchExtractor(tmp, root, dim), about, dim, replace(opts, config=cfg)
+    from training.anomaly.features import PatchFeatures, export_extractor
+
+    module = PatchFeatures(stages)
+    export_extractor(module, tmp / ANOMALY_ONNX)
+    dim, stride = module.dims()
+    cfg = opts.config.model_copy(update={"stride": stride})
+    about = {"trunk": "tf_efficientnet_lite0 (ImageNet)", "stages": list(stages)}
+    return Extractor(tmp / ANOMALY_ONNX, root, cfg), about, dim, replace(opts, config=cfg)
+
+
+def good_photos(
+    manifest: Manifest,
+    manifest_path: Path,
+    root: Path,
+    designs: Sequence[str] | None,
+    catalog_dir: Path | None,
+    judged_only: bool,
+) -> tuple[list[Record], dict[str, str]]:
+    """(the good photos to learn from, design -> family for the designs concerned)."""
     goods = [r for r in manifest.records if is_good(r)]
     if designs:
         unknown = sorted(set(designs) - {design_of(r) for r in goods})
@@ -169,7 +245,6 @@ def fit_anomaly(
     families = catalog_families(catalog_dir) if any(r.design_id for r in goods) else {}
     if designs:
         families = {d: f for d, f in families.items() if d in designs}
-    root = resolve_root(manifest_path, None)
     if judged_only:
         from training.judged import gate_passed
 
@@ -177,28 +252,4 @@ def fit_anomaly(
         goods = [r for r, ok in zip(goods, passed, strict=True) if ok]
         if not goods:
             raise DataError(f"{manifest_path}: the photo gate passes none of the good photos")
-    with staged(out, base) as tmp:
-        module = PatchFeatures(stages)
-        export_extractor(module, tmp / ANOMALY_ONNX)
-        dim, stride = module.dims()
-        cfg = opts.config.model_copy(update={"stride": stride})
-        opts = FitOptions(**{**vars(opts), "config": cfg})
-        ex = Extractor(tmp / ANOMALY_ONNX, root, cfg)
-        own, fams, family_of = fit_banks(ex, goods, opts, bank_splits, calibration_split, families)
-        training = {
-            "manifest": str(manifest_path),
-            "manifest_version": manifest.header.version,
-            "bank_splits": list(bank_splits),
-            "calibration_split": calibration_split,
-            "judged_only": judged_only,
-            "bank_size": opts.bank_size,
-            "proj_dim": opts.proj_dim,
-            "pool_size": opts.pool_size,
-            "min_photos": opts.min_photos,
-            "seed": opts.seed,
-        }
-        extractor = {"trunk": "tf_efficientnet_lite0 (ImageNet)", "stages": list(stages)}
-        meta = write_anomaly(tmp, own, fams, family_of, opts, extractor, dim, training)
-        if base is not None:
-            attach(tmp, meta)
-    return meta
+    return goods, families

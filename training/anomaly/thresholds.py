@@ -23,6 +23,7 @@ from qc_model.anomaly import (
     ANOMALY_ONNX,
     AnomalyMeta,
     AnomalyModel,
+    FusedReview,
     ReviewChoice,
 )
 from qc_model.errors import DataError
@@ -91,12 +92,79 @@ def choose_review(
         recall=float(held[bad].mean()),
         false_hold=float(held[~bad].mean()),
     )
-    meta = model.meta.model_copy(update={"review": review})
+    return write_choice(package, out, model.meta.model_copy(update={"review": review}))
+
+
+def write_choice(package: Path, out: Path, meta: AnomalyMeta) -> AnomalyMeta:
+    """A copy of `package` at `out` with anomaly.json replaced by `meta`."""
     with staged(out, package) as tmp:
         for name in (ANOMALY_ONNX, ANOMALY_BANKS):
-            shutil.copyfile(package / name, tmp / name)
+            if (package / name).is_file():  # a model of source "branch" has no anomaly.onnx
+                shutil.copyfile(package / name, tmp / name)
         text = meta.model_dump_json(indent=2) + "\n"
         (tmp / ANOMALY_META).write_text(text, encoding="utf-8")
         if (tmp / "package.json").is_file():
             attach(tmp, meta)
     return meta
+
+
+def choose_fused(
+    package: Path,
+    manifest_path: Path,
+    out: Path,
+    target_recall: float,
+    split: str = "val",
+    judged_only: bool = True,
+    workers: int = 1,
+) -> AnomalyMeta:
+    """A copy of `package` at `out` with the fused review rule (training/anomaly/fused.py)
+    chosen on `split` for `target_recall`; the package's anomaly model must read its branch."""
+    from qc_model.package import read_meta
+    from training.anomaly.fused import (
+        branch_scores_of,
+        choose_rule,
+        classifier_scores,
+        held_classifier,
+    )
+    from training.dataset import for_classes
+    from training.judged import gate_passed
+    from training.predict import resolve_root
+
+    if not (package / "package.json").is_file():
+        raise DataError(f"{package}: a fused rule needs a package with a classifier")
+    meta = read_meta(package)
+    manifest = for_classes(Manifest.read(manifest_path), meta.classes, manifest_path)
+    root = resolve_root(manifest_path, None)
+    records = [r for r in manifest.split(split) if r.design_id]
+    if judged_only and records:
+        passed = gate_passed(records, root, workers, f"photo gate ({split})")
+        records = [r for r, ok in zip(records, passed, strict=True) if ok]
+    bad = np.array([not is_good(r) for r in records], bool)
+    if not bad.any() or bad.all():
+        raise DataError(
+            f"{manifest_path}: split '{split}' needs good and defective photos"
+            f"{' that the photo gate passes' if judged_only else ''} "
+            f"({int(bad.sum())} defective, {int((~bad).sum())} good)"
+        )
+    probs, _, centred, classes, _ = branch_scores_of(package, records, root, f"scores ({split})")
+    cls = classifier_scores(package, probs, classes)
+    w, t, recall, false_hold = choose_rule(cls, centred, bad, target_recall)
+    # The classifier alone, its margin's threshold chosen on the same photos and target.
+    _, t_cls, _, fh_cls = choose_rule(cls, np.zeros(len(bad)), bad, target_recall, (0.0,))
+    alone = held_classifier(cls)
+    fused = FusedReview(
+        weight=w,
+        threshold=t,
+        target_recall=target_recall,
+        manifest_version=manifest.header.version,
+        good=int((~bad).sum()),
+        defective=int(bad.sum()),
+        recall=recall,
+        false_hold=false_hold,
+        classifier_recall=float(alone[bad].mean()),
+        classifier_false_hold=float(alone[~bad].mean()),
+        classifier_threshold=t_cls,
+        classifier_threshold_false_hold=fh_cls,
+    )
+    anomaly = AnomalyModel(package, threads=1).meta
+    return write_choice(package, out, anomaly.model_copy(update={"fused": fused}))

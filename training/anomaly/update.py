@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from qc_model.anomaly import (
     ANOMALY_BANKS,
     ANOMALY_META,
     ANOMALY_ONNX,
+    SOURCE_BRANCH,
     AnomalyMeta,
     AnomalyModel,
     BankMeta,
@@ -29,13 +31,41 @@ from qc_model.anomaly import (
 )
 from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record, sha256_file
-from training.anomaly.coreset import kcenter_coreset, random_rows
+from qc_model.package import SURFACE_FILE
+from training.anomaly.coreset import bank_rows, random_rows
 from training.anomaly.fit import Extractor, FitOptions, calibrate, design_of, is_good
 from training.anomaly.package import attach, save_banks, staged
 
 
+def _extractor(package: Path, target: Path, meta: AnomalyMeta, root: Path) -> Any:
+    """What gives the new photos' cells: the model's own extractor, or (source "branch") the
+    branch of `target`, the package the refreshed model goes into, which must be the very
+    branch the banks were filled from."""
+    if meta.source != SOURCE_BRANCH:
+        return Extractor(package / ANOMALY_ONNX, root, meta.config)
+    from training.anomaly.branch_source import BranchExtractor
+
+    if why := branch_mismatch(meta, target):
+        raise DataError(why)
+    return BranchExtractor(target, root, meta.feature_dim)
+
+
+def branch_mismatch(meta: AnomalyMeta, target: Path) -> str | None:
+    """Why an anomaly model of source "branch" cannot go into the package `target` (its surface
+    branch is not the one the banks were filled from); None: it can, or it reads no branch."""
+    if meta.branch_sha256 is None:
+        return None
+    branch = target / SURFACE_FILE
+    if branch.is_file() and sha256_file(branch) == meta.branch_sha256:
+        return None
+    return (
+        f"{target}: its surface branch is not the one the anomaly banks were filled from; "
+        "fit them again (kito anomaly fit --source branch)"
+    )
+
+
 def _refreshed(
-    old: AnomalyModel, ex: Extractor, design: str, photos: list[Record], opts: FitOptions
+    old: AnomalyModel, ex: Any, design: str, photos: list[Record], opts: FitOptions
 ) -> tuple[np.ndarray, dict[str, object]]:
     """(the design's new bank, the BankMeta fields that change)."""
     held = photos[4::5] if len(photos) >= 5 else []
@@ -50,12 +80,14 @@ def _refreshed(
         parts.append(c[random_rows(len(c), share, rng)])
     pool = np.concatenate(parts).astype(np.float32)
     size = max(opts.bank_size, len(old.banks[key]))
-    bank = np.ascontiguousarray(pool[kcenter_coreset(pool, size, seed=opts.seed, progress=True)])
+    sampling = str(old.meta.training.get("sampling", opts.sampling))  # as the bank was drawn
+    bank = np.ascontiguousarray(pool[bank_rows(pool, size, sampling, opts.seed)])
     update: dict[str, object] = {"photos": bank_meta.photos + len(new), "patches": len(bank)}
     if len(held) >= opts.min_calibration:
         sq = (bank * bank).sum(1)
         top_k = old.meta.config.top_k
         cells = [old.project(ex.cells(r, bank_meta.px_per_mm), key) for r in held]
+        cells = [c for c in cells if len(c)]  # a photo with no cell near a piece
         scores = [image_score(nearest_distances(c, bank, sq), top_k) for c in cells]
         mu, sigma = calibrate(scores)
         update |= {"calibration_photos": len(held), "log_mu": mu, "log_sigma": sigma}
@@ -91,7 +123,7 @@ def update_designs(
             )
         if not any(design_of(r) == design for r in goods):
             raise DataError(f"{manifest_path}: no good photos of design {design!r}")
-    ex = Extractor(package / ANOMALY_ONNX, resolve_root(manifest_path, None), meta.config)
+    ex = _extractor(package, base or package, meta, resolve_root(manifest_path, None))
     banks = dict(old.banks)
     new_designs: dict[str, BankMeta] = dict(meta.designs)
     added: dict[str, int] = {}
@@ -102,7 +134,8 @@ def update_designs(
         new_designs[design] = meta.designs[design].model_copy(update=update)
         added[design] = len(photos) - (len(photos) // 5 if len(photos) >= 5 else 0)
     with staged(out, base or package) as tmp:
-        (tmp / ANOMALY_ONNX).write_bytes((package / ANOMALY_ONNX).read_bytes())
+        if not old.from_branch:
+            (tmp / ANOMALY_ONNX).write_bytes((package / ANOMALY_ONNX).read_bytes())
         save_banks(tmp / ANOMALY_BANKS, banks, old.projections)
         history = [
             *meta.training.get("updates", []),
