@@ -28,6 +28,7 @@ from qc_model.package import (
     load_package,
     surface_runner,
 )
+from qc_model.package_graphs import feature_runner
 from qc_model.preprocess import crop_to_piece, normalize
 from qc_model.surface import (
     SURFACE_HEATMAP_MAX as SURFACE_HEATMAP_MAX,
@@ -35,6 +36,7 @@ from qc_model.surface import (
 from qc_model.surface import (
     branch_scores,
     counted_cells,
+    counted_features,
     fuse_probability,
     pool_max,
     scores_of_cells,
@@ -174,11 +176,10 @@ class Inferencer:
         cells of the grid count (h, w)."""
         sm = self.meta.surface
         assert sm is not None
-        run = surface_runner(self.package.surface_session, features=True)
+        run, kept = feature_runner(self.package.surface_session)
         cells, count = counted_cells(run, crop_rgb, piece, sm.config)
-        k = len(sm.classes)
-        feats = np.ascontiguousarray(cells[k:][:, count].T, np.float32)
-        return scores_of_cells(cells[:k], count), feats, count
+        feats = counted_features(count, kept, sm.config)
+        return scores_of_cells(cells, count), feats, count
 
     def fuse(
         self,

@@ -80,17 +80,29 @@ def has_cell_features(session: Any) -> bool:
     return SURFACE_FEATURES in {o.name for o in session.get_outputs()}
 
 
-def surface_runner(session: Any, features: bool = False) -> BranchRunner:
-    """The branch graph's onnxruntime session as qc_model.surface.branch_scores runs it; with
-    `features`, each cell's features stacked under its K logits (B, K + D, h, w), from the
-    same run."""
-    names = [SURFACE_CELLS, SURFACE_FEATURES] if features else [SURFACE_CELLS]
+def surface_runner(session: Any) -> BranchRunner:
+    """The branch graph's onnxruntime session as qc_model.surface.branch_scores runs it."""
 
     def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        out = session.run(names, {SURFACE_INPUT: np.ascontiguousarray(x)})
-        return np.asarray(out[0] if len(out) == 1 else np.concatenate(out, axis=1), np.float32)
+        (cells,) = session.run([SURFACE_CELLS], {SURFACE_INPUT: np.ascontiguousarray(x)})
+        return np.asarray(cells, np.float32)
 
     return run
+
+
+def feature_runner(session: Any) -> tuple[BranchRunner, list[NDArray[np.float32]]]:
+    """`surface_runner` that also keeps, run by run, each input's cell features (B, D, h, w)
+    from the same run, in the list it returns beside it."""
+    kept: list[NDArray[np.float32]] = []
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        cells, feats = session.run(
+            [SURFACE_CELLS, SURFACE_FEATURES], {SURFACE_INPUT: np.ascontiguousarray(x)}
+        )
+        kept.append(np.asarray(feats, np.float32))
+        return np.asarray(cells, np.float32)
+
+    return run, kept
 
 
 def open_session(model: Path, threads: int) -> Any:

@@ -198,6 +198,27 @@ def counted_cells(
     return cells, count
 
 
+def counted_features(
+    count: NDArray[np.bool_], runs: list[NDArray[np.float32]], cfg: SurfaceConfig
+) -> NDArray[np.float32]:
+    """(n, D) the features of the counted cells, in row-major order of `count`, from the runs
+    `counted_cells` made (each (B, D, t, t) for its tiles, in its order; or the whole crop's)."""
+    if cfg.tile is None:
+        return np.ascontiguousarray(runs[0][0][:, count].T, np.float32)
+    t = cfg.tile // cfg.stride  # tile side in cells
+    h, w = count.shape
+    index = np.full((h, w), -1, np.int64)
+    index[count] = np.arange(int(count.sum()))
+    feats = np.concatenate(runs) if runs else np.zeros((0, 1, t, t), np.float32)
+    out = np.zeros((int(count.sum()), feats.shape[1]), np.float32)
+    for (y, x), f in zip(tile_origins(count, t), feats, strict=True):
+        rows = index[y : y + t, x : x + t]
+        keep = rows >= 0
+        dy, dx = rows.shape
+        out[rows[keep]] = f[:, :dy, :dx].transpose(1, 2, 0)[keep]
+    return out
+
+
 def tile_inputs(
     crop_rgb: NDArray[np.uint8], origins: list[tuple[int, int]], cfg: SurfaceConfig
 ) -> NDArray[np.float32]:

@@ -165,3 +165,40 @@ def test_a_location_and_a_mat_found_on_the_copy_carry_up_to_the_photo() -> None:
         here = mat.to_mat(np.array([[x, y]]))
         there = big.mat.to_mat(np.array([[4 * x + 1.5, 4 * y + 1.5]]))
         np.testing.assert_allclose(there, here, atol=1e-9)
+
+
+def test_counted_features_are_the_counted_cells_of_the_same_runs_in_grid_order() -> None:
+    """The features kept beside each tiled run, gathered for the counted cells, are what the
+    whole grid of every channel would give at those cells, in row-major order."""
+    from qc_model.surface import counted_features
+
+    crop, piece = _crop()
+    cfg = SurfaceConfig(stride=8, tile=48, piece_margin=8)
+    kept: list[NDArray[np.float32]] = []
+    branch = CellMeans()
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        cells = branch(x)
+        b, _, h, w = cells.shape
+        # Three feature channels that depend on the cell's place in its tile and its pixels.
+        pos = np.broadcast_to(np.arange(h * w, dtype=np.float32).reshape(1, 1, h, w), (b, 1, h, w))
+        kept.append(np.concatenate([cells, cells * 2.0 + pos, pos], axis=1)[:, 2:])
+        return cells
+
+    cells, count = counted_cells(run, crop, piece, cfg)
+    feats = counted_features(count, kept, cfg)
+    assert feats.shape == (int(count.sum()), 3)
+
+    def run_all(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        c = branch(x)
+        b, _, h, w = c.shape
+        pos = np.broadcast_to(np.arange(h * w, dtype=np.float32).reshape(1, 1, h, w), (b, 1, h, w))
+        return np.concatenate([c, c * 2.0 + pos, pos], axis=1)
+
+    grid, count2 = counted_cells(run_all, crop, piece, cfg)
+    assert np.array_equal(count, count2)
+    np.testing.assert_array_equal(feats, grid[2:][:, count].T)
+    np.testing.assert_array_equal(cells, grid[:2])
+    whole = SurfaceConfig(stride=8)
+    one = [grid[None, 2:]]
+    np.testing.assert_array_equal(counted_features(count, one, whole), grid[2:][:, count].T)
