@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
-# An anomaly model for the bundled package (docs/ANOMALY.md), added to models/default in place
-# (not shipped by default: on the judged renders it held more good pieces for no recall):
-# good renders of every design (seed 27, used by no other fit) fill the banks; the review level
-# is the 2 % false-hold quantile of each design's held-out good photos (docs/ANOMALY.md says why
-# not a level chosen for a recall). Re-run it after models/default's networks change: the
-# files it adds do not depend on them, but package.json and model.onnx's copy name them.
+# The bundled package's anomaly model (docs/ANOMALY.md), fitted into models/default in place:
+# banks of the surface branch's cells from good renders of every design (seed 27, used by no
+# other fit), then the fused review rule of classifier and anomaly model chosen on labelled
+# renders of seeds 28 and 29 for the classifier's own target recall (0.97). Re-run it after
+# models/default's surface branch changes: the banks hold that branch's features, and a package
+# whose branch differs from the one they were filled from does not load.
 #
 #   bash scripts/fit_default_anomaly.sh            # renders what is missing under $DATA, then fits
 #
 # Settings (environment): PY (python), DATA (default data), PKG (default models/default),
-# WORKERS (renders, default 2).
+# WORKERS (renders, default 2), SAMPLING (bank rows, default coreset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data}
 PKG=${PKG:-models/default}
 WORKERS=${WORKERS:-2}
+SAMPLING=${SAMPLING:-coreset}
 kito() { "$PY" -m kito "$@"; }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
+render() {  # folder count seed [extra synth options]
+  if [ ! -f "$1/manifest.jsonl" ]; then
+    stamp "renders: $2 photos, 2048 px, seed $3 -> $1"
+    kito data synth --out "$1" --count "$2" --size 2048 --seed "$3" --workers "$WORKERS" "${@:4}"
+  fi
+}
 
 GOOD="$DATA/anomaly-good-s27-2k"
-if [ ! -f "$GOOD/manifest.jsonl" ]; then
-  stamp "good renders: 960 photos, 60 of each design, 2048 px (seed 27)"
-  kito data synth --out "$GOOD" --count 960 --size 2048 --defect-rate 0 --seed 27 --workers "$WORKERS"
-fi
+render "$GOOD" 960 27 --defect-rate 0
+render "$DATA/val-s28-400" 400 28
+render "$DATA/val-s29-1200" 1200 29
+VAL="$DATA/anomaly-val-s28-s29.jsonl"
+kito data merge "$DATA/val-s28-400:*=val" "$DATA/val-s29-1200:*=val" --out "$VAL"
 
-stamp "fit: banks of the good photos the gate passes (train + test splits), calibration on val"
-kito anomaly fit --manifest "$GOOD" --package "$PKG" --out "$PKG" --bank-splits train,test \
-  --judged-only --max-side 192 --bank-size 1024 --proj-dim 64
+stamp "fit: banks of the branch's cells of the good photos the gate passes (train + test splits)"
+kito anomaly fit --manifest "$GOOD" --package "$PKG" --out "$PKG" --source branch \
+  --bank-splits train,test --judged-only --bank-size 1024 --sampling "$SAMPLING" --top-k 1
+stamp "fused rule: chosen on the judged seed-28 and seed-29 renders for recall 0.97"
+kito anomaly thresholds --fused --package "$PKG" --manifest "$VAL" --out "$PKG" \
+  --split val --target-recall 0.97 --workers "$WORKERS"
 stamp "done: $PKG"
