@@ -201,3 +201,24 @@ def test_a_branch_source_needs_a_package_with_a_tiled_branch(
     assert not (tmp_path / "b").exists()
     with pytest.raises(DataError, match="unknown feature source"):
         fit_anomaly(synth / "all-good.jsonl", tmp_path / "c", base=tiny, source="trunk")
+
+
+@pytest.mark.slow  # ~1 min on the 2-core VM: calibrates and scores both packages photo by photo
+def test_int8_leaves_a_branch_sourced_anomaly_model_out_and_says_so(
+    synth: Path, fitted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from training.quantize import quantize_package
+
+    _, out = fitted
+    m = Manifest.read(synth / "manifest.jsonl")
+    halves = [
+        r.model_copy(update={"split": ("train", "val")[i % 2]}) for i, r in enumerate(m.records)
+    ]
+    Manifest(header=m.header, records=halves).write(synth / "halves-branch.jsonl")
+    meta = quantize_package(
+        out, synth / "halves-branch.jsonl", tmp_path / "int8", calibration_count=4, max_drop=1.0
+    )
+    assert meta.anomaly is None and meta.precision == "int8"
+    assert "not carried over" in meta.metrics["int8"]["anomaly_model"]
+    assert not (tmp_path / "int8" / "anomaly.json").exists()
+    assert load_package(tmp_path / "int8").anomaly is None
