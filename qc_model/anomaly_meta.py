@@ -95,6 +95,11 @@ class FusedReview(BaseModel):
     # the same photos): the fair comparison for what the anomaly term adds.
     classifier_threshold: float | None = None
     classifier_threshold_false_hold: float | None = None
+    # Held also at or above this anomaly level, whatever the margin (a defect no class knows);
+    # the lowest level adding at most `guard_budget` of good photos held on those val photos.
+    guard: float | None = Field(default=None, gt=0.0, le=1.0)
+    guard_budget: float | None = None
+    guard_false_hold: float | None = None  # on val, with the guard
 
 
 class AnomalyMeta(BaseModel):

@@ -45,12 +45,15 @@ class PhotoInput(BaseModel):
 class FusedRule(BaseModel):
     """Review when margin + weight * anomaly_centred >= threshold (qc_model.anomaly_meta's
     FusedReview, chosen on val photos): margin is the photo's highest logit(p) - logit(t_low)
-    over its classes, so 0 is the edge of the class's review band."""
+    over its classes, so 0 is the edge of the class's review band. With a `guard`, a photo
+    whose anomaly level reaches it is held whatever the margin: a defect no class knows gives
+    the classifier nothing to add to the anomaly term."""
 
     model_config = ConfigDict(frozen=True)
 
     weight: float
     threshold: float
+    guard: float | None = None
 
 
 class Reason(BaseModel):
@@ -198,7 +201,8 @@ def decide(
                 raise ValueError(f"anomaly_centred must be finite, got {photo.anomaly_centred}")
             score = fused_score(probs, bands, photo.anomaly_centred, fused.weight)
             if call != "fail":
-                call = "review" if score >= fused.threshold else "pass"
+                guarded = fused.guard is not None and (photo.anomaly or 0.0) >= fused.guard
+                call = "review" if score >= fused.threshold or guarded else "pass"
         details.append(
             PhotoDetail(
                 index=i,

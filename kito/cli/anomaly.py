@@ -138,6 +138,15 @@ def thresholds_cmd(
         bool, typer.Option(help="Every photo, not only those the photo gate passes")
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Processes for the photo gate")] = 1,
+    guard_budget: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="With --fused: a level guard holding at most this share more good photos "
+            "(a defect no class knows); 0: none",
+        ),
+    ] = 0.02,
     fused: Annotated[
         bool,
         typer.Option(
@@ -159,6 +168,7 @@ def thresholds_cmd(
             split,
             judged_only=not all_photos,
             workers=workers,
+            guard_budget=guard_budget,
         )
         f = meta.fused
         assert f is not None
@@ -168,7 +178,12 @@ def thresholds_cmd(
             f"false-hold {f.false_hold:.3f} (the classifier alone at its review bands: "
             f"{f.classifier_recall:.3f}, {f.classifier_false_hold:.3f}; at a margin threshold "
             f"chosen for the same recall: false-hold {f.classifier_threshold_false_hold:.3f}); "
-            f"wrote {out}"
+            + (
+                f"level guard {f.guard:.4f}: false-hold {f.guard_false_hold:.3f}; "
+                if f.guard is not None
+                else "no level guard; "
+            )
+            + f"wrote {out}"
         )
         return
     meta = choose_review(

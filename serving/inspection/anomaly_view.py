@@ -37,8 +37,8 @@ class AnomalyRule:
         meta = model.meta
         if override is not None:
             return cls(review=float(override[0]), fused=None)
-        fused = meta.fused
-        rule = FusedRule(weight=fused.weight, threshold=fused.threshold) if fused else None
+        f = meta.fused
+        rule = FusedRule(weight=f.weight, threshold=f.threshold, guard=f.guard) if f else None
         return cls(review=meta.review_level, fused=rule)
 
 
@@ -106,7 +106,7 @@ def anomaly_details(
     fused = rule.fused
     return {
         "review_from": rule.review if fused is None else None,
-        "fused": None if fused is None else {"weight": fused.weight, "threshold": fused.threshold},
+        "fused": None if fused is None else fused.model_dump(),
         "photos": [
             None
             if a is None

@@ -105,3 +105,15 @@ def test_a_non_finite_centred_score_is_an_error() -> None:
 def test_without_a_rule_the_centred_score_is_ignored() -> None:
     v = decide([_photo(0.05, 9.0)], BANDS, anomaly_review=0.99)
     assert v.decision == "pass" and v.photos[0].fused is None
+
+
+def test_a_level_guard_holds_an_unusual_photo_whatever_the_margin() -> None:
+    guarded = FusedRule(weight=0.01, threshold=5.0, guard=0.99)
+    photo = PhotoInput(
+        gate=_gate(), probs={"scratch": 0.01, "tarnish": 0.01}, anomaly=0.995, anomaly_centred=0.1
+    )
+    v = decide([photo], BANDS, fused=guarded)
+    assert v.decision == "review" and [r.code for r in v.reasons] == [UNUSUAL_SURFACE]
+    below = photo.model_copy(update={"anomaly": 0.98})
+    assert decide([below], BANDS, fused=guarded).decision == "pass"
+    assert decide([photo], BANDS, fused=RULE).decision == "pass"  # no guard: the score decides

@@ -88,3 +88,20 @@ def test_each_decision_is_compared_at_the_others_recall() -> None:
     assert cls["recall"] == 1.0 and cls["false_hold_rate"] == 1.0
     fused = rows["fused score at the classifier's recall"]
     assert fused["recall"] >= 0.5 and fused["false_hold_rate"] == 0.0
+
+
+def test_the_guard_is_the_lowest_level_within_the_budget() -> None:
+    from training.anomaly.fused import choose_guard
+
+    held = np.array([False, False, False, False, True, False])
+    bad = np.array([False, False, False, False, True, True])
+    levels = np.array([0.1, 0.5, 0.9, 0.99, 0.2, 0.95])
+    # Four good photos: each one more held costs 0.25 of them.
+    assert choose_guard(held, levels, bad, 0.0) == (None, 0.0)
+    assert choose_guard(held, levels, bad, 0.25) == (0.99, 0.25)
+    assert choose_guard(held, levels, bad, 0.5) == (0.9, 0.5)
+    level, fh = choose_guard(held, levels, bad, 0.5)
+    c = _scores([[0.1, 0.1]] * 6)
+    guarded = held_fused(c, np.zeros(6), 1.0, 100.0, levels=levels, guard=level)
+    assert guarded.tolist() == [False, False, True, True, False, True]
+    assert guarded[~bad].mean() == fh

@@ -225,7 +225,7 @@ def package_anomaly(
         from training.anomaly.fused import classifier_scores, decisions_of
 
         fusion = (classifier_scores(package, probs, list(classes)), f.weight)
-        rule = decisions_of(fusion[0], centred, f)
+        rule = decisions_of(fusion[0], centred, f, levels)
     a = anomaly_metrics(records, levels, banks, review, held, rule)
     if not a["covered"]:
         return a, [("Anomaly model", "<p>No bank covers the designs of these photos.</p>")]

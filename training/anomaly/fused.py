@@ -73,20 +73,45 @@ def held_classifier(c: ClassifierScores) -> NDArray[np.bool_]:
 
 
 def held_fused(
-    c: ClassifierScores, centred: NDArray[np.float64], weight: float, threshold: float
+    c: ClassifierScores,
+    centred: NDArray[np.float64],
+    weight: float,
+    threshold: float,
+    levels: NDArray[np.float64] | None = None,
+    guard: float | None = None,
 ) -> NDArray[np.bool_]:
-    """The fused rule as qc_model.verdict.decide applies it, photo by photo."""
+    """The fused rule as qc_model.verdict.decide applies it, photo by photo (with `guard`, also
+    every photo whose anomaly level reaches it)."""
     m = c.margin
     covered = ~np.isnan(centred)
     fused = m + weight * np.where(covered, centred, 0.0)
+    if guard is not None and levels is not None:
+        fused = np.where(covered & (np.nan_to_num(levels) >= guard), np.inf, fused)
     return np.asarray(c.fails | np.where(covered, fused >= threshold, m >= 0), np.bool_)
+
+
+def choose_guard(
+    held: NDArray[np.bool_], levels: NDArray[np.float64], bad: NDArray[np.bool_], budget: float
+) -> tuple[float | None, float]:
+    """(the lowest anomaly level whose holds add at most `budget` of the good photos to those
+    `held` already, the false-hold with it); (None, as before) when no level fits."""
+    good = ~bad
+    base = float(held[good].mean())
+    lv = np.nan_to_num(levels, nan=0.0)
+    best: tuple[float | None, float] = (None, base)
+    for level in np.unique(lv[good & ~held])[::-1]:  # the highest first: holds grow as it falls
+        fh = float((held | (lv >= level))[good].mean())
+        if fh - base > budget + 1e-12:
+            break
+        best = (float(level), fh)
+    return best
 
 
 FUSED_RULE = "fused rule"
 
 
 def decisions_of(
-    c: ClassifierScores, centred: NDArray[np.float64], rule: Any
+    c: ClassifierScores, centred: NDArray[np.float64], rule: Any, levels: NDArray[np.float64]
 ) -> dict[str, NDArray[np.bool_]]:
     """Held or not, photo by photo: the fused rule (a FusedReview), the classifier at its review
     bands, and the classifier's margin at the threshold chosen with the rule on the same photos
@@ -95,6 +120,13 @@ def decisions_of(
         FUSED_RULE: held_fused(c, centred, rule.weight, rule.threshold),
         "classifier (review bands)": held_classifier(c),
     }
+    if rule.guard is not None:
+        out[FUSED_RULE] = held_fused(
+            c, centred, rule.weight, rule.threshold, levels=levels, guard=rule.guard
+        )
+        out["fused rule without its level guard"] = held_fused(
+            c, centred, rule.weight, rule.threshold
+        )
     if rule.classifier_threshold is not None:
         t = rule.classifier_threshold
         out["classifier (margin threshold chosen on the same val photos)"] = np.asarray(

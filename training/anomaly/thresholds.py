@@ -116,15 +116,19 @@ def choose_fused(
     split: str = "val",
     judged_only: bool = True,
     workers: int = 1,
+    guard_budget: float = 0.02,
 ) -> AnomalyMeta:
     """A copy of `package` at `out` with the fused review rule (training/anomaly/fused.py)
-    chosen on `split` for `target_recall`; the package's anomaly model must read its branch."""
+    chosen on `split` for `target_recall`, and a level guard that holds at most `guard_budget`
+    more good photos there (0: none); the package's anomaly model must read its branch."""
     from qc_model.package import read_meta
     from training.anomaly.fused import (
         branch_scores_of,
+        choose_guard,
         choose_rule,
         classifier_scores,
         held_classifier,
+        held_fused,
     )
     from training.dataset import for_classes
     from training.judged import gate_passed
@@ -146,9 +150,15 @@ def choose_fused(
             f"{' that the photo gate passes' if judged_only else ''} "
             f"({int(bad.sum())} defective, {int((~bad).sum())} good)"
         )
-    probs, _, centred, classes, _ = branch_scores_of(package, records, root, f"scores ({split})")
+    probs, levels, centred, classes, _ = branch_scores_of(
+        package, records, root, f"scores ({split})"
+    )
     cls = classifier_scores(package, probs, classes)
     w, t, recall, false_hold = choose_rule(cls, centred, bad, target_recall)
+    # A level guard for defects no class knows, within `guard_budget` more good photos held.
+    guard, guard_fh = None, None
+    if guard_budget > 0:
+        guard, guard_fh = choose_guard(held_fused(cls, centred, w, t), levels, bad, guard_budget)
     # The classifier alone, its margin's threshold chosen on the same photos and target.
     _, t_cls, _, fh_cls = choose_rule(cls, np.zeros(len(bad)), bad, target_recall, (0.0,))
     alone = held_classifier(cls)
@@ -165,6 +175,9 @@ def choose_fused(
         classifier_false_hold=float(alone[~bad].mean()),
         classifier_threshold=t_cls,
         classifier_threshold_false_hold=fh_cls,
+        guard=guard,
+        guard_budget=guard_budget if guard_budget > 0 else None,
+        guard_false_hold=guard_fh if guard is not None else None,
     )
     anomaly = AnomalyModel(package, threads=1).meta
     return write_choice(package, out, anomaly.model_copy(update={"fused": fused}))

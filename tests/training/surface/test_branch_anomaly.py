@@ -140,7 +140,7 @@ def test_the_service_fuses_the_branch_anomaly_into_the_verdict(
     write_choice(out, held, meta.model_copy(update={"fused": rule}))
     outcome = ModelInspector(held, threshold_overrides=quiet, gate=lax).inspect([photo], design)
     v = outcome.details["verdict"]
-    assert outcome.details["anomaly"]["fused"] == {"weight": 1.0, "threshold": -1e6}
+    assert outcome.details["anomaly"]["fused"] == {"weight": 1.0, "threshold": -1e6, "guard": None}
     assert v["photos"][0]["fused"] is not None and v["photos"][0]["call"] == "review"
     assert "unusual_surface" in [r["code"] for r in v["reasons"]]
     assert outcome.details["heatmaps"][0]["class"] == "unusual_surface"
