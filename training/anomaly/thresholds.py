@@ -27,7 +27,7 @@ from qc_model.anomaly import (
     ReviewChoice,
 )
 from qc_model.errors import DataError
-from qc_model.manifest import Manifest
+from qc_model.manifest import Manifest, Record
 from training.anomaly.fit import is_good
 from training.anomaly.package import attach, staged
 
@@ -45,6 +45,31 @@ def level_for_recall(
     return float(min(max(ranked[k - 1], 1e-6), LEVEL_CEILING))
 
 
+def labelled(
+    records: list[Record],
+    root: Path,
+    manifest_path: Path,
+    split: str,
+    judged_only: bool,
+    workers: int,
+) -> tuple[list[Record], NDArray[np.bool_]]:
+    """(the photos to choose on: those the photo gate passes with `judged_only`; which are
+    defective), or a DataError when they are not both good and defective ones."""
+    from training.judged import gate_passed
+
+    if judged_only and records:
+        passed = gate_passed(records, root, workers, f"photo gate ({split})")
+        records = [r for r, ok in zip(records, passed, strict=True) if ok]
+    bad = np.array([not is_good(r) for r in records], bool)
+    if not bad.any() or bad.all():
+        raise DataError(
+            f"{manifest_path}: split '{split}' needs good and defective photos the model "
+            f"scores{' that the photo gate passes' if judged_only else ''} "
+            f"({int(bad.sum())} defective, {int((~bad).sum())} good)"
+        )
+    return records, bad
+
+
 def choose_review(
     package: Path,
     manifest_path: Path,
@@ -56,7 +81,6 @@ def choose_review(
 ) -> AnomalyMeta:
     """A copy of `package` at `out` whose anomaly review level is chosen on `split`."""
     from training.anomaly.evaluate import anomaly_levels
-    from training.judged import gate_passed
     from training.predict import resolve_root
 
     model = AnomalyModel(package, threads=2)
@@ -69,17 +93,8 @@ def choose_review(
 
         manifest = for_classes(manifest, read_meta(package).classes, manifest_path)
     root = resolve_root(manifest_path, None)
-    records = [r for r in manifest.split(split) if model.covers(r.design_id)]
-    if judged_only and records:
-        passed = gate_passed(records, root, workers, f"photo gate ({split})")
-        records = [r for r, ok in zip(records, passed, strict=True) if ok]
-    bad = np.array([not is_good(r) for r in records], bool)
-    if not bad.any() or bad.all():
-        raise DataError(
-            f"{manifest_path}: split '{split}' needs good and defective photos of designs "
-            f"the model covers{' that the photo gate passes' if judged_only else ''} "
-            f"({int(bad.sum())} defective, {int((~bad).sum())} good)"
-        )
+    candidates = [r for r in manifest.split(split) if model.covers(r.design_id)]
+    records, bad = labelled(candidates, root, manifest_path, split, judged_only, workers)
     levels, _ = anomaly_levels(model, records, root, f"anomaly ({split})")
     level = level_for_recall(levels, bad, target_recall)
     held = levels >= level
@@ -131,7 +146,6 @@ def choose_fused(
         held_fused,
     )
     from training.dataset import for_classes
-    from training.judged import gate_passed
     from training.predict import resolve_root
 
     if not (package / "package.json").is_file():
@@ -139,17 +153,8 @@ def choose_fused(
     meta = read_meta(package)
     manifest = for_classes(Manifest.read(manifest_path), meta.classes, manifest_path)
     root = resolve_root(manifest_path, None)
-    records = [r for r in manifest.split(split) if r.design_id]
-    if judged_only and records:
-        passed = gate_passed(records, root, workers, f"photo gate ({split})")
-        records = [r for r, ok in zip(records, passed, strict=True) if ok]
-    bad = np.array([not is_good(r) for r in records], bool)
-    if not bad.any() or bad.all():
-        raise DataError(
-            f"{manifest_path}: split '{split}' needs good and defective photos"
-            f"{' that the photo gate passes' if judged_only else ''} "
-            f"({int(bad.sum())} defective, {int((~bad).sum())} good)"
-        )
+    candidates = [r for r in manifest.split(split) if r.design_id]
+    records, bad = labelled(candidates, root, manifest_path, split, judged_only, workers)
     probs, levels, centred, classes, _ = branch_scores_of(
         package, records, root, f"scores ({split})"
     )

@@ -222,3 +222,23 @@ def test_int8_leaves_a_branch_sourced_anomaly_model_out_and_says_so(
     assert "not carried over" in meta.metrics["int8"]["anomaly_model"]
     assert not (tmp_path / "int8" / "anomaly.json").exists()
     assert load_package(tmp_path / "int8").anomaly is None
+
+
+def test_the_fused_rule_is_chosen_on_labelled_photos_for_a_target_recall(
+    synth: Path, fitted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from qc_model.errors import DataError
+    from training.anomaly.thresholds import choose_fused
+
+    pkg, out = fitted
+    meta = choose_fused(out, synth / "calib.jsonl", tmp_path / "fused", 0.5, judged_only=False)
+    f = meta.fused
+    assert f is not None and f.target_recall == 0.5 and f.recall >= 0.5
+    assert f.weight > 0 and f.good + f.defective == 16
+    assert f.classifier_threshold is not None and f.classifier_threshold_false_hold is not None
+    assert f.guard_budget == 0.02 and (f.guard is None or 0.0 < f.guard <= 1.0)
+    served = load_package(tmp_path / "fused").anomaly
+    assert served is not None and served.meta.fused == f
+    # The package without the branch-sourced model has no rule to choose.
+    with pytest.raises(DataError, match="source 'branch'"):
+        choose_fused(pkg, synth / "calib.jsonl", tmp_path / "none", 0.5, judged_only=False)
