@@ -247,19 +247,13 @@ class AnomalyModel:
         found = self.bank_for(design)
         if found is None:
             return None
-        key, bank, fallback = found
+        key, bank, _ = found
         inp = self.prepare(image_bgr, bank.px_per_mm, location, mat)
         cells, counted = self.features(inp)
         dist = self.distance_map(cells, counted, key)
-        raw = image_score(dist[counted], self.meta.config.top_k)
-        at_threshold = score_at_level(self.meta.review_level, bank)
         c = self.meta.config
         inside = dist[: -(-inp.size[0] // c.stride), : -(-inp.size[1] // c.stride)]
-        heat = np.clip(inside / max(at_threshold, 1e-6), 0.0, 1.0).astype(np.float32)
-        centred = float(np.log(max(raw, 1e-12)) - bank.log_mu)
-        return AnomalyResult(
-            design, key, fallback, raw, level_of(raw, bank), centred, heat, inp.box
-        )
+        return self._result(design, found, dist[counted], inside, inp.box)
 
     def score_cells(
         self,
@@ -279,16 +273,29 @@ class AnomalyModel:
                 f"{self.folder}: {features.shape} cell features for {int(counted.sum())} cells "
                 f"of {self.meta.feature_dim} values"
             )
-        key, bank, fallback = found
+        key = found[0]
         dist = np.zeros(counted.shape, np.float32)
         dist[counted] = nearest_distances(
             self.project(np.ascontiguousarray(features, np.float32), key),
             self.banks[key],
             self.bank_sq[key],
         )
-        raw = image_score(dist[counted], self.meta.config.top_k)
+        return self._result(design, found, dist[counted], pool_max(dist), box)
+
+    def _result(
+        self,
+        design: str | None,
+        found: tuple[str, BankMeta, bool],
+        counted: NDArray[np.float32],
+        grid: NDArray[np.float32],
+        box: tuple[int, int, int, int],
+    ) -> AnomalyResult:
+        """The result from the counted cells' distances and the map's grid of them: the image
+        score, its calibrated level and centred value, the map scaled to the review level."""
+        key, bank, fallback = found
+        raw = image_score(counted, self.meta.config.top_k)
         at_threshold = score_at_level(self.meta.review_level, bank)
-        heat = np.clip(pool_max(dist) / max(at_threshold, 1e-6), 0.0, 1.0).astype(np.float32)
+        heat = np.clip(grid / max(at_threshold, 1e-6), 0.0, 1.0).astype(np.float32)
         centred = float(np.log(max(raw, 1e-12)) - bank.log_mu)
         return AnomalyResult(design, key, fallback, raw, level_of(raw, bank), centred, heat, box)
 
