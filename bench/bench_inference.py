@@ -30,7 +30,8 @@ from qc_model.network import build_model
 from qc_model.package import read_meta
 from qc_model.preprocess import PreprocessConfig, preprocess
 from training.export import CalibratedNet, export_onnx
-from training.quantize import cpu_simd, quantize_onnx
+from qc_model.cpu import cpu_simd
+from training.quantize import quantize_onnx
 
 
 def photos(n: int, seed: int = 0) -> list[np.ndarray]:

@@ -34,7 +34,8 @@ from qc_model.package import MODEL_FILE, load_package
 from training.dataset import for_classes
 from training.evaluate import targets_for
 from training.metrics import macro_f1
-from training.quantize import cpu_simd, load_inputs, quantize_onnx, run_probs, spread
+from qc_model.cpu import cpu_simd
+from training.quantize import load_inputs, quantize_onnx, run_probs, spread
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:

@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from qc_model.package import SURFACE_INPUT
-from training.quantize import cpu_simd
+from qc_model.cpu import cpu_simd
 from training.surface import build_surface_net, export_surface_onnx
 
 

@@ -31,6 +31,7 @@ from pydantic import (
 
 from qc_model.anomaly import AnomalyError, AnomalyModel
 from qc_model.anomaly_ref import AnomalyRef, open_anomaly
+from qc_model.cpu import VNNI_FLAGS, cpu_simd, has_vnni
 from qc_model.identity import EMBEDDING_NAME, DesignReferences, IdentityError, IdentityRef
 from qc_model.manifest import checksum_mismatch
 from qc_model.package_graphs import (  # re-exported: callers import these from here
@@ -158,6 +159,9 @@ class PackageMeta(BaseModel):
     temperature: Annotated[float, Field(gt=0)]
     thresholds: dict[str, ClassThreshold]
     precision: Literal["fp32", "int8"] = "fp32"
+    # INT8 with full-range 8-bit weights: only a CPU with VNNI runs it without saturating
+    # (qc_model.cpu); load_package refuses it elsewhere.
+    requires_vnni: bool = False
     dataset_versions: dict[str, str] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     git_commit: str | None = None
@@ -177,6 +181,8 @@ class PackageMeta(BaseModel):
         for part in ("anomaly", "identity"):
             if getattr(self, part) is None:
                 data.pop(part, None)
+        if not self.requires_vnni:
+            data.pop("requires_vnni", None)
         return data
 
     @model_validator(mode="after")
@@ -250,6 +256,12 @@ def load_package(path: Path | str, threads: int = 2) -> ModelPackage:
         raise PackageError(
             f"{folder}: built for taxonomy version {meta.taxonomy_version}, this code has "
             f"{TAXONOMY_VERSION}; retrain or export again"
+        )
+    if meta.requires_vnni and not has_vnni():
+        raise PackageError(
+            f"{folder}: INT8 with 8-bit weights needs a CPU with VNNI ({', '.join(VNNI_FLAGS)});"
+            f" this one has {cpu_simd()}, where its products saturate: serve the FP32 package,"
+            " or an INT8 copy made with --weight-bits 7"
         )
     session = open_session(model, threads)
     check_embedded(model, session, meta)

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from qc_model.cpu import cpu_simd, has_vnni
 from qc_model.errors import DataError
 from qc_model.manifest import Manifest, Record, sha256_file
 from qc_model.package import (
@@ -100,20 +101,6 @@ def head_nodes(
             head.add(i)
             stack.extend(j for t in nodes[i].output for j in consumers.get(t, []))
     return [nodes[i].name for i in sorted(head)]
-
-
-def cpu_simd() -> str:
-    """The SIMD levels INT8 speed and saturation depend on, as Linux reports them."""
-    try:
-        flags = next(
-            line.split(":", 1)[1].split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return " ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
 INT8_FORMATS = ("qoperator", "qdq")
@@ -208,19 +195,38 @@ def quantize_package(
     calibration_count: int = 64,
     max_drop: float = MAX_F1_DROP,
     fmt: str = "qoperator",
+    weight_bits: int = 7,
 ) -> PackageMeta:
     """INT8 copy of an FP32 package, calibrated on training photos, checked on validation.
 
     A surface branch is quantized too and the check compares the fused probabilities, photo by
     photo as serving scores them (training.quantize_branch); an anomaly model is copied as it is,
     unless it reads the branch's cells (then it goes without, like design references).
+
+    weight_bits 7 (reduce_range) runs the same on every CPU; 8 is closer to FP32 but saturates
+    without VNNI (qc_model.cpu), so it is made and checked only on a CPU with VNNI and the
+    package records that it needs one (`requires_vnni`: load_package refuses it elsewhere).
     """
     from training.dataset import for_classes
     from training.evaluate import targets_for
-    from training.quantize_branch import BRANCH, branch_tiles, copy_anomaly, served_probs
+    from training.quantize_branch import (
+        BRANCH,
+        branch_tiles,
+        copy_anomaly,
+        served_probs,
+        stem_conv,
+    )
 
     if fmt not in INT8_FORMATS:
         raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")
+    if weight_bits not in (7, 8):
+        raise DataError(f"weight bits must be 7 or 8, got {weight_bits}")
+    if weight_bits == 8 and not has_vnni():
+        raise DataError(
+            f"8-bit weights saturate on a CPU without VNNI (this one: {cpu_simd()}): they "
+            "can be neither checked nor served here; use --weight-bits 7"
+        )
+    full_range = {"reduce_range": weight_bits == 7}
     fp32 = load_package(package_dir)
     if fp32.meta.precision != "fp32":
         raise DataError(f"{package_dir}: already {fp32.meta.precision}; quantize an FP32 package")
@@ -249,7 +255,7 @@ def quantize_package(
     thr = np.asarray(thresholds, dtype=np.float32)
 
     with staged_package(out) as tmp:
-        quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib, fmt=fmt)
+        quantize_onnx(package_dir / MODEL_FILE, tmp / MODEL_FILE, calib, fmt=fmt, **full_range)
         if anomaly_carried:
             copy_anomaly(package_dir, tmp)
         if branch is None:
@@ -258,7 +264,15 @@ def quantize_package(
             p_int8 = run_probs(_session(tmp / MODEL_FILE), val_x)
         else:
             tiles = branch_tiles(package_dir, root, calib_records)
-            quantize_onnx(package_dir / SURFACE_FILE, tmp / SURFACE_FILE, tiles, fmt, **BRANCH)
+            quantize_onnx(
+                package_dir / SURFACE_FILE,
+                tmp / SURFACE_FILE,
+                tiles,
+                fmt,
+                keep_float=stem_conv(package_dir / SURFACE_FILE),
+                **full_range,
+                **BRANCH,
+            )
             surface = branch.model_copy(update={"onnx_sha256": sha256_file(tmp / SURFACE_FILE)})
             finish_package(tmp, meta.model_copy(update={"surface": surface}))
             p_fp32 = served_probs(package_dir, root, val)
@@ -278,6 +292,7 @@ def quantize_package(
             "macro_f1_int8": f1_int8,
             "macro_f1_drop": drop,
             "format": fmt,
+            "weight_bits": weight_bits,
             "checked_on_cpu": cpu_simd(),
             "mean_abs_dprob": float(dp.mean()),
             "max_abs_dprob": float(dp.max()),
@@ -301,6 +316,7 @@ def quantize_package(
                 "name": out.name,
                 "version": f"{meta.version}-int8",
                 "precision": "int8",
+                "requires_vnni": weight_bits == 8,
                 "metrics": {**meta.metrics, "int8": report},
             }
         )

@@ -142,14 +142,25 @@ def quantize_cmd(
     max_drop: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Most macro-F1 it may lose (0.01: 1 point)")
     ] = 0.01,
+    weight_bits: Annotated[
+        int,
+        typer.Option(
+            min=7,
+            max=8,
+            help="7: runs alike on every CPU; 8: closer to FP32, made and served only on a CPU "
+            "with VNNI",
+        ),
+    ] = 7,
 ) -> None:
     """FP32 package -> INT8 package, refused if it loses more than MAX_DROP of macro-F1."""
     from training.quantize import quantize_package
 
-    q = quantize_package(package, calibration_manifest, out, max_drop=max_drop, fmt=fmt)
+    q = quantize_package(
+        package, calibration_manifest, out, max_drop=max_drop, fmt=fmt, weight_bits=weight_bits
+    )
     r = q.metrics["int8"]
     typer.echo(
-        f"wrote {out} ({r['format']}; macro-F1 {r['macro_f1_fp32']:.4f} -> "
+        f"wrote {out} ({r['format']}, {r['weight_bits']}-bit weights; macro-F1 {r['macro_f1_fp32']:.4f} -> "
         f"{r['macro_f1_int8']:.4f} on {r['validation_photos']} val photos, "
         f"ranges from {r['calibration_photos']} train photos; |Δp| mean "
         f"{r['mean_abs_dprob']:.4f}, max {r['max_abs_dprob']:.3f}; "
