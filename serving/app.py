@@ -22,7 +22,11 @@ from serving.core.auth import user_for_token
 from serving.core.errors import COMMON_RESPONSES, install_error_handlers
 from serving.core.guards import UrlGuardMiddleware
 from serving.core.headers import SecurityHeadersMiddleware
-from serving.core.limits import BodyDeadlineMiddleware, BodyLimitMiddleware
+from serving.core.limits import (
+    BodyDeadlineMiddleware,
+    BodyLimitMiddleware,
+    spool_uploads_in_memory,
+)
 from serving.core.metrics import Metrics, MetricsMiddleware
 from serving.core.ratelimit import FailedAuthLimiter
 from serving.core.settings import Settings, load_settings
@@ -149,6 +153,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     max_body = settings.max_photos * settings.max_photo_bytes + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    spool_uploads_in_memory(settings.max_photo_bytes + 1)
     app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_timeout_s)
 
     def authenticate(token: str) -> bool:
