@@ -8,11 +8,12 @@ creates an artisan token, renders phone-like JPEGs with the synthetic renderer (
 side), then measures one client uploading one photo at a time (p50/p99 latency) and 8 clients
 at once (photos/s, p50/p99), counts errors, and reports the per-stage timings the service
 stored with each inspection (and the database write, from the Server-Timing header).
-Without --model and without models/default, a tiny package is exported to a temp dir the way
-tests/serving does (and the output says so). With --baseline, a second source tree's service
-(e.g. main's checkout) is measured the same way, alternating with this one, and the medians are
-printed side by side; without --model each tree serves its own models/default. Results are
-recorded in docs/BENCHMARKS.md.
+Without --model the service's default package is served (models/default, or
+models/default-int8 on a CPU with VNNI); where there is none, a tiny package is exported to a
+temp dir the way tests/serving does (and the output says so). With --baseline, a second source
+tree's service (e.g. main's checkout) is measured the same way, alternating with this one, and
+the medians are printed side by side; without --model each tree serves its own default package.
+Results are recorded in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="kito-bench-serving-") as tmp_name:
         tmp = Path(tmp_name)
-        model = args.model or REPO / "models" / "default"
+        model = args.model or served_by_default(REPO)
         if not model.is_dir():
             if args.model:
                 p.error(f"--model {model}: no such directory")
@@ -326,9 +327,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
         trees = {"baseline": args.baseline.resolve(), "this tree": REPO}
-        # Without --model each tree serves its own bundled package: a change to models/default
-        # is part of what is compared.
-        own = args.baseline.resolve() / "models" / "default"
+        # Without --model each tree serves the bundled package its service picks by default: a
+        # change to the bundled packages or to that choice is part of what is compared.
+        own = served_by_default(args.baseline.resolve())
         models = {"baseline": own if args.model is None and own.is_dir() else model}
         models["this tree"] = model
         print(f"baseline model package: {models['baseline']}")
@@ -338,6 +339,18 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(measure(args, tmp, models[name], photos, trees[name]))
         compare(runs, args.clients)
     return 0
+
+
+def served_by_default(tree: Path) -> Path:
+    """The model package `tree`'s service serves without KITO_MODEL_DIR (its own settings
+    decide: the INT8 copy on a CPU with VNNI, where one is bundled)."""
+    env = {k: v for k, v in os.environ.items() if k != "KITO_MODEL_DIR"}
+    code = "from serving.core.settings import Settings; print(Settings().model_dir)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def compare(runs: dict[str, list[dict[str, float]]], clients: int) -> None:

@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> None:
         big = np.inf
         for name, score in (
             ("margin", np.where(c.fails, big, c.margin)),
-            (f"fused (w {rule.weight:g})", np.where(c.fails, big, c.margin + rule.weight * centred)),
+            (
+                f"fused (w {rule.weight:g})",
+                np.where(c.fails, big, c.margin + rule.weight * centred),
+            ),
         ):
             fh = " | ".join(f"{v:.3f}" for v in curve(score, bad, recalls))
             print(f"| {Path(pkg).name} | {name} | {len(rows)} ({bad.sum()}) | {shipped} | {fh} |")

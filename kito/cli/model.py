@@ -160,8 +160,9 @@ def quantize_cmd(
     )
     r = q.metrics["int8"]
     typer.echo(
-        f"wrote {out} ({r['format']}, {r['weight_bits']}-bit weights; macro-F1 {r['macro_f1_fp32']:.4f} -> "
-        f"{r['macro_f1_int8']:.4f} on {r['validation_photos']} val photos, "
+        f"wrote {out} ({r['format']}, {r['weight_bits']}-bit weights; macro-F1 "
+        f"{r['macro_f1_fp32']:.4f} -> {r['macro_f1_int8']:.4f} on {r['validation_photos']} val "
+        "photos, "
         f"ranges from {r['calibration_photos']} train photos; |Δp| mean "
         f"{r['mean_abs_dprob']:.4f}, max {r['max_abs_dprob']:.3f}; "
         f"{r['photos_crossing_a_threshold']} photos cross a threshold)"

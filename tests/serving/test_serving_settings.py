@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from serving.core.settings import MAX_PHOTO_BYTES, SettingsError, load_settings
+import serving.core.settings as settings_module
+from serving.core.settings import (
+    MAX_PHOTO_BYTES,
+    SettingsError,
+    default_model_dir,
+    load_settings,
+)
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,11 +22,33 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.db_url == f"sqlite:///{(Path('kito-data') / 'kito.db').resolve()}"
     assert s.photos_path == Path("kito-data") / "photos"
-    assert s.model_dir.parts[-2:] == ("models", "default")
+    assert s.model_dir == default_model_dir()
     assert s.decode_limits.max_bytes == MAX_PHOTO_BYTES
     assert s.audit_sample_rate == 0.02 and s.payout_webhook_url is None
     assert (s.inspect_queue, s.inspect_queue_timeout_s) == (16, 30.0)
     assert (s.auth_failures_per_minute, s.db_connect_timeout_s) == (20, 5)
+
+
+def test_the_int8_package_is_the_default_only_on_a_cpu_with_vnni(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KITO_MODEL_DIR", raising=False)
+    int8 = tmp_path / "models" / "default-int8"
+    fp32 = tmp_path / "models" / "default"
+    monkeypatch.setattr(settings_module, "has_vnni", lambda: True)
+    assert default_model_dir(tmp_path) == fp32  # none bundled
+    int8.mkdir(parents=True)
+    assert default_model_dir(tmp_path) == fp32  # a folder that is not a package
+    (int8 / "package.json").write_text("{}")
+    assert default_model_dir(tmp_path) == int8
+    monkeypatch.setattr(settings_module, "has_vnni", lambda: False)
+    assert default_model_dir(tmp_path) == fp32  # its 8-bit weights would saturate here
+    # KITO_MODEL_DIR chooses whatever the CPU.
+    monkeypatch.setenv("KITO_MODEL_DIR", str(int8))
+    assert load_settings().model_dir == int8
+    # The repository's own: the INT8 copy is bundled, so the CPU decides.
+    monkeypatch.setattr(settings_module, "has_vnni", lambda: True)
+    assert default_model_dir().name == "default-int8"
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
