@@ -25,12 +25,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from qc_model.cpu import cpu_simd
 from qc_model.mat import DEFAULT_MAT
 from qc_model.network import build_model
 from qc_model.package import read_meta
 from qc_model.preprocess import PreprocessConfig, preprocess
 from training.export import CalibratedNet, export_onnx
-from qc_model.cpu import cpu_simd
 from training.quantize import quantize_onnx
 
 

@@ -29,12 +29,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from qc_model.cpu import cpu_simd
 from qc_model.manifest import Manifest
 from qc_model.package import MODEL_FILE, load_package
 from training.dataset import for_classes
 from training.evaluate import targets_for
 from training.metrics import macro_f1
-from qc_model.cpu import cpu_simd
 from training.quantize import load_inputs, quantize_onnx, run_probs, spread
 
 

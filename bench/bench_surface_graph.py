@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from qc_model.package import SURFACE_INPUT
 from qc_model.cpu import cpu_simd
+from qc_model.package import SURFACE_INPUT
 from training.surface import build_surface_net, export_surface_onnx
 
 
