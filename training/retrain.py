@@ -148,14 +148,15 @@ def retrain_config(
 
         try:
             recovered = checkpoint_from_package(plan.champion, path.parent / "champion-weights.pt")
-        except DataError as exc:  # e.g. an INT8 champion: its graph holds no float weights
+        except DataError as exc:  # e.g. a graph that is not the recorded backbone's
             notes.append(f"training from ImageNet weights (the champion has no checkpoint: {exc})")
         else:
             cfg["weights"] = str(recovered)
             cfg["bn_stats"] = "frozen"  # the graph does not hold the running statistics
+            how = "dequantized from its INT8" if champion.precision == "int8" else "from its ONNX"
             notes.append(
-                "fine-tuning from the champion's weights, recovered from its ONNX graph (no "
-                "stored checkpoint; BatchNorm statistics frozen)"
+                f"fine-tuning from the champion's weights, recovered {how} graph (no stored "
+                "checkpoint; BatchNorm statistics frozen)"
             )
     cfg.pop("cache_dir", None)  # the training host's path; this host uses its own cache
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
