@@ -80,7 +80,10 @@ def attach(
     root = resolve_root(calibration_manifest, None)
     with staged_package(out) as tmp:
         torch_model = None
+        # A branch carried from a package with 8-bit INT8 weights needs VNNI wherever it goes.
+        vnni = meta.requires_vnni
         if surface.is_dir():
+            vnni = vnni or read_meta(surface).requires_vnni
             carried = read_meta(surface).surface
             if carried is None:
                 raise DataError(f"{surface}: this package has no surface branch to carry over")
@@ -158,6 +161,7 @@ def attach(
                 "version": f"{out.name}-{smeta.onnx_sha256[:8]}-{source.header.version[:8]}",
                 "thresholds": choice.thresholds,
                 "surface": smeta,
+                "requires_vnni": vnni,
                 "git_commit": git_commit(),
                 # "calibration" stays the temperature's data; "fusion" names the fit's.
                 "dataset_versions": {**meta.dataset_versions, "fusion": source.header.version},

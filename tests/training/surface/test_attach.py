@@ -40,6 +40,7 @@ def test_attach_serves_fused_scores_and_finer_heatmaps(
     again = attach(tiny, out, synth / "calib.jsonl", tmp_path / "carried", fuse=["scratch"])
     assert again.surface is not None
     assert again.surface.onnx_sha256 == meta.surface.onnx_sha256
+    assert not again.requires_vnni
     # The version names the branch and the photos its fusion and thresholds were fitted on:
     # the same branch fitted on other photos is another package, under the same folder name.
     calib = Manifest.read(synth / "calib.jsonl")
@@ -213,3 +214,23 @@ def test_retrain_carries_the_champions_branch_or_leaves_it_out(
     note = _carry_surface(plan, plain, tmp_path / "challenger-2", calib, echo=lambda s: None)
     assert note.startswith("surface branch left out") and "improves no class" in note
     assert read_meta(tmp_path / "challenger-2").surface is None and not plain.exists()
+
+
+def test_a_branch_carried_from_an_8_bit_package_keeps_needing_vnni(
+    synth: Path, trained: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import qc_model.package as package_module
+
+    monkeypatch.setattr(package_module, "has_vnni", lambda: True)
+    out = tmp_path / "with-branch"
+    attach(tiny, trained / "surface.pt", synth / "calib.jsonl", out, fuse=["scratch"])
+    # Its branch as an 8-bit INT8 package would record it (only package.json is read here).
+    source = tmp_path / "int8-like"
+    shutil.copytree(out, source)
+    meta = json.loads((source / "package.json").read_text())
+    (source / "package.json").write_text(json.dumps({**meta, "requires_vnni": True}))
+    carried = attach(tiny, source, synth / "calib.jsonl", tmp_path / "carried", fuse=["scratch"])
+    assert carried.requires_vnni and load_package(tmp_path / "carried").meta.requires_vnni
+
