@@ -233,4 +233,3 @@ def test_a_branch_carried_from_an_8_bit_package_keeps_needing_vnni(
     (source / "package.json").write_text(json.dumps({**meta, "requires_vnni": True}))
     carried = attach(tiny, source, synth / "calib.jsonl", tmp_path / "carried", fuse=["scratch"])
     assert carried.requires_vnni and load_package(tmp_path / "carried").meta.requires_vnni
-
