@@ -17,8 +17,8 @@ def spool_uploads_in_memory(max_file_bytes: int) -> None:
     """Keep each uploaded file of up to `max_file_bytes` in memory while the form is parsed.
 
     Starlette spools a file part past 1 MB to a temporary file, then writes each further chunk
-    through the thread pool: 3.9 ms of CPU for a 1.8 MB photo against 0.95 ms in memory
-    (docs/BENCHMARKS.md, "bench_serving.py"). The upload route reads every photo into memory
+    through the thread pool: 5.2 ms of CPU for a 1.8 MB photo against 0.9 ms in memory
+    (bench/bench_upload_parse.py; docs/BENCHMARKS.md, "bench_serving.py"). The upload route reads every photo into memory
     right after parsing anyway, and BodyLimitMiddleware bounds the body first, so the disk
     copy saved no memory. Starlette reads the size from the parser's class: one setting for the
     process.
