@@ -20,8 +20,8 @@ def spool_uploads_in_memory(max_file_bytes: int) -> None:
     through the thread pool: 5.2 ms of CPU for a 1.8 MB photo against 0.9 ms in memory
     (bench/bench_upload_parse.py; docs/BENCHMARKS.md, "bench_serving.py"). The upload route
     reads every photo into memory right after parsing anyway, and BodyLimitMiddleware bounds
-    the body first, so the disk copy saved no memory. Starlette reads the size from the parser's class: one setting for the
-    process.
+    the body first, so the disk copy saved no memory. Starlette reads the size from the
+    parser's class: one setting for the process.
     """
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_file_bytes)
 
