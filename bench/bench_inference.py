@@ -4,7 +4,7 @@
 
 Latency does not depend on what the weights learned, so the network is the ImageNet-initialised
 DefectNet with a fresh 7-class head, exported through the same code as `kito export` (or, with
---package, that package's graph). Two INT8 models from `training.quantize.quantize_onnx`,
+--package, that package's graph). Two INT8 models from `training.int8_graph.quantize_onnx`,
 calibrated on preprocessed photos of drawn pieces on the mat paper colour: the QOperator graph
 that `kito quantize` and `kito export --int8` write by default, and its QDQ twin
 (`--format qdq`). INT8 speed depends on the CPU (AVX-512 VNNI or not), which the output names.
@@ -31,7 +31,7 @@ from qc_model.network import build_model
 from qc_model.package import read_meta
 from qc_model.preprocess import PreprocessConfig, preprocess
 from training.export import CalibratedNet, export_onnx
-from training.quantize import quantize_onnx
+from training.int8_graph import quantize_onnx
 
 
 def photos(n: int, seed: int = 0) -> list[np.ndarray]:

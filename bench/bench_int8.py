@@ -2,7 +2,7 @@
 
     python bench/bench_int8.py --package models/default --manifest DATA [--iters 40]
 
-Each recipe is `training.quantize.quantize_onnx` with other settings, calibrated on the same
+Each recipe is `training.int8_graph.quantize_onnx` with other settings, calibrated on the same
 train photos (spread over the manifest's train split) and checked on all its val photos at the
 package's own thresholds, as `kito quantize` checks:
 
@@ -34,8 +34,9 @@ from qc_model.manifest import Manifest
 from qc_model.package import MODEL_FILE, load_package
 from training.dataset import for_classes
 from training.evaluate import targets_for
+from training.int8_graph import quantize_onnx
 from training.metrics import macro_f1
-from training.quantize import load_inputs, quantize_onnx, run_probs, spread
+from training.quantize import load_inputs, run_probs, spread
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:

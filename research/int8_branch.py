@@ -4,7 +4,7 @@ and how much CPU a tile it saves, in one run.
     python -m research.int8_branch --package models/default \
         --calibration data/quant-s3-2k --check data/val-s28-400 --photos 200
 
-Each recipe is `training.quantize.quantize_onnx` of the branch with other settings, calibrated
+Each recipe is `training.int8_graph.quantize_onnx` of the branch with other settings, calibrated
 on the same tiles (`training.quantize_branch.branch_tiles` of the calibration set's train
 photos, as `kito quantize` takes them). Each photo of the check set's val split is prepared once
 (crop, tiles) and its tiles run through the FP32 branch and every recipe; reported per recipe:
@@ -36,8 +36,9 @@ from qc_model.manifest import Manifest, sha256_file
 from qc_model.package import SURFACE_FILE, read_meta
 from qc_model.package_graphs import feature_runner, open_session
 from qc_model.surface import counted_cells, counted_features, scores_of_cells
+from training.int8_graph import quantize_onnx
 from training.package_io import finish_package
-from training.quantize import quantize_onnx, spread
+from training.quantize import spread
 from training.quantize_branch import BRANCH, branch_tiles
 
 KEEP = ("model.onnx", "package.json", "MODEL_CARD.md", SURFACE_FILE)

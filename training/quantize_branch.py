@@ -2,7 +2,7 @@
 compares, as serving makes them.
 
 The branch's convolutions are most of a 12 MP photo's model time (docs/BENCHMARKS.md); they are
-quantized like the trunk's (training.quantize.quantize_onnx), calibrated on the tiles the service
+quantized like the trunk's (training.int8_graph.quantize_onnx), calibrated on the tiles the service
 feeds it from training photos, with its cell classifier and what follows left in float. Its
 fused thresholds apply to the fused probabilities, so the guard compares those: each photo run
 through the whole package, FP32 and INT8, as `kito eval --package` runs it.
@@ -25,7 +25,7 @@ from qc_model.manifest import Record
 from qc_model.package import SURFACE_CELLS, SURFACE_INPUT, SURFACE_LOGITS
 from qc_model.surface import piece_cells, tile_inputs, tile_origins
 
-# How training.quantize.quantize_onnx reads the branch's graph: its input, the two outputs
+# How training.int8_graph.quantize_onnx reads the branch's graph: its input, the two outputs
 # its float head ends in, and 16 tiles a calibration run.
 BRANCH: dict[str, Any] = {
     "input_name": SURFACE_INPUT,
