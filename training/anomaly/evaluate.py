@@ -208,7 +208,8 @@ def package_anomaly(
     thr = np.array([meta.thresholds[c].threshold for c in classes])
     held = (np.asarray(probs)[:, cols] >= thr[cols]).any(axis=1)
     review = model.meta.review_level
-    # Per photo, for studies of other operating points (research/anomaly_fusion.py).
+    # Per photo, for studies of other operating points (research/matched_recall.py,
+    # research/unseen_class_proxy.py).
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         out / SCORES_FILE,
