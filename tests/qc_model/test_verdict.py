@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from gate_results import gate_result
 
-from qc_model.gate import GateCheck, GateResult
 from qc_model.spec_checks import CheckResult
 from qc_model.verdict import (
     Band,
@@ -20,17 +20,8 @@ from qc_model.verdict import (
 BANDS = {"scratch": (0.3, 0.7), "tarnish": (0.4, 0.8)}
 
 
-def _gate(*failed: str) -> GateResult:
-    checks = [
-        GateCheck(name=f"check_{code}", measured=0, limit=1, kind="min", passed=False, code=code)
-        for code in failed
-    ]
-    checks.append(GateCheck(name="ok", measured=1, limit=1, kind="min", passed=True, code="x"))
-    return GateResult(checks=checks)
-
-
 def _photo(scratch: float = 0.0, tarnish: float = 0.0, *failed: str) -> PhotoInput:
-    return PhotoInput(gate=_gate(*failed), probs={"scratch": scratch, "tarnish": tarnish})
+    return PhotoInput(gate=gate_result(*failed), probs={"scratch": scratch, "tarnish": tarnish})
 
 
 def _spec(result: str, name: str = "size_outer_diameter") -> CheckResult:
@@ -192,9 +183,11 @@ def test_defect_classes_of_a_single_label_model_with_good() -> None:
 
 def test_an_imported_class_name_holds_the_piece() -> None:
     bands = {"defective": (0.3, 0.6)}
-    held = decide([PhotoInput(gate=_gate(), probs={"defective": 0.9})], bands)
+    held = decide([PhotoInput(gate=gate_result(), probs={"defective": 0.9})], bands)
     assert held.decision == "fail" and held.defects == ["defective"]
     assert held.reasons[0].code == "defective" and "defective" in held.reasons[0].text
-    unsure = decide([PhotoInput(gate=_gate(), probs={"defective": 0.4})], bands)
+    unsure = decide([PhotoInput(gate=gate_result(), probs={"defective": 0.4})], bands)
     assert unsure.decision == "review"
-    assert decide([PhotoInput(gate=_gate(), probs={"defective": 0.1})], bands).decision == "pass"
+    assert (
+        decide([PhotoInput(gate=gate_result(), probs={"defective": 0.1})], bands).decision == "pass"
+    )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from gate_results import gate_result
 
-from qc_model.gate import GateCheck, GateResult
 from qc_model.messages import UNUSUAL_SURFACE, review_message
 from qc_model.spec_checks import CheckResult
 from qc_model.verdict import PhotoInput, decide
@@ -15,17 +15,8 @@ from qc_model.verdict import PhotoInput, decide
 BANDS = {"scratch": (0.3, 0.7)}
 
 
-def _gate(*failed: str) -> GateResult:
-    checks = [
-        GateCheck(name=f"check_{c}", measured=0, limit=1, kind="min", passed=False, code=c)
-        for c in failed
-    ]
-    checks.append(GateCheck(name="ok", measured=1, limit=1, kind="min", passed=True, code="x"))
-    return GateResult(checks=checks)
-
-
 def _photo(anomaly: float | None, scratch: float = 0.0, *failed: str) -> PhotoInput:
-    return PhotoInput(gate=_gate(*failed), probs={"scratch": scratch}, anomaly=anomaly)
+    return PhotoInput(gate=gate_result(*failed), probs={"scratch": scratch}, anomaly=anomaly)
 
 
 @pytest.mark.parametrize(

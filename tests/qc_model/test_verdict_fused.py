@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from gate_results import gate_result
 
-from qc_model.gate import GateCheck, GateResult
 from qc_model.messages import UNUSUAL_SURFACE
 from qc_model.verdict import FusedRule, PhotoInput, decide, fused_score
 
@@ -15,18 +15,9 @@ BANDS = {"scratch": (0.3, 0.7), "tarnish": (0.5, 0.9)}
 RULE = FusedRule(weight=2.0, threshold=0.5)
 
 
-def _gate(*failed: str) -> GateResult:
-    checks = [
-        GateCheck(name=f"check_{c}", measured=0, limit=1, kind="min", passed=False, code=c)
-        for c in failed
-    ]
-    checks.append(GateCheck(name="ok", measured=1, limit=1, kind="min", passed=True, code="x"))
-    return GateResult(checks=checks)
-
-
 def _photo(scratch: float, centred: float | None, *failed: str) -> PhotoInput:
     return PhotoInput(
-        gate=_gate(*failed),
+        gate=gate_result(*failed),
         probs={"scratch": scratch, "tarnish": 0.01},
         anomaly=0.5 if centred is not None else None,
         anomaly_centred=centred,
@@ -110,7 +101,10 @@ def test_without_a_rule_the_centred_score_is_ignored() -> None:
 def test_a_level_guard_holds_an_unusual_photo_whatever_the_margin() -> None:
     guarded = FusedRule(weight=0.01, threshold=5.0, guard=0.99)
     photo = PhotoInput(
-        gate=_gate(), probs={"scratch": 0.01, "tarnish": 0.01}, anomaly=0.995, anomaly_centred=0.1
+        gate=gate_result(),
+        probs={"scratch": 0.01, "tarnish": 0.01},
+        anomaly=0.995,
+        anomaly_centred=0.1,
     )
     v = decide([photo], BANDS, fused=guarded)
     assert v.decision == "review" and [r.code for r in v.reasons] == [UNUSUAL_SURFACE]
