@@ -39,7 +39,7 @@ from qc_model.surface import counted_cells, counted_features, scores_of_cells
 from training.int8_graph import quantize_onnx
 from training.package_io import finish_package
 from training.quantize import spread
-from training.quantize_branch import BRANCH, branch_tiles
+from training.quantize_branch import BRANCH, branch_tiles, stem_conv
 
 KEEP = ("model.onnx", "package.json", "MODEL_CARD.md", SURFACE_FILE)
 
@@ -49,19 +49,14 @@ def low_nodes(model: Path, prefix: str = "/net/low/") -> list[str]:
     return [n.name for n in onnx.load(str(model)).graph.node if n.name.startswith(prefix)]
 
 
-def first_nodes(model: Path, count: int) -> list[str]:
-    convs = [n.name for n in onnx.load(str(model)).graph.node if n.op_type == "Conv"]
-    return convs[:count]
-
-
 def recipes(fp32: Path) -> dict[str, dict[str, object]]:
     return {
         "7-bit, QOperator (kito quantize)": {"reduce_range": True},
         "8-bit, QOperator": {"reduce_range": False},
         "7-bit, QDQ": {"fmt": "qdq", "reduce_range": True},
-        "7-bit, stem conv float": {"reduce_range": True, "keep_float": first_nodes(fp32, 1)},
+        "7-bit, stem conv float": {"reduce_range": True, "keep_float": stem_conv(fp32)},
         "7-bit, stride-8 part float": {"reduce_range": True, "keep_float": low_nodes(fp32)},
-        "8-bit, stem conv float": {"reduce_range": False, "keep_float": first_nodes(fp32, 1)},
+        "8-bit, stem conv float": {"reduce_range": False, "keep_float": stem_conv(fp32)},
         "8-bit, stride-8 part float": {"reduce_range": False, "keep_float": low_nodes(fp32)},
     }
 

@@ -91,26 +91,24 @@ def quantize_onnx(
     head_outputs: tuple[str, str] = (PROBS_NAME, HEATMAPS_NAME),
     batch: int = 1,
 ) -> None:
-    """Static INT8 of the trunk: per-channel 7-bit weights, MinMax ranges from `calibration`.
+    """Static INT8 of the trunk: per-channel weights, MinMax ranges from `calibration`.
 
     Every convolution, clip and residual add is quantized, the stem and the depthwise layers
-    included; the head (`head_nodes`) stays in float. Weights use 7 of their 8 bits
-    (reduce_range): CPUs without AVX-512 VNNI multiply u8 activations by s8 weights with
-    `vpmaddubsw`, whose int16 pair sums saturate when full-range weights meet large activations.
-    On such a CPU (AVX2 only) the bundled model's 8-bit trunk lost 3.55 points of validation
-    macro-F1 and the 7-bit one none (docs/BENCHMARKS.md,
-    "Folded padding, and INT8 on a CPU without VNNI").
-    Where VNNI is present nothing saturates, so 7 bits should cost little there too (not
-    measured on such a CPU).
+    included, but the nodes named in `keep_float`; the head (`head_nodes`) stays in float.
+    By default weights use 7 of their 8 bits (reduce_range): CPUs without VNNI (qc_model.cpu)
+    multiply u8 activations by s8 weights with `vpmaddubsw`, whose int16 pair sums saturate when
+    full-range weights meet large activations. On such a CPU (AVX2 only) the bundled model's
+    8-bit trunk lost 3.55 points of validation macro-F1 and the 7-bit one none. Where VNNI is
+    present nothing saturates and 8 bits are closer to FP32: the branch's 8-bit copy moved 37
+    of 400 val photos across a band edge, the 7-bit one 83 (docs/BENCHMARKS.md, "INT8 on a CPU
+    with VNNI"); `kito quantize --weight-bits 8` passes reduce_range=False.
 
     fmt "qoperator" (default) writes integer QLinearConv/QLinearAdd nodes; "qdq" writes
-    Quantize/DequantizeLinear pairs around float ops for the runtime to fuse. On that CPU neither
-    was faster than the FP32 graph with its padding folded (0.86-0.90x): without VNNI the INT8
-    convolutions are not faster than the float ones.
-    reduce_range, op_types and keep_float (more node names left in float) exist for
-    bench/bench_int8.py, which measures the alternatives; packages use the defaults.
-    input_name, head_outputs and batch (calibration inputs per run) fit another graph, a
-    surface branch (training.quantize_branch).
+    Quantize/DequantizeLinear pairs around float ops for the runtime to fuse. Without VNNI
+    neither was faster than the FP32 graph with its padding folded (0.86-0.90x).
+    op_types exists for bench/bench_int8.py, which measures the alternatives. input_name,
+    head_outputs and batch (calibration inputs per run) fit another graph, a surface branch
+    (training.quantize_branch, which also keeps its stem in float).
     """
     if fmt not in INT8_FORMATS:
         raise DataError(f"INT8 format must be one of {INT8_FORMATS}, got {fmt!r}")

@@ -3,7 +3,8 @@ compares, as serving makes them.
 
 The branch's convolutions are most of a 12 MP photo's model time (docs/BENCHMARKS.md); they are
 quantized like the trunk's (training.int8_graph.quantize_onnx), calibrated on the tiles the service
-feeds it from training photos, with its cell classifier and what follows left in float. Its
+feeds it from training photos, with its stem convolution (`stem_conv`), its cell classifier
+and what follows left in float. Its
 fused thresholds apply to the fused probabilities, so the guard compares those: each photo run
 through the whole package, FP32 and INT8, as `kito eval --package` runs it.
 """
