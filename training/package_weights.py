@@ -13,10 +13,10 @@ another function on the first step.
 
 The rebuilt network is checked against the graph it came from, run by onnxruntime, before the
 checkpoint is written: probabilities must agree to 1e-4, as export parity requires. An INT8
-package (`kito quantize`) gives its weights back dequantized, each within its quantization step
-of the FP32 weights it was made from, so that an INT8 champion (the service's default on a CPU
-with VNNI) is still fine-tuned from rather than replaced by ImageNet weights; its parity is
-checked to 0.05, the INT8 graph computing in integers.
+package (`kito quantize`, QOperator or QDQ) gives its weights back dequantized, each within
+its quantization step of the FP32 weights it was made from, so that an INT8 champion (the
+service's default on a CPU with VNNI) is still fine-tuned from rather than replaced by ImageNet
+weights; its parity is checked to 0.05, the INT8 graph computing in integers.
 """
 
 from __future__ import annotations
@@ -76,6 +76,26 @@ def _dequantized(node: Any, values: dict[str, np.ndarray]) -> tuple[np.ndarray, 
     return weight, bias
 
 
+def _dequantize_linear(node: Any, values: dict[str, np.ndarray]) -> np.ndarray:
+    """A DequantizeLinear of constants, computed: (x - zero_point) * scale along its axis."""
+    import onnx
+
+    x = values[node.input[0]].astype(np.float64)
+    scale = values[node.input[1]].astype(np.float64)
+    zero = (
+        values[node.input[2]].astype(np.float64) if len(node.input) > 2 and node.input[2] else 0.0
+    )
+    if scale.ndim == 1 and x.ndim > 1:  # per channel along `axis` (ONNX's default: 1)
+        axis = next(
+            (onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1
+        )
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        scale = scale.reshape(shape)
+        zero = np.reshape(zero, shape) if np.ndim(zero) else zero
+    return ((x - zero) * scale).astype(np.float32)
+
+
 def _conv_params(path: Path) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """(weight, bias) of every convolution of the graph, in graph order (the forward order).
     An INT8 graph's QLinearConv weights come back dequantized: FP32's to within their step."""
@@ -83,6 +103,11 @@ def _conv_params(path: Path) -> list[tuple[np.ndarray, np.ndarray | None]]:
 
     graph = onnx.load(str(path)).graph
     values = _constants(graph)
+    # A QDQ graph's weights and biases reach their Conv through a DequantizeLinear: the same
+    # dequantized values as a QLinearConv's.
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and all(i in values for i in node.input if i):
+            values[node.output[0]] = _dequantize_linear(node, values)
     params = []
     for node in graph.node:
         if node.op_type == "ConvInteger":
@@ -96,7 +121,7 @@ def _conv_params(path: Path) -> list[tuple[np.ndarray, np.ndarray | None]]:
         if node.op_type != "Conv":
             continue
         weight = values.get(node.input[1])
-        if weight is None:  # a QDQ graph: the weight comes through a DequantizeLinear
+        if weight is None:
             raise RecoveryError(f"{path}: convolution {node.name!r} has a computed weight")
         bias = values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         params.append((weight, bias))

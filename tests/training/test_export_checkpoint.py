@@ -198,19 +198,20 @@ def test_a_package_gives_back_its_network_for_fine_tuning(dataset: Path, tmp_pat
     # An INT8 package gives its weights back dequantized: each within its quantization step of
     # the FP32 package's, and the rebuilt network close to the FP32 one (an INT8 champion is
     # still fine-tuned from, not replaced by ImageNet weights).
-    int8 = tmp_path / "int8"
-    quantize_package(tmp_path / "pkg", manifest, int8, max_drop=100.0)
-    back = network_from_package(int8)
     exact = network_from_package(tmp_path / "pkg").state_dict()
     convs = [k for k, v in exact.items() if v.ndim == 4]
     assert convs
-    for k in convs:
-        w, q = exact[k], back.state_dict()[k]
-        step = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 63  # 7-bit per-channel steps
-        assert bool(((q - w).abs() <= 0.51 * step + 1e-7).all()), k
-    with torch.no_grad():
-        rebuilt = torch.sigmoid(back(x)[0] / meta.temperature).numpy()
-    assert np.abs(rebuilt - ours).max() < 0.05
+    for fmt in ("qoperator", "qdq"):  # integer convolutions, or float ones fed dequantized
+        int8 = tmp_path / f"int8-{fmt}"
+        quantize_package(tmp_path / "pkg", manifest, int8, max_drop=100.0, fmt=fmt)
+        back = network_from_package(int8)
+        for k in convs:
+            w, q = exact[k], back.state_dict()[k]
+            step = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 63  # 7-bit per-channel steps
+            assert bool(((q - w).abs() <= 0.51 * step + 1e-7).all()), (fmt, k)
+        with torch.no_grad():
+            rebuilt = torch.sigmoid(back(x)[0] / meta.temperature).numpy()
+        assert np.abs(rebuilt - ours).max() < 0.05, fmt
 
 
 def test_export_keeps_dihedral_test_time_augmentation(dataset: Path, tmp_path: Path) -> None:
